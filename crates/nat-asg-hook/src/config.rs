@@ -1,0 +1,231 @@
+//! The hook's configuration: which Auto Scaling groups it owns and, per group, the zone, the
+//! static Elastic IP and the private route tables. Parsed and validated once, at start-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The default destination the hook owns in every private route table.
+pub const DEFAULT_DESTINATION: &str = "0.0.0.0/0";
+
+/// Name of the environment variable that carries the configuration JSON.
+pub const CONFIG_ENV: &str = "NAT_ASG_HOOK_CONFIG";
+
+/// One NAT group: a single-instance Auto Scaling group in one Availability Zone.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub availability_zone: String,
+    pub eip_allocation_id: String,
+    pub route_table_ids: Vec<String>,
+}
+
+/// The whole configuration, as rendered by Terraform (`hook_config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Groups by Auto Scaling group name, in name order (deterministic reports).
+    pub groups: BTreeMap<String, GroupConfig>,
+    pub destination_cidr_block: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    groups: BTreeMap<String, GroupConfig>,
+    #[serde(default)]
+    destination_cidr_block: Option<String>,
+}
+
+/// Why a configuration was refused. The message names the group and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses and validates the configuration JSON.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            serde_json::from_str(text).map_err(|e| ConfigError(format!("not valid configuration JSON: {e}")))?;
+        let config = Config {
+            groups: raw.groups,
+            destination_cidr_block: raw.destination_cidr_block.unwrap_or_else(|| DEFAULT_DESTINATION.to_owned()),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the configuration from `NAT_ASG_HOOK_CONFIG`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var(CONFIG_ENV) {
+            Ok(text) if !text.trim().is_empty() => Self::from_json(&text),
+            _ => Err(ConfigError(format!(
+                "{CONFIG_ENV} is not set (or pass --config FILE); it holds the JSON that Terraform outputs as hook_config"
+            ))),
+        }
+    }
+
+    /// Reads the configuration from a file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_json(&text)
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupConfig> {
+        self.groups.get(name)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.groups.is_empty() {
+            return Err(ConfigError("groups is empty: configure at least one NAT Auto Scaling group".into()));
+        }
+        if !is_ipv4_cidr(&self.destination_cidr_block) {
+            return Err(ConfigError(format!(
+                "destination_cidr_block {:?} is not an IPv4 CIDR block such as 0.0.0.0/0",
+                self.destination_cidr_block
+            )));
+        }
+        let mut tables: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut eips: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, group) in &self.groups {
+            let bad = |field: &str, value: &str, want: &str| {
+                ConfigError(format!("group {name:?}: {field} {value:?} is not {want}"))
+            };
+            if name.is_empty() || name.len() > 255 {
+                return Err(ConfigError(format!("group name {name:?} must be 1 to 255 characters")));
+            }
+            if !is_availability_zone(&group.availability_zone) {
+                return Err(bad("availability_zone", &group.availability_zone, "an Availability Zone name such as us-east-1a"));
+            }
+            if !is_aws_id(&group.eip_allocation_id, "eipalloc") {
+                return Err(bad("eip_allocation_id", &group.eip_allocation_id, "an allocation ID such as eipalloc-0123456789abcdef0"));
+            }
+            if let Some(other) = eips.insert(&group.eip_allocation_id, name) {
+                return Err(ConfigError(format!(
+                    "group {name:?}: eip_allocation_id {:?} is also used by group {other:?}; each group needs its own Elastic IP",
+                    group.eip_allocation_id
+                )));
+            }
+            if group.route_table_ids.is_empty() {
+                return Err(ConfigError(format!("group {name:?}: route_table_ids is empty; list the AZ's private route tables")));
+            }
+            let mut own = BTreeSet::new();
+            for table in &group.route_table_ids {
+                if !is_aws_id(table, "rtb") {
+                    return Err(bad("route_table_ids entry", table, "a route table ID such as rtb-0123456789abcdef0"));
+                }
+                if !own.insert(table.as_str()) {
+                    return Err(ConfigError(format!("group {name:?}: route table {table:?} is listed twice")));
+                }
+                if let Some(other) = tables.insert(table, name) {
+                    return Err(ConfigError(format!(
+                        "group {name:?}: route table {table:?} is also listed by group {other:?}; a table's default route can follow only one NAT"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `prefix-` followed by 8 or 17 lowercase hex digits (the two EC2 ID lengths).
+pub fn is_aws_id(value: &str, prefix: &str) -> bool {
+    value
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// `us-east-1a`, `eu-central-2c`, `us-gov-west-1b`, `us-west-2-lax-1a`: lowercase words joined by
+/// hyphens, a region digit somewhere, ending in the zone letter.
+fn is_availability_zone(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    value.len() >= 4
+        && value.len() <= 32
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && bytes.last().is_some_and(u8::is_ascii_lowercase)
+        && bytes.iter().any(u8::is_ascii_digit)
+        && value.contains('-')
+        && !value.contains("--")
+}
+
+fn is_ipv4_cidr(value: &str) -> bool {
+    let Some((addr, len)) = value.split_once('/') else {
+        return false;
+    };
+    addr.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32) && !len.starts_with('+')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(groups: &str) -> String {
+        format!(r#"{{"groups": {groups}}}"#)
+    }
+
+    const GOOD: &str = r#"{"nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-0123456789abcdef0", "route_table_ids": ["rtb-0123456789abcdef0", "rtb-11111111"]},
+                           "nat-b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-33333333"]}}"#;
+
+    #[test]
+    fn accepts_the_contract_shape_with_default_destination() {
+        let config = Config::from_json(&json(GOOD)).unwrap();
+        assert_eq!(config.destination_cidr_block, "0.0.0.0/0");
+        assert_eq!(config.groups.len(), 2);
+        assert_eq!(config.group("nat-a").unwrap().route_table_ids.len(), 2);
+    }
+
+    #[test]
+    fn accepts_an_explicit_destination() {
+        let text = format!(r#"{{"groups": {GOOD}, "destination_cidr_block": "10.99.0.0/16"}}"#);
+        assert_eq!(Config::from_json(&text).unwrap().destination_cidr_block, "10.99.0.0/16");
+    }
+
+    #[test]
+    fn refusals_name_the_group_and_field() {
+        let cases = [
+            (json("{}"), "groups is empty"),
+            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-0123456789abcdef0", "route_table_ids": []}}"#), r#"group "g": route_table_ids is empty"#),
+            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eip-1", "route_table_ids": ["rtb-11111111"]}}"#), r#"group "g": eip_allocation_id "eip-1""#),
+            (json(r#"{"g": {"availability_zone": "US-EAST-1A", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]}}"#), r#"group "g": availability_zone"#),
+            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-xyz"]}}"#), r#"group "g": route_table_ids entry "rtb-xyz""#),
+            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111", "rtb-11111111"]}}"#), "listed twice"),
+            (json(r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
+                     "b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-11111111"]}}"#), r#"group "b": route table "rtb-11111111" is also listed by group "a""#),
+            (json(r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
+                     "b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-22222222"]}}"#), r#"group "b": eip_allocation_id "eipalloc-11111111" is also used by group "a""#),
+            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_tables": ["rtb-11111111"]}}"#), "unknown field `route_tables`"),
+            (format!(r#"{{"groups": {GOOD}, "destination_cidr_block": "0.0.0.0/33"}}"#), "destination_cidr_block"),
+            ("not json".to_owned(), "not valid configuration JSON"),
+        ];
+        for (text, want) in cases {
+            let err = Config::from_json(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}\n  gave: {err}\n  want: {want}");
+        }
+    }
+
+    #[test]
+    fn id_shapes() {
+        assert!(is_aws_id("rtb-0123456789abcdef0", "rtb"));
+        assert!(is_aws_id("rtb-01234567", "rtb"));
+        assert!(!is_aws_id("rtb-0123456789ABCDEF0", "rtb"));
+        assert!(!is_aws_id("rtb-0123", "rtb"));
+        assert!(!is_aws_id("rtb0123456789abcdef0", "rtb"));
+        assert!(!is_aws_id("eipalloc-01234567", "rtb"));
+        for zone in ["us-east-1a", "eu-central-2c", "us-gov-west-1b", "us-west-2-lax-1a"] {
+            assert!(is_availability_zone(zone), "{zone}");
+        }
+        for zone in ["", "us-east-1", "useast1a", "us--east-1a", "us-east-1A"] {
+            assert!(!is_availability_zone(zone), "{zone}");
+        }
+    }
+}

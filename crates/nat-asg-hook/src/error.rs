@@ -1,0 +1,121 @@
+//! The crate's error, keeping each AWS error's code and message, and its stable `error_type`
+//! for the Lambda runtime.
+
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use lambda_runtime::Diagnostic;
+
+use crate::config::ConfigError;
+use crate::decide::Refusal;
+use crate::event::MalformedEvent;
+use crate::model::Action;
+
+/// Error codes that mean EC2 has not caught up yet: worth waiting for.
+pub const EVENTUALLY_CONSISTENT: &[&str] = &[
+    "InvalidInstanceID.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "IncorrectInstanceState",
+];
+
+/// One failed AWS call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed: {code}: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+    /// A later attempt may succeed (throttling, 5xx, timeouts, network, eventual consistency).
+    pub retryable: bool,
+}
+
+impl AwsError {
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let (code, retryable) = match &err {
+            SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
+            SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), true),
+            SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
+            SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_owned(), false),
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("Unknown").to_owned();
+                let server_side = service.raw().status().as_u16() >= 500;
+                let retryable = server_side || is_throttling(&code) || EVENTUALLY_CONSISTENT.contains(&code.as_str());
+                (code, retryable)
+            }
+            _ => ("Unknown".to_owned(), true),
+        };
+        let message = match &err {
+            SdkError::ServiceError(service) => {
+                service.err().message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&err).to_string())
+            }
+            _ => DisplayErrorContext(&err).to_string(),
+        };
+        Self { operation, code, message, retryable }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code == code
+    }
+}
+
+fn is_throttling(code: &str) -> bool {
+    matches!(code, "RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "EC2ThrottledException")
+}
+
+/// Everything that can go wrong in one invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Malformed(#[from] MalformedEvent),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("gave up waiting for {what} after {attempts} attempts: the Lambda deadline is near")]
+    Deadline { what: String, attempts: u32 },
+    #[error("{} of {} actions failed ({}); applied: [{}]; the next delivery finishes the rest",
+        .failed.len(), .failed.len() + .applied.len(),
+        .failed.iter().map(|(a, e)| format!("{} {}: {e}", a.kind(), a.resource())).collect::<Vec<_>>().join("; "),
+        .applied.iter().map(|a| format!("{} {}", a.kind(), a.resource())).collect::<Vec<_>>().join(", "))]
+    Act { applied: Vec<Action>, failed: Vec<(Action, AwsError)> },
+    #[error("routes moved, but completing lifecycle action {hook} of {instance_id} failed: {source}")]
+    Lifecycle { hook: String, instance_id: String, source: AwsError },
+    #[error("reconcile failed for {}", .failures.iter().map(|(g, e)| format!("{g}: {e}")).collect::<Vec<_>>().join("; "))]
+    Reconcile { failures: Vec<(String, String)>, report: Box<crate::report::Report> },
+}
+
+impl HookError {
+    /// Retrying the same event cannot help: the instance or the configuration is wrong.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Malformed(_) | Self::Config(_) | Self::Refused(_) => true,
+            Self::Aws(e) => !e.retryable,
+            Self::Act { failed, .. } => failed.iter().all(|(_, e)| !e.retryable),
+            Self::Deadline { .. } | Self::Lifecycle { .. } | Self::Reconcile { .. } => false,
+        }
+    }
+
+    /// A stable name for the Lambda runtime's error report and for alarms.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "MalformedEvent",
+            Self::Config(_) => "InvalidConfiguration",
+            Self::Refused(Refusal::ZoneMismatch { .. }) => "ZoneMismatch",
+            Self::Refused(_) => "MissingResource",
+            Self::Aws(_) => "AwsError",
+            Self::Deadline { .. } => "DeadlineExceeded",
+            Self::Act { .. } => "ActionsFailed",
+            Self::Lifecycle { .. } => "LifecycleCompletionFailed",
+            Self::Reconcile { .. } => "ReconcileFailed",
+        }
+    }
+}
+
+impl From<HookError> for Diagnostic {
+    fn from(err: HookError) -> Self {
+        Diagnostic { error_type: err.error_type().to_owned(), error_message: err.to_string() }
+    }
+}

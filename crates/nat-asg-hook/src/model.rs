@@ -1,0 +1,209 @@
+//! Plain views of what the hook observed in AWS and what it plans to change. No SDK types here:
+//! the planner that works on them is pure and tested with plain values.
+
+use serde::Serialize;
+
+/// EC2 instance state names, as far as the hook cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Other(String),
+}
+
+impl InstanceState {
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+/// The instance's primary network interface (device index 0): routes and the EIP go here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eni {
+    pub id: String,
+    pub private_ip: Option<String>,
+    pub source_dest_check: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceView {
+    pub id: String,
+    pub state: InstanceState,
+    pub availability_zone: String,
+    /// Milliseconds since the epoch; orders two live instances of one group.
+    pub launch_time_ms: i64,
+    pub primary_eni: Option<Eni>,
+}
+
+/// An instance as its Auto Scaling group lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsgMember {
+    pub instance_id: String,
+    pub lifecycle_state: String,
+}
+
+impl AsgMember {
+    /// Pending, Pending:Wait, Pending:Proceed and InService are the states in which the group
+    /// means to keep the instance. Everything else (Terminating, Standby, Detaching, Warmed:*) is not.
+    pub fn is_held(&self) -> bool {
+        self.lifecycle_state == "InService" || self.lifecycle_state == "Pending" || self.lifecycle_state.starts_with("Pending:")
+    }
+
+    pub fn is_in_service(&self) -> bool {
+        self.lifecycle_state == "InService"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressView {
+    pub allocation_id: String,
+    pub public_ip: Option<String>,
+    pub network_interface_id: Option<String>,
+}
+
+/// Where a route sends traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    NetworkInterface(String),
+    Instance(String),
+    /// Internet, NAT, transit gateway, peering or anything else that is not a NAT instance.
+    Other(String),
+}
+
+impl std::fmt::Display for RouteTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NetworkInterface(id) | Self::Instance(id) | Self::Other(id) => f.write_str(id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteView {
+    /// The ENI the route resolves to, when it targets one (a route to an instance shows both).
+    pub network_interface_id: Option<String>,
+    pub target: RouteTarget,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTableView {
+    pub id: String,
+    /// The route for the configured destination, if the table has one.
+    pub route: Option<RouteView>,
+}
+
+/// Everything one observe round (plus, rarely, a follow-up) saw for one group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observation {
+    /// The described instances: the event's instance and any other the group holds.
+    pub instances: Vec<InstanceView>,
+    /// None when the Auto Scaling group does not exist.
+    pub members: Option<Vec<AsgMember>>,
+    pub address: Option<AddressView>,
+    pub route_tables: Vec<RouteTableView>,
+}
+
+impl Observation {
+    pub fn instance(&self, id: &str) -> Option<&InstanceView> {
+        self.instances.iter().find(|i| i.id == id)
+    }
+
+    pub fn member(&self, id: &str) -> Option<&AsgMember> {
+        self.members.as_deref().unwrap_or_default().iter().find(|m| m.instance_id == id)
+    }
+
+    /// Instances the group holds that were not described yet.
+    pub fn undescribed_members(&self) -> Vec<String> {
+        self.members
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| m.is_held() && self.instance(&m.instance_id).is_none())
+            .map(|m| m.instance_id.clone())
+            .collect()
+    }
+}
+
+/// One change the hook makes. Planned only where the observed state differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// AssociateAddress with AllowReassociation: takes the EIP from wherever it is.
+    AssociateAddress {
+        allocation_id: String,
+        network_interface_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        private_ip_address: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_network_interface_id: Option<String>,
+    },
+    /// A NAT forwards traffic that is not its own: the check must be off on the routed ENI.
+    DisableSourceDestCheck { network_interface_id: String },
+    /// The route exists but points elsewhere (or at a dead target).
+    ReplaceRoute {
+        route_table_id: String,
+        destination_cidr_block: String,
+        network_interface_id: String,
+        previous_target: String,
+    },
+    /// The table has no route for the destination.
+    CreateRoute { route_table_id: String, destination_cidr_block: String, network_interface_id: String },
+}
+
+impl Action {
+    /// Short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AssociateAddress { .. } => "associate_address",
+            Self::DisableSourceDestCheck { .. } => "disable_source_dest_check",
+            Self::ReplaceRoute { .. } => "replace_route",
+            Self::CreateRoute { .. } => "create_route",
+        }
+    }
+
+    /// The resource the action changes.
+    pub fn resource(&self) -> &str {
+        match self {
+            Self::AssociateAddress { allocation_id, .. } => allocation_id,
+            Self::DisableSourceDestCheck { network_interface_id } => network_interface_id,
+            Self::ReplaceRoute { route_table_id, .. } | Self::CreateRoute { route_table_id, .. } => route_table_id,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AssociateAddress { allocation_id, network_interface_id, previous_network_interface_id, .. } => write!(
+                f,
+                "associate {allocation_id} with {network_interface_id} (now on {})",
+                previous_network_interface_id.as_deref().unwrap_or("nothing")
+            ),
+            Self::DisableSourceDestCheck { network_interface_id } => write!(f, "turn off source/dest check on {network_interface_id}"),
+            Self::ReplaceRoute { route_table_id, destination_cidr_block, network_interface_id, previous_target } => write!(
+                f,
+                "{route_table_id}: point {destination_cidr_block} at {network_interface_id} (now {previous_target})"
+            ),
+            Self::CreateRoute { route_table_id, destination_cidr_block, network_interface_id } => {
+                write!(f, "{route_table_id}: create {destination_cidr_block} -> {network_interface_id}")
+            }
+        }
+    }
+}
