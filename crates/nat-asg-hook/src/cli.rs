@@ -196,6 +196,11 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 /// Operator commands log to stderr (stdout carries the result); `RUST_LOG` overrides the level.
 fn init_cli_logging(quiet: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
-    lambda_runtime::tracing::subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_env_filter(filter).init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
+    lambda_runtime::tracing::subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(filter)
+        .init();
 }

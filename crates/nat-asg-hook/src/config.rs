@@ -74,8 +74,8 @@ impl Config {
 
     /// Reads the configuration from a file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
         Self::from_json(&text)
     }
 
@@ -103,10 +103,18 @@ impl Config {
                 return Err(ConfigError(format!("group name {name:?} must be 1 to 255 characters")));
             }
             if !is_availability_zone(&group.availability_zone) {
-                return Err(bad("availability_zone", &group.availability_zone, "an Availability Zone name such as us-east-1a"));
+                return Err(bad(
+                    "availability_zone",
+                    &group.availability_zone,
+                    "an Availability Zone name such as us-east-1a",
+                ));
             }
             if !is_aws_id(&group.eip_allocation_id, "eipalloc") {
-                return Err(bad("eip_allocation_id", &group.eip_allocation_id, "an allocation ID such as eipalloc-0123456789abcdef0"));
+                return Err(bad(
+                    "eip_allocation_id",
+                    &group.eip_allocation_id,
+                    "an allocation ID such as eipalloc-0123456789abcdef0",
+                ));
             }
             if let Some(other) = eips.insert(&group.eip_allocation_id, name) {
                 return Err(ConfigError(format!(
@@ -115,7 +123,9 @@ impl Config {
                 )));
             }
             if group.route_table_ids.is_empty() {
-                return Err(ConfigError(format!("group {name:?}: route_table_ids is empty; list the AZ's private route tables")));
+                return Err(ConfigError(format!(
+                    "group {name:?}: route_table_ids is empty; list the AZ's private route tables"
+                )));
             }
             let mut own = BTreeSet::new();
             for table in &group.route_table_ids {
@@ -138,10 +148,9 @@ impl Config {
 
 /// `prefix-` followed by 8 or 17 lowercase hex digits (the two EC2 ID lengths).
 pub fn is_aws_id(value: &str, prefix: &str) -> bool {
-    value
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|hex| (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    value.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('-')).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// `us-east-1a`, `eu-central-2c`, `us-gov-west-1b`, `us-west-2-lax-1a`: lowercase words joined by
@@ -194,16 +203,56 @@ mod tests {
     fn refusals_name_the_group_and_field() {
         let cases = [
             (json("{}"), "groups is empty"),
-            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-0123456789abcdef0", "route_table_ids": []}}"#), r#"group "g": route_table_ids is empty"#),
-            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eip-1", "route_table_ids": ["rtb-11111111"]}}"#), r#"group "g": eip_allocation_id "eip-1""#),
-            (json(r#"{"g": {"availability_zone": "US-EAST-1A", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]}}"#), r#"group "g": availability_zone"#),
-            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-xyz"]}}"#), r#"group "g": route_table_ids entry "rtb-xyz""#),
-            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111", "rtb-11111111"]}}"#), "listed twice"),
-            (json(r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
-                     "b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-11111111"]}}"#), r#"group "b": route table "rtb-11111111" is also listed by group "a""#),
-            (json(r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
-                     "b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-22222222"]}}"#), r#"group "b": eip_allocation_id "eipalloc-11111111" is also used by group "a""#),
-            (json(r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_tables": ["rtb-11111111"]}}"#), "unknown field `route_tables`"),
+            (
+                json(
+                    r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-0123456789abcdef0", "route_table_ids": []}}"#,
+                ),
+                r#"group "g": route_table_ids is empty"#,
+            ),
+            (
+                json(
+                    r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eip-1", "route_table_ids": ["rtb-11111111"]}}"#,
+                ),
+                r#"group "g": eip_allocation_id "eip-1""#,
+            ),
+            (
+                json(
+                    r#"{"g": {"availability_zone": "US-EAST-1A", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]}}"#,
+                ),
+                r#"group "g": availability_zone"#,
+            ),
+            (
+                json(
+                    r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-xyz"]}}"#,
+                ),
+                r#"group "g": route_table_ids entry "rtb-xyz""#,
+            ),
+            (
+                json(
+                    r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111", "rtb-11111111"]}}"#,
+                ),
+                "listed twice",
+            ),
+            (
+                json(
+                    r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
+                     "b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-11111111"]}}"#,
+                ),
+                r#"group "b": route table "rtb-11111111" is also listed by group "a""#,
+            ),
+            (
+                json(
+                    r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
+                     "b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-22222222"]}}"#,
+                ),
+                r#"group "b": eip_allocation_id "eipalloc-11111111" is also used by group "a""#,
+            ),
+            (
+                json(
+                    r#"{"g": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_tables": ["rtb-11111111"]}}"#,
+                ),
+                "unknown field `route_tables`",
+            ),
             (format!(r#"{{"groups": {GOOD}, "destination_cidr_block": "0.0.0.0/33"}}"#), "destination_cidr_block"),
             ("not json".to_owned(), "not valid configuration JSON"),
         ];

@@ -80,7 +80,9 @@ pub fn decide(
                     });
                 }
                 (None, None) => {
-                    return Ok(Decision::Stale { reason: format!("{group_name} does not list {id} and EC2 does not know it") });
+                    return Ok(Decision::Stale {
+                        reason: format!("{group_name} does not list {id} and EC2 does not know it"),
+                    });
                 }
                 (Some(_), None) => {
                     return Ok(Decision::NotYetVisible { reason: format!("{id} is not visible in EC2 yet") });
@@ -111,16 +113,23 @@ pub fn decide(
             }
             match owner {
                 None => {
-                    return Ok(Decision::NoInstance { reason: format!("{group_name} holds no pending or running instance") });
+                    return Ok(Decision::NoInstance {
+                        reason: format!("{group_name} holds no pending or running instance"),
+                    });
                 }
                 Some(o) => match observed.member(&o.id) {
                     Some(m) if m.is_in_service() => o,
                     Some(m) => {
                         return Ok(Decision::NoInstance {
-                            reason: format!("{} is still {}: its launch event moves the routes", o.id, m.lifecycle_state),
+                            reason: format!(
+                                "{} is still {}: its launch event moves the routes",
+                                o.id, m.lifecycle_state
+                            ),
                         });
                     }
-                    None => return Ok(Decision::NoInstance { reason: format!("{group_name} lists no InService instance") }),
+                    None => {
+                        return Ok(Decision::NoInstance { reason: format!("{group_name} lists no InService instance") });
+                    }
                 },
             }
         }
@@ -138,7 +147,10 @@ pub fn decide(
         return Ok(Decision::NotYetVisible { reason: format!("{} has no network interface yet", instance.id) });
     };
     let Some(address) = &observed.address else {
-        return Err(Refusal::AddressMissing { group: group_name.to_owned(), allocation_id: group.eip_allocation_id.clone() });
+        return Err(Refusal::AddressMissing {
+            group: group_name.to_owned(),
+            allocation_id: group.eip_allocation_id.clone(),
+        });
     };
     let missing: Vec<String> = group
         .route_table_ids
@@ -175,7 +187,11 @@ pub fn decide(
                 route_table_id: table.id.clone(),
                 destination_cidr_block: destination.to_owned(),
                 network_interface_id: eni.id.clone(),
-                previous_target: if route.active { route.target.to_string() } else { format!("{} (blackhole)", route.target) },
+                previous_target: if route.active {
+                    route.target.to_string()
+                } else {
+                    format!("{} (blackhole)", route.target)
+                },
             }),
         }
     }
@@ -215,12 +231,19 @@ mod tests {
     }
 
     fn route(eni: &str, active: bool) -> Option<RouteView> {
-        Some(RouteView { network_interface_id: Some(eni.into()), target: RouteTarget::NetworkInterface(eni.into()), active })
+        Some(RouteView {
+            network_interface_id: Some(eni.into()),
+            target: RouteTarget::NetworkInterface(eni.into()),
+            active,
+        })
     }
 
     fn tables(routes: [Option<RouteView>; 2]) -> Vec<RouteTableView> {
         let [a, b] = routes;
-        vec![RouteTableView { id: "rtb-11111111".into(), route: a }, RouteTableView { id: "rtb-22222222".into(), route: b }]
+        vec![
+            RouteTableView { id: "rtb-11111111".into(), route: a },
+            RouteTableView { id: "rtb-22222222".into(), route: b },
+        ]
     }
 
     /// The world right after a replacement: the new instance pending, EIP and routes on the old ENI.
@@ -228,7 +251,11 @@ mod tests {
         Observation {
             instances: vec![instance(NEW, NEW_ENI, InstanceState::Pending, 2_000, true)],
             members: Some(vec![member(NEW, "Pending:Wait")]),
-            address: Some(AddressView { allocation_id: "eipalloc-11111111".into(), public_ip: None, network_interface_id: Some(OLD_ENI.into()) }),
+            address: Some(AddressView {
+                allocation_id: "eipalloc-11111111".into(),
+                public_ip: None,
+                network_interface_id: Some(OLD_ENI.into()),
+            }),
             route_tables: tables([route(OLD_ENI, true), route(OLD_ENI, true)]),
         }
     }
@@ -238,7 +265,11 @@ mod tests {
         let mut o = replaced();
         o.instances = vec![instance(NEW, NEW_ENI, InstanceState::Running, 2_000, false)];
         o.members = Some(vec![member(NEW, "InService")]);
-        o.address = Some(AddressView { allocation_id: "eipalloc-11111111".into(), public_ip: None, network_interface_id: Some(NEW_ENI.into()) });
+        o.address = Some(AddressView {
+            allocation_id: "eipalloc-11111111".into(),
+            public_ip: None,
+            network_interface_id: Some(NEW_ENI.into()),
+        });
         o.route_tables = tables([route(NEW_ENI, true), route(NEW_ENI, true)]);
         o
     }
@@ -273,8 +304,11 @@ mod tests {
         };
         let to_gateway = {
             let mut o = converged();
-            o.route_tables[0].route =
-                Some(RouteView { network_interface_id: None, target: RouteTarget::Other("nat-0123456789abcdef0".into()), active: true });
+            o.route_tables[0].route = Some(RouteView {
+                network_interface_id: None,
+                target: RouteTarget::Other("nat-0123456789abcdef0".into()),
+                active: true,
+            });
             o
         };
         let sdc_on = {
@@ -289,7 +323,11 @@ mod tests {
         };
         let cases: [(&str, Observation, Vec<&str>); 8] = [
             ("already right", converged(), vec![]),
-            ("fresh replacement", replaced(), vec!["associate_address", "disable_source_dest_check", "replace_route", "replace_route"]),
+            (
+                "fresh replacement",
+                replaced(),
+                vec!["associate_address", "disable_source_dest_check", "replace_route", "replace_route"],
+            ),
             ("partly right", partly, vec!["replace_route"]),
             ("route missing", route_missing, vec!["create_route"]),
             ("route blackholed on the right ENI", blackholed, vec!["replace_route"]),
@@ -455,7 +493,9 @@ mod tests {
         let mut two_in_service = converged();
         two_in_service.instances.push(instance(OLD, OLD_ENI, InstanceState::Running, 1_000, false));
         two_in_service.members = Some(vec![member(OLD, "InService"), member(NEW, "InService")]);
-        let Decision::Converge { instance_id, .. } = plan(Subject::InService, &two_in_service).unwrap() else { panic!() };
+        let Decision::Converge { instance_id, .. } = plan(Subject::InService, &two_in_service).unwrap() else {
+            panic!()
+        };
         assert_eq!(instance_id, NEW);
     }
 

@@ -10,11 +10,8 @@ use crate::event::MalformedEvent;
 use crate::model::Action;
 
 /// Error codes that mean EC2 has not caught up yet: worth waiting for.
-pub const EVENTUALLY_CONSISTENT: &[&str] = &[
-    "InvalidInstanceID.NotFound",
-    "InvalidNetworkInterfaceID.NotFound",
-    "IncorrectInstanceState",
-];
+pub const EVENTUALLY_CONSISTENT: &[&str] =
+    &["InvalidInstanceID.NotFound", "InvalidNetworkInterfaceID.NotFound", "IncorrectInstanceState"];
 
 /// One failed AWS call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +57,14 @@ impl AwsError {
 }
 
 fn is_throttling(code: &str) -> bool {
-    matches!(code, "RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "EC2ThrottledException")
+    matches!(
+        code,
+        "RequestLimitExceeded"
+            | "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequestsException"
+            | "EC2ThrottledException"
+    )
 }
 
 /// Everything that can go wrong in one invocation.

@@ -179,10 +179,14 @@ mod tests {
     }
 
     fn lifecycle(group: &str, instance: Value) -> Value {
-        event("aws.autoscaling", LIFECYCLE_ACTION, json!({
+        event(
+            "aws.autoscaling",
+            LIFECYCLE_ACTION,
+            json!({
             "LifecycleActionToken": "87654321-4321-4321-4321-210987654321", "AutoScalingGroupName": group,
             "LifecycleHookName": "nat-launch", "EC2InstanceId": instance,
-            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "Origin": "EC2", "Destination": "AutoScalingGroup"}))
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "Origin": "EC2", "Destination": "AutoScalingGroup"}),
+        )
     }
 
     #[test]
@@ -193,17 +197,27 @@ mod tests {
             Trigger::Launch(Launch {
                 group: "nat-a".into(),
                 instance_id: "i-0123456789abcdef0".into(),
-                lifecycle: Some(LifecycleAction { hook_name: "nat-launch".into(), token: Some("87654321-4321-4321-4321-210987654321".into()) }),
+                lifecycle: Some(LifecycleAction {
+                    hook_name: "nat-launch".into(),
+                    token: Some("87654321-4321-4321-4321-210987654321".into())
+                }),
             })
         );
     }
 
     #[test]
     fn launch_successful_is_a_launch_without_lifecycle() {
-        let e = event("aws.autoscaling", LAUNCH_SUCCESSFUL, json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": "i-01234567",
-            "Details": {"Availability Zone": "us-east-1a", "Subnet ID": "subnet-11111111"}, "StatusCode": "InProgress"}));
+        let e = event(
+            "aws.autoscaling",
+            LAUNCH_SUCCESSFUL,
+            json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": "i-01234567",
+            "Details": {"Availability Zone": "us-east-1a", "Subnet ID": "subnet-11111111"}, "StatusCode": "InProgress"}),
+        );
         let Trigger::Launch(launch) = parse(e, &config()).unwrap() else { panic!("not a launch") };
-        assert_eq!((launch.group.as_str(), launch.instance_id.as_str(), launch.lifecycle), ("nat-a", "i-01234567", None));
+        assert_eq!(
+            (launch.group.as_str(), launch.instance_id.as_str(), launch.lifecycle),
+            ("nat-a", "i-01234567", None)
+        );
     }
 
     #[test]
@@ -214,8 +228,13 @@ mod tests {
     #[test]
     fn others_are_ignored_not_errors() {
         let unknown_group = lifecycle("web", json!("i-01234567"));
-        let terminate = event("aws.autoscaling", "EC2 Instance Terminate Successful", json!({"AutoScalingGroupName": "nat-a"}));
-        let warm = event("aws.autoscaling", LAUNCH_SUCCESSFUL, json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": "i-01234567", "Destination": "WarmPool"}));
+        let terminate =
+            event("aws.autoscaling", "EC2 Instance Terminate Successful", json!({"AutoScalingGroupName": "nat-a"}));
+        let warm = event(
+            "aws.autoscaling",
+            LAUNCH_SUCCESSFUL,
+            json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": "i-01234567", "Destination": "WarmPool"}),
+        );
         for e in [unknown_group, terminate, warm] {
             assert!(matches!(parse(e.clone(), &config()), Ok(Trigger::Ignored(_))), "{e}");
         }
@@ -232,9 +251,26 @@ mod tests {
             (event("aws.autoscaling", LIFECYCLE_ACTION, json!("text")), "`detail` is a string, expected a JSON object"),
             (lifecycle("nat-a", json!(42)), "`detail.EC2InstanceId` is a number, expected a string"),
             (lifecycle("nat-a", json!("not-an-instance")), "EC2InstanceId"),
-            (event("aws.autoscaling", LIFECYCLE_ACTION, json!({"EC2InstanceId": "i-01234567", "LifecycleHookName": "h"})), "missing field `detail.AutoScalingGroupName`"),
-            (event("aws.autoscaling", LIFECYCLE_ACTION, json!({"EC2InstanceId": "i-01234567", "AutoScalingGroupName": "nat-a"})), "missing field `detail.LifecycleHookName`"),
-            (event("aws.autoscaling", LAUNCH_SUCCESSFUL, json!({"AutoScalingGroupName": "nat-a"})), "missing field `detail.EC2InstanceId`"),
+            (
+                event(
+                    "aws.autoscaling",
+                    LIFECYCLE_ACTION,
+                    json!({"EC2InstanceId": "i-01234567", "LifecycleHookName": "h"}),
+                ),
+                "missing field `detail.AutoScalingGroupName`",
+            ),
+            (
+                event(
+                    "aws.autoscaling",
+                    LIFECYCLE_ACTION,
+                    json!({"EC2InstanceId": "i-01234567", "AutoScalingGroupName": "nat-a"}),
+                ),
+                "missing field `detail.LifecycleHookName`",
+            ),
+            (
+                event("aws.autoscaling", LAUNCH_SUCCESSFUL, json!({"AutoScalingGroupName": "nat-a"})),
+                "missing field `detail.EC2InstanceId`",
+            ),
         ];
         for (e, want) in cases {
             let err = parse(e.clone(), &config()).unwrap_err().to_string();

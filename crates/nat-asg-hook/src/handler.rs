@@ -46,7 +46,13 @@ impl Hook {
         match &result {
             Ok(report) => println!(
                 "{}",
-                emf_line(now, report.summary.outcome.as_str(), report.summary.auto_scaling_group.as_deref(), elapsed, report.applied_count())
+                emf_line(
+                    now,
+                    report.summary.outcome.as_str(),
+                    report.summary.auto_scaling_group.as_deref(),
+                    elapsed,
+                    report.applied_count()
+                )
             ),
             Err(e) => {
                 error!(error_type = e.error_type(), error = %e, duration_ms = elapsed, "invocation failed");
@@ -64,7 +70,8 @@ impl Hook {
         let mut report = match trigger {
             Trigger::Ignored(ignored) => {
                 info!(detail_type = %ignored.detail_type, group = ?ignored.group, reason = %ignored.reason, "event ignored");
-                let group = GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
+                let group =
+                    GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
                 Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun)
             }
             Trigger::Launch(launch) => self.launch(&launch, mode, &deadline).await?,
@@ -96,7 +103,11 @@ impl Hook {
             Ok(report) if matches!(report.outcome, Outcome::Applied | Outcome::Unchanged) => {
                 let completion = lifecycle::complete(&self.clients, group, instance, action, LifecycleResult::Continue)
                     .await
-                    .map_err(|source| HookError::Lifecycle { hook: action.hook_name.clone(), instance_id: instance.clone(), source })?;
+                    .map_err(|source| HookError::Lifecycle {
+                        hook: action.hook_name.clone(),
+                        instance_id: instance.clone(),
+                        source,
+                    })?;
                 let mut report = Report::single(report, false);
                 report.lifecycle_action = Some(completion.describe());
                 Ok(report)
@@ -107,7 +118,9 @@ impl Hook {
                 // Retrying cannot fix this instance: let the group replace it now rather than at
                 // the heartbeat timeout. The error is still reported.
                 match lifecycle::complete(&self.clients, group, instance, action, LifecycleResult::Abandon).await {
-                    Ok(c) => warn!(instance_id = %instance, completion = c.describe(), error = %e, "instance abandoned"),
+                    Ok(c) => {
+                        warn!(instance_id = %instance, completion = c.describe(), error = %e, "instance abandoned")
+                    }
                     Err(abandon) => warn!(instance_id = %instance, error = %abandon, "could not abandon the instance"),
                 }
                 Err(e)
@@ -139,13 +152,16 @@ impl Hook {
     }
 }
 
-/// The time left before the Lambda deadline (epoch milliseconds), less a margin to report.
+/// The time left before the Lambda deadline (epoch milliseconds), less a margin to report. A
+/// deadline that is not in the future (none given, or a local emulator's placeholder) falls back to
+/// the default budget.
 fn lambda_budget(deadline_ms: u64) -> Duration {
-    if deadline_ms == 0 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let deadline = Duration::from_millis(deadline_ms);
+    if deadline <= now {
         return DEFAULT_BUDGET;
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Duration::from_millis(deadline_ms).saturating_sub(now).saturating_sub(DEADLINE_MARGIN).max(Duration::from_millis(500))
+    (deadline - now).saturating_sub(DEADLINE_MARGIN).max(Duration::from_millis(500))
 }
 
 #[cfg(test)]
@@ -158,6 +174,7 @@ mod tests {
         let budget = lambda_budget(now + 30_000);
         assert!(budget <= Duration::from_millis(28_500) && budget > Duration::from_secs(27), "{budget:?}");
         assert_eq!(lambda_budget(0), DEFAULT_BUDGET);
-        assert_eq!(lambda_budget(now.saturating_sub(1_000)), Duration::from_millis(500));
+        assert_eq!(lambda_budget(now + 1_000), Duration::from_millis(500));
+        assert_eq!(lambda_budget(600_000), DEFAULT_BUDGET, "cargo lambda watch sends a constant, not an epoch");
     }
 }

@@ -62,7 +62,9 @@ impl AsgMember {
     /// Pending, Pending:Wait, Pending:Proceed and InService are the states in which the group
     /// means to keep the instance. Everything else (Terminating, Standby, Detaching, Warmed:*) is not.
     pub fn is_held(&self) -> bool {
-        self.lifecycle_state == "InService" || self.lifecycle_state == "Pending" || self.lifecycle_state.starts_with("Pending:")
+        self.lifecycle_state == "InService"
+            || self.lifecycle_state == "Pending"
+            || self.lifecycle_state.starts_with("Pending:")
     }
 
     pub fn is_in_service(&self) -> bool {
@@ -191,16 +193,22 @@ impl Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::AssociateAddress { allocation_id, network_interface_id, previous_network_interface_id, .. } => write!(
-                f,
-                "associate {allocation_id} with {network_interface_id} (now on {})",
-                previous_network_interface_id.as_deref().unwrap_or("nothing")
-            ),
-            Self::DisableSourceDestCheck { network_interface_id } => write!(f, "turn off source/dest check on {network_interface_id}"),
-            Self::ReplaceRoute { route_table_id, destination_cidr_block, network_interface_id, previous_target } => write!(
-                f,
-                "{route_table_id}: point {destination_cidr_block} at {network_interface_id} (now {previous_target})"
-            ),
+            Self::AssociateAddress { allocation_id, network_interface_id, previous_network_interface_id, .. } => {
+                write!(
+                    f,
+                    "associate {allocation_id} with {network_interface_id} (now on {})",
+                    previous_network_interface_id.as_deref().unwrap_or("nothing")
+                )
+            }
+            Self::DisableSourceDestCheck { network_interface_id } => {
+                write!(f, "turn off source/dest check on {network_interface_id}")
+            }
+            Self::ReplaceRoute { route_table_id, destination_cidr_block, network_interface_id, previous_target } => {
+                write!(
+                    f,
+                    "{route_table_id}: point {destination_cidr_block} at {network_interface_id} (now {previous_target})"
+                )
+            }
             Self::CreateRoute { route_table_id, destination_cidr_block, network_interface_id } => {
                 write!(f, "{route_table_id}: create {destination_cidr_block} -> {network_interface_id}")
             }

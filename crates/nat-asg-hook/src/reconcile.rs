@@ -44,7 +44,9 @@ pub async fn reconcile(
     let (instance_id, eni, actions) = loop {
         let observed = observe::observe_group(clients, group_name, group, destination, &instance_ids).await?;
         match decide(group_name, group, destination, subject, &observed)? {
-            Decision::Converge { instance_id, network_interface_id, actions } => break (instance_id, network_interface_id, actions),
+            Decision::Converge { instance_id, network_interface_id, actions } => {
+                break (instance_id, network_interface_id, actions);
+            }
             Decision::Stale { reason } => {
                 info!(instance_id = ?subject_id, %reason, "stale: nothing moves");
                 return Ok(GroupReport::new(Outcome::Stale, Some(group_name), subject_id).with_reason(reason));

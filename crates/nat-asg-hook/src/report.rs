@@ -94,7 +94,8 @@ impl Report {
 
     /// A reconcile over several groups: `applied` when any group changed, else `unchanged`.
     pub fn reconcile(groups: Vec<GroupReport>, dry_run: bool) -> Self {
-        let outcome = if groups.iter().any(|g| g.outcome == Outcome::Applied) { Outcome::Applied } else { Outcome::Unchanged };
+        let outcome =
+            if groups.iter().any(|g| g.outcome == Outcome::Applied) { Outcome::Applied } else { Outcome::Unchanged };
         let mut summary = GroupReport::new(outcome, None, None);
         summary.actions = groups.iter().flat_map(|g| g.actions.iter().cloned()).collect();
         Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups }
@@ -107,7 +108,13 @@ impl Report {
 
 /// One EMF line: CloudWatch turns it into metrics (cutover duration, actions applied, by outcome)
 /// without an API call. `outcome` is `error` for a failed invocation.
-pub fn emf_line(timestamp_ms: u128, outcome: &str, group: Option<&str>, duration_ms: u64, actions_applied: usize) -> String {
+pub fn emf_line(
+    timestamp_ms: u128,
+    outcome: &str,
+    group: Option<&str>,
+    duration_ms: u64,
+    actions_applied: usize,
+) -> String {
     json!({
         "_aws": {
             "Timestamp": timestamp_ms as u64,
@@ -136,7 +143,10 @@ mod tests {
 
     #[test]
     fn contract_fields_are_always_present() {
-        let report = Report::single(GroupReport::new(Outcome::Stale, Some("nat-a"), Some("i-01234567")).with_reason("superseded"), false);
+        let report = Report::single(
+            GroupReport::new(Outcome::Stale, Some("nat-a"), Some("i-01234567")).with_reason("superseded"),
+            false,
+        );
         let value = serde_json::to_value(&report).unwrap();
         for key in ["outcome", "auto_scaling_group", "instance_id", "network_interface_id", "actions"] {
             assert!(value.get(key).is_some(), "{key} missing from {value}");
@@ -147,7 +157,10 @@ mod tests {
     #[test]
     fn reconcile_summary_is_applied_when_any_group_changed() {
         let mut a = GroupReport::new(Outcome::Applied, Some("a"), Some("i-01234567"));
-        a.actions.push(ActionReport { action: Action::DisableSourceDestCheck { network_interface_id: "eni-01234567".into() }, status: "applied" });
+        a.actions.push(ActionReport {
+            action: Action::DisableSourceDestCheck { network_interface_id: "eni-01234567".into() },
+            status: "applied",
+        });
         let b = GroupReport::new(Outcome::NoInstance, Some("b"), None);
         let report = Report::reconcile(vec![a, b], false);
         assert_eq!(report.summary.outcome, Outcome::Applied);

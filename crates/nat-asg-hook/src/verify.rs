@@ -67,7 +67,12 @@ fn unobserved(name: &str, group: &GroupConfig, problem: String) -> GroupHealth {
 }
 
 /// Pure: what the observation and the planner's decision say about one group.
-pub fn assess(name: &str, group: &GroupConfig, observed: &Observation, decision: &Result<Decision, Refusal>) -> GroupHealth {
+pub fn assess(
+    name: &str,
+    group: &GroupConfig,
+    observed: &Observation,
+    decision: &Result<Decision, Refusal>,
+) -> GroupHealth {
     let mut health = unobserved(name, group, String::new());
     health.problems.clear();
     health.elastic_ip = observed.address.as_ref().and_then(|a| a.public_ip.clone());
@@ -95,7 +100,9 @@ pub fn assess(name: &str, group: &GroupConfig, observed: &Observation, decision:
                 "Elastic IP is on {}, not on {network_interface_id}",
                 previous_network_interface_id.as_deref().unwrap_or("nothing")
             ),
-            Action::DisableSourceDestCheck { network_interface_id } => format!("source/dest check is on for {network_interface_id}"),
+            Action::DisableSourceDestCheck { network_interface_id } => {
+                format!("source/dest check is on for {network_interface_id}")
+            }
             Action::ReplaceRoute { route_table_id, previous_target, network_interface_id, .. } => {
                 format!("{route_table_id}: default route goes to {previous_target}, not to {network_interface_id}")
             }
@@ -112,7 +119,8 @@ pub fn assess(name: &str, group: &GroupConfig, observed: &Observation, decision:
                 Some(r) if r.active => "active",
                 Some(_) => "blackhole",
             },
-            ok: route.is_some_and(|r| r.active && owner_eni.is_some() && r.network_interface_id.as_deref() == owner_eni),
+            ok: route
+                .is_some_and(|r| r.active && owner_eni.is_some() && r.network_interface_id.as_deref() == owner_eni),
         });
     }
     health.healthy = health.problems.is_empty() && owner_eni.is_some();
@@ -126,7 +134,19 @@ pub fn render_table(groups: &[GroupHealth], color: bool) -> String {
         (true, true) => format!("\x1b[32m{text}\x1b[0m"),
         (true, false) => format!("\x1b[31m{text}\x1b[0m"),
     };
-    let header = ["GROUP", "ZONE", "INSTANCE", "ENI", "ELASTIC IP", "EIP ON", "SRC/DST", "ROUTE TABLE", "DEFAULT ROUTE", "STATE", "STATUS"];
+    let header = [
+        "GROUP",
+        "ZONE",
+        "INSTANCE",
+        "ENI",
+        "ELASTIC IP",
+        "EIP ON",
+        "SRC/DST",
+        "ROUTE TABLE",
+        "DEFAULT ROUTE",
+        "STATE",
+        "STATUS",
+    ];
     let mut rows: Vec<Vec<(String, Option<bool>)>> = Vec::new();
     let dash = || "-".to_owned();
     for g in groups {
@@ -140,7 +160,9 @@ pub fn render_table(groups: &[GroupHealth], color: bool) -> String {
         let routes = if g.routes.is_empty() { vec![None] } else { g.routes.iter().map(Some).collect() };
         for (i, route) in routes.into_iter().enumerate() {
             let first = i == 0;
-            let cell = |text: Option<String>, ok: Option<bool>| if first { (text.unwrap_or_else(dash), ok) } else { (String::new(), None) };
+            let cell = |text: Option<String>, ok: Option<bool>| {
+                if first { (text.unwrap_or_else(dash), ok) } else { (String::new(), None) }
+            };
             rows.push(vec![
                 cell(Some(g.auto_scaling_group.clone()), None),
                 cell(Some(g.availability_zone.clone()), None),
@@ -190,7 +212,11 @@ mod tests {
     use crate::model::*;
 
     fn group() -> GroupConfig {
-        GroupConfig { availability_zone: "us-east-1a".into(), eip_allocation_id: "eipalloc-11111111".into(), route_table_ids: vec!["rtb-11111111".into()] }
+        GroupConfig {
+            availability_zone: "us-east-1a".into(),
+            eip_allocation_id: "eipalloc-11111111".into(),
+            route_table_ids: vec!["rtb-11111111".into()],
+        }
     }
 
     fn observed(route_eni: &str) -> Observation {
@@ -203,10 +229,18 @@ mod tests {
                 primary_eni: Some(Eni { id: "eni-01234567".into(), private_ip: None, source_dest_check: false }),
             }],
             members: Some(vec![AsgMember { instance_id: "i-01234567".into(), lifecycle_state: "InService".into() }]),
-            address: Some(AddressView { allocation_id: "eipalloc-11111111".into(), public_ip: Some("198.51.100.7".into()), network_interface_id: Some("eni-01234567".into()) }),
+            address: Some(AddressView {
+                allocation_id: "eipalloc-11111111".into(),
+                public_ip: Some("198.51.100.7".into()),
+                network_interface_id: Some("eni-01234567".into()),
+            }),
             route_tables: vec![RouteTableView {
                 id: "rtb-11111111".into(),
-                route: Some(RouteView { network_interface_id: Some(route_eni.into()), target: RouteTarget::NetworkInterface(route_eni.into()), active: true }),
+                route: Some(RouteView {
+                    network_interface_id: Some(route_eni.into()),
+                    target: RouteTarget::NetworkInterface(route_eni.into()),
+                    active: true,
+                }),
             }],
         }
     }
@@ -233,6 +267,9 @@ mod tests {
     fn table_lists_every_route_and_the_problems() {
         let text = render_table(&[health(&observed("eni-99999999"))], false);
         assert!(text.lines().next().unwrap().starts_with("GROUP"));
-        assert!(text.contains("rtb-11111111") && text.contains("UNHEALTHY") && text.contains("nat-a: rtb-11111111"), "{text}");
+        assert!(
+            text.contains("rtb-11111111") && text.contains("UNHEALTHY") && text.contains("nat-a: rtb-11111111"),
+            "{text}"
+        );
     }
 }

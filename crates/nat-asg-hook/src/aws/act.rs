@@ -22,7 +22,10 @@ pub async fn execute(clients: &Clients, action: &Action, deadline: &Deadline) ->
             Err(e) if EVENTUALLY_CONSISTENT.contains(&e.code.as_str()) => {
                 warn!(code = %e.code, attempt = backoff.attempts, "not ready yet, retrying");
                 if !backoff.wait(deadline).await {
-                    return Err(AwsError { message: format!("{} (gave up at the deadline after {} attempts)", e.message, backoff.attempts), ..e });
+                    return Err(AwsError {
+                        message: format!("{} (gave up at the deadline after {} attempts)", e.message, backoff.attempts),
+                        ..e
+                    });
                 }
             }
             Err(e) => return Err(e),

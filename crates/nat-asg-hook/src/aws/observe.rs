@@ -6,7 +6,9 @@ use tracing::instrument;
 use super::Clients;
 use crate::config::GroupConfig;
 use crate::error::AwsError;
-use crate::model::{AddressView, AsgMember, Eni, InstanceState, InstanceView, Observation, RouteTableView, RouteTarget, RouteView};
+use crate::model::{
+    AddressView, AsgMember, Eni, InstanceState, InstanceView, Observation, RouteTableView, RouteTarget, RouteView,
+};
 
 /// Describes the group, its EIP, its route tables and the given instances, in one concurrent round.
 #[instrument(skip(clients, group, instance_ids), fields(instances = ?instance_ids))]
@@ -132,7 +134,11 @@ async fn describe_address(clients: &Clients, allocation_id: &str) -> Result<Opti
 }
 
 /// All of the group's tables in one call; for each, only the route for `destination`.
-async fn describe_route_tables(clients: &Clients, ids: &[String], destination: &str) -> Result<Vec<RouteTableView>, AwsError> {
+async fn describe_route_tables(
+    clients: &Clients,
+    ids: &[String],
+    destination: &str,
+) -> Result<Vec<RouteTableView>, AwsError> {
     let pages: Vec<_> = clients
         .ec2
         .describe_route_tables()
@@ -153,11 +159,12 @@ async fn describe_route_tables(clients: &Clients, ids: &[String], destination: &
                 } else if let Some(id) = r.instance_id() {
                     RouteTarget::Instance(id.to_owned())
                 } else {
-                    let other = [r.nat_gateway_id(), r.gateway_id(), r.transit_gateway_id(), r.vpc_peering_connection_id()]
-                        .into_iter()
-                        .flatten()
-                        .next()
-                        .unwrap_or("unknown target");
+                    let other =
+                        [r.nat_gateway_id(), r.gateway_id(), r.transit_gateway_id(), r.vpc_peering_connection_id()]
+                            .into_iter()
+                            .flatten()
+                            .next()
+                            .unwrap_or("unknown target");
                     RouteTarget::Other(other.to_owned())
                 };
                 RouteView { network_interface_id: eni, target, active: r.state() != Some(&RouteState::Blackhole) }

@@ -1,0 +1,59 @@
+# The project's vocabulary. `make demo` and `make test` work on a fresh machine: they install their
+# Python tools into .venv, start the AWS emulator on a free loopback port, and stop it afterwards.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# Terraform providers: a local plugin mirror when the machine has one (no registry access here),
+# otherwise the public registry as usual. Override with TF_PLUGIN_DIR=... or TF_PLUGIN_DIR= .
+TF_PLUGIN_DIR ?= $(firstword $(wildcard /opt/tf-plugins))
+export TF_PLUGIN_DIR
+
+# The one debug build of the SDK per run: `cargo nextest run` builds the tests and the binary
+# together (same features), and everything after it uses that binary.
+HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
+export HOOK_BIN
+
+.PHONY: help venv build test test-rust test-py lint fmt demo bench invoke tf-check clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Install the Python tools (moto, cargo-lambda, zig, pytest) into .venv
+
+build: venv ## Build the arm64 Lambda zip: target/lambda/nat-asg-hook/bootstrap.zip
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook
+
+test: venv ## The whole test suite (what CI runs)
+	cargo nextest run --workspace
+	$(PY) -m pytest tests
+
+test-rust: ## Unit and mocked-AWS tests only
+	cargo nextest run --workspace
+
+test-py: venv ## Emulator, Terraform and tooling tests only (uses the binary test-rust built)
+	$(PY) -m pytest tests
+
+lint: ## cargo fmt --check and clippy with warnings denied
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the Rust code
+	cargo fmt --all
+
+invoke: venv ## Invoke the function served by `cargo lambda watch`: make invoke EVENT=events/launch-successful.json
+	cargo lambda invoke --data-file $(EVENT) nat-asg-hook
+
+clean: ## Remove build output and the virtualenv
+	cargo clean
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,39 @@
+"""Events built from the saved files in events/, retargeted at the emulator's groups and instances."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+
+
+def load(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def launch(group: str, instance_id: str, zone: str = "us-east-1a", kind: str = "launch-successful") -> dict:
+    """`kind` is `launch-successful` or `lifecycle-action` (the names of the saved files)."""
+    event = load(f"{kind}.json")
+    event["id"] = str(uuid.uuid4())
+    detail = event["detail"]
+    detail["AutoScalingGroupName"] = group
+    detail["EC2InstanceId"] = instance_id
+    if "Details" in detail:
+        detail["Details"]["Availability Zone"] = zone
+    if "LifecycleActionToken" in detail:
+        detail["LifecycleActionToken"] = str(uuid.uuid4())
+    event["resources"] = [f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{group}"]
+    return event
+
+
+def scheduled() -> dict:
+    return load("scheduled-reconcile.json")
+
+
+def write(event: dict, directory: Path, name: str | None = None) -> Path:
+    path = directory / (name or f"event-{event.get('id', uuid.uuid4())}.json")
+    path.write_text(json.dumps(event, indent=2))
+    return path

@@ -1,0 +1,125 @@
+"""Running the real nat-asg-hook binary: as the operator CLI, and as a Lambda function served by
+`cargo lambda watch` and invoked with `cargo lambda invoke`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .moto import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTION = "nat-asg-hook"
+
+
+def hook_bin() -> Path:
+    """The binary under test: $HOOK_BIN, else the one `cargo nextest run` built."""
+    path = Path(os.environ.get("HOOK_BIN", REPO / "target" / "debug" / FUNCTION))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `make test` (or `cargo nextest run`) to build it")
+    return path
+
+
+def cargo_lambda() -> str:
+    found = os.environ.get("CARGO_LAMBDA") or shutil.which("cargo-lambda") or str(REPO / ".venv" / "bin" / "cargo-lambda")
+    if not Path(found).exists():
+        raise FileNotFoundError("cargo-lambda is missing: `make venv` installs it into .venv")
+    return found
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict:
+        """The result JSON: the last line of stdout."""
+        lines = [line for line in self.stdout.splitlines() if line.strip()]
+        if not lines:
+            raise AssertionError(f"no result on stdout; stderr:\n{self.stderr}")
+        return json.loads(lines[-1])
+
+
+def run(env: dict, *args: str, config: Path | None = None, timeout: float = 90) -> Run:
+    cmd = [str(hook_bin())]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    cmd += list(args)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+class LambdaWatch:
+    """`cargo lambda watch --only-lambda-apis` emulating the Lambda control plane, and the prebuilt
+    binary serving it as function `nat-asg-hook` (cargo lambda watch would otherwise compile the
+    function again, with other features: the SDK is built once per run)."""
+
+    def __init__(self, env: dict, config_json: str, log_dir: Path, binary: Path | None = None):
+        self.port = free_port()
+        self.env = env
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._watch_log = open(log_dir / f"cargo-lambda-watch-{self.port}.log", "wb")
+        self.function_log_path = log_dir / f"function-{self.port}.log"
+        self._function_log = open(self.function_log_path, "wb")
+        self.watch = subprocess.Popen(
+            [cargo_lambda(), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
+            env=env, cwd=REPO, stdout=self._watch_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.function = None
+        try:
+            wait_for_port(self.port, proc=self.watch)
+            function_env = dict(
+                env,
+                AWS_LAMBDA_FUNCTION_NAME=FUNCTION,
+                AWS_LAMBDA_FUNCTION_VERSION="1",
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
+                AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{self.port}/.rt/{FUNCTION}",
+                AWS_LAMBDA_LOG_FORMAT="JSON",
+                NAT_ASG_HOOK_CONFIG=config_json,
+            )
+            self.function = subprocess.Popen(
+                [str(binary or hook_bin())], env=function_env, stdout=self._function_log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except Exception:
+            self.stop()
+            raise
+
+    def invoke(self, data_file: Path, timeout: float = 90) -> tuple[int, dict | None, str]:
+        """`cargo lambda invoke --data-file`: (exit code, result JSON or None, stderr)."""
+        if self.function is not None and self.function.poll() is not None:
+            raise RuntimeError(f"the function exited ({self.function.returncode}); see {self.function_log_path}")
+        proc = subprocess.run(
+            [cargo_lambda(), "lambda", "invoke", "-A", "127.0.0.1", "-P", str(self.port), "--data-file", str(data_file), FUNCTION],
+            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        )
+        result = None
+        if proc.returncode == 0 and proc.stdout.strip():
+            result = json.loads(proc.stdout)
+        return proc.returncode, result, proc.stderr
+
+    def stop(self) -> None:
+        for proc in (self.function, self.watch):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self._watch_log.close()
+        self._function_log.close()
+
+    def __enter__(self) -> "LambdaWatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,159 @@
+"""A NAT world seeded through the AWS SDK: a VPC, and per zone a public subnet, a single-instance
+NAT Auto Scaling group, a static Elastic IP and private route tables, all still pointing at the
+previous (dead) NAT's network interface, as right after an instance replacement."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+DESTINATION = "0.0.0.0/0"
+UNRELATED_CIDR = "172.16.0.0/12"
+
+
+@dataclass
+class Group:
+    name: str
+    zone: str
+    eip_allocation_id: str
+    public_ip: str
+    route_table_ids: list[str]
+    previous_eni: str
+    public_subnet: str
+
+
+@dataclass
+class World:
+    vpc_id: str
+    groups: dict[str, Group] = field(default_factory=dict)
+    unrelated_eni: str = ""
+    launch_template: str = ""
+
+    def config(self) -> dict:
+        return {
+            "groups": {
+                g.name: {
+                    "availability_zone": g.zone,
+                    "eip_allocation_id": g.eip_allocation_id,
+                    "route_table_ids": list(g.route_table_ids),
+                }
+                for g in self.groups.values()
+            },
+            "destination_cidr_block": DESTINATION,
+        }
+
+    def write_config(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.config(), indent=2))
+        return path
+
+
+def seed_world(moto, zones=ZONES, tables_per_zone: int = 1, prefix: str = "nat") -> World:
+    ec2 = moto.client("ec2")
+    asg = moto.client("autoscaling")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    world = World(vpc_id=vpc, launch_template=f"{prefix}-lt")
+    ec2.create_launch_template(
+        LaunchTemplateName=world.launch_template,
+        LaunchTemplateData={
+            "ImageId": ami,
+            "InstanceType": "t4g.nano",
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "nat-asg-hook:managed", "Value": "true"}]}],
+        },
+    )
+    for i, zone in enumerate(zones):
+        public = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        if not world.unrelated_eni:
+            # A VPN appliance elsewhere: its route lives in every private table and must survive.
+            world.unrelated_eni = ec2.create_network_interface(SubnetId=public)["NetworkInterface"]["NetworkInterfaceId"]
+        previous_eni = ec2.create_network_interface(SubnetId=public)["NetworkInterface"]["NetworkInterfaceId"]
+        address = ec2.allocate_address(Domain="vpc")
+        ec2.associate_address(AllocationId=address["AllocationId"], NetworkInterfaceId=previous_eni)
+        tables = []
+        for t in range(tables_per_zone):
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{100 + i * 50 + t}.0/24", AvailabilityZone=zone)
+            table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock=DESTINATION, NetworkInterfaceId=previous_eni)
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock=UNRELATED_CIDR, NetworkInterfaceId=world.unrelated_eni)
+            tables.append(table)
+        name = f"{prefix}-{zone}"
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=1,
+            MaxSize=1,
+            DesiredCapacity=1,
+            LaunchTemplate={"LaunchTemplateName": world.launch_template, "Version": "$Latest"},
+            VPCZoneIdentifier=public,
+        )
+        world.groups[name] = Group(name, zone, address["AllocationId"], address["PublicIp"], tables, previous_eni, public)
+    return world
+
+
+# --- reading the emulator's state: what every assertion is made on ---------------------------------
+
+
+def in_service(moto, group: str) -> list[str]:
+    out = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    return [i["InstanceId"] for i in out["AutoScalingGroups"][0]["Instances"] if i["LifecycleState"] == "InService"]
+
+
+def primary_eni(moto, instance_id: str) -> str:
+    reservations = moto.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    interfaces = reservations[0]["Instances"][0]["NetworkInterfaces"]
+    return next(n["NetworkInterfaceId"] for n in interfaces if n.get("Attachment", {}).get("DeviceIndex", 0) == 0)
+
+
+def source_dest_check(moto, eni: str) -> bool:
+    attr = moto.client("ec2").describe_network_interface_attribute(NetworkInterfaceId=eni, Attribute="sourceDestCheck")
+    return attr["SourceDestCheck"]["Value"]
+
+
+def eip_eni(moto, allocation_id: str) -> str | None:
+    address = moto.client("ec2").describe_addresses(AllocationIds=[allocation_id])["Addresses"][0]
+    return address.get("NetworkInterfaceId") or None
+
+
+def routes(moto, table_id: str) -> dict[str, dict]:
+    table = moto.client("ec2").describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]
+    return {r["DestinationCidrBlock"]: r for r in table["Routes"] if "DestinationCidrBlock" in r}
+
+
+def snapshot(moto, world: World) -> dict:
+    """Everything the hook may change, per group: compare two snapshots to prove nothing moved."""
+    state = {}
+    for g in world.groups.values():
+        state[g.name] = {
+            "eip_eni": eip_eni(moto, g.eip_allocation_id),
+            "routes": {t: {k: v.get("NetworkInterfaceId") or v.get("GatewayId") for k, v in routes(moto, t).items()} for t in g.route_table_ids},
+            "sdc": {i: source_dest_check(moto, primary_eni(moto, i)) for i in in_service(moto, g.name)},
+        }
+    return state
+
+
+def assert_converged(moto, world: World, group: str) -> str:
+    """The group's EIP, source/dest check and every default route are on its InService instance."""
+    g = world.groups[group]
+    [instance] = in_service(moto, group)
+    eni = primary_eni(moto, instance)
+    assert eip_eni(moto, g.eip_allocation_id) == eni, f"{group}: EIP not on {eni}"
+    assert source_dest_check(moto, eni) is False, f"{group}: source/dest check still on for {eni}"
+    for table in g.route_table_ids:
+        table_routes = routes(moto, table)
+        assert table_routes[DESTINATION].get("NetworkInterfaceId") == eni, f"{table}: default route not on {eni}: {table_routes}"
+        assert table_routes[DESTINATION]["State"] == "active"
+        assert table_routes[UNRELATED_CIDR].get("NetworkInterfaceId") == world.unrelated_eni, f"{table}: unrelated route touched"
+    return instance
+
+
+def replace_instance(moto, group: str) -> tuple[str, str]:
+    """Terminates the group's instance through Auto Scaling; moto launches the replacement at once."""
+    [old] = in_service(moto, group)
+    moto.client("autoscaling").terminate_instance_in_auto_scaling_group(InstanceId=old, ShouldDecrementDesiredCapacity=False)
+    [new] = in_service(moto, group)
+    assert new != old
+    return old, new
