@@ -128,7 +128,9 @@ pub fn decide(
                         });
                     }
                     None => {
-                        return Ok(Decision::NoInstance { reason: format!("{group_name} lists no InService instance") });
+                        return Ok(Decision::NoInstance {
+                            reason: format!("{group_name} lists no InService instance"),
+                        });
                     }
                 },
             }
