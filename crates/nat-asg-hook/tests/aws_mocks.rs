@@ -2,6 +2,8 @@
 //! throttling, eventual consistency, deadlines, lifecycle completion and route fallbacks, none of
 //! which the emulator can produce on demand.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
+
 use std::time::Duration;
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
