@@ -18,7 +18,7 @@ export TF_PLUGIN_DIR
 HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
 export HOOK_BIN
 
-.PHONY: help venv build test test-rust test-py lint fmt demo bench invoke tf-check clean
+.PHONY: help venv bin build test test-rust test-py lint fmt demo bench invoke tf-check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ $(VENV)/.installed: tests/requirements.txt
 
 venv: $(VENV)/.installed ## Install the Python tools (moto, cargo-lambda, zig, pytest) into .venv
 
+bin: ## Build the host binary the tests and the demo run (with the tests: one SDK build)
+	cargo nextest run --workspace --no-run
+
 build: venv ## Build the arm64 Lambda zip: target/lambda/nat-asg-hook/bootstrap.zip
 	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 	cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook
@@ -37,6 +40,9 @@ build: venv ## Build the arm64 Lambda zip: target/lambda/nat-asg-hook/bootstrap.
 test: venv ## The whole test suite (what CI runs)
 	cargo nextest run --workspace
 	$(PY) -m pytest tests
+
+demo: venv bin ## The whole story against a local AWS emulator; stops everything it started
+	$(PY) tools/demo.py
 
 test-rust: ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace

@@ -184,9 +184,15 @@ async fn check(config: Config, as_json: bool) -> ExitCode {
     if as_json {
         println!("{}", serde_json::to_string_pretty(&groups).unwrap_or_default());
     } else {
-        print!("{}", render_table(&groups, std::io::stdout().is_terminal()));
+        print!("{}", render_table(&groups, use_color()));
     }
     if groups.iter().all(|g| g.healthy) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Colour on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE turns it on anywhere.
+fn use_color() -> bool {
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    set("CLICOLOR_FORCE") || (std::io::stdout().is_terminal() && !set("NO_COLOR"))
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
