@@ -18,7 +18,7 @@ export TF_PLUGIN_DIR
 HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
 export HOOK_BIN
 
-.PHONY: help venv bin build test test-rust test-py lint fmt demo bench invoke tf-check clean
+.PHONY: help venv bin build test test-rust test-py lint fmt demo bench watch invoke tf-check clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ lint: ## cargo fmt --check and clippy with warnings denied
 
 fmt: ## Format the Rust code
 	cargo fmt --all
+
+watch: venv ## Serve the function locally with cargo lambda watch: make watch CONFIG=hook.json (AWS_ENDPOINT_URL for an emulator)
+	NAT_ASG_HOOK_CONFIG="$$(cat $(CONFIG))" cargo lambda watch
 
 invoke: venv ## Invoke the function served by `cargo lambda watch`: make invoke EVENT=events/launch-successful.json
 	cargo lambda invoke --data-file $(EVENT) nat-asg-hook

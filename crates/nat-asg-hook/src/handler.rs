@@ -69,7 +69,7 @@ impl Hook {
         let trigger = event::parse(event, &self.config)?;
         let mut report = match trigger {
             Trigger::Ignored(ignored) => {
-                info!(detail_type = %ignored.detail_type, group = ?ignored.group, reason = %ignored.reason, "event ignored");
+                info!(detail_type = %ignored.detail_type, group = ignored.group.as_deref().unwrap_or("-"), reason = %ignored.reason, "event ignored");
                 let group =
                     GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
                 Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun)
@@ -78,11 +78,12 @@ impl Hook {
             Trigger::Reconcile => self.reconcile_all(mode, &deadline).await?,
         };
         report.duration_ms = started.elapsed().as_millis() as u64;
+        let field = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
         info!(
             outcome = report.summary.outcome.as_str(),
-            group = ?report.summary.auto_scaling_group,
-            instance_id = ?report.summary.instance_id,
-            eni = ?report.summary.network_interface_id,
+            group = %field(&report.summary.auto_scaling_group),
+            instance_id = %field(&report.summary.instance_id),
+            eni = %field(&report.summary.network_interface_id),
             actions = report.summary.actions.len(),
             duration_ms = report.duration_ms,
             "handled"

@@ -21,7 +21,7 @@ pub enum Mode {
 
 /// Reconciles one configured group with `subject`. Errors are failures the caller must report
 /// (so Lambda retries); stale and no-instance answers are not errors.
-#[instrument(skip(clients, config, deadline), fields(group = %group_name))]
+#[instrument(skip_all, fields(group = %group_name, dry_run = mode == Mode::DryRun))]
 pub async fn reconcile(
     clients: &Clients,
     config: &Config,
@@ -48,7 +48,7 @@ pub async fn reconcile(
                 break (instance_id, network_interface_id, actions);
             }
             Decision::Stale { reason } => {
-                info!(instance_id = ?subject_id, %reason, "stale: nothing moves");
+                info!(instance_id = subject_id.unwrap_or("-"), %reason, "stale: nothing moves");
                 return Ok(GroupReport::new(Outcome::Stale, Some(group_name), subject_id).with_reason(reason));
             }
             Decision::NoInstance { reason } => {
