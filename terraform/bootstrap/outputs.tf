@@ -1,0 +1,36 @@
+output "account_id" {
+  description = "Account the bootstrap ran in"
+  value       = local.account_id
+}
+
+output "state_bucket" {
+  description = "Name of the state bucket"
+  value       = aws_s3_bucket.state.bucket
+}
+
+output "state_kms_key_arn" {
+  description = "ARN of the key that encrypts the state"
+  value       = aws_kms_key.state.arn
+}
+
+output "backend_config" {
+  description = "The environment's backend file (terraform/environments/<env>/backend-<env>.hcl) for this bucket; kms_key_id makes the state objects SSE-KMS (without it, encrypt = true writes them SSE-S3)"
+  value       = <<-EOT
+    bucket       = "${aws_s3_bucket.state.bucket}"
+    key          = "${var.state_key}"
+    region       = "${var.region}"
+    encrypt      = true
+    kms_key_id   = "${aws_kms_key.state.arn}"
+    use_lockfile = true
+  EOT
+}
+
+output "deploy_role_arn" {
+  description = "ARN of the deploy role: the AWS_ROLE_ARN variable of the demo-<env> and teardown-<env> GitHub environments"
+  value       = try(aws_iam_role.deploy[0].arn, null)
+}
+
+output "plan_role_arn" {
+  description = "ARN of the read-only plan role: the repository's AWS_PLAN_ROLE_ARN variable (test account)"
+  value       = try(aws_iam_role.plan[0].arn, null)
+}
