@@ -1,0 +1,119 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  ec2_arn_prefix         = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  autoscaling_arn_prefix = "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+
+  route_table_arns = [for id in sort(flatten(values(var.groups)[*].route_table_ids)) : "${local.ec2_arn_prefix}:route-table/${id}"]
+  eip_arns         = [for id in sort(values(var.groups)[*].eip_allocation_id) : "${local.ec2_arn_prefix}:elastic-ip/${id}"]
+  group_arns       = [for name in local.group_names : "${local.autoscaling_arn_prefix}:autoScalingGroup:*:autoScalingGroupName/${name}"]
+
+  # The nat-instance module tags each group's instances and their network interfaces with it.
+  group_tag_key = "nat-asg-hook:group"
+}
+
+data "aws_iam_policy_document" "assume_role" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = var.name
+  description        = "Execution role of the ${var.name} Lambda"
+  assume_role_policy = data.aws_iam_policy_document.assume_role.json
+  tags               = var.tags
+}
+
+# Exactly the calls the handler makes, each on the narrowest resource IAM can name.
+data "aws_iam_policy_document" "this" {
+  # The observe round. Describe calls take no resource-level permissions: the only "*" besides X-Ray.
+  statement {
+    sid = "Observe"
+    actions = [
+      "autoscaling:DescribeAutoScalingGroups",
+      "ec2:DescribeAddresses",
+      "ec2:DescribeInstances",
+      "ec2:DescribeRouteTables",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PointDefaultRoutes"
+    actions   = ["ec2:CreateRoute", "ec2:ReplaceRoute"]
+    resources = local.route_table_arns
+  }
+
+  # AssociateAddress is authorized on the EIP and on the network interface (or instance) it goes to:
+  # the EIP by ARN here, the target by tag in the next statement.
+  statement {
+    sid       = "MoveStaticEips"
+    actions   = ["ec2:AssociateAddress"]
+    resources = local.eip_arns
+  }
+
+  statement {
+    sid     = "OntoNatInstancesOnly"
+    actions = ["ec2:AssociateAddress", "ec2:ModifyNetworkInterfaceAttribute"]
+    resources = [
+      "${local.ec2_arn_prefix}:instance/*",
+      "${local.ec2_arn_prefix}:network-interface/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.group_tag_key}"
+      values   = local.group_names
+    }
+  }
+
+  statement {
+    sid       = "CompleteLaunches"
+    actions   = ["autoscaling:CompleteLifecycleAction"]
+    resources = local.group_arns
+  }
+
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  # X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions: AWS
+  # documents "*" as their only resource (the AWSXRayDaemonWriteAccess managed policy does the same).
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "EncryptedDeadLetters"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = var.name
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}

@@ -1,0 +1,68 @@
+output "lambda_function_name" {
+  description = "Name of the function"
+  value       = aws_lambda_function.this.function_name
+}
+
+output "lambda_function_arn" {
+  description = "ARN of the function"
+  value       = aws_lambda_function.this.arn
+}
+
+output "lambda_role_arn" {
+  description = "ARN of the function's execution role"
+  value       = aws_iam_role.this.arn
+}
+
+output "lambda_role_name" {
+  description = "Name of the function's execution role"
+  value       = aws_iam_role.this.name
+}
+
+output "lambda_policy_json" {
+  description = "The execution role's inline policy (least privilege: see iam.tf)"
+  value       = data.aws_iam_policy_document.this.json
+}
+
+output "log_group_name" {
+  description = "Name of the function's log group"
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "event_rule_arns" {
+  description = "ARNs of the EventBridge rules, by purpose (`launch`, `reconcile`)"
+  value       = { for key, rule in local.rules : key => rule.arn }
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the dead-letter queue (failed events and invocations)"
+  value       = aws_sqs_queue.dead_letter.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue"
+  value       = aws_sqs_queue.dead_letter.arn
+}
+
+output "alarm_arns" {
+  description = "ARNs of the CloudWatch alarms, by purpose (`errors`, `dead_letters`)"
+  value = {
+    errors       = aws_cloudwatch_metric_alarm.errors.arn
+    dead_letters = aws_cloudwatch_metric_alarm.dead_letters.arn
+  }
+}
+
+output "hook_config" {
+  description = "The NAT_ASG_HOOK_CONFIG JSON the function runs with: `nat-asg-hook --config` takes it to replay events against the same groups"
+  value       = local.hook_config
+}
+
+output "launch_dependencies" {
+  description = "IDs of everything the first launch of a NAT group needs (launch rule, target, invoke permission, role policy): pass them to the nat-instance module's `create_after`"
+  value = [
+    aws_cloudwatch_event_rule.launch.arn,
+    aws_cloudwatch_event_target.this["launch"].id,
+    aws_lambda_permission.events["launch"].id,
+    aws_lambda_function_event_invoke_config.this.id,
+    aws_iam_role_policy.this.id,
+  ]
+}

@@ -1,0 +1,141 @@
+variable "name" {
+  description = "Name of the function; prefixes its role, rules, queue and alarms"
+  type        = string
+  default     = "nat-asg-hook"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,48}$", var.name))
+    error_message = "name must be 1-48 letters, digits, '-' or '_' (suffixes follow it in the names of the rules and the queue)."
+  }
+}
+
+variable "lambda_zip_path" {
+  description = "Path of the built bootstrap.zip (`make build`: target/lambda/nat-asg-hook/bootstrap.zip)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lambda_zip_path != null && endswith(coalesce(var.lambda_zip_path, "-"), ".zip")
+    error_message = "lambda_zip_path is required: the bootstrap.zip that `make build` builds."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of the function; must match the build (`make build` builds arm64)"
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "memory_size" {
+  description = "Memory of the function, MB"
+  type        = number
+  default     = 128
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "timeout" {
+  description = "Timeout of the function, seconds; the handler's retry deadlines stay below it"
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.timeout >= 10 && var.timeout <= 900
+    error_message = "timeout must be between 10 and 900 seconds."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Concurrency reserved for the function: enough for every group launching at once plus the reconcile, and a cap on what it can do to the EC2 API"
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.reserved_concurrent_executions >= 1
+    error_message = "reserved_concurrent_executions must be at least 1."
+  }
+}
+
+variable "groups" {
+  description = "The NAT groups, by Auto Scaling group name: the zone, the static EIP's allocation ID and the private route tables whose default route goes to the group's instance. Rendered into NAT_ASG_HOOK_CONFIG"
+  type = map(object({
+    availability_zone = string
+    eip_allocation_id = string
+    route_table_ids   = list(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = length(var.groups) > 0 && alltrue([for g in values(var.groups) : length(g.route_table_ids) > 0])
+    error_message = "groups needs at least one group, and each group at least one route table."
+  }
+
+  validation {
+    condition     = length(flatten(values(var.groups)[*].route_table_ids)) == length(distinct(flatten(values(var.groups)[*].route_table_ids)))
+    error_message = "A route table may belong to only one group."
+  }
+
+  validation {
+    condition     = length(values(var.groups)) == length(distinct(values(var.groups)[*].eip_allocation_id))
+    error_message = "Each group needs its own Elastic IP."
+  }
+}
+
+variable "reconcile_schedule" {
+  description = "EventBridge schedule of the reconcile run that heals lost events and drift"
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule))
+    error_message = "reconcile_schedule must be a rate(...) or cron(...) expression."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's log group, days"
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs offers (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "log_level" {
+  description = "Application log level of the function"
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = contains(["trace", "debug", "info", "warn", "error"], var.log_level)
+    error_message = "log_level must be trace, debug, info, warn or error."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the environment variables, the log group and the dead-letter queue; null keeps the AWS managed encryption. Its key policy must let CloudWatch Logs and EventBridge use it"
+  type        = string
+  default     = null
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic the alarms notify (alarm and OK); null creates the alarms without actions"
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every resource"
+  type        = map(string)
+  default     = {}
+}
