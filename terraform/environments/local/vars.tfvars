@@ -1,0 +1,19 @@
+# The whole stack on an AWS API emulator (moto server). The tests start moto on a free port and pass
+# -var aws_endpoint_url=... after this file; by hand: `python -m moto.server -p 5000`.
+aws_endpoint_url = "http://127.0.0.1:5000"
+
+name         = "nat-local"
+vpc_cidr     = "10.2.0.0/16"
+az_count     = 3
+protect_eips = false
+
+# ami-760aaa0f is in moto's built-in image catalogue (every moto 5 release); the emulator boots
+# nothing, so any image does. x86_64 throughout: the test binary is a host build.
+nat_ami_id          = "ami-760aaa0f"
+nat_instance_type   = "t3.nano"
+lambda_architecture = "x86_64"
+
+tags = {
+  Environment = "local"
+  Project     = "nat-asg-hook"
+}

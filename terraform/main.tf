@@ -1,0 +1,186 @@
+locals {
+  # Zones by name, not "whatever is available now": a zone that turns impaired must not shift the
+  # list and make Terraform rebuild the subnets of the others.
+  zones = slice(var.availability_zones, 0, var.az_count)
+
+  # Per zone (zone => index): the public subnets take the first 1/16 of the VPC, the private ones a
+  # 1/16 each after it.
+  zone_index = { for i, zone in local.zones : zone => i }
+
+  # Names are known before anything exists: the hook's rule, policy and config use them, and the
+  # groups are created after the hook.
+  nat_group_names = { for zone in local.zones : zone => "${var.name}-${zone}" }
+
+  lambda_zip_path = coalesce(var.lambda_zip_path, "${path.root}/../target/lambda/nat-asg-hook/bootstrap.zip")
+}
+
+################################################################################
+# VPC
+################################################################################
+
+resource "aws_vpc" "this" {
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags                 = { Name = var.name }
+}
+
+# Nothing uses the default security group: empty it.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${var.name}-default-unused" }
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = var.name }
+}
+
+resource "aws_subnet" "public" {
+  for_each = local.zone_index
+
+  vpc_id            = aws_vpc.this.id
+  availability_zone = each.key
+  cidr_block        = cidrsubnet(var.vpc_cidr, 8, each.value)
+  tags              = { Name = "${var.name}-public-${each.key}" }
+}
+
+resource "aws_subnet" "private" {
+  for_each = local.zone_index
+
+  vpc_id            = aws_vpc.this.id
+  availability_zone = each.key
+  cidr_block        = cidrsubnet(var.vpc_cidr, 4, each.value + 1)
+  tags              = { Name = "${var.name}-private-${each.key}" }
+}
+
+# The public table's routes are inline: Terraform owns that table whole.
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.this.id
+  }
+
+  tags = { Name = "${var.name}-public" }
+}
+
+resource "aws_route_table_association" "public" {
+  for_each = aws_subnet.public
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.public.id
+}
+
+# One private table per zone, with no `route` argument and no aws_route: the hook owns their default
+# route (it points it at the zone's NAT instance), and Terraform leaves routes it does not declare.
+resource "aws_route_table" "private" {
+  for_each = local.zone_index
+
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${var.name}-private-${each.key}" }
+}
+
+resource "aws_route_table_association" "private" {
+  for_each = aws_subnet.private
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.private[each.key].id
+}
+
+################################################################################
+# VPC flow logs (rejected and accepted traffic) into CloudWatch Logs
+################################################################################
+
+resource "aws_flow_log" "this" {
+  vpc_id               = aws_vpc.this.id
+  traffic_type         = "ALL"
+  log_destination_type = "cloud-watch-logs"
+  log_destination      = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn         = aws_iam_role.flow_logs.arn
+  tags                 = { Name = var.name }
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  # checkov:skip=CKV_AWS_158: CloudWatch Logs encrypts at rest by default; this stack adds no customer managed key
+  name              = "/vpc/${var.name}/flow-logs"
+  retention_in_days = var.log_retention_days
+}
+
+data "aws_iam_policy_document" "flow_logs_assume_role" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name               = "${var.name}-flow-logs"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume_role.json
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name   = "${var.name}-flow-logs"
+  role   = aws_iam_role.flow_logs.id
+  policy = data.aws_iam_policy_document.flow_logs.json
+}
+
+################################################################################
+# Per zone: the static EIP, then the hook (its config names the EIPs), then the NAT group (its first
+# launch must find the hook in place). EIP -> hook -> ASG: the EIP is a module call of its own because
+# Terraform orders a for_each module call as a whole, and the hook cannot both follow and precede one.
+################################################################################
+
+module "eip" {
+  source   = "./modules/nat-instance/modules/static-eip"
+  for_each = local.nat_group_names
+
+  name    = each.value
+  protect = var.protect_eips
+}
+
+module "hook" {
+  source = "./modules/nat-asg-hook"
+
+  name                = "${var.name}-asg-hook"
+  lambda_zip_path     = local.lambda_zip_path
+  architecture        = var.lambda_architecture
+  reconcile_schedule  = var.reconcile_schedule
+  log_retention_days  = var.log_retention_days
+  log_level           = var.log_level
+  alarm_sns_topic_arn = var.alarm_sns_topic_arn
+
+  groups = {
+    for zone, group in local.nat_group_names : group => {
+      availability_zone = zone
+      eip_allocation_id = module.eip[zone].allocation_id
+      route_table_ids   = [aws_route_table.private[zone].id]
+    }
+  }
+}
+
+module "nat" {
+  source   = "./modules/nat-instance"
+  for_each = local.nat_group_names
+
+  name           = each.value
+  vpc_id         = aws_vpc.this.id
+  vpc_cidr_block = aws_vpc.this.cidr_block
+  subnet_id      = aws_subnet.public[each.key].id
+  instance_type  = var.nat_instance_type
+  ami_id         = var.nat_ami_id
+
+  create_after = module.hook.launch_dependencies
+}

@@ -1,0 +1,110 @@
+variable "region" {
+  description = "AWS region of the stack"
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Name prefix of every resource; the NAT groups are <name>-<zone>"
+  type        = string
+  default     = "nat"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,23}$", var.name))
+    error_message = "name must be 1-24 lowercase letters, digits or '-', starting with a letter."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC. Each zone gets a public subnet of 1/256 of it (a /24 of a /16) and a private subnet of 1/16 (a /20 of a /16)"
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) <= 20
+    error_message = "vpc_cidr must be an IPv4 CIDR block of /20 or larger."
+  }
+}
+
+variable "availability_zones" {
+  description = "The zones the stack may use, in order of use; set them when you change region"
+  type        = list(string)
+  default     = ["us-east-1a", "us-east-1b", "us-east-1c"]
+}
+
+variable "az_count" {
+  description = "Number of Availability Zones (the first of availability_zones), each with a public subnet, a private subnet and its own NAT group"
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.az_count >= 1 && var.az_count <= min(6, length(var.availability_zones))
+    error_message = "az_count must be between 1 and 6, and at most the number of availability_zones."
+  }
+}
+
+variable "lambda_zip_path" {
+  description = "Path of the hook's bootstrap.zip; null takes what `make build` produces (target/lambda/nat-asg-hook/bootstrap.zip)"
+  type        = string
+  default     = null
+}
+
+variable "lambda_architecture" {
+  description = "Architecture of the hook's build: arm64 (`make build`) or x86_64"
+  type        = string
+  default     = "arm64"
+}
+
+variable "nat_instance_type" {
+  description = "Instance type of the NAT instances (arm64 for the default AMI)"
+  type        = string
+  default     = "t4g.nano"
+}
+
+variable "nat_ami_id" {
+  description = "AMI of the NAT instances; null takes the latest Amazon Linux 2023 arm64 AMI"
+  type        = string
+  default     = null
+}
+
+variable "protect_eips" {
+  description = "Protect the static EIPs from destroy (see the nat-instance module's protect_eip)"
+  type        = bool
+  default     = true
+}
+
+variable "reconcile_schedule" {
+  description = "Schedule of the hook's reconcile run"
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the hook's and the flow logs' log groups, days"
+  type        = number
+  default     = 365
+}
+
+variable "log_level" {
+  description = "Log level of the hook"
+  type        = string
+  default     = "info"
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic the hook's alarms notify; null for none"
+  type        = string
+  default     = null
+}
+
+variable "aws_endpoint_url" {
+  description = "Endpoint of an AWS API emulator (the local environment); null for AWS itself"
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every resource (provider default tags)"
+  type        = map(string)
+  default     = {}
+}

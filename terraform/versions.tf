@@ -1,0 +1,14 @@
+terraform {
+  required_version = ">= 1.10" # S3 backend use_lockfile
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.46, < 6"
+    }
+  }
+
+  # Per environment: terraform init -backend-config=environments/<env>/backend-<env>.hcl
+  # The local environment replaces it with a local backend (environments/local/backend_override.tf).
+  backend "s3" {}
+}
