@@ -1,0 +1,335 @@
+"""scripts/bootstrap.sh against the emulator: one account's story, from a plan that creates nothing to
+the state bucket and the GitHub OIDC roles, each step checked against moto's state (bucket settings,
+roles, trust and attached policies), never against the script's output. The script runs from a
+scratch copy of the repository's scripts/ and terraform/, so no state or lock file lands in the tree,
+with a profile from AWS config files written here: it ignores the environment's keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = "nat-bootstrap-test"
+GITHUB_REPOSITORY = "example-org/nat-asg-hook"
+ENV = "test"
+ACCOUNT = "123456789012"  # moto's default account
+OIDC_PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+DEPLOY_POLICIES = ["terraform-compute", "terraform-hook", "terraform-network", "terraform-read", "terraform-state"]
+PLAN_POLICIES = ["terraform-read", "terraform-state-read"]
+
+
+def hcl_string(key: str, path: Path) -> str:
+    match = re.search(rf'^\s*{key}\s*=\s*"([^"]*)"', path.read_text(), re.M)
+    assert match, f"no {key} in {path}"
+    return match.group(1)
+
+
+BACKEND = REPO / "terraform" / "environments" / ENV / f"backend-{ENV}.hcl"
+BUCKET = hcl_string("bucket", BACKEND)
+STATE_KEY = hcl_string("key", BACKEND)
+REGION = hcl_string("region", BACKEND)
+STACK = hcl_string("name", REPO / "terraform" / "environments" / ENV / "vars.tfvars")
+
+
+def plugin_dir() -> str:
+    """The provider mirror, as the Makefile finds it (this machine has no registry access)."""
+    found = os.environ.get("TF_PLUGIN_DIR")
+    if found is None and Path("/opt/tf-plugins").is_dir():
+        found = "/opt/tf-plugins"
+    return found or ""
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Path:
+    """scripts/ and terraform/{bootstrap,policies,environments} copied, AWS config files beside them."""
+    root = tmp_path_factory.mktemp("bootstrap")
+    shutil.copytree(REPO / "scripts", root / "repo" / "scripts")
+    for part in ("bootstrap", "policies", "environments"):
+        shutil.copytree(
+            REPO / "terraform" / part,
+            root / "repo" / "terraform" / part,
+            ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "state"),
+        )
+    aws = root / "aws"
+    aws.mkdir()
+    (aws / "config").write_text(f"[profile {PROFILE}]\nregion = {REGION}\n")
+    (aws / "credentials").write_text(f"[{PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    return root
+
+
+@dataclass
+class Script:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_bootstrap(moto, sandbox: Path, *args: str, **env_overrides: str | None) -> Script:
+    env = moto.env()
+    env.update(
+        AWS_CONFIG_FILE=str(sandbox / "aws" / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(sandbox / "aws" / "credentials"),
+        BOOTSTRAP_STATE_DIR=str(sandbox / "state"),
+        TF_DATA_DIR=str(sandbox / "tf-data"),
+        TF_PLUGIN_DIR=plugin_dir(),
+        TF_IN_AUTOMATION="1",
+        CHECKPOINT_DISABLE="1",
+        GITHUB_REPOSITORY=GITHUB_REPOSITORY,
+    )
+    env.pop("TF_CLI_CONFIG_FILE", None)
+    for key, value in env_overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    proc = subprocess.run(
+        ["bash", str(sandbox / "repo" / "scripts" / "bootstrap.sh"), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return Script(proc.returncode, proc.stdout, proc.stderr)
+
+
+def must(run: Script) -> Script:
+    assert run.code == 0, f"exit {run.code}\n--- stdout\n{run.stdout[-4000:]}\n--- stderr\n{run.stderr[-4000:]}"
+    return run
+
+
+# --- what the emulator holds ----------------------------------------------------------------------
+
+
+def buckets(moto) -> set[str]:
+    return {b["Name"] for b in moto.client("s3").list_buckets()["Buckets"]}
+
+
+def roles(moto) -> set[str]:
+    return {r["RoleName"] for r in moto.client("iam").list_roles()["Roles"]}
+
+
+def oidc_providers(moto) -> set[str]:
+    return {p["Arn"] for p in moto.client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]}
+
+
+def policy_names(moto) -> set[str]:
+    return {p["PolicyName"] for p in moto.client("iam").list_policies(Scope="Local")["Policies"]}
+
+
+@dataclass
+class Account:
+    after_plan_only: dict = field(default_factory=dict)
+    after_skip_iam: dict = field(default_factory=dict)
+    role_created: dict = field(default_factory=dict)
+
+
+def snapshot(moto) -> dict:
+    return {"buckets": buckets(moto), "roles": roles(moto), "oidc": oidc_providers(moto), "policies": policy_names(moto)}
+
+
+@pytest.fixture(scope="module")
+def account(moto, sandbox) -> Account:
+    """One account's story: plan only, then the bucket alone (--skip-iam), then the roles too."""
+    moto.reset()
+    story = Account()
+
+    must(run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV))
+    story.after_plan_only = snapshot(moto)
+
+    must(run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV, "--skip-iam", "--apply"))
+    story.after_skip_iam = snapshot(moto)
+
+    must(run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV, "--apply"))
+    iam = moto.client("iam")
+    story.role_created = {name: iam.get_role(RoleName=name)["Role"]["CreateDate"] for name in ("terraform-role", "terraform-plan-role")}
+    return story
+
+
+def rendered(name: str, kms_key_arn: str) -> dict:
+    """terraform/policies/<name>.json with this account's values, as templatefile renders it."""
+    values = {
+        "partition": "aws",
+        "account_id": ACCOUNT,
+        "region": REGION,
+        "environment": ENV,
+        "stack_name": STACK,
+        "state_bucket": BUCKET,
+        "state_key": STATE_KEY,
+        "state_kms_key_arn": kms_key_arn,
+        "github_repository": GITHUB_REPOSITORY,
+        "oidc_provider_arn": OIDC_PROVIDER,
+    }
+    text = (REPO / "terraform" / "policies" / f"{name}.json").read_text()
+    text = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+    return json.loads(text)
+
+
+def state_key_arn(moto) -> str:
+    rule = moto.client("s3").get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    return rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+
+
+# --- the story ------------------------------------------------------------------------------------
+
+
+def test_without_apply_nothing_is_created(account):
+    assert BUCKET not in account.after_plan_only["buckets"]
+    assert not {"terraform-role", "terraform-plan-role"} & account.after_plan_only["roles"]
+    assert not account.after_plan_only["oidc"]
+
+
+def test_skip_iam_creates_the_state_bucket_and_no_iam(account):
+    assert BUCKET in account.after_skip_iam["buckets"]
+    assert not {"terraform-role", "terraform-plan-role"} & account.after_skip_iam["roles"]
+    assert not account.after_skip_iam["oidc"]
+    assert not {p for p in account.after_skip_iam["policies"] if p.startswith("terraform-")}
+
+
+def test_state_bucket_is_versioned_kms_encrypted_private_and_tls_only(account, moto):
+    s3 = moto.client("s3")
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+
+    [rule] = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["BucketKeyEnabled"] is True
+    key = moto.client("kms").describe_key(KeyId=state_key_arn(moto))["KeyMetadata"]
+    assert key["Enabled"] and key["KeyManager"] == "CUSTOMER"
+    assert moto.client("kms").get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+
+    block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+    [deny] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+    [expiry] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert expiry["Status"] == "Enabled" and expiry["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+
+
+def test_state_bucket_refuses_plain_http(account, moto):
+    """The TLS-only policy holds: the emulator is reached over http, so every object call is refused."""
+    s3 = moto.client("s3")
+    for call in (
+        lambda: s3.put_object(Bucket=BUCKET, Key=STATE_KEY, Body=b"{}"),
+        lambda: s3.get_object(Bucket=BUCKET, Key=STATE_KEY),
+    ):
+        with pytest.raises(s3.exceptions.ClientError) as refused:
+            call()
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_github_oidc_provider_is_for_sts(account, moto):
+    assert account.after_plan_only["oidc"] == set()
+    provider = moto.client("iam").get_open_id_connect_provider(OpenIDConnectProviderArn=OIDC_PROVIDER)
+    assert provider["ClientIDList"] == ["sts.amazonaws.com"]
+
+
+def test_deploy_role_trusts_only_the_repositorys_demo_and_teardown_environments(account, moto):
+    trust = moto.client("iam").get_role(RoleName="terraform-role")["Role"]["AssumeRolePolicyDocument"]
+    [statement] = trust["Statement"]
+    assert statement["Principal"] == {"Federated": OIDC_PROVIDER}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": [
+                f"repo:{GITHUB_REPOSITORY}:environment:demo-{ENV}",
+                f"repo:{GITHUB_REPOSITORY}:environment:teardown-{ENV}",
+            ],
+        }
+    }
+    assert trust == rendered("terraform-role-trust", state_key_arn(moto))
+
+
+def test_plan_role_trusts_pull_requests_and_the_two_long_lived_branches(account, moto):
+    trust = moto.client("iam").get_role(RoleName="terraform-plan-role")["Role"]["AssumeRolePolicyDocument"]
+    assert trust == rendered("terraform-plan-role-trust", state_key_arn(moto))
+    subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subjects == [
+        f"repo:{GITHUB_REPOSITORY}:pull_request",
+        f"repo:{GITHUB_REPOSITORY}:ref:refs/heads/main",
+        f"repo:{GITHUB_REPOSITORY}:ref:refs/heads/development",
+    ]
+
+
+@pytest.mark.parametrize(("role", "names"), [("terraform-role", DEPLOY_POLICIES), ("terraform-plan-role", PLAN_POLICIES)])
+def test_roles_carry_exactly_the_policy_files_rendered_for_this_account(account, moto, role, names):
+    iam = moto.client("iam")
+    attached = {p["PolicyName"]: p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
+    assert sorted(attached) == sorted(f"{name}-{ENV}" for name in names)
+    assert not iam.list_role_policies(RoleName=role)["PolicyNames"], "no inline policy: only the reviewed files"
+    for name in names:
+        arn = attached[f"{name}-{ENV}"]
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        if isinstance(document, str):
+            document = json.loads(document)
+        assert document == rendered(name, state_key_arn(moto)), name
+
+
+def test_policies_scope_writes_to_the_stack_and_its_state(account, moto):
+    """No write action on "*": only Describe-style reads take no resource."""
+    for name in DEPLOY_POLICIES + PLAN_POLICIES:
+        for statement in rendered(name, state_key_arn(moto))["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if "*" in resources:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all(re.match(r"^\w+:(Describe|List|Get)", a) for a in actions), (name, statement["Sid"])
+            else:
+                public = ("::image/", "::parameter/aws/service/")  # AMIs and AWS's own public parameters
+                assert all(f":{ACCOUNT}:" in r or r.startswith(f"arn:aws:s3:::{BUCKET}") or any(p in r for p in public) for r in resources), (name, resources)
+
+
+def test_running_it_again_changes_nothing(account, moto, sandbox):
+    must(run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV, "--apply"))
+    iam = moto.client("iam")
+    for name, created in account.role_created.items():
+        assert iam.get_role(RoleName=name)["Role"]["CreateDate"] == created
+
+
+def test_a_plan_that_deletes_is_refused_and_nothing_is_applied(account, moto, sandbox):
+    """--skip-iam on an account whose roles the bootstrap created would destroy them: it stops."""
+    run = run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV, "--skip-iam", "--apply")
+    assert run.code == 2
+    assert {"terraform-role", "terraform-plan-role"} <= roles(moto)
+    assert OIDC_PROVIDER in oidc_providers(moto)
+    assert BUCKET in buckets(moto)
+
+
+# --- refusals, before any AWS call --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--env", ENV], {"AWS_PROFILE": None}, "missing --profile"),
+        (["--profile", "nobody", "--env", ENV], {}, "AWS profile 'nobody' not found"),
+        (["--profile", PROFILE, "--env", "staging"], {}, "unknown environment 'staging' (one of: test prod)"),
+        (["--profile", PROFILE], {}, "missing --env"),
+        (["--profile", PROFILE, "--env", ENV, "--force"], {}, "unknown argument: --force"),
+        (["--profile", PROFILE, "--env", ENV], {"GITHUB_REPOSITORY": ""}, "set GITHUB_REPOSITORY=owner/name"),
+    ],
+    ids=["no-profile", "unknown-profile", "unknown-env", "no-env", "unknown-flag", "no-repository"],
+)
+def test_bad_input_is_refused_with_a_clear_error(moto, sandbox, args, env, says):
+    run = run_bootstrap(moto, sandbox, *args, **env)
+    assert run.code == 2
+    assert says in run.stderr
+    assert "Traceback" not in run.stderr and "Error:" not in run.stderr, "refused before terraform ran"
+
+
+def test_profile_from_aws_profile_when_not_given(moto, sandbox):
+    """--profile defaults to $AWS_PROFILE, and is checked just the same."""
+    run = run_bootstrap(moto, sandbox, "--env", ENV, AWS_PROFILE="not-there")
+    assert run.code == 2 and "AWS profile 'not-there' not found" in run.stderr

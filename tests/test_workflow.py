@@ -1,0 +1,152 @@
+"""The GitHub workflow and the shell scripts, checked the way a reviewer would: actionlint (with
+shellcheck on every `run:` block), zizmor's security audits, shellcheck on scripts/, and the rules this
+project holds its workflow to (pinned actions, least privilege, OIDC only, the demo's environments).
+Any finding fails: a suppression would have to be written, with its reason, in the workflow itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / ".github" / "workflows"
+WORKFLOW = WORKFLOWS / "prepare-for-demo.yml"
+VENV_BIN = REPO / ".venv" / "bin"
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # \S+")
+
+
+def tool(name: str) -> str:
+    path = VENV_BIN / name
+    assert path.exists(), f"{path} is missing: `make venv` installs it from tests/requirements.txt"
+    return str(path)
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    # .venv/bin first: actionlint runs the shellcheck installed there on every `run:` block.
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    # YAML 1.1 reads the key `on` as True.
+    data = yaml.safe_load(WORKFLOW.read_text())
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def steps(job: dict) -> list[dict]:
+    return job.get("steps", [])
+
+
+# --- the linters ----------------------------------------------------------------------------------
+
+
+def test_actionlint_finds_nothing():
+    proc = run(tool("actionlint"), "-color=false", "-shellcheck", tool("shellcheck"), *map(str, sorted(WORKFLOWS.glob("*.y*ml"))))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_finds_nothing_even_pedantic():
+    """--offline: no GitHub API here (the online audits, e.g. impostor commits, run where it is reachable)."""
+    proc = run(tool("zizmor"), "--offline", "--persona=pedantic", "--format=json", str(WORKFLOWS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    findings = json.loads(proc.stdout or "[]")
+    assert findings == [], json.dumps(findings, indent=2)[:4000]
+
+
+def test_shell_scripts_are_shellcheck_clean():
+    scripts = sorted((REPO / "scripts").glob("*.sh"))
+    assert scripts, "scripts/*.sh"
+    proc = run(tool("shellcheck"), "--severity=style", "--external-sources", *map(str, scripts))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- the project's rules for its workflow ---------------------------------------------------------
+
+
+def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version():
+    uses = [line.split("uses:", 1)[1].strip() for line in WORKFLOW.read_text().splitlines() if re.match(r"^\s*-?\s*uses:", line)]
+    assert uses
+    unpinned = [u for u in uses if not SHA_PIN.match(u)]
+    assert not unpinned, unpinned
+
+
+def test_no_permission_unless_a_job_asks_and_oidc_only_where_aws_is_used(workflow):
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"{name}: explicit permissions"
+        perms = job["permissions"]
+        assert set(perms) <= {"contents", "id-token"}, (name, perms)
+        assert perms.get("contents") == "read", name
+        uses_aws = any("configure-aws-credentials" in s.get("uses", "") for s in steps(job))
+        assert (perms.get("id-token") == "write") == uses_aws, name
+
+
+def test_aws_access_is_role_assumption_never_stored_keys(workflow):
+    text = WORKFLOW.read_text()
+    assert "aws-access-key-id" not in text and "aws-secret-access-key" not in text
+    assert "secrets." not in text
+    for name, job in workflow["jobs"].items():
+        for step in steps(job):
+            if "configure-aws-credentials" in step.get("uses", ""):
+                assert set(step["with"]) >= {"role-to-assume", "aws-region"}, name
+                assert step["with"]["role-to-assume"].startswith("${{ vars."), name
+
+
+def test_checkouts_do_not_persist_the_token(workflow):
+    for name, job in workflow["jobs"].items():
+        for step in steps(job):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False, name
+
+
+def test_runs_on_prs_pushes_and_by_hand_with_one_run_per_ref(workflow):
+    on = workflow["on"]
+    assert set(on) == {"pull_request", "push", "workflow_dispatch"}
+    assert on["workflow_dispatch"]["inputs"]["environment"]["options"] == ["test", "prod"]
+    assert "group" in workflow["concurrency"]
+
+
+def test_pull_requests_and_pushes_check_build_and_plan_the_test_environment(workflow):
+    jobs = workflow["jobs"]
+    text = WORKFLOW.read_text()
+    for command in ("make lint", "make test", "make build", "terraform fmt -check", "tflint --recursive", "checkov", "terraform -chdir=terraform plan"):
+        assert command in text, command
+    plan = jobs["plan"]
+    assert "environments/test/backend-test.hcl" in json.dumps(plan)
+    assert (REPO / "terraform" / "environments" / "test" / "backend-test.hcl").is_file()
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") and "tfplan" in s["with"]["path"] for s in steps(plan))
+    assert "build" in plan["needs"], "the plan reads the zip's hash"
+
+
+def test_demo_jobs_sit_behind_the_demo_and_teardown_environments(workflow):
+    jobs = workflow["jobs"]
+    apply, destroy = jobs["demo-apply"], jobs["demo-destroy"]
+    assert apply["name"] == "Demo (apply)" and destroy["name"] == "Demo (destroy)"
+    assert apply["environment"] == "demo-${{ inputs.environment }}"
+    assert destroy["environment"] == "teardown-${{ inputs.environment }}"
+    assert "workflow_dispatch" in apply["if"] and "inputs.destroy" in destroy["if"]
+    assert destroy["needs"] == ["demo-apply"]
+
+    # init -> plan -> apply -> verify, in that order; the backend chosen by the environment.
+    names = [s.get("name", "") for s in steps(apply)]
+    order = [next(i for i, n in enumerate(names) if n.startswith(p)) for p in ("terraform init", "terraform plan", "terraform apply", "nat-asg-hook verify")]
+    assert order == sorted(order), names
+    init = next(s for s in steps(apply) if s.get("name") == "terraform init")
+    assert 'environments/$DEMO_ENV/backend-$DEMO_ENV.hcl' in init["run"]
+    verify = next(s for s in steps(apply) if s.get("name") == "nat-asg-hook verify")
+    assert "output -raw hook_config" in verify["run"] and "verify --config" in verify["run"]
+
+
+def test_inputs_reach_scripts_through_the_environment_not_the_template(workflow):
+    """No ${{ }} inside a run: block (template injection); env: carries values into scripts."""
+    for name, job in workflow["jobs"].items():
+        for step in steps(job):
+            assert "${{" not in step.get("run", ""), (name, step.get("name"))
