@@ -1,0 +1,71 @@
+"""Fidelity fixes for the moto server that the Terraform tests apply the stack to.
+
+Python imports this module at start-up when this directory is on PYTHONPATH; the Terraform tests
+start their moto server so (`nat_lab.terraform.moto_env()`). Each fix makes moto answer what AWS
+answers, for a field moto 5 drops or misfiles: without them, every plan against moto would show a
+change that AWS would not, and "a second apply reports no changes" could not be tested at all.
+Nothing here changes what a call does, only what moto reports back.
+
+- Lambda GetFunction: AWS returns the function's DeadLetterConfig and LoggingConfig; moto drops both.
+- EC2 launch templates: moto files the launch template's own tags (CreateLaunchTemplate's
+  TagSpecifications, resource type `launch-template`) under the template data's tag specifications,
+  as if they were tags for the instances it launches.
+"""
+
+from __future__ import annotations
+
+
+def _lambda_configuration() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    kept = ("DeadLetterConfig", "LoggingConfig")
+    init, get_configuration, update_configuration = (
+        LambdaFunction.__init__,
+        LambdaFunction.get_configuration,
+        LambdaFunction.update_configuration,
+    )
+
+    def __init__(self, account_id, spec, *args, **kwargs):
+        init(self, account_id, spec, *args, **kwargs)
+        self._shim_kept = {key: spec[key] for key in kept if spec.get(key)}
+
+    def patched_get_configuration(self, *args, **kwargs):
+        config = get_configuration(self, *args, **kwargs)
+        config.update(getattr(self, "_shim_kept", {}))
+        return config
+
+    def patched_update_configuration(self, updates, *args, **kwargs):
+        kept_now = getattr(self, "_shim_kept", {})
+        for key in kept:
+            if key in updates:
+                kept_now[key] = updates[key]
+        self._shim_kept = {key: value for key, value in kept_now.items() if value}
+        return update_configuration(self, updates, *args, **kwargs)
+
+    LambdaFunction.__init__ = __init__
+    LambdaFunction.get_configuration = patched_get_configuration
+    LambdaFunction.update_configuration = patched_update_configuration
+
+
+def _launch_template_tags() -> None:
+    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+
+    init = LaunchTemplateVersion.__init__
+
+    def __init__(self, template, number, data, description, *args, **kwargs):
+        specs = data.get("TagSpecifications")
+        if specs:
+            data = dict(data)
+            data["TagSpecifications"] = [s for s in specs if s.get("ResourceType") != "launch-template"]
+            if not data["TagSpecifications"]:
+                del data["TagSpecifications"]
+        init(self, template, number, data, description, *args, **kwargs)
+
+    LaunchTemplateVersion.__init__ = __init__
+
+
+try:
+    _lambda_configuration()
+    _launch_template_tags()
+except ImportError:  # not the moto server's interpreter: nothing to fix
+    pass

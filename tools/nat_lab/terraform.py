@@ -1,0 +1,183 @@
+"""Terraform for the tests: a scratch copy of terraform/ (no .terraform, state or lock file ever lands
+in the repository), `init` from the machine's plugin mirror when $TF_PLUGIN_DIR names one (the public
+registry otherwise, as for any user), and the Lambda zip built from the already-built binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TERRAFORM_DIR = REPO / "terraform"
+MODULES = ("modules/nat-asg-hook", "modules/nat-instance")
+ENVIRONMENTS = ("test", "prod", "local")
+_SKIP = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", ".terraform.lock.hcl", "*.zip")
+
+
+def terraform_bin() -> str:
+    found = os.environ.get("TERRAFORM") or shutil.which("terraform")
+    if not found:
+        raise FileNotFoundError("terraform is not on PATH")
+    return found
+
+
+def plugin_args() -> list[str]:
+    """`-plugin-dir=$TF_PLUGIN_DIR` when the machine has a provider mirror (no registry here)."""
+    plugin_dir = os.environ.get("TF_PLUGIN_DIR", "").strip()
+    return [f"-plugin-dir={plugin_dir}"] if plugin_dir else []
+
+
+def base_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if env is None else env)
+    env.update(TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
+    # A CLI config file that does not exist only earns a warning on every command.
+    if env.get("TF_CLI_CONFIG_FILE") and not Path(env["TF_CLI_CONFIG_FILE"]).exists():
+        del env["TF_CLI_CONFIG_FILE"]
+    return env
+
+
+def scratch_copy(dest: Path) -> Path:
+    """terraform/ copied to dest/terraform, so that init and state stay out of the work tree."""
+    target = dest / "terraform"
+    shutil.copytree(TERRAFORM_DIR, target, ignore=_SKIP)
+    return target
+
+
+def build_zip(binary: Path, dest: Path) -> Path:
+    """The Lambda package: the binary as `bootstrap`, executable (what cargo lambda builds)."""
+    path = dest / "bootstrap.zip"
+    info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100755 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(info, binary.read_bytes(), compresslevel=1)
+    return path
+
+
+class TerraformError(AssertionError):
+    pass
+
+
+@dataclass
+class Result:
+    args: list[str]
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@dataclass
+class Terraform:
+    """terraform -chdir=workdir, with an environment (the emulator's, for the local environment)."""
+
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.env = base_env(self.env or None)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+        cmd = [terraform_bin(), f"-chdir={self.workdir}", *args]
+        start = time.monotonic()
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = Result(list(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+        if check and proc.returncode != 0:
+            raise TerraformError(f"terraform {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+        return result
+
+    def init(self, backend: bool = True) -> Result:
+        args = ["init", "-input=false", "-no-color", *plugin_args()]
+        if not backend:
+            args.append("-backend=false")
+        return self.run(*args)
+
+    def validate(self) -> Result:
+        return self.run("validate", "-no-color")
+
+    def apply(self, *var_args: str) -> Result:
+        result = self.run("apply", "-auto-approve", "-input=false", "-no-color", *var_args)
+        self.timings.setdefault("apply", result.seconds)
+        return result
+
+    def plan_changes(self, *var_args: str) -> tuple[bool, Result]:
+        """(whether the plan has changes, the plan): `-detailed-exitcode` answers 0 or 2."""
+        result = self.run("plan", "-input=false", "-no-color", "-detailed-exitcode", *var_args, check=False)
+        if result.code not in (0, 2):
+            raise TerraformError(f"terraform plan failed\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+        return result.code == 2, result
+
+    def destroy(self, *var_args: str) -> Result:
+        result = self.run("destroy", "-auto-approve", "-input=false", "-no-color", *var_args)
+        self.timings.setdefault("destroy", result.seconds)
+        return result
+
+    def outputs(self) -> dict:
+        """`terraform output -json`, as {name: value}."""
+        raw = json.loads(self.run("output", "-json").stdout)
+        return {name: item["value"] for name, item in raw.items()}
+
+
+def local_environment(workdir: Path, endpoint: str, env: dict[str, str], lambda_zip: Path) -> tuple[Terraform, list[str]]:
+    """The `local` environment in a scratch copy: its backend override in place, initialised. Returns
+    the runner and the variable arguments every plan/apply/destroy takes."""
+    root = scratch_copy(workdir)
+    shutil.copy(root / "environments" / "local" / "backend_override.tf", root / "backend_override.tf")
+    tf = Terraform(root, env)
+    tf.init()
+    var_args = [
+        f"-var-file={root / 'environments' / 'local' / 'vars.tfvars'}",
+        f"-var=aws_endpoint_url={endpoint}",
+        f"-var=lambda_zip_path={lambda_zip}",
+    ]
+    return tf, var_args
+
+
+SHIMS = Path(__file__).resolve().parent / "moto_shims"
+
+
+def moto_extra_env() -> dict[str, str]:
+    """For `Moto(extra_env=...)`: the moto server the stack is applied to loads moto_shims (fidelity
+    fixes for fields moto drops; see its docstring)."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(SHIMS), os.environ.get("PYTHONPATH", "")]))}
+
+
+def inventory(moto) -> dict[str, set[str]]:
+    """Everything the stack can create, as the emulator lists it: compare one taken before `apply`
+    with one taken after `destroy` to prove nothing is left behind."""
+    ec2 = moto.client("ec2")
+    autoscaling = moto.client("autoscaling")
+    instance_states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    found = {
+        "vpcs": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]},
+        "subnets": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]},
+        "route_tables": {t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]},
+        "internet_gateways": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
+        "security_groups": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]},
+        "addresses": {a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]},
+        # AWS deletes an instance's primary interface with the instance; moto keeps it, attached to the
+        # terminated instance. Those are not left behind; any other interface is.
+        "network_interfaces": {
+            n["NetworkInterfaceId"]
+            for n in ec2.describe_network_interfaces()["NetworkInterfaces"]
+            if instance_states.get(n.get("Attachment", {}).get("InstanceId", "")) != "terminated"
+        },
+        "launch_templates": {t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]},
+        "flow_logs": {f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]},
+        "instances": {i for i, state in instance_states.items() if state not in ("terminated", "shutting-down")},
+        "autoscaling_groups": {g["AutoScalingGroupName"] for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]},
+        "functions": {f["FunctionName"] for f in moto.client("lambda").list_functions()["Functions"]},
+        "roles": {r["RoleName"] for r in moto.client("iam").list_roles()["Roles"]},
+        "rules": {r["Name"] for r in moto.client("events").list_rules()["Rules"]},
+        "queues": set(moto.client("sqs").list_queues().get("QueueUrls", [])),
+        "log_groups": {g["logGroupName"] for g in moto.client("logs").describe_log_groups()["logGroups"]},
+        "alarms": {a["AlarmName"] for a in moto.client("cloudwatch").describe_alarms()["MetricAlarms"]},
+    }
+    return found
