@@ -54,6 +54,9 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+tf-check: venv ## Terraform fmt, validate (plugin mirror), checkov and the modules' conventions; no cloud
+	$(PY) -m pytest tests/test_terraform_static.py
+
 fmt: ## Format the Rust code
 	cargo fmt --all
 
