@@ -27,9 +27,16 @@ def terraform_bin() -> str:
     return found
 
 
+DEFAULT_PLUGIN_DIR = Path("/opt/tf-plugins")
+
+
 def plugin_args() -> list[str]:
-    """`-plugin-dir=$TF_PLUGIN_DIR` when the machine has a provider mirror (no registry here)."""
-    plugin_dir = os.environ.get("TF_PLUGIN_DIR", "").strip()
+    """`-plugin-dir=$TF_PLUGIN_DIR` when it names a provider mirror; as in the Makefile, an unset
+    TF_PLUGIN_DIR means the machine's mirror if it has one, and an empty one the public registry."""
+    plugin_dir = os.environ.get("TF_PLUGIN_DIR")
+    if plugin_dir is None and DEFAULT_PLUGIN_DIR.is_dir():
+        plugin_dir = str(DEFAULT_PLUGIN_DIR)
+    plugin_dir = (plugin_dir or "").strip()
     return [f"-plugin-dir={plugin_dir}"] if plugin_dir else []
 
 
