@@ -1,0 +1,114 @@
+"""The operator docs name only things that exist: make targets, CLI subcommands and flags, Terraform
+outputs, the resource names the runbook tells on-call to look for, saved events, the bootstrap's
+options, and the files and sections they link to. A renamed alarm or flag fails here, not at 3 a.m."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "docs" / "runbook.md", REPO / "docs" / "local-development.md", REPO / "CONTRIBUTING.md"]
+RUNBOOK = REPO / "docs" / "runbook.md"
+HOOK_MODULE = (REPO / "terraform" / "modules" / "nat-asg-hook" / "main.tf").read_text()
+NAT_MODULE = (REPO / "terraform" / "modules" / "nat-instance" / "main.tf").read_text()
+CLI = (REPO / "crates" / "nat-asg-hook" / "src" / "cli.rs").read_text()
+
+
+def text(path: Path) -> str:
+    return path.read_text()
+
+
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z-]*):", (REPO / "Makefile").read_text(), re.M))
+
+
+def cli_commands() -> dict[str, set[str]]:
+    """Subcommand -> its long flags, from the clap definitions in cli.rs (plus the global --config)."""
+    enum = CLI[CLI.index("enum Command") :]
+    commands = {}
+    for name, body in re.findall(r"^    (\w+) \{\n(.*?)^    \},", enum, re.M | re.S):
+        flags = {"--" + f.replace("_", "-") for f in re.findall(r"#\[arg\(long[^\]]*\)\]\s*(?:///[^\n]*\s*)*(\w+):", body)}
+        commands[name.lower()] = flags | {"--config", "--help"}
+    return commands
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_make_targets_exist(doc):
+    used = set(re.findall(r"\bmake ([a-z][a-z-]*)", text(doc))) - {"sure"}
+    assert used <= make_targets(), used - make_targets()
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_cli_subcommands_and_flags_exist(doc):
+    commands = cli_commands()
+    assert set(commands) == {"replay", "verify", "reconcile"}
+    for command, rest in re.findall(r"nat-asg-hook (replay|verify|reconcile)\b([^\n`|]*)", text(doc)):
+        flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest))
+        assert flags <= commands[command], (command, flags - commands[command])
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_terraform_outputs_exist(doc):
+    outputs = set(re.findall(r'^output "(\w+)"', (REPO / "terraform" / "outputs.tf").read_text(), re.M))
+    bootstrap = set(re.findall(r'^output "(\w+)"', (REPO / "terraform" / "bootstrap" / "outputs.tf").read_text(), re.M))
+    for directory, name in re.findall(r"terraform(?: -chdir=(\S+))? output (?:-raw |-json )?([a-z_]+)", text(doc)):
+        assert name in (bootstrap if directory and directory.endswith("bootstrap") else outputs), name
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_linked_files_and_sections_exist(doc):
+    for target in re.findall(r"\]\(([^)#\s]*)(#[^)\s]*)?\)", text(doc)):
+        path, anchor = target
+        if path.startswith("http"):
+            continue
+        linked = (doc.parent / path).resolve() if path else doc
+        assert linked.exists(), path
+        if anchor and linked.suffix == ".md":
+            slugs = {slug(h) for h in re.findall(r"^#+ (.+)$", linked.read_text(), re.M)}
+            assert anchor[1:] in slugs, (path, anchor)
+
+
+def slug(heading: str) -> str:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_saved_events_the_docs_name_exist():
+    for doc in DOCS:
+        for name in re.findall(r"events/([\w-]+\.json)", text(doc)):
+            assert (REPO / "events" / name).is_file(), name
+
+
+def test_the_runbooks_names_are_the_stacks():
+    runbook = text(RUNBOOK)
+    root = (REPO / "terraform" / "main.tf").read_text()
+    assert 'name                = "${var.name}-asg-hook"' in root or 'name = "${var.name}-asg-hook"' in root or re.search(r'name\s*=\s*"\$\{var\.name\}-asg-hook"', root)
+    for suffix in ("errors", "dead-letters", "dead-letter", "launch", "reconcile"):
+        assert f'"${{var.name}}-{suffix}"' in HOOK_MODULE, suffix
+        assert f"<stack>-asg-hook-{suffix}" in runbook, suffix
+    assert '"/aws/lambda/${var.name}"' in HOOK_MODULE and "/aws/lambda/<stack>-asg-hook" in runbook
+    assert 'name                 = "nat-asg-hook-launch"' in NAT_MODULE and "nat-asg-hook-launch" in runbook
+    variables = (REPO / "terraform" / "modules" / "nat-instance" / "variables.tf").read_text()
+    assert re.search(r'variable "lifecycle_hook_heartbeat_timeout".*?default\s*=\s*300\b', variables, re.S), "the runbook says 300 s"
+    assert re.search(r'variable "lifecycle_hook_default_result".*?default\s*=\s*"ABANDON"', variables, re.S), "the runbook says ABANDON"
+    hook_variables = (REPO / "terraform" / "modules" / "nat-asg-hook" / "variables.tf").read_text()
+    assert re.search(r'variable "reserved_concurrent_executions".*?default\s*=\s*5\b', hook_variables, re.S), "the runbook says 5"
+
+
+def test_the_runbook_lists_every_error_type_the_function_reports():
+    error_rs = (REPO / "crates" / "nat-asg-hook" / "src" / "error.rs").read_text()
+    kinds = set(re.findall(r'=> "(\w+)",', error_rs[error_rs.index("fn error_type") :]))
+    assert kinds, "error_type() in error.rs"
+    runbook = text(RUNBOOK)
+    missing = {k for k in kinds if f"`{k}`" not in runbook}
+    assert not missing, missing
+
+
+def test_the_bootstrap_options_the_docs_describe_exist():
+    script = (REPO / "scripts" / "bootstrap.sh").read_text()
+    for option in ("--profile", "--env", "--skip-iam", "--apply"):
+        assert f"    {option})" in script, option
+        assert option in text(REPO / "docs" / "local-development.md"), option
