@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "docs" / "runbook.md", REPO / "docs" / "local-development.md", REPO / "CONTRIBUTING.md"]
+DOCS = [
+    REPO / "docs" / "runbook.md",
+    REPO / "docs" / "local-development.md",
+    REPO / "CONTRIBUTING.md",
+    REPO / "terraform" / "bootstrap" / "README.md",
+]
 RUNBOOK = REPO / "docs" / "runbook.md"
 HOOK_MODULE = (REPO / "terraform" / "modules" / "nat-asg-hook" / "main.tf").read_text()
 NAT_MODULE = (REPO / "terraform" / "modules" / "nat-instance" / "main.tf").read_text()
