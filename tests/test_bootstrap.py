@@ -137,7 +137,7 @@ def snapshot(moto) -> dict:
 
 
 @pytest.fixture(scope="module")
-def account(moto, sandbox) -> Account:
+def account(moto, sandbox):
     """One account's story: plan only, then the bucket alone (--skip-iam), then the roles too."""
     moto.reset()
     story = Account()
@@ -151,7 +151,8 @@ def account(moto, sandbox) -> Account:
     must(run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV, "--apply"))
     iam = moto.client("iam")
     story.role_created = {name: iam.get_role(RoleName=name)["Role"]["CreateDate"] for name in ("terraform-role", "terraform-plan-role")}
-    return story
+    yield story
+    moto.reset()  # the session's emulator, left empty for the next module
 
 
 def rendered(name: str, kms_key_arn: str) -> dict:
