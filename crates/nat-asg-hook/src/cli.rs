@@ -58,7 +58,7 @@ Safe to repeat: an event that is already done answers `unchanged` and changes no
 event answers `stale` and never moves the EIP or routes away from a newer instance.
 
 Examples:
-  nat-asg-hook replay events/launch-lifecycle-action.json --dry-run --config hook.json
+  nat-asg-hook replay events/lifecycle-action.json --dry-run --config hook.json
   aws sqs receive-message ... | jq -r '.Messages[0].Body' > event.json && nat-asg-hook replay event.json")]
     Replay {
         /// The EventBridge event (JSON), e.g. a file from events/ or a message from the dead-letter queue
