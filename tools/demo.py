@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """`make demo`: nat-asg-hook end to end against a local AWS emulator.
 
-Starts moto on a free loopback port, builds a 3-zone NAT world, serves the real binary as a Lambda
-function under `cargo lambda watch`, and tells four short stories, each checked against the
-emulator's state. Exits non-zero if any story ends wrong. Stops everything it started.
+Starts moto on a free loopback port, applies the `local` Terraform environment to it (three zones:
+VPC, subnets, route tables, the hook's Lambda, EventBridge wiring, IAM, queue and alarms, and one NAT
+Auto Scaling group per zone), serves the real binary as that Lambda function under
+`cargo lambda watch` with the Terraform output `hook_config` as its configuration, and tells four
+short stories, each checked against the emulator's state. Ends with `terraform destroy`. Exits
+non-zero if any story ends wrong. Stops everything it started.
+
+moto emits no EventBridge events: where AWS would deliver an event, the demo delivers the same
+event (built from events/ and the instance the group really launched) with `cargo lambda invoke`.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nat_lab import events, hook  # noqa: E402
+from nat_lab import terraform as tf_lab  # noqa: E402
 from nat_lab.moto import Moto  # noqa: E402
-from nat_lab.world import in_service, replace_instance, seed_world, snapshot  # noqa: E402
+from nat_lab.world import Group, World, in_service, replace_instance, seed_world, snapshot  # noqa: E402
 
 TTY = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -76,12 +83,46 @@ class Demo:
 
     # --- the stories -----------------------------------------------------------------------------
 
-    def run(self) -> int:
+    def build_world(self, how: str) -> None:
+        if how == "sdk":
+            self.heading("The world, seeded through the SDK: each NAT group just replaced, nothing on it yet")
+            self.world = seed_world(self.moto)
+            self.config_path = self.world.write_config(self.workdir / "hook-config.json")
+            return
+        self.heading("The world: terraform apply of the local environment (3 zones) to the emulator")
+        lambda_zip = tf_lab.build_zip(hook.hook_bin(), self.workdir)
+        self.terraform, self.var_args = tf_lab.local_environment(self.workdir, self.moto.endpoint, self.moto.env(), lambda_zip)
+        applied = self.terraform.apply(*self.var_args)
+        summary = next((line for line in applied.stdout.splitlines() if line.startswith("Apply complete")), "applied")
+        self.say(f"   {summary} ({applied.seconds:.0f}s)")
+        outputs = self.terraform.outputs()
+        self.config_path = self.workdir / "hook-config.json"
+        self.config_path.write_text(outputs["hook_config"])
+        self.say(f"   function {outputs['lambda_function_name']}; configuration from `terraform output hook_config`")
+        self.world = world_from_config(self.moto, json.loads(outputs["hook_config"]))
+        self.say("   the private tables have no default route and the EIPs are unassociated: the hook owns both")
+
+    def destroy(self) -> None:
+        if self.terraform is None:
+            return
+        self.heading("terraform destroy")
+        destroyed = self.terraform.destroy(*self.var_args)
+        summary = next((line for line in destroyed.stdout.splitlines() if line.startswith("Destroy complete")), "destroyed")
+        self.say(f"   {summary} ({destroyed.seconds:.0f}s)")
+
+    def run(self, how: str) -> int:
         started = time.monotonic()
-        self.heading("The world: three zones, each NAT group just (re)placed, nothing pointing at it yet")
-        self.world = seed_world(self.moto)
-        self.config_path = self.world.write_config(self.workdir / "hook-config.json")
-        self.say(f"   moto at {self.moto.endpoint}; configuration {self.config_path}")
+        self.terraform = None
+        try:
+            self.build_world(how)
+            code = self.tell(started)
+        finally:
+            self.destroy()
+        self.say(f"   total {time.monotonic() - started:.1f}s")
+        return code
+
+    def tell(self, started: float) -> int:
+        self.say(f"   moto at {self.moto.endpoint}")
         self.function = hook.LambdaWatch(self.env, self.config_path.read_text(), self.logs)
         try:
             self.say(f"   function nat-asg-hook served by `cargo lambda watch` on 127.0.0.1:{self.function.port}")
@@ -95,7 +136,7 @@ class Demo:
             self.stories()
         finally:
             self.function.stop()
-        self.heading("Done")
+        self.heading("The end: every zone green")
         self.verify(expect_healthy=True)
         elapsed = time.monotonic() - started
         if self.failures:
@@ -141,13 +182,25 @@ class Demo:
         self.verify(expect_healthy=True)
 
 
+def world_from_config(moto, config: dict) -> World:
+    """The world helpers' view of a Terraform-built world: its groups, from the hook's configuration."""
+    world = World(vpc_id="")
+    for name, group in config["groups"].items():
+        address = moto.client("ec2").describe_addresses(AllocationIds=[group["eip_allocation_id"]])["Addresses"][0]
+        world.groups[name] = Group(name, group["availability_zone"], group["eip_allocation_id"], address["PublicIp"],
+                                   list(group["route_table_ids"]), previous_eni="", public_subnet="")
+    return world
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.parse_args()
+    parser.add_argument("--world", choices=("terraform", "sdk"), default="terraform",
+                        help="build the world with Terraform (default) or seed it through the SDK (no Terraform needed)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
-        with Moto(log_dir=workdir / "logs") as moto:
-            return Demo(moto, workdir, workdir / "logs").run()
+        with Moto(log_dir=workdir / "logs", extra_env=tf_lab.moto_extra_env()) as moto:
+            return Demo(moto, workdir, workdir / "logs").run(args.world)
 
 
 if __name__ == "__main__":
