@@ -1,0 +1,127 @@
+"""Concurrency (issue #5): every zone's NAT replaced at once, and each launch event delivered twice in
+parallel (EventBridge delivers at least once; Lambda runs the copies side by side). The proxy holds
+the observe requests of all the invocations until every one has arrived, so they all observe the
+same old state and all plan the same writes: the worst case for a race. The final state must be
+right without any reconcile after it. Assertions read the emulator's state directly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from nat_lab import events, hook
+from nat_lab.proxy import Proxy
+from nat_lab.world import assert_converged, primary_eni, replace_instance, seed_world
+
+# What the gate holds until every invocation has sent it: two calls of each observe round that only
+# the observe round makes (the clients' start-up warm-up also sends DescribeInstances and
+# DescribeAutoScalingGroups). An invocation cannot act before its whole observe round is answered,
+# and its other observe calls leave with these, so every invocation observes before any acts.
+GATED = {"DescribeAddresses", "DescribeRouteTables"}
+
+
+def converge_first_instances(moto, config):
+    run = hook.run(moto.env(), "reconcile", config=config)
+    assert run.code == 0, run.stderr
+
+
+def replay_in_parallel(env, config, paths):
+    """Starts every replay before waiting for any; returns [(exit code, result or None, stderr)]."""
+    procs = [
+        subprocess.Popen(
+            [str(hook.hook_bin()), "--config", str(config), "replay", str(path)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for path in paths
+    ]
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=90)
+        lines = [line for line in stdout.splitlines() if line.strip()]
+        out.append((proc.returncode, json.loads(lines[-1]) if proc.returncode == 0 and lines else None, stderr))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["launch-successful", "lifecycle-action"])
+def test_all_zones_replaced_at_once_each_event_delivered_twice_in_parallel(fresh_moto, tmp_path, kind):
+    moto = fresh_moto
+    world = seed_world(moto, tables_per_zone=3)
+    config = world.write_config(tmp_path / "hook-config.json")
+    converge_first_instances(moto, config)
+
+    new = {}
+    for name in world.groups:
+        _, new[name] = replace_instance(moto, name)
+    new_eni = {name: primary_eni(moto, i) for name, i in new.items()}
+    paths = []
+    for name, instance in new.items():
+        path = events.write(events.launch(name, instance, world.groups[name].zone, kind), tmp_path, f"{name}.json")
+        paths += [path, path]  # the same event, delivered twice
+
+    with Proxy(moto.endpoint, latency=0.05) as proxy:
+        proxy.gate(len(paths) * len(GATED), GATED)
+        results = replay_in_parallel(proxy.env(moto.env()), config, paths)
+        records = proxy.since()
+        assert proxy.gate_timeouts == 0, "the observe rounds did not all meet at the gate"
+
+    by_group: dict[str, list[dict]] = {name: [] for name in world.groups}
+    for code, result, stderr in results:
+        assert code == 0, stderr
+        by_group[result["auto_scaling_group"]].append(result)
+    for name, pair in by_group.items():
+        assert len(pair) == 2
+        assert {r["instance_id"] for r in pair} == {new[name]}
+        assert {r["outcome"] for r in pair} <= {"applied", "unchanged"}
+        assert "applied" in {r["outcome"] for r in pair}, pair
+        if kind == "lifecycle-action":
+            # One completes the lifecycle action; the other finds it already completed.
+            assert sorted(r["lifecycle_action"] for r in pair) == ["CONTINUE", "already completed"], pair
+
+    for name, instance in new.items():
+        assert assert_converged(moto, world, name) == instance
+    # Every write named one of the new instances' ENIs: nothing went to an old one, even briefly.
+    for r in records:
+        if r.mutating and "NetworkInterfaceId" in r.params:
+            assert r.params["NetworkInterfaceId"] in new_eni.values(), (r.action, r.params)
+    assert hook.run(moto.env(), "verify", config=config).code == 0
+
+
+def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_moto, tmp_path):
+    """As above, plus each zone's previous instance's (late) event in the same batch: it is stale
+    whatever the interleaving, and moves nothing."""
+    moto = fresh_moto
+    world = seed_world(moto, tables_per_zone=2)
+    config = world.write_config(tmp_path / "hook-config.json")
+    converge_first_instances(moto, config)
+
+    old, new, paths = {}, {}, []
+    for name, g in world.groups.items():
+        old[name], new[name] = replace_instance(moto, name)
+        fresh = events.write(events.launch(name, new[name], g.zone), tmp_path, f"{name}-new.json")
+        late = events.write(events.launch(name, old[name], g.zone, "lifecycle-action"), tmp_path, f"{name}-old.json")
+        paths += [fresh, late, fresh]
+
+    with Proxy(moto.endpoint, latency=0.05) as proxy:
+        proxy.gate(len(paths) * len(GATED), GATED)
+        results = replay_in_parallel(proxy.env(moto.env()), config, paths)
+        records = proxy.since()
+        assert proxy.gate_timeouts == 0, "the observe rounds did not all meet at the gate"
+
+    for code, result, stderr in results:
+        assert code == 0, stderr
+        name = result["auto_scaling_group"]
+        if result["instance_id"] == old[name]:
+            assert result["outcome"] == "stale" and result["actions"] == [], result
+            assert "lifecycle_action" not in result or result["lifecycle_action"] is None, result
+        else:
+            assert result["instance_id"] == new[name] and result["outcome"] in ("applied", "unchanged"), result
+    for name, instance in new.items():
+        assert assert_converged(moto, world, name) == instance
+    new_enis = {primary_eni(moto, i) for i in new.values()}
+    for r in records:
+        if r.mutating and "NetworkInterfaceId" in r.params:
+            assert r.params["NetworkInterfaceId"] in new_enis, (r.action, r.params)
+        assert not (r.action == "CompleteLifecycleAction" and r.params.get("InstanceId") in old.values())
+    assert hook.run(moto.env(), "verify", config=config).code == 0
