@@ -15,10 +15,10 @@ from nat_lab import events, hook
 from nat_lab.proxy import Proxy
 from nat_lab.world import assert_converged, primary_eni, replace_instance, seed_world
 
-# What the gate holds until every invocation has sent it: two calls of each observe round that only
-# the observe round makes (the clients' start-up warm-up also sends DescribeInstances and
-# DescribeAutoScalingGroups). An invocation cannot act before its whole observe round is answered,
-# and its other observe calls leave with these, so every invocation observes before any acts.
+# What the gate holds until every invocation has sent it: two calls that only the observe round makes
+# (the operator commands may describe instances or groups for other reasons). An invocation cannot act
+# before its whole observe round is answered, and its other observe calls leave together with these,
+# so every invocation has observed before any acts.
 GATED = {"DescribeAddresses", "DescribeRouteTables"}
 
 
