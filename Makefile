@@ -44,6 +44,13 @@ test: venv ## The whole test suite (what CI runs)
 demo: venv bin ## The whole story against a local AWS emulator; stops everything it started
 	$(PY) tools/demo.py
 
+bench: venv ## Benchmarks, not tests (release builds in target/bench*, ~30 min cold): writes docs/benchmarks.md
+	CARGO_TARGET_DIR=target/bench cargo build --release --package nat-asg-hook
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	CARGO_TARGET_DIR=target/bench-lambda cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook \
+		--lambda-dir target/bench-lambda/lambda
+	$(PY) tools/bench.py --bin target/bench/release/nat-asg-hook --zip target/bench-lambda/lambda/nat-asg-hook/bootstrap.zip
+
 test-rust: ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace
 
