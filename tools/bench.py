@@ -566,7 +566,7 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         f" its own, a warm launch {own_warm[min(own_warm)]:.1f} ms: first use (building the HTTPS connector, resolving"
         f" credentials and endpoints) costs {max(first_own - own_warm[min(own_warm)], 0):.1f} ms.",
         f"4. **Warming the clients during init: measured, not adopted.** A background warm-up in `Clients::load` (one"
-        f" describe per service, spawned, not awaited) moved that millisecond from the first event into init"
+        f" describe per service, spawned, not awaited; measured at opt-level 3, before item 5) moved that millisecond from the first event into init"
         f" (init {w['init_ms'][0]} → {w['init_ms'][1]} ms, first event's own time {w['first_own_ms'][0]} →"
         f" {w['first_own_ms'][1]} ms) and gained nothing end to end (first event {w['first_invoke_ms'][0]} →"
         f" {w['first_invoke_ms'][1]} ms: its two requests compete with the observe round), for +0.5 MB of binary"
@@ -580,7 +580,7 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         f"{(1 - t['binary_mb'][1] / t['binary_mb'][0]) * 100:.0f}%), peak RSS {t['rss_mib'][0]} → {t['rss_mib'][1]} MiB,"
         f" init {t['init_ms'][0]} → {t['init_ms'][1]} ms, own time per launch {t['own_ms_n1'][0]} → {t['own_ms_n1'][1]} ms"
         f" (N=1) and {t['own_ms_n50'][0]} → {t['own_ms_n50'][1]} ms (N=50): the same within noise. The arm64 zip went"
-        f" from {t['zip_mb_opt3']} MB"
+        f" from {t['zip_mb_opt3']} MB (opt-level 3, with the warm-up of item 4 in it)"
         + (f" to {zip_bytes / 1e6:.2f} MB (this run)." if zip_bytes else ".")
         + " `lto = \"fat\"`/`codegen-units = 1` would shrink it further but lengthen the one SDK build that already"
         " takes 12-16 minutes and 9 GB; not taken.",
