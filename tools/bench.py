@@ -587,10 +587,10 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         "6. **Features: nothing left to trim safely.** The SDK crates already have `default-features = false`. aws-config's"
         " `sso` and `credentials-process` are dead weight in Lambda, but the same binary is the operator's CLI"
         " (a contract), where SSO profiles are the usual way in.",
-        f"7. **For the Terraform module (not changed here):** peak RSS fits the 128 MB minimum many times over, but"
+        f"7. **Memory size (terraform/modules/nat-asg-hook):** peak RSS fits the 128 MB minimum many times over, but"
         f" Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB), so at 128 MB the few milliseconds of own"
-        f" CPU per event above stretch roughly fourteenfold, and the TLS handshakes with them. An estimate, not a"
-        f" measurement: 256-512 MB keeps that to a few tens of milliseconds for a negligible cost at this call rate.",
+        f" CPU per event above would stretch roughly fourteenfold, and the TLS handshakes with them; the module's"
+        f" default is 256 MB for that reason (an estimate from Lambda's CPU model, not measured here).",
     ]
     return out
 
