@@ -186,3 +186,15 @@ def test_a_bad_configuration_stops_start_up_with_the_group_and_field(tmp_path, m
     run = hook.run(moto.env(), "verify", config=path)
     assert run.code == 2
     assert 'group "nat-a": eip_allocation_id' in run.stderr
+
+
+def test_replay_takes_lambdas_failure_record_from_the_dead_letter_queue(world, moto, config_file, tmp_path):
+    g = next(iter(world.groups.values()))
+    [instance] = in_service(moto, g.name)
+    record = events.load("dead-letter/on-failure-record.json")
+    record["requestPayload"] = events.launch(g.name, instance, g.zone)
+    run = hook.run(moto.env(), "replay", str(events.write(record, tmp_path)), config=config_file)
+    assert run.code == 0, run.stderr
+    assert run.result["outcome"] == "applied" and run.result["instance_id"] == instance
+    assert "failure record" in run.stderr
+    assert_converged(moto, world, g.name)

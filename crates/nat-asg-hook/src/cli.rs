@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::aws::Clients;
 use crate::config::Config;
 use crate::error::HookError;
-use crate::event::{SCHEDULED, parse_bytes};
+use crate::event::{SCHEDULED, parse, parse_bytes};
 use crate::handler::{DEFAULT_BUDGET, Hook};
 use crate::reconcile::Mode;
 use crate::report::Report;
@@ -61,7 +61,8 @@ Examples:
   nat-asg-hook replay events/lifecycle-action.json --dry-run --config hook.json
   aws sqs receive-message ... | jq -r '.Messages[0].Body' > event.json && nat-asg-hook replay event.json")]
     Replay {
-        /// The EventBridge event (JSON), e.g. a file from events/ or a message from the dead-letter queue
+        /// The EventBridge event (JSON): a file from events/, or a dead-letter message body (the event,
+        /// or Lambda's failure record holding it under requestPayload)
         file: PathBuf,
         /// Observe and print the plan; make no mutating call at all (and complete no lifecycle action)
         #[arg(long)]
@@ -139,14 +140,29 @@ async fn replay(config: Config, file: &Path, dry_run: bool, timeout: u64) -> Exi
         Err(e) => return fail(2, &format!("cannot read {}: {e}", file.display())),
     };
     // Refuse a malformed event before any client exists: no AWS call is made for it.
-    if let Err(e) = parse_bytes(&bytes, &config) {
+    let event = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) => unwrap_failure_record(value),
+        Err(_) => {
+            let e = parse_bytes(&bytes, &config).err().map(|e| e.to_string()).unwrap_or_default();
+            return fail(2, &format!("{}: {e}", file.display()));
+        }
+    };
+    if let Err(e) = parse(event.clone(), &config) {
         return fail(2, &format!("{}: {e}", file.display()));
     }
-    let event: Value = match serde_json::from_slice(&bytes) {
-        Ok(event) => event,
-        Err(e) => return fail(2, &format!("{}: {e}", file.display())),
-    };
     run(config, event, dry_run, timeout).await
+}
+
+/// A message from the dead-letter queue is either the event itself (EventBridge, Lambda's DLQ) or
+/// Lambda's on-failure record with the event under `requestPayload`: `replay` takes both.
+fn unwrap_failure_record(value: Value) -> Value {
+    match value {
+        Value::Object(mut record) if record.contains_key("requestContext") && record.contains_key("requestPayload") => {
+            eprintln!("nat-asg-hook: replaying the event inside a Lambda failure record (requestPayload)");
+            record.remove("requestPayload").unwrap_or_default()
+        }
+        other => other,
+    }
 }
 
 async fn run(config: Config, event: Value, dry_run: bool, timeout: u64) -> ExitCode {
