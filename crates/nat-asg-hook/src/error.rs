@@ -80,6 +80,10 @@ pub enum HookError {
     Aws(#[from] AwsError),
     #[error("gave up waiting for {what} after {attempts} attempts: the Lambda deadline is near")]
     Deadline { what: String, attempts: u32 },
+    #[error(
+        "the invocation did not finish within its {budget_ms} ms budget (kept below the Lambda timeout); the next delivery finishes the rest"
+    )]
+    OutOfTime { budget_ms: u64 },
     #[error("{} of {} actions failed ({}); applied: [{}]; the next delivery finishes the rest",
         .failed.len(), .failed.len() + .applied.len(),
         .failed.iter().map(|(a, e)| format!("{} {}: {e}", a.kind(), a.resource())).collect::<Vec<_>>().join("; "),
@@ -98,7 +102,7 @@ impl HookError {
             Self::Malformed(_) | Self::Config(_) | Self::Refused(_) => true,
             Self::Aws(e) => !e.retryable,
             Self::Act { failed, .. } => failed.iter().all(|(_, e)| !e.retryable),
-            Self::Deadline { .. } | Self::Lifecycle { .. } | Self::Reconcile { .. } => false,
+            Self::Deadline { .. } | Self::OutOfTime { .. } | Self::Lifecycle { .. } | Self::Reconcile { .. } => false,
         }
     }
 
@@ -110,7 +114,7 @@ impl HookError {
             Self::Refused(Refusal::ZoneMismatch { .. }) => "ZoneMismatch",
             Self::Refused(_) => "MissingResource",
             Self::Aws(_) => "AwsError",
-            Self::Deadline { .. } => "DeadlineExceeded",
+            Self::Deadline { .. } | Self::OutOfTime { .. } => "DeadlineExceeded",
             Self::Act { .. } => "ActionsFailed",
             Self::Lifecycle { .. } => "LifecycleCompletionFailed",
             Self::Reconcile { .. } => "ReconcileFailed",

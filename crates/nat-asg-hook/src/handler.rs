@@ -67,16 +67,12 @@ impl Hook {
     pub async fn handle(&self, event: Value, mode: Mode, deadline: Deadline) -> Result<Report, HookError> {
         let started = Instant::now();
         let trigger = event::parse(event, &self.config)?;
-        let mut report = match trigger {
-            Trigger::Ignored(ignored) => {
-                info!(detail_type = %ignored.detail_type, group = ignored.group.as_deref().unwrap_or("-"), reason = %ignored.reason, "event ignored");
-                let group =
-                    GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
-                Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun)
-            }
-            Trigger::Launch(launch) => self.launch(&launch, mode, &deadline).await?,
-            Trigger::Reconcile => self.reconcile_all(mode, &deadline).await?,
-        };
+        // Every wait inside already stops at the deadline; this bounds the AWS calls in flight too,
+        // so the invocation always answers (and reports) before Lambda's own timeout.
+        let budget = deadline.remaining();
+        let mut report = tokio::time::timeout(budget, self.dispatch(trigger, mode, &deadline))
+            .await
+            .map_err(|_| HookError::OutOfTime { budget_ms: budget.as_millis() as u64 })??;
         report.duration_ms = started.elapsed().as_millis() as u64;
         let field = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
         info!(
@@ -89,6 +85,19 @@ impl Hook {
             "handled"
         );
         Ok(report)
+    }
+
+    async fn dispatch(&self, trigger: Trigger, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
+        Ok(match trigger {
+            Trigger::Ignored(ignored) => {
+                info!(detail_type = %ignored.detail_type, group = ignored.group.as_deref().unwrap_or("-"), reason = %ignored.reason, "event ignored");
+                let group =
+                    GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
+                Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun)
+            }
+            Trigger::Launch(launch) => self.launch(&launch, mode, deadline).await?,
+            Trigger::Reconcile => self.reconcile_all(mode, deadline).await?,
+        })
     }
 
     /// A launch: move the group to the new instance, then complete its lifecycle action.
