@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -71,6 +72,17 @@ class TerraformError(AssertionError):
     pass
 
 
+# moto's threaded server, loaded (seen with a compiler running beside it), now and then answers a
+# rule or route that the provider has just created as already existing: the provider's create then
+# fails half-way and taints the resource. AWS does not do this, and a second apply replaces the
+# tainted resource and converges, so `apply` retries once on exactly these errors and nothing else.
+EMULATOR_RACES = ("InvalidPermission.Duplicate", "RouteAlreadyExists")
+
+
+def _race(result: "Result") -> str:
+    return next(m for m in EMULATOR_RACES if m in result.stdout + result.stderr)
+
+
 @dataclass
 class Result:
     args: list[str]
@@ -87,6 +99,7 @@ class Terraform:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    retried_races: int = 0
 
     def __post_init__(self) -> None:
         self.env = base_env(self.env or None)
@@ -110,7 +123,17 @@ class Terraform:
         return self.run("validate", "-no-color")
 
     def apply(self, *var_args: str) -> Result:
-        result = self.run("apply", "-auto-approve", "-input=false", "-no-color", *var_args)
+        """`terraform apply`; once more if the emulator lost a race (see EMULATOR_RACES), the two
+        logs joined. Any other failure raises at once."""
+        args = ("apply", "-auto-approve", "-input=false", "-no-color", *var_args)
+        result = self.run(*args, check=False)
+        if result.code != 0 and any(marker in result.stdout + result.stderr for marker in EMULATOR_RACES):
+            print(f"terraform apply hit an emulator race ({_race(result)}); applying once more", file=sys.stderr)
+            again = self.run(*args, check=False)
+            result = Result(list(args), again.code, result.stdout + again.stdout, result.stderr + again.stderr, result.seconds + again.seconds)
+            self.retried_races += 1
+        if result.code != 0:
+            raise TerraformError(f"terraform apply exited {result.code}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
         self.timings.setdefault("apply", result.seconds)
         return result
 
