@@ -10,6 +10,7 @@ import pytest
 
 from nat_lab import events
 from nat_lab import hook
+from nat_lab.proxy import Proxy
 from nat_lab.world import (
     DESTINATION,
     assert_converged,
@@ -74,10 +75,16 @@ def test_second_replay_is_unchanged_and_makes_no_mutating_call(world, moto, conf
     group, (instance, event) = next(iter(launch_events(moto, world).items()))
     assert replay(moto, config_file, tmp_path, event).result["outcome"] == "applied"
     before = snapshot(moto, world)
-    again = replay(moto, config_file, tmp_path, event)
+    # The repeat goes through the recording proxy: every request it makes is counted.
+    with Proxy(moto.endpoint) as proxy:
+        path = events.write(event, tmp_path)
+        again = hook.run(proxy.env(moto.env()), "replay", str(path), config=config_file)
+        requests = proxy.since()
     assert again.code == 0, again.stderr
     assert again.result["outcome"] == "unchanged"
     assert again.result["actions"] == []
+    assert [r.action for r in requests if r.mutating] == []
+    assert sorted(r.action for r in requests) == ["DescribeAddresses", "DescribeAutoScalingGroups", "DescribeInstances", "DescribeRouteTables"]
     assert snapshot(moto, world) == before
 
 
