@@ -23,6 +23,15 @@ locals {
   }
 
   alarm_actions = compact([var.alarm_sns_topic_arn])
+
+  # The dead-letter queue's policy names the queue and both rules. Their ARNs are built from their
+  # names, not read from the resources, so the queue is created at once: not after the launch rule,
+  # which waits for the whole VPC through var.groups, and with its policy in place from the start.
+  rule_names             = { launch = "${var.name}-launch", reconcile = "${var.name}-reconcile" }
+  region_and_account     = "${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  rule_arns              = [for name in values(local.rule_names) : "arn:${data.aws_partition.current.partition}:events:${local.region_and_account}:rule/${name}"]
+  dead_letter_queue_name = "${var.name}-dead-letter"
+  dead_letter_queue_arn  = "arn:${data.aws_partition.current.partition}:sqs:${local.region_and_account}:${local.dead_letter_queue_name}"
 }
 
 ################################################################################
@@ -101,11 +110,15 @@ resource "aws_cloudwatch_log_group" "this" {
 # Dead letters: events EventBridge could not deliver and invocations that failed every retry
 ################################################################################
 
+# The policy is set when the queue is created, not by a separate aws_sqs_queue_policy: the provider
+# waits about 25 s for SQS attributes to settle after each change, on create and again on destroy,
+# and one wait is enough.
 resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name}-dead-letter"
+  name                      = local.dead_letter_queue_name
   message_retention_seconds = 1209600 # 14 days, the maximum: time to replay them
   sqs_managed_sse_enabled   = var.kms_key_arn == null
   kms_master_key_id         = var.kms_key_arn
+  policy                    = data.aws_iam_policy_document.dead_letter.json
   tags                      = var.tags
 }
 
@@ -113,7 +126,7 @@ data "aws_iam_policy_document" "dead_letter" {
   statement {
     sid       = "EventBridgeDeadLetters"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letter.arn]
+    resources = [local.dead_letter_queue_arn]
 
     principals {
       type        = "Service"
@@ -123,14 +136,9 @@ data "aws_iam_policy_document" "dead_letter" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [for rule in local.rules : rule.arn]
+      values   = local.rule_arns
     }
   }
-}
-
-resource "aws_sqs_queue_policy" "dead_letter" {
-  queue_url = aws_sqs_queue.dead_letter.id
-  policy    = data.aws_iam_policy_document.dead_letter.json
 }
 
 ################################################################################
@@ -138,7 +146,7 @@ resource "aws_sqs_queue_policy" "dead_letter" {
 ################################################################################
 
 resource "aws_cloudwatch_event_rule" "launch" {
-  name        = "${var.name}-launch"
+  name        = local.rule_names.launch
   description = "Instance launches of the NAT Auto Scaling groups"
 
   event_pattern = jsonencode({
@@ -153,7 +161,7 @@ resource "aws_cloudwatch_event_rule" "launch" {
 }
 
 resource "aws_cloudwatch_event_rule" "reconcile" {
-  name                = "${var.name}-reconcile"
+  name                = local.rule_names.reconcile
   description         = "Reconciles every NAT group: heals lost events and drift"
   schedule_expression = var.reconcile_schedule
   tags                = var.tags
