@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
 from nat_lab import events, hook
 from nat_lab.proxy import Proxy
-from nat_lab.world import assert_converged, primary_eni, replace_instance, seed_world
+from nat_lab.world import assert_converged, in_service, primary_eni, replace_instance, seed_world
 
 # What the gate holds until every invocation has sent it: two calls that only the observe round makes
 # (the operator commands may describe instances or groups for other reasons). An invocation cannot act
@@ -125,3 +126,50 @@ def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_m
             assert r.params["NetworkInterfaceId"] in new_enis, (r.action, r.params)
         assert not (r.action == "CompleteLifecycleAction" and r.params.get("InstanceId") in old.values())
     assert hook.run(moto.env(), "verify", config=config).code == 0
+
+
+def test_a_reconcile_that_straddles_a_launch_does_not_move_the_routes_back(fresh_moto, tmp_path):
+    """The schedule fires during an instance refresh: the group holds the old instance InService
+    and the new one comes in; the new one's launch event moves the routes while the reconcile is
+    observing. The reconcile's route and address reads are held until the launch has moved them,
+    and its group read must not predate them: with the old instance's view of the group and the new
+    instance's routes, it would move everything back to the instance about to be terminated."""
+    moto = fresh_moto
+    world = seed_world(moto, zones=("us-east-1a",), tables_per_zone=2)
+    config = world.write_config(tmp_path / "hook-config.json")
+    converge_first_instances(moto, config)
+    [name] = world.groups
+    [old] = in_service(moto, name)
+
+    with Proxy(moto.endpoint) as proxy:
+        proxy.gate(len(GATED) + 1, GATED)  # the reconcile's two reads, and one of ours to open it
+        reconcile = subprocess.Popen(
+            [str(hook.hook_bin()), "--config", str(config), "reconcile"],
+            env=proxy.env(moto.env()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(200):
+            if proxy.held() == len(GATED):
+                break
+            time.sleep(0.05)
+        assert proxy.held() == len(GATED), "the reconcile's observe round never reached the gate"
+
+        # The refresh: a second instance comes in beside the first (a later launch time), and its
+        # launch event, straight to the emulator, moves the routes and the EIP to it.
+        time.sleep(1.1)
+        moto.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2, DesiredCapacity=2)
+        [new] = [i for i in in_service(moto, name) if i != old]
+        launch = events.write(events.launch(name, new, world.groups[name].zone), tmp_path, "new.json")
+        run = hook.run(moto.env(), "replay", str(launch), config=config)
+        assert run.code == 0 and run.result["outcome"] == "applied", run.stderr
+        assert_converged(moto, world, name, new)
+
+        assert hook.run(proxy.env(moto.env()), "verify", config=config).code == 0  # its reads open the gate
+        stdout, stderr = reconcile.communicate(timeout=60)
+        assert proxy.gate_timeouts == 0
+        records = proxy.since()
+
+    assert reconcile.returncode == 0, stderr
+    [group] = json.loads(stdout.splitlines()[-1])["groups"]
+    assert group["outcome"] == "unchanged" and group["instance_id"] == new, group
+    assert_converged(moto, world, name, new)
+    assert not [r.action for r in records if r.mutating], "the reconcile moved something"

@@ -195,6 +195,15 @@ def test_a_bad_configuration_stops_start_up_with_the_group_and_field(tmp_path, m
     assert 'group "nat-a": eip_allocation_id' in run.stderr
 
 
+@pytest.mark.parametrize("timeout", ["0", "901", "18446744073709551615"])
+def test_an_out_of_range_timeout_is_refused_before_any_call(world, moto, config_file, timeout):
+    before = snapshot(moto, world)
+    run = hook.run(moto.env(), "replay", str(events.EVENTS / "launch-successful.json"), "--timeout", timeout, config=config_file)
+    assert run.code == 2, (run.code, run.stderr)
+    assert "--timeout" in run.stderr and "panicked" not in run.stderr, run.stderr
+    assert snapshot(moto, world) == before
+
+
 def test_replay_takes_lambdas_failure_record_from_the_dead_letter_queue(world, moto, config_file, tmp_path):
     g = next(iter(world.groups.values()))
     [instance] = in_service(moto, g.name)

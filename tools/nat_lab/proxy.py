@@ -210,6 +210,11 @@ class Proxy:
         with self._lock:
             self._gate, self._gated = (n, threading.Event(), frozenset(actions) if actions else None), 0
 
+    def held(self) -> int:
+        """How many requests the current gate holds (0 once it has opened)."""
+        with self._lock:
+            return self._gated if self._gate is not None else 0
+
     def mark(self) -> int:
         """An index into `records`: `since(mark)` gives the requests after it."""
         with self._lock:

@@ -135,10 +135,12 @@ def snapshot(moto, world: World) -> dict:
     return state
 
 
-def assert_converged(moto, world: World, group: str) -> str:
-    """The group's EIP, source/dest check and every default route are on its InService instance."""
+def assert_converged(moto, world: World, group: str, instance: str | None = None) -> str:
+    """The group's EIP, source/dest check and every default route are on `instance`, by default the
+    one instance the group holds InService."""
     g = world.groups[group]
-    [instance] = in_service(moto, group)
+    if instance is None:
+        [instance] = in_service(moto, group)
     eni = primary_eni(moto, instance)
     assert eip_eni(moto, g.eip_allocation_id) == eni, f"{group}: EIP not on {eni}"
     assert source_dest_check(moto, eni) is False, f"{group}: source/dest check still on for {eni}"

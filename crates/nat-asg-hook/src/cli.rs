@@ -68,7 +68,8 @@ Examples:
         #[arg(long)]
         dry_run: bool,
         /// Give up after this many seconds (Lambda's own deadline applies in Lambda)
-        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BUDGET.as_secs())]
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BUDGET.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=900))]
         timeout: u64,
     },
     /// Check every group: InService instance, EIP on its ENI, source/dest check off, every route on its ENI
@@ -85,7 +86,8 @@ Examples:
         #[arg(long)]
         dry_run: bool,
         /// Give up after this many seconds
-        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BUDGET.as_secs())]
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BUDGET.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=900))]
         timeout: u64,
     },
 }

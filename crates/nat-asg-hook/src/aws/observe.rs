@@ -28,8 +28,9 @@ pub async fn observe(
     Ok(Observation { instances, members, address, route_tables })
 }
 
-/// `observe`, then describes any other instance the group holds. The follow-up is rare (an
-/// instance refresh overlap, or a reconcile that starts from the group) and costs one more round.
+/// `observe` (or, with no instance to start from, `observe_state_then_group`), then describes any
+/// other instance the group holds. The follow-up is rare on a launch (an instance refresh overlap)
+/// and costs one more round.
 pub async fn observe_group(
     clients: &Clients,
     group_name: &str,
@@ -37,12 +38,36 @@ pub async fn observe_group(
     destination: &str,
     instance_ids: &[String],
 ) -> Result<Observation, AwsError> {
-    let mut observed = observe(clients, group_name, group, destination, instance_ids).await?;
+    let mut observed = if instance_ids.is_empty() {
+        observe_state_then_group(clients, group_name, group, destination).await?
+    } else {
+        observe(clients, group_name, group, destination, instance_ids).await?
+    };
     let others = observed.undescribed_members();
     if !others.is_empty() {
         observed.instances.extend(describe_instances(clients, &others).await?);
     }
     Ok(observed)
+}
+
+/// For a reconcile that starts from the group (the schedule, `reconcile`, `verify`), off the
+/// critical path: the EIP and the routes first, the group after. The routes can show an instance's
+/// ENI only once a launch invocation has seen the group hold that instance, so a group read taken
+/// afterwards holds it too. In one concurrent round, a group read answered before an instance
+/// refresh's launch could meet routes read after it, and the reconcile would move them back to the
+/// outgoing instance.
+async fn observe_state_then_group(
+    clients: &Clients,
+    group_name: &str,
+    group: &GroupConfig,
+    destination: &str,
+) -> Result<Observation, AwsError> {
+    let (address, route_tables) = tokio::try_join!(
+        describe_address(clients, &group.eip_allocation_id),
+        describe_route_tables(clients, &group.route_table_ids, destination),
+    )?;
+    let members = describe_group(clients, group_name).await?;
+    Ok(Observation { instances: Vec::new(), members, address, route_tables })
 }
 
 fn filter(name: &str, values: &[String]) -> Filter {
