@@ -15,7 +15,10 @@ locals {
   group_names = sort(keys(var.groups))
 
   # An event older than this is stale anyway: the scheduled reconcile heals what it would have fixed.
-  maximum_event_age_seconds = 300
+  # The age is counted twice (at EventBridge, then in Lambda's queue), so a launch event reaches the
+  # function within 2 x 120 s and is handled within its timeout: before a 300 s lifecycle heartbeat
+  # can abandon the instance the hook is moving the routes to (see the nat-instance module).
+  maximum_event_age_seconds = 120
 
   rules = {
     launch    = aws_cloudwatch_event_rule.launch

@@ -43,13 +43,13 @@ variable "memory_size" {
 }
 
 variable "timeout" {
-  description = "Timeout of the function, seconds; the handler's retry deadlines stay below it"
+  description = "Timeout of the function, seconds; the handler's retry deadlines stay below it. At most 60, so that a launch event delivered as late as allowed (twice the 120 s maximum event age) is handled before a 300 s lifecycle heartbeat runs out"
   type        = number
   default     = 30
 
   validation {
-    condition     = var.timeout >= 10 && var.timeout <= 900
-    error_message = "timeout must be between 10 and 900 seconds."
+    condition     = var.timeout >= 10 && var.timeout <= 60
+    error_message = "timeout must be between 10 and 60 seconds: the handler needs far less, and a longer one could outlast the NAT group's lifecycle heartbeat."
   }
 }
 

@@ -67,13 +67,13 @@ variable "kms_key_arn" {
 }
 
 variable "lifecycle_hook_heartbeat_timeout" {
-  description = "Seconds a launching instance waits in Pending:Wait for the hook to complete the launch lifecycle action before the default result applies"
+  description = "Seconds a launching instance waits in Pending:Wait for the hook to complete the launch lifecycle action before the default result applies; at least 300, so that the hook's latest delivery (twice its 120 s maximum event age, plus its timeout) finds the lifecycle action still open"
   type        = number
   default     = 300
 
   validation {
-    condition     = var.lifecycle_hook_heartbeat_timeout >= 30 && var.lifecycle_hook_heartbeat_timeout <= 7200
-    error_message = "lifecycle_hook_heartbeat_timeout must be between 30 and 7200 seconds."
+    condition     = var.lifecycle_hook_heartbeat_timeout >= 300 && var.lifecycle_hook_heartbeat_timeout <= 7200
+    error_message = "lifecycle_hook_heartbeat_timeout must be between 300 and 7200 seconds: a shorter heartbeat can abandon an instance while a late launch event is moving the routes to it."
   }
 }
 
