@@ -11,6 +11,9 @@ pub enum Subject<'a> {
     Launched(&'a str),
     /// The schedule or an operator: the newest instance the group holds InService.
     InService,
+    /// Just abandoned by the hook after some moves reached it: the newest instance the group holds
+    /// InService other than this one, which the group may not show as leaving yet.
+    Abandoned(&'a str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +55,13 @@ pub fn decide(
 
     // The owner is the newest live instance among those the group holds. Held instances that EC2
     // does not show yet make the answer unknowable for now.
+    let abandoned = match subject {
+        Subject::Abandoned(id) => Some(id),
+        Subject::Launched(_) | Subject::InService => None,
+    };
     let mut owner: Option<&InstanceView> = None;
     let mut unseen: Vec<&str> = Vec::new();
-    for member in members.iter().filter(|m| m.is_held()) {
+    for member in members.iter().filter(|m| m.is_held() && abandoned != Some(m.instance_id.as_str())) {
         match observed.instance(&member.instance_id) {
             Some(instance) if instance.state.is_live() => {
                 if owner.is_none_or(|o| (instance.launch_time_ms, &instance.id) > (o.launch_time_ms, &o.id)) {
@@ -105,7 +112,7 @@ pub fn decide(
                 }
             }
         }
-        Subject::InService => {
+        Subject::InService | Subject::Abandoned(_) => {
             if let Some(other) = unseen.first() {
                 return Ok(Decision::NotYetVisible {
                     reason: format!("{group_name} holds {other}, which EC2 does not show yet"),
@@ -499,6 +506,24 @@ mod tests {
             panic!()
         };
         assert_eq!(instance_id, NEW);
+    }
+
+    #[test]
+    fn an_abandoned_instance_hands_the_moves_back_to_the_one_in_service() {
+        // An instance refresh: the moves reached NEW, then NEW was abandoned; the group still
+        // shows it Pending:Wait.
+        let mut half_moved = converged();
+        half_moved.instances.push(instance(OLD, OLD_ENI, InstanceState::Running, 1_000, false));
+        half_moved.members = Some(vec![member(OLD, "InService"), member(NEW, "Pending:Wait")]);
+        let decision = plan(Subject::Abandoned(NEW), &half_moved).unwrap();
+        assert_eq!(kinds(&decision), vec!["associate_address", "replace_route", "replace_route"]);
+        let Decision::Converge { instance_id, .. } = decision else { panic!() };
+        assert_eq!(instance_id, OLD);
+
+        // Nothing else in service (a plain replacement): nothing to hand back to.
+        let mut alone = converged();
+        alone.members = Some(vec![member(NEW, "Pending:Wait")]);
+        assert!(matches!(plan(Subject::Abandoned(NEW), &alone), Ok(Decision::NoInstance { .. })));
     }
 
     #[test]

@@ -133,9 +133,29 @@ impl Hook {
                     }
                     Err(abandon) => warn!(instance_id = %instance, error = %abandon, "could not abandon the instance"),
                 }
+                if matches!(&e, HookError::Act { applied, .. } if !applied.is_empty()) {
+                    self.hand_back(group, instance, deadline).await;
+                }
                 Err(e)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// After abandoning an instance that some of the moves had already reached: whatever the group
+    /// still holds InService (the outgoing instance of an instance refresh) gets the EIP and the
+    /// routes back now, not at the next scheduled reconcile. The launch's own error is what the
+    /// invocation reports; this only logs.
+    async fn hand_back(&self, group: &str, abandoned: &str, deadline: &Deadline) {
+        let subject = Subject::Abandoned(abandoned);
+        match reconcile(&self.clients, &self.config, group, subject, Mode::Apply, deadline).await {
+            Ok(report) => warn!(
+                group = %group,
+                outcome = report.outcome.as_str(),
+                instance_id = report.instance_id.as_deref().unwrap_or("-"),
+                "moves handed back to the instance the group holds InService"
+            ),
+            Err(e) => error!(group = %group, error = %e, "could not hand the moves back; the schedule will retry"),
         }
     }
 

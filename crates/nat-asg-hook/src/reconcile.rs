@@ -35,7 +35,7 @@ pub async fn reconcile(
     };
     let subject_id = match subject {
         Subject::Launched(id) => Some(id),
-        Subject::InService => None,
+        Subject::InService | Subject::Abandoned(_) => None,
     };
     let destination = config.destination_cidr_block.as_str();
     let instance_ids: Vec<String> = subject_id.map(str::to_owned).into_iter().collect();

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
@@ -443,6 +444,82 @@ async fn a_half_finished_act_round_reports_what_applied_and_what_failed() {
     assert_eq!(failed[0].1.code, "UnauthorizedOperation");
     assert!(err.to_string().contains("replace_route rtb-11111111"), "{err}");
     assert_eq!(world.complete.num_calls(), 1, "a permanent failure abandons the instance");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_refresh_launch_hands_the_moves_back_to_the_instance_in_service() {
+    // An instance refresh: OLD is InService and holds everything; NEW comes in and its ENI refuses
+    // the source/dest change for good, after the EIP and the route have moved to it. The group
+    // still lists NEW as Pending:Wait after the ABANDON (Auto Scaling lags).
+    const OLD: &str = "i-00000000000000001";
+    let state = Arc::new(Mutex::new((OLD_ENI.to_owned(), OLD_ENI.to_owned()))); // (EIP's ENI, route's ENI)
+    let mut world = World::replaced();
+    world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
+        let member = |id: &str, state| {
+            AsgInstance::builder().instance_id(id).lifecycle_state(state).availability_zone("us-east-1a").build()
+        };
+        let group = AutoScalingGroup::builder()
+            .auto_scaling_group_name(GROUP)
+            .instances(member(OLD, LifecycleState::InService))
+            .instances(member(NEW, LifecycleState::PendingWait))
+            .build();
+        DescribeAutoScalingGroupsOutput::builder().auto_scaling_groups(group).build()
+    });
+    world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances).then_compute_output(|r| {
+        let asked: Vec<&str> = r.filters().iter().flat_map(|f| f.values()).map(String::as_str).collect();
+        let instance = |id: &str, eni: &str, sdc: bool, launched: i64| {
+            let eni = InstanceNetworkInterface::builder()
+                .network_interface_id(eni)
+                .source_dest_check(sdc)
+                .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
+                .build();
+            Instance::builder()
+                .instance_id(id)
+                .state(InstanceState::builder().name(InstanceStateName::Running).build())
+                .placement(Placement::builder().availability_zone("us-east-1a").build())
+                .launch_time(DateTime::from_secs(launched))
+                .network_interfaces(eni)
+                .build()
+        };
+        let known = [instance(OLD, OLD_ENI, false, 1_700_000_000), instance(NEW, NEW_ENI, true, 1_800_000_000)];
+        let found: Vec<Instance> =
+            known.into_iter().filter(|i| asked.contains(&i.instance_id().unwrap_or_default())).collect();
+        DescribeInstancesOutput::builder()
+            .reservations(Reservation::builder().set_instances(Some(found)).build())
+            .build()
+    });
+    let seen = Arc::clone(&state);
+    world.describe_addresses =
+        mock!(aws_sdk_ec2::Client::describe_addresses).then_compute_output(move |_| address(&seen.lock().unwrap().0));
+    let seen = Arc::clone(&state);
+    world.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables)
+        .then_compute_output(move |_| route_table(Some(&seen.lock().unwrap().1)));
+    let moved = Arc::clone(&state);
+    world.associate = mock!(aws_sdk_ec2::Client::associate_address).then_compute_output(move |r| {
+        moved.lock().unwrap().0 = r.network_interface_id().unwrap().to_owned();
+        AssociateAddressOutput::builder().association_id("eipassoc-1").build()
+    });
+    let moved = Arc::clone(&state);
+    world.replace = mock!(aws_sdk_ec2::Client::replace_route).then_compute_output(move |r| {
+        moved.lock().unwrap().1 = r.network_interface_id().unwrap().to_owned();
+        ReplaceRouteOutput::builder().build()
+    });
+    world.modify = mock!(aws_sdk_ec2::Client::modify_network_interface_attribute)
+        .match_requests(|r| r.network_interface_id() == Some(NEW_ENI))
+        .then_http_response(|| {
+            ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+        });
+    world.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
+        .match_requests(|r| r.lifecycle_action_result() == Some("ABANDON") && r.instance_id() == Some(NEW))
+        .then_output(|| CompleteLifecycleActionOutput::builder().build());
+
+    let err = handle(&world, lifecycle_event()).await.unwrap_err();
+    let HookError::Act { applied, failed } = &err else { panic!("{err}") };
+    assert_eq!((applied.len(), failed.len()), (2, 1), "the EIP and the route reached NEW first");
+    assert_eq!(world.complete.num_calls(), 1, "NEW is abandoned");
+    assert_eq!(*state.lock().unwrap(), (OLD_ENI.to_owned(), OLD_ENI.to_owned()), "everything is back on OLD");
+    assert_eq!((world.associate.num_calls(), world.replace.num_calls()), (2, 2));
+    assert_eq!(world.modify.num_calls(), 1, "OLD's source/dest check was already off");
 }
 
 #[tokio::test(start_paused = true)]
