@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::aws::Clients;
 use crate::config::Config;
 use crate::error::HookError;
-use crate::event::{SCHEDULED, parse, parse_bytes};
+use crate::event::{SCHEDULED, parse};
 use crate::handler::{DEFAULT_BUDGET, Hook};
 use crate::reconcile::Mode;
 use crate::report::Report;
@@ -142,12 +142,9 @@ async fn replay(config: Config, file: &Path, dry_run: bool, timeout: u64) -> Exi
         Err(e) => return fail(2, &format!("cannot read {}: {e}", file.display())),
     };
     // Refuse a malformed event before any client exists: no AWS call is made for it.
-    let event = match serde_json::from_slice::<Value>(&bytes) {
+    let event = match crate::event::json(&bytes) {
         Ok(value) => unwrap_failure_record(value),
-        Err(_) => {
-            let e = parse_bytes(&bytes, &config).err().map(|e| e.to_string()).unwrap_or_default();
-            return fail(2, &format!("{}: {e}", file.display()));
-        }
+        Err(e) => return fail(2, &format!("{}: {e}", file.display())),
     };
     if let Err(e) = parse(event.clone(), &config) {
         return fail(2, &format!("{}: {e}", file.display()));

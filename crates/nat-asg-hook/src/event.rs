@@ -104,11 +104,14 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// Parses raw event bytes (a replayed file): not JSON is malformed.
+/// Raw event bytes (a replayed file) as JSON: not JSON is malformed.
+pub fn json(bytes: &[u8]) -> Result<Value, MalformedEvent> {
+    serde_json::from_slice(bytes).map_err(|e| MalformedEvent(format!("not a JSON document: {e}")))
+}
+
+/// Parses raw event bytes: `json`, then `parse`.
 pub fn parse_bytes(bytes: &[u8], config: &Config) -> Result<Trigger, MalformedEvent> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| MalformedEvent(format!("not a JSON document: {e}")))?;
-    parse(value, config)
+    parse(json(bytes)?, config)
 }
 
 /// Classifies an event. Errors name the missing or mistyped field; they never reach AWS.
