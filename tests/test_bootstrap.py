@@ -7,7 +7,6 @@ with a profile from AWS config files written here: it ignores the environment's 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from nat_lab import policies
+from nat_lab import terraform as tf_lab
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "nat-bootstrap-test"
 GITHUB_REPOSITORY = "example-org/nat-asg-hook"
 ENV = "test"
 ACCOUNT = "123456789012"  # moto's default account
 OIDC_PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
-DEPLOY_POLICIES = ["terraform-compute", "terraform-hook", "terraform-network", "terraform-read", "terraform-state"]
-PLAN_POLICIES = ["terraform-read", "terraform-state-read"]
 
 
 def hcl_string(key: str, path: Path) -> str:
@@ -37,14 +37,6 @@ BUCKET = hcl_string("bucket", BACKEND)
 STATE_KEY = hcl_string("key", BACKEND)
 REGION = hcl_string("region", BACKEND)
 STACK = hcl_string("name", REPO / "terraform" / "environments" / ENV / "vars.tfvars")
-
-
-def plugin_dir() -> str:
-    """The provider mirror, as the Makefile finds it (this machine has no registry access)."""
-    found = os.environ.get("TF_PLUGIN_DIR")
-    if found is None and Path("/opt/tf-plugins").is_dir():
-        found = "/opt/tf-plugins"
-    return found or ""
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +65,16 @@ class Script:
 
 
 def run_bootstrap(moto, sandbox: Path, *args: str, **env_overrides: str | None) -> Script:
-    env = moto.env()
+    env = tf_lab.base_env(moto.env())
     env.update(
         AWS_CONFIG_FILE=str(sandbox / "aws" / "config"),
         AWS_SHARED_CREDENTIALS_FILE=str(sandbox / "aws" / "credentials"),
         BOOTSTRAP_STATE_DIR=str(sandbox / "state"),
         TF_DATA_DIR=str(sandbox / "tf-data"),
-        TF_PLUGIN_DIR=plugin_dir(),
-        TF_IN_AUTOMATION="1",
-        CHECKPOINT_DISABLE="1",
+        TF_PLUGIN_DIR=tf_lab.plugin_dir(),
         GITHUB_REPOSITORY=GITHUB_REPOSITORY,
     )
-    env.pop("TF_CLI_CONFIG_FILE", None)
+    env.pop("TF_CLI_CONFIG_FILE", None)  # a developer's CLI configuration must not steer the provider install
     for key, value in env_overrides.items():
         if value is None:
             env.pop(key, None)
@@ -169,9 +159,7 @@ def rendered(name: str, kms_key_arn: str) -> dict:
         "github_repository": GITHUB_REPOSITORY,
         "oidc_provider_arn": OIDC_PROVIDER,
     }
-    text = (REPO / "terraform" / "policies" / f"{name}.json").read_text()
-    text = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
-    return json.loads(text)
+    return policies.render(name, values)
 
 
 def state_key_arn(moto) -> str:
@@ -264,7 +252,7 @@ def test_plan_role_trusts_pull_requests_and_the_two_long_lived_branches(account,
     ]
 
 
-@pytest.mark.parametrize(("role", "names"), [("terraform-role", DEPLOY_POLICIES), ("terraform-plan-role", PLAN_POLICIES)])
+@pytest.mark.parametrize(("role", "names"), [("terraform-role", policies.DEPLOY), ("terraform-plan-role", policies.PLAN)])
 def test_roles_carry_exactly_the_policy_files_rendered_for_this_account(account, moto, role, names):
     iam = moto.client("iam")
     attached = {p["PolicyName"]: p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
@@ -281,11 +269,11 @@ def test_roles_carry_exactly_the_policy_files_rendered_for_this_account(account,
 
 def test_policies_scope_writes_to_the_stack_and_its_state(account, moto):
     """No write action on "*": only Describe-style reads take no resource."""
-    for name in DEPLOY_POLICIES + PLAN_POLICIES:
+    for name in policies.DEPLOY + policies.PLAN:
         for statement in rendered(name, state_key_arn(moto))["Statement"]:
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            resources = policies.as_list(statement["Resource"])
             if "*" in resources:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions = policies.as_list(statement["Action"])
                 assert all(re.match(r"^\w+:(Describe|List|Get)", a) for a in actions), (name, statement["Sid"])
             else:
                 public = ("::image/", "::parameter/aws/service/")  # AMIs and AWS's own public parameters

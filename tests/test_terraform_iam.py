@@ -1,18 +1,24 @@
-"""The hook's rendered IAM policy is sufficient and no more.
+"""IAM, proven in moto with enforcement on: the bootstrap's deploy and plan roles can do their jobs
+and the plan role no more, and the hook's rendered policy is sufficient and no more.
 
-The `local` stack is applied to a moto server of this module's own; its role policy is read back from
-the emulator and attached to IAM users; then moto's IAM enforcement is switched on (moto-api
-`reset-auth`, which sets INITIAL_NO_AUTH_ACTION_COUNT at run time: 0 = every later request is
-authenticated and authorized) and the real binary runs with those users' keys.
+One moto server of this module's own, IAM enforced from the start (moto-api `reset-auth`, which sets
+INITIAL_NO_AUTH_ACTION_COUNT at run time: every later request is authenticated and authorized). The
+`local` stack is applied by Terraform as a user carrying the deploy role's actions (the files of
+terraform/policies/); a user with the plan role's actions plans it without a change and is refused
+any write; the hook's role policy is read back and attached to users, and the real binary runs with
+their keys; at the end the deploy role destroys the stack (with the EIPs the hook associated). Tests
+run in file order on that one apply.
 
 What moto proves, and what it does not:
-- moto enforces IAM *actions* (and checks the SigV4 signature of the user's keys): the handler with
+- moto enforces IAM *actions* (and checks the SigV4 signature of the user's keys): Terraform with the
+  deploy role's actions creates, reads and deletes every resource of the stack; the handler with
   the rendered policy converges a group (CreateRoute and ReplaceRoute paths, reconcile, verify), and
   without any one action it needs, it fails and leaves that part undone: the test can bite.
 - moto does not evaluate *resources* or *conditions* for EC2 and Auto Scaling: it authorizes every
   such request against the resource "*" and has no context values for condition keys, so an
-  ARN-scoped statement never matches there. The policy is therefore attached in "moto form": the
-  same statements and actions, each on "*". The scoping is checked on the policy itself instead:
+  ARN-scoped statement never matches there. The policies are therefore attached in "moto form": the
+  same actions, each on "*". The roles' scoping (the stack's name prefix, the Project tag, the state
+  key) is checked on the rendered files in test_bootstrap.py. The hook's is checked on its policy:
   every statement's resources are exactly this stack's route tables, EIPs, groups, log group and
   queue, the instance/ENI statement is conditioned on the group tag, and only Describe and X-Ray
   calls are on "*". (moto also drops launch-template tags from the ENI, so the tag condition could
@@ -24,16 +30,17 @@ What moto proves, and what it does not:
 from __future__ import annotations
 
 import json
-import urllib.request
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from nat_lab import events, hook
+from nat_lab import events, hook, policies
 from nat_lab import terraform as tf_lab
-from nat_lab.moto import REGION, Moto
+from nat_lab.moto import ADMIN_POLICY, REGION, Moto
+from nat_lab.policies import as_list
 from nat_lab.world import DESTINATION, eip_eni, in_service, primary_eni, routes, source_dest_check
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -62,6 +69,16 @@ def moto_form(policy: dict) -> dict:
     }
 
 
+def role_form(names: tuple[str, ...]) -> dict:
+    """A bootstrap role's policy files as one statement in moto form. moto names CloudWatch's actions
+    after the service's signing name (`monitoring:PutMetricAlarm`), IAM after the service
+    (`cloudwatch:PutMetricAlarm`): each cloudwatch action is granted under both names, and nothing
+    else is added."""
+    granted = sorted({a for name in names for s in policies.render(name)["Statement"] for a in as_list(s["Action"])})
+    granted += [a.replace("cloudwatch:", "monitoring:") for a in granted if a.startswith("cloudwatch:")]
+    return {"Version": "2012-10-17", "Statement": [{"Sid": "TheRolesActions", "Effect": "Allow", "Action": granted, "Resource": "*"}]}
+
+
 def without(policy: dict, action: str) -> dict:
     statements = []
     for statement in policy["Statement"]:
@@ -71,19 +88,20 @@ def without(policy: dict, action: str) -> dict:
     return {**policy, "Statement": statements}
 
 
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
-
-
 @dataclass
 class Lab:
     emulator: Moto
-    outputs: dict
-    policy: dict
-    config_file: Path
+    root: Path
+    var_args: list[str]
     work: Path
-    keys: dict[str, dict] = field(default_factory=dict)
+    keys: dict[str, dict]
+    outputs: dict = field(default_factory=dict)
+    policy: dict = field(default_factory=dict)
+    config_file: Path = Path()
     spare_eni: str = ""
+
+    def terraform(self, user: str) -> tf_lab.Terraform:
+        return tf_lab.Terraform(self.root, self.emulator.env(**self.keys[user]))
 
     @property
     def config(self) -> dict:
@@ -101,13 +119,7 @@ class Lab:
 
     def admin_view(self):
         """What the world helpers read through (`.client(service)`), with the admin's keys."""
-        lab = self
-
-        class View:
-            def client(self, service):
-                return lab.admin(service)
-
-        return View()
+        return types.SimpleNamespace(client=self.admin)
 
     def state(self, group: str) -> dict:
         view = self.admin_view()
@@ -139,47 +151,63 @@ class Lab:
         assert not any(self.state(group).values())
 
 
-def enforce_iam(emulator: Moto) -> None:
-    request = urllib.request.Request(
-        f"{emulator.endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
-    )
-    urllib.request.urlopen(request, timeout=10).read()
-
-
 @pytest.fixture(scope="module")
 def lab(logs, tmp_path_factory) -> Lab:
+    """The local stack applied by the deploy role's actions, IAM enforced from the start; then the
+    hook's users, with its rendered policy and without each action it needs."""
     work = tmp_path_factory.mktemp("terraform-iam")
     emulator = Moto(log_dir=logs, extra_env=tf_lab.moto_extra_env())
     try:
         lambda_zip = tf_lab.build_zip(hook.hook_bin(), work)
         tf, var_args = tf_lab.local_environment(work, emulator.endpoint, emulator.env(), lambda_zip)
-        tf.apply(*var_args)
-        outputs = tf.outputs()
-        role = outputs["lambda_role_name"]
-        iam = emulator.client("iam")
-        document = iam.get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
-        policy = json.loads(document) if isinstance(document, str) else document
-        config_file = work / "hook-config.json"
-        config_file.write_text(outputs["hook_config"])
-        lab = Lab(emulator, outputs, policy, config_file, work)
+        keys = emulator.create_users({"admin": ADMIN_POLICY, "deploy": role_form(policies.DEPLOY), "plan": role_form(policies.PLAN)})
+        emulator.enforce_iam()
+        lab = Lab(emulator, tf.workdir, var_args, work, keys)
+        lab.terraform("deploy").apply(*var_args)
 
-        # Users and keys while IAM is not enforced yet: an administrator for the test's own setup,
-        # the hook with its policy, and the hook without each action it needs.
-        policies = {"admin": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}
-        policies["hook"] = moto_form(policy)
-        policies.update({f"hook-without-{a.replace(':', '-')}": without(moto_form(policy), a) for a in NEEDED})
-        for user, document in policies.items():
-            iam.create_user(UserName=user)
-            iam.put_user_policy(UserName=user, PolicyName="policy", PolicyDocument=json.dumps(document))
-            key = iam.create_access_key(UserName=user)["AccessKey"]
-            lab.keys[user] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
-        subnet = next(iter(outputs["public_subnet_ids"].values()))
-        lab.spare_eni = emulator.client("ec2").create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
-
-        enforce_iam(emulator)
+        lab.outputs = lab.terraform("deploy").outputs()
+        role = lab.outputs["lambda_role_name"]
+        document = lab.admin("iam").get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+        lab.policy = json.loads(document) if isinstance(document, str) else document
+        lab.config_file = work / "hook-config.json"
+        lab.config_file.write_text(lab.outputs["hook_config"])
+        hook_users = {"hook": moto_form(lab.policy)}
+        hook_users.update({f"hook-without-{a.replace(':', '-')}": without(moto_form(lab.policy), a) for a in NEEDED})
+        lab.keys.update(emulator.create_users(hook_users, **keys["admin"]))
+        subnet = next(iter(lab.outputs["public_subnet_ids"].values()))
+        lab.spare_eni = lab.admin("ec2").create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
         yield lab
     finally:
         emulator.stop()
+
+
+# --- the bootstrap's roles: the deploy role applies, the plan role only reads -------------------------
+
+
+def test_the_deploy_role_applies_the_whole_stack(lab):
+    groups = json.loads(lab.outputs["hook_config"])["groups"]
+    assert len(groups) == 3
+    autoscaling = lab.admin("autoscaling")
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(groups))["AutoScalingGroups"]
+    assert sorted(g["AutoScalingGroupName"] for g in found) == sorted(groups)
+    assert lab.admin("lambda").get_function(FunctionName=lab.outputs["lambda_function_name"])["Configuration"]["State"] == "Active"
+
+
+def test_the_plan_role_reads_everything_and_sees_no_change(lab):
+    changes, plan = lab.terraform("plan").plan_changes(*lab.var_args)
+    assert not changes, plan.stdout[-4000:]
+
+
+def test_the_plan_role_cannot_change_anything(lab):
+    logs = lab.admin("logs")
+    [group] = [g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]]
+    before = group.get("retentionInDays")
+
+    result = lab.terraform("plan").apply(*lab.var_args, "-var=log_retention_days=7", check=False)
+    assert result.code != 0
+    assert "PutRetentionPolicy" in result.stderr, result.stderr[-3000:]
+    [after] = logs.describe_log_groups(logGroupNamePrefix=group["logGroupName"])["logGroups"]
+    assert after.get("retentionInDays") == before != 7
 
 
 # --- the policy itself: scoping that moto cannot evaluate ----------------------------------------------
@@ -268,3 +296,12 @@ def test_without_any_needed_action_the_launch_fails(lab, action):
         }[action]
         assert state[undone] is False, state
         assert all(v for k, v in state.items() if k != undone), f"the other actions still apply: {state}"
+
+
+# --- last: the deploy role destroys what it applied --------------------------------------------------
+
+
+def test_the_deploy_role_destroys_the_whole_stack(lab):
+    lab.admin("ec2").delete_network_interface(NetworkInterfaceId=lab.spare_eni)  # the test's own, not the stack's
+    lab.terraform("deploy").destroy(*lab.var_args)
+    assert not lab.admin("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]

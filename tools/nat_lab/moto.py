@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import boto3
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 def free_port() -> int:
@@ -73,6 +75,27 @@ class Moto:
 
     def reset(self) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+
+    def enforce_iam(self) -> None:
+        """From now on every request is authenticated and authorized against IAM (moto-api
+        `reset-auth`: INITIAL_NO_AUTH_ACTION_COUNT = 0 at run time)."""
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def create_users(self, policies: dict[str, dict], **credentials) -> dict[str, dict]:
+        """An IAM user per name with that inline policy document, created with `credentials` (an
+        administrator's once IAM is enforced); returns each one's keys, as `client(...)` and
+        `env(...)` take them."""
+        iam = self.client("iam", **credentials)
+        keys = {}
+        for user, document in policies.items():
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName="policy", PolicyDocument=json.dumps(document))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+        return keys
 
     def client(self, service: str, **credentials):
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))

@@ -16,8 +16,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "terraform"
-MODULES = ("modules/nat-asg-hook", "modules/nat-instance")
-ENVIRONMENTS = ("test", "prod", "local")
 _SKIP = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", ".terraform.lock.hcl", "*.zip")
 
 
@@ -31,14 +29,18 @@ def terraform_bin() -> str:
 DEFAULT_PLUGIN_DIR = Path("/opt/tf-plugins")
 
 
+def plugin_dir() -> str:
+    """The provider mirror, as the Makefile finds it: $TF_PLUGIN_DIR, or when it is unset the
+    machine's mirror if it has one; empty means the public registry."""
+    found = os.environ.get("TF_PLUGIN_DIR")
+    if found is None and DEFAULT_PLUGIN_DIR.is_dir():
+        found = str(DEFAULT_PLUGIN_DIR)
+    return (found or "").strip()
+
+
 def plugin_args() -> list[str]:
-    """`-plugin-dir=$TF_PLUGIN_DIR` when it names a provider mirror; as in the Makefile, an unset
-    TF_PLUGIN_DIR means the machine's mirror if it has one, and an empty one the public registry."""
-    plugin_dir = os.environ.get("TF_PLUGIN_DIR")
-    if plugin_dir is None and DEFAULT_PLUGIN_DIR.is_dir():
-        plugin_dir = str(DEFAULT_PLUGIN_DIR)
-    plugin_dir = (plugin_dir or "").strip()
-    return [f"-plugin-dir={plugin_dir}"] if plugin_dir else []
+    """`-plugin-dir=...` when there is a provider mirror (see `plugin_dir`)."""
+    return [f"-plugin-dir={plugin_dir()}"] if plugin_dir() else []
 
 
 def base_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -79,13 +81,8 @@ class TerraformError(AssertionError):
 EMULATOR_RACES = ("InvalidPermission.Duplicate", "RouteAlreadyExists")
 
 
-def _race(result: "Result") -> str:
-    return next(m for m in EMULATOR_RACES if m in result.stdout + result.stderr)
-
-
 @dataclass
 class Result:
-    args: list[str]
     code: int
     stdout: str
     stderr: str
@@ -99,7 +96,6 @@ class Terraform:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    retried_races: int = 0
 
     def __post_init__(self) -> None:
         self.env = base_env(self.env or None)
@@ -108,7 +104,7 @@ class Terraform:
         cmd = [terraform_bin(), f"-chdir={self.workdir}", *args]
         start = time.monotonic()
         proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
-        result = Result(list(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+        result = Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
         if check and proc.returncode != 0:
             raise TerraformError(f"terraform {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
         return result
@@ -122,17 +118,17 @@ class Terraform:
     def validate(self) -> Result:
         return self.run("validate", "-no-color")
 
-    def apply(self, *var_args: str) -> Result:
+    def apply(self, *var_args: str, check: bool = True) -> Result:
         """`terraform apply`; once more if the emulator lost a race (see EMULATOR_RACES), the two
-        logs joined. Any other failure raises at once."""
+        logs joined. Any other failure raises at once, unless `check` is false."""
         args = ("apply", "-auto-approve", "-input=false", "-no-color", *var_args)
         result = self.run(*args, check=False)
-        if result.code != 0 and any(marker in result.stdout + result.stderr for marker in EMULATOR_RACES):
-            print(f"terraform apply hit an emulator race ({_race(result)}); applying once more", file=sys.stderr)
+        race = next((m for m in EMULATOR_RACES if result.code != 0 and m in result.stdout + result.stderr), None)
+        if race:
+            print(f"terraform apply hit an emulator race ({race}); applying once more", file=sys.stderr)
             again = self.run(*args, check=False)
-            result = Result(list(args), again.code, result.stdout + again.stdout, result.stderr + again.stderr, result.seconds + again.seconds)
-            self.retried_races += 1
-        if result.code != 0:
+            result = Result(again.code, result.stdout + again.stdout, result.stderr + again.stderr, result.seconds + again.seconds)
+        if check and result.code != 0:
             raise TerraformError(f"terraform apply exited {result.code}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
         self.timings.setdefault("apply", result.seconds)
         return result

@@ -1,15 +1,20 @@
 """Fidelity fixes for the moto server that the Terraform tests apply the stack to.
 
 Python imports this module at start-up when this directory is on PYTHONPATH; the Terraform tests
-start their moto server so (`nat_lab.terraform.moto_env()`). Each fix makes moto answer what AWS
-answers, for a field moto 5 drops or misfiles: without them, every plan against moto would show a
-change that AWS would not, and "a second apply reports no changes" could not be tested at all.
-Nothing here changes what a call does, only what moto reports back.
+start their moto server so (`nat_lab.terraform.moto_extra_env()`). The first two fixes make moto
+answer what AWS answers, for a field moto 5 drops or misfiles: without them, every plan against moto
+would show a change that AWS would not, and "a second apply reports no changes" could not be tested
+at all. They change no call's effect, only what moto reports back.
 
 - Lambda GetFunction: AWS returns the function's DeadLetterConfig and LoggingConfig; moto drops both.
 - EC2 launch templates: moto files the launch template's own tags (CreateLaunchTemplate's
   TagSpecifications, resource type `launch-template`) under the template data's tag specifications,
   as if they were tags for the instances it launches.
+- With IAM enforced (the IAM tests), moto recomputes the SigV4 signature of every request, and for
+  Lambda's REST API over another request than the SDK signed: every Lambda call would fail with
+  SignatureDoesNotMatch, whatever the policy. For Lambda only, the signature comparison is skipped;
+  the access key is still looked up and every action still authorized against the user's policies.
+  Without enforcement moto checks no signature, and this changes nothing.
 """
 
 from __future__ import annotations
@@ -64,8 +69,21 @@ def _launch_template_tags() -> None:
     LaunchTemplateVersion.__init__ = __init__
 
 
+def _lambda_signatures() -> None:
+    from moto.iam.access_control import IAMRequestBase
+
+    check_signature = IAMRequestBase.check_signature
+
+    def patched(self) -> None:
+        if self._service != "lambda":
+            check_signature(self)
+
+    IAMRequestBase.check_signature = patched
+
+
 try:
     _lambda_configuration()
     _launch_template_tags()
+    _lambda_signatures()
 except ImportError:  # not the moto server's interpreter: nothing to fix
     pass

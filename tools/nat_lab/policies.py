@@ -1,0 +1,25 @@
+"""terraform/policies/*.json as the tests read them: which files each bootstrap role carries
+(terraform/bootstrap/iam.tf, `role_policies`), and a file rendered as `templatefile` renders it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+POLICIES = Path(__file__).resolve().parents[2] / "terraform" / "policies"
+DEPLOY = ("terraform-compute", "terraform-hook", "terraform-network", "terraform-read", "terraform-state")
+PLAN = ("terraform-read", "terraform-state-read")
+
+
+def render(name: str, values: dict[str, str] | None = None) -> dict:
+    """terraform/policies/<name>.json with each `${key}` replaced by `values[key]`; with no values,
+    by a placeholder (for reading the actions only)."""
+    text = (POLICIES / f"{name}.json").read_text()
+    text = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)] if values is not None else "x", text)
+    return json.loads(text)
+
+
+def as_list(value) -> list:
+    """A policy's Action or Resource, which may be one string or a list."""
+    return value if isinstance(value, list) else [value]
