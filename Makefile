@@ -44,12 +44,9 @@ test: venv ## The whole test suite (what CI runs)
 demo: venv bin ## The whole story against a local AWS emulator; stops everything it started
 	$(PY) tools/demo.py
 
-bench: venv ## Benchmarks, not tests (release builds in target/bench*, ~30 min cold): writes docs/benchmarks.md
-	CARGO_TARGET_DIR=target/bench cargo build --release --package nat-asg-hook
-	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-	CARGO_TARGET_DIR=target/bench-lambda cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook \
-		--lambda-dir target/bench-lambda/lambda
-	$(PY) tools/bench.py --bin target/bench/release/nat-asg-hook --zip target/bench-lambda/lambda/nat-asg-hook/bootstrap.zip
+bench: venv build ## Benchmarks, not tests (the release builds, ~30 min cold): writes docs/benchmarks.md
+	cargo build --release --package nat-asg-hook
+	$(PY) tools/bench.py --bin target/release/nat-asg-hook --zip target/lambda/nat-asg-hook/bootstrap.zip
 
 test-rust: ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace
@@ -67,11 +64,11 @@ tf-check: venv ## Terraform fmt, validate (plugin mirror), checkov and the modul
 fmt: ## Format the Rust code
 	cargo fmt --all
 
-watch: venv ## Serve the function locally with cargo lambda watch: make watch CONFIG=hook.json (AWS_ENDPOINT_URL for an emulator)
-	NAT_ASG_HOOK_CONFIG="$$(cat $(CONFIG))" cargo lambda watch
+watch: venv bin ## Serve the built function behind cargo lambda watch on :9000: make watch CONFIG=hook.json (AWS_ENDPOINT_URL for an emulator)
+	$(PY) tools/watch.py $(CONFIG)
 
 invoke: venv ## Invoke the function served by `cargo lambda watch`: make invoke EVENT=events/launch-successful.json
-	cargo lambda invoke --data-file $(EVENT) nat-asg-hook
+	cargo lambda invoke -A 127.0.0.1 -P 9000 --data-file $(EVENT) nat-asg-hook
 
 clean: ## Remove build output and the virtualenv
 	cargo clean

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nat_lab import events, hook  # noqa: E402
 from nat_lab.moto import Moto  # noqa: E402
-from nat_lab.proxy import Proxy, Record, dependent_rounds, rounds  # noqa: E402
+from nat_lab.proxy import Proxy, Record, rounds  # noqa: E402
 from nat_lab.soak import Settings, run_soak  # noqa: E402
 from nat_lab.world import assert_converged, replace_instance, seed_world  # noqa: E402
 
@@ -206,30 +206,18 @@ def waiting(records: list[Record]) -> float:
     return total
 
 
-def emulator(records: list[Record], latency: float) -> float:
-    """Seconds the emulator (not the added latency) took on the critical path: per round, the
-    slowest request beyond the fixed latency."""
-    by_round: dict[int, float] = {}
-    ordered = sorted(records, key=lambda r: r.start)
-    depth: list[int] = []
-    for i, r in enumerate(ordered):
-        depth.append(1 + max((depth[j] for j in range(i) if ordered[j].end <= r.start), default=0))
-        by_round[depth[-1]] = max(by_round.get(depth[-1], 0.0), r.seconds - latency)
-    return sum(by_round.values())
-
-
-def summarize(records: list[Record], window: tuple[float, float] | None = None, latency: float = 0.0) -> dict:
-    own = None
-    if window is not None:
-        own = (window[1] - window[0]) - waiting(records)
+def summarize(records: list[Record], window: tuple[float, float], latency: float) -> dict:
+    by_round = rounds(records)
     return {
-        "own_ms": None if own is None else own * 1000,
-        "emulator_ms": emulator(records, latency) * 1000,
-        "rounds": dependent_rounds(records),
+        "own_ms": ((window[1] - window[0]) - waiting(records)) * 1000,
+        # What the emulator (not the added latency) took on the critical path: per round, the
+        # slowest request beyond the fixed latency.
+        "emulator_ms": sum(max(r.seconds - latency for r in round_) for round_ in by_round) * 1000,
+        "rounds": len(by_round),
         "requests": len(records),
         "mutating": sum(r.mutating for r in records),
-        "shape": [sorted(set(round_)) for round_ in rounds(records)],
-        "round_sizes": [len(round_) for round_ in rounds(records)],
+        "shape": [sorted({r.action for r in round_}) for round_ in by_round],
+        "round_sizes": [len(round_) for round_ in by_round],
     }
 
 
@@ -271,12 +259,11 @@ def critical_path(moto: Moto, proxy: Proxy, binary: Path, work: Path, tables: in
     for _ in range(max(2, reps // 2)):
         _, new = replace_instance(moto, group)
         path = events.write(events.launch(group, new, ZONE), work)
-        mark = proxy.mark()
         started = time.monotonic()
         run = hook.run(env, "replay", str(path), config=config)
         wall = time.monotonic() - started
         assert run.code == 0, run.stderr
-        out["replay"].append(dict(summarize(proxy.since(mark)), seconds=wall, handler_ms=run.result["duration_ms"]))
+        out["replay"].append(dict(seconds=wall, handler_ms=run.result["duration_ms"]))
     return out
 
 
@@ -324,10 +311,6 @@ def soak(moto: Moto, binary: Path, work: Path) -> dict:
 # --- the document --------------------------------------------------------------------------------
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -368,7 +351,7 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
       + f", mutating calls {max(r['mutating'] for p in paths for r in p['done'])} |")
     w(f"| launch handler time vs 2 × {latency_ms:.0f} ms = {two:.0f} ms | " + ", ".join(
         f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms" for p in paths) + " |")
-    w(f"| hook's own time per launch (no request outstanding) | " + ", ".join(
+    w("| hook's own time per launch (no request outstanding) | " + ", ".join(
         f"N={p['tables']}: {median([r['own_ms'] for r in p['launch']]):.1f} ms" for p in paths) + " |")
     w(f"| cold start: spawn to first Runtime API poll | {r_init:.1f} ms; Python + boto3 client pair {p_init:.0f} ms: "
       f"**{p_init / r_init:.0f}×** |")
@@ -384,12 +367,12 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     w("## How to reproduce")
     w("")
     w("```sh")
-    w("make bench        # release host binary in target/bench, arm64 zip in target/bench-lambda, then tools/bench.py")
+    w("make bench        # make build (the arm64 zip), the release host binary, then tools/bench.py")
     w(f"{args.python_cmd}")
     w("```")
     w("")
-    w("The builds use their own target directories so that they never invalidate the debug build that")
-    w("`make test` uses. The emulator is moto server on a loopback port; between it and the hook sits")
+    w("The release builds sit beside the debug build that `make test` uses (cargo keeps each profile")
+    w("and target apart). The emulator is moto server on a loopback port; between it and the hook sits")
     w("tools/nat_lab/proxy.py, which adds a fixed latency to every request (the stand-in for the round")
     w("trip to a real AWS endpoint) and records each request's action, start and end. Auto Scaling's")
     w("`CompleteLifecycleAction`, which moto does not implement, is answered by the proxy itself (a valid")
@@ -455,8 +438,8 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     w("")
     w(f"{len(rust)} runs each, alternating, same machine, same run, medians (min-max). *Init* = process spawn")
     w("to its first `GET /runtime/invocation/next` on a minimal local Runtime API (Lambda's INIT phase).")
-    w(f"The Python row creates a boto3 EC2 and Auto Scaling client pair, then polls: the usual")
-    w(f"alternative's init, with nothing of the handler's work. The hook's first event is a launch with")
+    w("The Python row creates a boto3 EC2 and Auto Scaling client pair, then polls: the usual")
+    w("alternative's init, with nothing of the handler's work. The hook's first event is a launch with")
     w(f"one route table at {latency_ms:.0f} ms per request.")
     w("")
     w("| | init ms | first event: invoke ms | its own ms | second event (done): invoke ms | its own ms | peak RSS MiB |")
@@ -549,9 +532,9 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
     w, t = WARM_UP_TRIAL, PROFILE_TRIAL
     n_max = max(own_warm)
     out = [
-        f"1. **Rounds are at the floor the design allows.** A launch is 2 dependent rounds for every N, a replay "
-        f"of a done event 1 with no write, a lifecycle action 3. Fewer would mean blind writes, which is how "
-        f"stale events steal routes (DESIGN.md): nothing to cut here.",
+        "1. **Rounds are at the floor the design allows.** A launch is 2 dependent rounds for every N, a replay "
+        "of a done event 1 with no write, a lifecycle action 3. Fewer would mean blind writes, which is how "
+        "stale events steal routes (DESIGN.md): nothing to cut here.",
         f"2. **Where the rest of the time goes: the emulator, not the hook.** Handler ≈ rounds × {latency_ms:.0f} ms "
         f"+ emulator + own. The hook's own time (no request outstanding) is "
         + ", ".join(f"{own_warm[n]:.1f} ms at N={n}" for n in sorted(own_warm))
@@ -587,18 +570,18 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         "6. **Features: nothing left to trim safely.** The SDK crates already have `default-features = false`. aws-config's"
         " `sso` and `credentials-process` are dead weight in Lambda, but the same binary is the operator's CLI"
         " (a contract), where SSO profiles are the usual way in.",
-        f"7. **Memory size (terraform/modules/nat-asg-hook):** peak RSS fits the 128 MB minimum many times over, but"
-        f" Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB), so at 128 MB the few milliseconds of own"
-        f" CPU per event above would stretch roughly fourteenfold, and the TLS handshakes with them; the module's"
-        f" default is 256 MB for that reason (an estimate from Lambda's CPU model, not measured here).",
+        "7. **Memory size (terraform/modules/nat-asg-hook):** peak RSS fits the 128 MB minimum many times over, but"
+        " Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB), so at 128 MB the few milliseconds of own"
+        " CPU per event above would stretch roughly fourteenfold, and the TLS handshakes with them; the module's"
+        " default is 256 MB for that reason (an estimate from Lambda's CPU model, not measured here).",
     ]
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", type=Path, default=REPO / "target/bench/release/nat-asg-hook")
-    parser.add_argument("--zip", type=Path, default=REPO / "target/bench-lambda/lambda/nat-asg-hook/bootstrap.zip")
+    parser.add_argument("--bin", type=Path, default=REPO / "target/release/nat-asg-hook")
+    parser.add_argument("--zip", type=Path, default=REPO / "target/lambda/nat-asg-hook/bootstrap.zip")
     parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks.md")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every request (default 0.1)")
     parser.add_argument("--tables", type=int, nargs="+", default=[1, 10, 50])

@@ -8,9 +8,9 @@ The hook reaches AWS through `AWS_ENDPOINT_URL`; point that at `Proxy.endpoint` 
 - records each request: service, action (the `Action=` of the EC2 / Auto Scaling query protocol),
   SDK attempt number, start and end (monotonic seconds), status, and any fault it injected;
 - injects faults at set rates (`Faults`), each answered the way AWS answers it;
-- answers Auto Scaling `CompleteLifecycleAction` and `RecordLifecycleActionHeartbeat` itself, which
-  moto does not implement (it answers HTTP 500): the first completion of a lifecycle action
-  succeeds, a later one gets AWS's `ValidationError: No active Lifecycle Action found`.
+- answers Auto Scaling `CompleteLifecycleAction` itself, which moto does not implement (it answers
+  HTTP 500): the first completion of a lifecycle action succeeds, a later one gets AWS's
+  `ValidationError: No active Lifecycle Action found`.
 
 When a fault happens relative to forwarding decides what the emulator sees:
 
@@ -26,8 +26,8 @@ half of the resets come *after* the request was forwarded: the write happened, b
 cannot know it. That is the case that matters for "never a false success": the hook must neither
 report success for a write that did not happen nor be confused by a retry of one that did.
 
-`dependent_rounds(records)` is the length of the longest chain of requests, each starting after
-the previous one ended: the number of round trips on the critical path.
+`rounds(records)` groups the requests by the longest chain of requests before them, each starting
+after the previous one ended; its length is the number of round trips on the critical path.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ MUTATING = frozenset(
         "CreateRoute",
         "DeleteRoute",
         "CompleteLifecycleAction",
-        "RecordLifecycleActionHeartbeat",
     }
 )
 FAULT_KINDS = ("throttle", "error500", "reset", "spike")
@@ -87,10 +86,6 @@ class Faults:
         """Every request (to `actions`) gets `kind`: an outage."""
         return cls(**{kind: 1.0}, actions=frozenset(actions) if actions is not None else None)
 
-    @property
-    def rate(self) -> float:
-        return self.throttle + self.error500 + self.reset + self.spike
-
 
 @dataclass
 class Record:
@@ -102,7 +97,6 @@ class Record:
     status: int = 0  # 0: no answer (connection reset)
     fault: str | None = None
     phase: str | None = None  # "before" or "after" forwarding, for a fault
-    forwarded: bool = False
     params: dict[str, str] = field(default_factory=dict)  # the query parameters (first values)
 
     @property
@@ -114,24 +108,17 @@ class Record:
         return self.end - self.start
 
 
-def dependent_rounds(records: list[Record]) -> int:
-    """The longest chain of requests each starting after the previous one ended."""
+def rounds(records: list[Record]) -> list[list[Record]]:
+    """The requests by round: a request's round is the length of the longest chain of requests
+    ending with it, each starting after the previous one ended. As many rounds as dependent round
+    trips."""
     ordered = sorted(records, key=lambda r: r.start)
     depth: list[int] = []
     for i, r in enumerate(ordered):
         depth.append(1 + max((depth[j] for j in range(i) if ordered[j].end <= r.start), default=0))
-    return max(depth, default=0)
-
-
-def rounds(records: list[Record]) -> list[list[str]]:
-    """The actions of each round, for reports: a request's round is the length of its longest chain."""
-    ordered = sorted(records, key=lambda r: r.start)
-    depth: list[int] = []
-    for i, r in enumerate(ordered):
-        depth.append(1 + max((depth[j] for j in range(i) if ordered[j].end <= r.start), default=0))
-    out: list[list[str]] = [[] for _ in range(max(depth, default=0))]
+    out: list[list[Record]] = [[] for _ in range(max(depth, default=0))]
     for d, r in zip(depth, ordered):
-        out[d - 1].append(r.action)
+        out[d - 1].append(r)
     return out
 
 
@@ -285,9 +272,8 @@ class Proxy:
             if fault == "reset":
                 return self._reset(h, record)
 
-        record.forwarded = True
-        if action in ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"):
-            status, headers, payload = self._lifecycle(action, form)
+        if action == "CompleteLifecycleAction":
+            status, headers, payload = self._complete_lifecycle_action(form)
         else:
             status, headers, payload = self._forward(h, body)
 
@@ -330,22 +316,21 @@ class Proxy:
         finally:
             conn.close()
 
-    def _lifecycle(self, action: str, form: dict) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _complete_lifecycle_action(self, form: dict) -> tuple[int, list[tuple[str, str]], bytes]:
         group = form.get("AutoScalingGroupName", [""])[0]
         hook = form.get("LifecycleHookName", [""])[0]
         instance = form.get("InstanceId", [""])[0]
         key = (group, hook, instance or form.get("LifecycleActionToken", [""])[0])
         with self._lock:
             done = key in self._completed_lifecycle
-            if action == "CompleteLifecycleAction":
-                self._completed_lifecycle.add(key)
+            self._completed_lifecycle.add(key)
         if done:
             return _query_error(
                 400, "Sender", "ValidationError", f"No active Lifecycle Action found with instance ID {instance}"
             )
         xml = (
-            f'<{action}Response xmlns="{AUTOSCALING_NS}"><{action}Result/>'
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>"
+            f'<CompleteLifecycleActionResponse xmlns="{AUTOSCALING_NS}"><CompleteLifecycleActionResult/>'
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>"
         )
         return 200, [("Content-Type", "text/xml")], xml.encode()
 
@@ -382,8 +367,7 @@ class Proxy:
 
     # --- reading the records -----------------------------------------------------------------------
 
-    def stats(self, records: list[Record] | None = None) -> dict:
-        records = self.since(0) if records is None else records
+    def stats(self, records: list[Record]) -> dict:
         faults = {kind: 0 for kind in FAULT_KINDS}
         after = 0
         for r in records:

@@ -127,7 +127,6 @@ class Settings:
     deliveries: int = 3  # Lambda async invocation: the first attempt and two retries
     timeout: int = 10  # replay --timeout: the hook's own deadline
     outage_share: float = 0.10  # deliveries whose first attempt meets an outage
-    spike_seconds: float = 0.8
 
 
 @dataclass
@@ -202,7 +201,7 @@ class Soak:
         self.s = settings or Settings()
         self.rng = random.Random(self.s.seed)
         self.result = Result(self.s)
-        self.normal = Faults.uniform(self.s.fault_rate, spike_seconds=self.s.spike_seconds)
+        self.normal = Faults.uniform(self.s.fault_rate)
         self.log = open(workdir / "soak.log", "w")
 
     # --- the world -------------------------------------------------------------------------------
