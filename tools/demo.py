@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nat_lab import events, hook  # noqa: E402
 from nat_lab import terraform as tf_lab  # noqa: E402
 from nat_lab.moto import Moto  # noqa: E402
-from nat_lab.world import Group, World, in_service, replace_instance, seed_world, snapshot  # noqa: E402
+from nat_lab.world import World, in_service, replace_instance, snapshot  # noqa: E402
 
 TTY = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -83,12 +83,7 @@ class Demo:
 
     # --- the stories -----------------------------------------------------------------------------
 
-    def build_world(self, how: str) -> None:
-        if how == "sdk":
-            self.heading("The world, seeded through the SDK: each NAT group just replaced, nothing on it yet")
-            self.world = seed_world(self.moto)
-            self.config_path = self.world.write_config(self.workdir / "hook-config.json")
-            return
+    def build_world(self) -> None:
         self.heading("The world: terraform apply of the local environment (3 zones) to the emulator")
         lambda_zip = tf_lab.build_zip(hook.hook_bin(), self.workdir)
         self.terraform, self.var_args = tf_lab.local_environment(self.workdir, self.moto.endpoint, self.moto.env(), lambda_zip)
@@ -99,7 +94,7 @@ class Demo:
         self.config_path = self.workdir / "hook-config.json"
         self.config_path.write_text(outputs["hook_config"])
         self.say(f"   function {outputs['lambda_function_name']}; configuration from `terraform output hook_config`")
-        self.world = world_from_config(self.moto, json.loads(outputs["hook_config"]))
+        self.world = World.from_config(json.loads(outputs["hook_config"]))
         self.say("   the private tables have no default route and the EIPs are unassociated: the hook owns both")
 
     def destroy(self) -> None:
@@ -110,11 +105,11 @@ class Demo:
         summary = next((line for line in destroyed.stdout.splitlines() if line.startswith("Destroy complete")), "destroyed")
         self.say(f"   {summary} ({destroyed.seconds:.0f}s)")
 
-    def run(self, how: str) -> int:
+    def run(self) -> int:
         started = time.monotonic()
         self.terraform = None
         try:
-            self.build_world(how)
+            self.build_world()
             code = self.tell(started)
         finally:
             self.destroy()
@@ -182,25 +177,12 @@ class Demo:
         self.verify(expect_healthy=True)
 
 
-def world_from_config(moto, config: dict) -> World:
-    """The world helpers' view of a Terraform-built world: its groups, from the hook's configuration."""
-    world = World(vpc_id="")
-    for name, group in config["groups"].items():
-        address = moto.client("ec2").describe_addresses(AllocationIds=[group["eip_allocation_id"]])["Addresses"][0]
-        world.groups[name] = Group(name, group["availability_zone"], group["eip_allocation_id"], address["PublicIp"],
-                                   list(group["route_table_ids"]), previous_eni="", public_subnet="")
-    return world
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--world", choices=("terraform", "sdk"), default="terraform",
-                        help="build the world with Terraform (default) or seed it through the SDK (no Terraform needed)")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
         with Moto(log_dir=workdir / "logs", extra_env=tf_lab.moto_extra_env()) as moto:
-            return Demo(moto, workdir, workdir / "logs").run(args.world)
+            return Demo(moto, workdir, workdir / "logs").run()
 
 
 if __name__ == "__main__":

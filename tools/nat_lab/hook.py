@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +61,8 @@ class LambdaWatch:
     binary serving it as function `nat-asg-hook` (cargo lambda watch would otherwise compile the
     function again, with other features: the SDK is built once per run)."""
 
-    def __init__(self, env: dict, config_json: str, log_dir: Path, binary: Path | None = None):
-        self.port = free_port()
+    def __init__(self, env: dict, config_json: str, log_dir: Path, binary: Path | None = None, port: int | None = None):
+        self.port = port or free_port()
         self.env = env
         log_dir.mkdir(parents=True, exist_ok=True)
         self._watch_log = open(log_dir / f"cargo-lambda-watch-{self.port}.log", "wb")

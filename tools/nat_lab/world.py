@@ -18,10 +18,8 @@ class Group:
     name: str
     zone: str
     eip_allocation_id: str
-    public_ip: str
     route_table_ids: list[str]
-    previous_eni: str
-    public_subnet: str
+    previous_eni: str = ""  # seeded worlds: the dead NAT's interface, where everything points at first
 
 
 @dataclass
@@ -30,6 +28,16 @@ class World:
     groups: dict[str, Group] = field(default_factory=dict)
     unrelated_eni: str = ""
     launch_template: str = ""
+
+    @classmethod
+    def from_config(cls, config: dict) -> "World":
+        """The world helpers' view of a world built elsewhere (Terraform): its groups, from the
+        hook's configuration."""
+        groups = {
+            name: Group(name, g["availability_zone"], g["eip_allocation_id"], list(g["route_table_ids"]))
+            for name, g in config["groups"].items()
+        }
+        return cls(vpc_id="", groups=groups)
 
     def config(self) -> dict:
         return {
@@ -90,7 +98,7 @@ def seed_world(moto, zones=ZONES, tables_per_zone: int = 1, prefix: str = "nat")
             LaunchTemplate={"LaunchTemplateName": world.launch_template, "Version": "$Latest"},
             VPCZoneIdentifier=public,
         )
-        world.groups[name] = Group(name, zone, address["AllocationId"], address["PublicIp"], tables, previous_eni, public)
+        world.groups[name] = Group(name, zone, address["AllocationId"], tables, previous_eni)
     return world
 
 
