@@ -3,12 +3,15 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  ec2_arn_prefix         = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
-  autoscaling_arn_prefix = "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  # "arn:<partition>:<service>:<region>:<account>", per service whose ARNs this module builds
+  arn_prefix = {
+    for service in ["autoscaling", "ec2", "events", "sqs"] :
+    service => "arn:${data.aws_partition.current.partition}:${service}:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  }
 
-  route_table_arns = [for id in sort(flatten(values(var.groups)[*].route_table_ids)) : "${local.ec2_arn_prefix}:route-table/${id}"]
-  eip_arns         = [for id in sort(values(var.groups)[*].eip_allocation_id) : "${local.ec2_arn_prefix}:elastic-ip/${id}"]
-  group_arns       = [for name in local.group_names : "${local.autoscaling_arn_prefix}:autoScalingGroup:*:autoScalingGroupName/${name}"]
+  route_table_arns = [for id in sort(flatten(values(var.groups)[*].route_table_ids)) : "${local.arn_prefix.ec2}:route-table/${id}"]
+  eip_arns         = [for id in sort(values(var.groups)[*].eip_allocation_id) : "${local.arn_prefix.ec2}:elastic-ip/${id}"]
+  group_arns       = [for name in local.group_names : "${local.arn_prefix.autoscaling}:autoScalingGroup:*:autoScalingGroupName/${name}"]
 
   # The nat-instance module tags each group's instances and their network interfaces with it.
   group_tag_key = "nat-asg-hook:group"
@@ -64,8 +67,8 @@ data "aws_iam_policy_document" "this" {
     sid     = "OntoNatInstancesOnly"
     actions = ["ec2:AssociateAddress", "ec2:ModifyNetworkInterfaceAttribute"]
     resources = [
-      "${local.ec2_arn_prefix}:instance/*",
-      "${local.ec2_arn_prefix}:network-interface/*",
+      "${local.arn_prefix.ec2}:instance/*",
+      "${local.arn_prefix.ec2}:network-interface/*",
     ]
 
     condition {

@@ -31,10 +31,9 @@ locals {
   # names, not read from the resources, so the queue is created at once: not after the launch rule,
   # which waits for the whole VPC through var.groups, and with its policy in place from the start.
   rule_names             = { launch = "${var.name}-launch", reconcile = "${var.name}-reconcile" }
-  region_and_account     = "${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
-  rule_arns              = [for name in values(local.rule_names) : "arn:${data.aws_partition.current.partition}:events:${local.region_and_account}:rule/${name}"]
+  rule_arns              = [for name in values(local.rule_names) : "${local.arn_prefix.events}:rule/${name}"]
   dead_letter_queue_name = "${var.name}-dead-letter"
-  dead_letter_queue_arn  = "arn:${data.aws_partition.current.partition}:sqs:${local.region_and_account}:${local.dead_letter_queue_name}"
+  dead_letter_queue_arn  = "${local.arn_prefix.sqs}:${local.dead_letter_queue_name}"
 }
 
 ################################################################################
