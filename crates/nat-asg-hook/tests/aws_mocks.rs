@@ -61,32 +61,53 @@ fn scheduled_event() -> Value {
 
 // --- canned describe outputs ---------------------------------------------------------------------
 
-fn instances(state: InstanceStateName, zone: &str) -> DescribeInstancesOutput {
+/// An instance with its primary ENI, as DescribeInstances shows it.
+fn instance(
+    id: &str,
+    eni: &str,
+    state: InstanceStateName,
+    zone: &str,
+    source_dest_check: bool,
+    launched: i64,
+) -> Instance {
     let eni = InstanceNetworkInterface::builder()
-        .network_interface_id(NEW_ENI)
+        .network_interface_id(eni)
         .private_ip_address("10.0.0.10")
-        .source_dest_check(true)
+        .source_dest_check(source_dest_check)
         .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
         .build();
-    let instance = Instance::builder()
-        .instance_id(NEW)
+    Instance::builder()
+        .instance_id(id)
         .state(InstanceState::builder().name(state).build())
         .placement(Placement::builder().availability_zone(zone).build())
-        .launch_time(DateTime::from_secs(1_800_000_000))
+        .launch_time(DateTime::from_secs(launched))
         .network_interfaces(eni)
-        .build();
-    DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(instance).build()).build()
+        .build()
+}
+
+fn instances(state: InstanceStateName, zone: &str) -> DescribeInstancesOutput {
+    let new = instance(NEW, NEW_ENI, state, zone, true, 1_800_000_000);
+    DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(new).build()).build()
 }
 
 fn no_instances() -> DescribeInstancesOutput {
     DescribeInstancesOutput::builder().build()
 }
 
-fn group(state: LifecycleState) -> DescribeAutoScalingGroupsOutput {
-    let member = AsgInstance::builder().instance_id(NEW).lifecycle_state(state).availability_zone("us-east-1a").build();
+/// The group holding these instances in these lifecycle states.
+fn group_of(members: &[(&str, LifecycleState)]) -> DescribeAutoScalingGroupsOutput {
+    let members = members.iter().map(|(id, state)| {
+        AsgInstance::builder().instance_id(*id).lifecycle_state(state.clone()).availability_zone("us-east-1a").build()
+    });
     DescribeAutoScalingGroupsOutput::builder()
-        .auto_scaling_groups(AutoScalingGroup::builder().auto_scaling_group_name(GROUP).instances(member).build())
+        .auto_scaling_groups(
+            AutoScalingGroup::builder().auto_scaling_group_name(GROUP).set_instances(Some(members.collect())).build(),
+        )
         .build()
+}
+
+fn group(state: LifecycleState) -> DescribeAutoScalingGroupsOutput {
+    group_of(&[(NEW, state)])
 }
 
 fn address(eni: &str) -> DescribeAddressesOutput {
@@ -454,34 +475,15 @@ async fn an_abandoned_refresh_launch_hands_the_moves_back_to_the_instance_in_ser
     const OLD: &str = "i-00000000000000001";
     let state = Arc::new(Mutex::new((OLD_ENI.to_owned(), OLD_ENI.to_owned()))); // (EIP's ENI, route's ENI)
     let mut world = World::replaced();
-    world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
-        let member = |id: &str, state| {
-            AsgInstance::builder().instance_id(id).lifecycle_state(state).availability_zone("us-east-1a").build()
-        };
-        let group = AutoScalingGroup::builder()
-            .auto_scaling_group_name(GROUP)
-            .instances(member(OLD, LifecycleState::InService))
-            .instances(member(NEW, LifecycleState::PendingWait))
-            .build();
-        DescribeAutoScalingGroupsOutput::builder().auto_scaling_groups(group).build()
-    });
+    world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .then_output(|| group_of(&[(OLD, LifecycleState::InService), (NEW, LifecycleState::PendingWait)]));
     world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances).then_compute_output(|r| {
         let asked: Vec<&str> = r.filters().iter().flat_map(|f| f.values()).map(String::as_str).collect();
-        let instance = |id: &str, eni: &str, sdc: bool, launched: i64| {
-            let eni = InstanceNetworkInterface::builder()
-                .network_interface_id(eni)
-                .source_dest_check(sdc)
-                .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
-                .build();
-            Instance::builder()
-                .instance_id(id)
-                .state(InstanceState::builder().name(InstanceStateName::Running).build())
-                .placement(Placement::builder().availability_zone("us-east-1a").build())
-                .launch_time(DateTime::from_secs(launched))
-                .network_interfaces(eni)
-                .build()
-        };
-        let known = [instance(OLD, OLD_ENI, false, 1_700_000_000), instance(NEW, NEW_ENI, true, 1_800_000_000)];
+        let running = InstanceStateName::Running;
+        let known = [
+            instance(OLD, OLD_ENI, running.clone(), "us-east-1a", false, 1_700_000_000),
+            instance(NEW, NEW_ENI, running, "us-east-1a", true, 1_800_000_000),
+        ];
         let found: Vec<Instance> =
             known.into_iter().filter(|i| asked.contains(&i.instance_id().unwrap_or_default())).collect();
         DescribeInstancesOutput::builder()
