@@ -71,8 +71,9 @@ def test_shell_scripts_are_shellcheck_clean():
 # --- the project's rules for its workflow ---------------------------------------------------------
 
 
-def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version():
-    uses = [line.split("uses:", 1)[1].strip() for line in WORKFLOW.read_text().splitlines() if re.match(r"^\s*-?\s*uses:", line)]
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.y*ml")), ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version(path):
+    uses = [line.split("uses:", 1)[1].strip() for line in path.read_text().splitlines() if re.match(r"^\s*-?\s*uses:", line)]
     assert uses
     unpinned = [u for u in uses if not SHA_PIN.match(u)]
     assert not unpinned, unpinned
