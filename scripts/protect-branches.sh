@@ -201,8 +201,8 @@ if [[ ! -f "$codeowners" || "$(cat "$codeowners")" != "$wanted_codeowners" ]]; t
   fi
 fi
 
-if $realign; then
-  printf 'protect-branches: development accepts force pushes%s: realign it, then run this again without --realign-development.\n' "$($apply && echo "" || echo " (with --apply)")" >&2
-elif ! $apply; then
+if ! $apply; then
   printf 'protect-branches: dry run; run again with --apply to send these requests.\n' >&2
+elif $realign; then
+  printf 'protect-branches: development accepts force pushes now: realign it, then run this again without --realign-development.\n' >&2
 fi
