@@ -21,9 +21,9 @@ use crate::report::Report;
 use crate::retry::Deadline;
 use crate::verify::{render_table, verify};
 
-const ABOUT: &str = "Keeps NAT-instance egress alive: when a NAT Auto Scaling group replaces its instance, moves the \
-zone's Elastic IP to the new instance, turns off its source/dest check, and points the zone's private default routes \
-at its network interface.";
+const ABOUT: &str = "Keeps NAT-instance egress alive: when a NAT instance proves itself and goes in service, moves \
+the zone's Elastic IP to it, turns off its source/dest check, then points the zone's private default routes at its \
+network interface; when a NAT leaves, hands its zone to a healthy sibling zone's NAT until the replacement is in service.";
 
 const AFTER_HELP: &str = "\
 With no subcommand the binary serves the AWS Lambda Runtime API (this is how Lambda runs it).
@@ -58,13 +58,14 @@ Safe to repeat: an event that is already done answers `unchanged` and changes no
 event answers `stale` and never moves the EIP or routes away from a newer instance.
 
 Examples:
-  nat-asg-hook replay events/lifecycle-action.json --dry-run --config hook.json
+  nat-asg-hook replay events/launch-successful.json --dry-run --config hook.json
+  nat-asg-hook replay events/terminate-lifecycle-action.json --config hook.json
   aws sqs receive-message ... | jq -r '.Messages[0].Body' > event.json && nat-asg-hook replay event.json")]
     Replay {
         /// The EventBridge event (JSON): a file from events/, or a dead-letter message body (the event,
         /// or Lambda's failure record holding it under requestPayload)
         file: PathBuf,
-        /// Observe and print the plan; make no mutating call at all (and complete no lifecycle action)
+        /// Observe and print the plan; make no mutating call at all (and complete no terminate action)
         #[arg(long)]
         dry_run: bool,
         /// Give up after this many seconds (Lambda's own deadline applies in Lambda)
@@ -72,15 +73,21 @@ Examples:
               value_parser = clap::value_parser!(u64).range(1..=900))]
         timeout: u64,
     },
-    /// Check every group: InService instance, EIP on its ENI, source/dest check off, every route on its ENI
-    #[command(after_help = "Exit 0 only when every configured group is healthy; 1 otherwise. Changes nothing.")]
+    /// Check every zone: on its own in-service NAT, EIP on its ENI, source/dest check off, every route on its ENI
+    #[command(
+        after_help = "Exit 0 only when every configured zone is healthy; 1 otherwise (a zone failed over to a sibling is \
+reported as such, and is not healthy: it leaves with the sibling's Elastic IP). Changes nothing."
+    )]
     Verify {
         /// Print the result as JSON instead of a table
         #[arg(long)]
         json: bool,
     },
-    /// Reconcile every group against the instance its group holds InService, as the schedule does
-    #[command(after_help = "Heals lost launch events and hand-made changes. Prints the result JSON as the last line.")]
+    /// Reconcile every zone as the schedule does: onto its own in-service NAT, or a healthy sibling's
+    #[command(
+        after_help = "Heals lost events and hand-made changes: fails a zone with no NAT of its own over to a healthy \
+sibling (unless failover is off), and fails it back once its own NAT is in service. Prints the result JSON as the last line."
+    )]
     Reconcile {
         /// Observe and print the plan; make no mutating call at all
         #[arg(long)]

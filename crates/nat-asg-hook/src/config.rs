@@ -27,6 +27,8 @@ pub struct Config {
     /// Groups by Auto Scaling group name, in name order (deterministic reports).
     pub groups: BTreeMap<String, GroupConfig>,
     pub destination_cidr_block: String,
+    /// When a zone has no NAT of its own, point its tables at a healthy sibling zone's NAT.
+    pub failover: bool,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +37,8 @@ struct RawConfig {
     groups: BTreeMap<String, GroupConfig>,
     #[serde(default)]
     destination_cidr_block: Option<String>,
+    #[serde(default)]
+    failover: Option<bool>,
 }
 
 /// Why a configuration was refused. The message names the group and the field.
@@ -57,6 +61,7 @@ impl Config {
         let config = Config {
             groups: raw.groups,
             destination_cidr_block: raw.destination_cidr_block.unwrap_or_else(|| DEFAULT_DESTINATION.to_owned()),
+            failover: raw.failover.unwrap_or(true),
         };
         config.validate()?;
         Ok(config)
@@ -81,6 +86,23 @@ impl Config {
 
     pub fn group(&self, name: &str) -> Option<&GroupConfig> {
         self.groups.get(name)
+    }
+
+    /// The group whose zone owns this route table.
+    pub fn group_of_table(&self, table: &str) -> Option<&str> {
+        self.groups.iter().find(|(_, g)| g.route_table_ids.iter().any(|t| t == table)).map(|(name, _)| name.as_str())
+    }
+
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    pub fn all_route_table_ids(&self) -> Vec<String> {
+        self.groups.values().flat_map(|g| g.route_table_ids.iter().cloned()).collect()
+    }
+
+    pub fn all_allocation_ids(&self) -> Vec<String> {
+        self.groups.values().map(|g| g.eip_allocation_id.clone()).collect()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -189,8 +211,19 @@ mod tests {
     fn accepts_the_contract_shape_with_default_destination() {
         let config = Config::from_json(&json(GOOD)).unwrap();
         assert_eq!(config.destination_cidr_block, "0.0.0.0/0");
+        assert!(config.failover, "failover is on unless turned off");
         assert_eq!(config.groups.len(), 2);
+        assert_eq!(config.group_of_table("rtb-33333333"), Some("nat-b"));
+        assert_eq!(config.group_of_table("rtb-99999999"), None);
         assert_eq!(config.group("nat-a").unwrap().route_table_ids.len(), 2);
+    }
+
+    #[test]
+    fn failover_can_be_turned_off() {
+        let text = format!(r#"{{"groups": {GOOD}, "failover": false}}"#);
+        assert!(!Config::from_json(&text).unwrap().failover);
+        let wrong = format!(r#"{{"groups": {GOOD}, "failover": "no"}}"#);
+        assert!(Config::from_json(&wrong).unwrap_err().to_string().contains("not valid configuration JSON"));
     }
 
     #[test]

@@ -54,6 +54,14 @@ impl AwsError {
     pub fn is(&self, code: &str) -> bool {
         self.code == code
     }
+
+    /// IAM refused the call: a policy to fix, not something a retry or a replacement can heal.
+    pub fn is_authorization(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "UnauthorizedAccess"
+        )
+    }
 }
 
 fn is_throttling(code: &str) -> bool {
@@ -89,9 +97,9 @@ pub enum HookError {
         .failed.iter().map(|(a, e)| format!("{} {}: {e}", a.kind(), a.resource())).collect::<Vec<_>>().join("; "),
         .applied.iter().map(|a| format!("{} {}", a.kind(), a.resource())).collect::<Vec<_>>().join(", "))]
     Act { applied: Vec<Action>, failed: Vec<(Action, AwsError)> },
-    #[error("routes moved, but completing lifecycle action {hook} of {instance_id} failed: {source}")]
+    #[error("the zone was handed over, but completing terminate action {hook} of {instance_id} failed: {source}")]
     Lifecycle { hook: String, instance_id: String, source: AwsError },
-    #[error("reconcile failed for {}", .failures.iter().map(|(g, e)| format!("{g}: {e}")).collect::<Vec<_>>().join("; "))]
+    #[error("failed for {}", .failures.iter().map(|(g, e)| format!("{g}: {e}")).collect::<Vec<_>>().join("; "))]
     Reconcile { failures: Vec<(String, String)>, report: Box<crate::report::Report> },
 }
 
@@ -106,8 +114,20 @@ impl HookError {
         }
     }
 
+    /// IAM refused one of the calls: alarmed on its own (`AuthorizationErrors`).
+    pub fn is_authorization(&self) -> bool {
+        match self {
+            Self::Aws(e) | Self::Lifecycle { source: e, .. } => e.is_authorization(),
+            Self::Act { failed, .. } => failed.iter().any(|(_, e)| e.is_authorization()),
+            _ => false,
+        }
+    }
+
     /// A stable name for the Lambda runtime's error report and for alarms.
     pub fn error_type(&self) -> &'static str {
+        if self.is_authorization() {
+            return "AuthorizationError";
+        }
         match self {
             Self::Malformed(_) => "MalformedEvent",
             Self::Config(_) => "InvalidConfiguration",

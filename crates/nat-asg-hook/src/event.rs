@@ -5,17 +5,24 @@ use serde_json::Value;
 
 use crate::config::{Config, is_aws_id};
 
-pub const LIFECYCLE_ACTION: &str = "EC2 Instance-launch Lifecycle Action";
+pub const LAUNCH_LIFECYCLE_ACTION: &str = "EC2 Instance-launch Lifecycle Action";
+pub const TERMINATE_LIFECYCLE_ACTION: &str = "EC2 Instance-terminate Lifecycle Action";
 pub const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
+pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 pub const SCHEDULED: &str = "Scheduled Event";
-const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
+/// The EC2 states in which an instance stops forwarding: its zone must be handed over.
+pub const LEAVING_STATES: [&str; 4] = ["stopping", "stopped", "shutting-down", "terminated"];
 
 /// What an event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    /// A NAT group launched an instance: move the group's EIP and routes to it.
+    /// A NAT instance proved itself and went in service: its zone follows it.
     Launch(Launch),
-    /// The schedule: reconcile every configured group against its InService instance.
+    /// An instance is going away (terminate lifecycle action, or EC2 state change): hand its zone,
+    /// and any zone failed over onto it, to whatever may carry them.
+    Leaving(Leaving),
+    /// The schedule: every zone, on its own NAT (fail back) or a sibling's (fail over).
     Reconcile,
     /// Not ours: answered `ignored`, not an error.
     Ignored(Ignored),
@@ -25,8 +32,19 @@ pub enum Trigger {
 pub struct Launch {
     pub group: String,
     pub instance_id: String,
-    /// Present for a lifecycle action event: the action to complete once the move is done.
+    /// When the event happened (epoch milliseconds): a young event may wait for EC2 to catch up.
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaving {
+    /// Named by a lifecycle action; an EC2 state change does not carry it.
+    pub group: Option<String>,
+    pub instance_id: String,
+    /// The terminate action to complete once the zone is handed over.
     pub lifecycle: Option<LifecycleAction>,
+    /// The EC2 state the notification reported.
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,19 +95,24 @@ impl<'a> Detail<'a> {
         }
     }
 
-    /// Group and instance, the two fields every launch event must carry, with their shapes checked.
+    /// Group and instance, the two fields every Auto Scaling event must carry, with their shapes checked.
     fn target(&self) -> Result<(String, String), MalformedEvent> {
         let group = self.required("AutoScalingGroupName")?;
-        let instance_id = self.required("EC2InstanceId")?;
+        let instance_id = self.instance_id("EC2InstanceId")?;
         if group.is_empty() {
             return Err(MalformedEvent("`detail.AutoScalingGroupName` is empty".into()));
         }
-        if !is_aws_id(instance_id, "i") {
+        Ok((group.to_owned(), instance_id))
+    }
+
+    fn instance_id(&self, name: &str) -> Result<String, MalformedEvent> {
+        let id = self.required(name)?;
+        if !is_aws_id(id, "i") {
             return Err(MalformedEvent(format!(
-                "`detail.EC2InstanceId` {instance_id:?} is not an instance ID such as i-0123456789abcdef0"
+                "`detail.{name}` {id:?} is not an instance ID such as i-0123456789abcdef0"
             )));
         }
-        Ok((group.to_owned(), instance_id.to_owned()))
+        Ok(id.to_owned())
     }
 }
 
@@ -133,35 +156,67 @@ pub fn parse(value: Value, config: &Config) -> Result<Trigger, MalformedEvent> {
         let (group, instance_id) = target.unzip();
         Ok(Trigger::Ignored(Ignored { detail_type: detail_type.to_owned(), group, instance_id, reason }))
     };
-    let lifecycle = match (envelope.source.as_str(), detail_type) {
-        ("aws.events", SCHEDULED) => return Ok(Trigger::Reconcile),
-        ("aws.autoscaling", LIFECYCLE_ACTION) => true,
-        ("aws.autoscaling", LAUNCH_SUCCESSFUL) => false,
-        (source, _) => return ignored(format!("{source} / {detail_type} is not an event this hook handles"), None),
-    };
-    let detail = Detail::new(Some(&envelope.detail))?;
-    let target = detail.target()?;
-    let action = if lifecycle {
-        let hook_name = detail.required("LifecycleHookName")?;
-        if hook_name.is_empty() {
-            return Err(MalformedEvent("`detail.LifecycleHookName` is empty".into()));
+    let time_ms = envelope.time.map(|t| t.timestamp_millis()).unwrap_or(0);
+    let detail = || Detail::new(Some(&envelope.detail));
+    match (envelope.source.as_str(), detail_type) {
+        ("aws.events", SCHEDULED) => Ok(Trigger::Reconcile),
+        ("aws.autoscaling", LAUNCH_LIFECYCLE_ACTION) => {
+            let target = detail()?.target()?;
+            ignored(
+                "the instance completes its own launch action once its self-check passes; the hook moves on \"EC2 Instance Launch Successful\"".into(),
+                Some(target),
+            )
         }
-        let token = detail.optional("LifecycleActionToken")?.filter(|t| !t.is_empty());
-        if let Some(other) = detail.optional("LifecycleTransition")?.filter(|t| *t != LAUNCHING) {
-            return ignored(format!("lifecycle transition {other} is not a launch"), Some(target));
+        ("aws.autoscaling", LAUNCH_SUCCESSFUL) => {
+            let detail = detail()?;
+            let target = detail.target()?;
+            if detail.optional("Destination")? == Some("WarmPool") {
+                return ignored("launch into the warm pool, not into service".into(), Some(target));
+            }
+            if config.group(&target.0).is_none() {
+                return ignored("group is not configured".into(), Some(target));
+            }
+            let (group, instance_id) = target;
+            Ok(Trigger::Launch(Launch { group, instance_id, time_ms }))
         }
-        Some(LifecycleAction { hook_name: hook_name.to_owned(), token: token.map(str::to_owned) })
-    } else {
-        None
-    };
-    if detail.optional("Destination")? == Some("WarmPool") {
-        return ignored("launch into the warm pool, not into service".into(), Some(target));
+        ("aws.autoscaling", TERMINATE_LIFECYCLE_ACTION) => {
+            let detail = detail()?;
+            let target = detail.target()?;
+            let hook_name = detail.required("LifecycleHookName")?;
+            if hook_name.is_empty() {
+                return Err(MalformedEvent("`detail.LifecycleHookName` is empty".into()));
+            }
+            let token = detail.optional("LifecycleActionToken")?.filter(|t| !t.is_empty());
+            if let Some(other) = detail.optional("LifecycleTransition")?.filter(|t| *t != TERMINATING) {
+                return ignored(format!("lifecycle transition {other} is not a termination"), Some(target));
+            }
+            if config.group(&target.0).is_none() {
+                return ignored("group is not configured".into(), Some(target));
+            }
+            let (group, instance_id) = target;
+            Ok(Trigger::Leaving(Leaving {
+                group: Some(group),
+                instance_id,
+                lifecycle: Some(LifecycleAction { hook_name: hook_name.to_owned(), token: token.map(str::to_owned) }),
+                state: None,
+            }))
+        }
+        ("aws.ec2", STATE_CHANGE) => {
+            let detail = detail()?;
+            let instance_id = detail.instance_id("instance-id")?;
+            let state = detail.required("state")?;
+            if !LEAVING_STATES.contains(&state) {
+                return Ok(Trigger::Ignored(Ignored {
+                    detail_type: detail_type.to_owned(),
+                    group: None,
+                    instance_id: Some(instance_id),
+                    reason: format!("state {state} is not one in which a NAT stops forwarding"),
+                }));
+            }
+            Ok(Trigger::Leaving(Leaving { group: None, instance_id, lifecycle: None, state: Some(state.to_owned()) }))
+        }
+        (source, _) => ignored(format!("{source} / {detail_type} is not an event this hook handles"), None),
     }
-    if config.group(&target.0).is_none() {
-        return ignored("group is not configured".into(), Some(target));
-    }
-    let (group, instance_id) = target;
-    Ok(Trigger::Launch(Launch { group, instance_id, lifecycle: action }))
 }
 
 #[cfg(test)]
@@ -181,46 +236,89 @@ mod tests {
                "account": "123456789012", "time": "2026-11-27T05:00:00Z", "region": "us-east-1", "resources": [], "detail": detail})
     }
 
-    fn lifecycle(group: &str, instance: Value) -> Value {
+    fn lifecycle(detail_type: &str, transition: &str, group: &str, instance: Value) -> Value {
         event(
             "aws.autoscaling",
-            LIFECYCLE_ACTION,
+            detail_type,
             json!({
             "LifecycleActionToken": "87654321-4321-4321-4321-210987654321", "AutoScalingGroupName": group,
-            "LifecycleHookName": "nat-launch", "EC2InstanceId": instance,
-            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "Origin": "EC2", "Destination": "AutoScalingGroup"}),
+            "LifecycleHookName": "nat-asg-hook-terminate", "EC2InstanceId": instance,
+            "LifecycleTransition": transition, "Origin": "AutoScalingGroup", "Destination": "EC2"}),
         )
     }
 
-    #[test]
-    fn lifecycle_action_is_a_launch_with_its_token() {
-        let trigger = parse(lifecycle("nat-a", json!("i-0123456789abcdef0")), &config()).unwrap();
-        assert_eq!(
-            trigger,
-            Trigger::Launch(Launch {
-                group: "nat-a".into(),
-                instance_id: "i-0123456789abcdef0".into(),
-                lifecycle: Some(LifecycleAction {
-                    hook_name: "nat-launch".into(),
-                    token: Some("87654321-4321-4321-4321-210987654321".into())
-                }),
-            })
-        );
+    fn terminate(group: &str, instance: Value) -> Value {
+        lifecycle(TERMINATE_LIFECYCLE_ACTION, TERMINATING, group, instance)
+    }
+
+    fn launch_action(group: &str, instance: Value) -> Value {
+        lifecycle(LAUNCH_LIFECYCLE_ACTION, "autoscaling:EC2_INSTANCE_LAUNCHING", group, instance)
+    }
+
+    fn state_change(instance: &str, state: &str) -> Value {
+        event("aws.ec2", STATE_CHANGE, json!({"instance-id": instance, "state": state}))
     }
 
     #[test]
-    fn launch_successful_is_a_launch_without_lifecycle() {
+    fn launch_successful_is_a_launch_with_its_time() {
         let e = event(
             "aws.autoscaling",
             LAUNCH_SUCCESSFUL,
             json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": "i-01234567",
             "Details": {"Availability Zone": "us-east-1a", "Subnet ID": "subnet-11111111"}, "StatusCode": "InProgress"}),
         );
-        let Trigger::Launch(launch) = parse(e, &config()).unwrap() else { panic!("not a launch") };
         assert_eq!(
-            (launch.group.as_str(), launch.instance_id.as_str(), launch.lifecycle),
-            ("nat-a", "i-01234567", None)
+            parse(e, &config()).unwrap(),
+            Trigger::Launch(Launch {
+                group: "nat-a".into(),
+                instance_id: "i-01234567".into(),
+                time_ms: 1_795_755_600_000
+            })
         );
+    }
+
+    #[test]
+    fn the_launch_lifecycle_action_is_the_instance_s_own_and_moves_nothing() {
+        let Trigger::Ignored(ignored) = parse(launch_action("nat-a", json!("i-0123456789abcdef0")), &config()).unwrap()
+        else {
+            panic!("a launch lifecycle action must be ignored")
+        };
+        assert!(ignored.reason.contains("completes its own launch action"), "{}", ignored.reason);
+        assert_eq!(ignored.instance_id.as_deref(), Some("i-0123456789abcdef0"));
+    }
+
+    #[test]
+    fn a_terminate_action_is_a_leaving_instance_with_its_token() {
+        assert_eq!(
+            parse(terminate("nat-a", json!("i-0123456789abcdef0")), &config()).unwrap(),
+            Trigger::Leaving(Leaving {
+                group: Some("nat-a".into()),
+                instance_id: "i-0123456789abcdef0".into(),
+                lifecycle: Some(LifecycleAction {
+                    hook_name: "nat-asg-hook-terminate".into(),
+                    token: Some("87654321-4321-4321-4321-210987654321".into())
+                }),
+                state: None,
+            })
+        );
+    }
+
+    #[test]
+    fn a_state_change_to_a_leaving_state_is_a_leaving_instance() {
+        for state in LEAVING_STATES {
+            assert_eq!(
+                parse(state_change("i-01234567", state), &config()).unwrap(),
+                Trigger::Leaving(Leaving {
+                    group: None,
+                    instance_id: "i-01234567".into(),
+                    lifecycle: None,
+                    state: Some(state.into())
+                })
+            );
+        }
+        for state in ["pending", "running"] {
+            assert!(matches!(parse(state_change("i-01234567", state), &config()), Ok(Trigger::Ignored(_))), "{state}");
+        }
     }
 
     #[test]
@@ -230,34 +328,39 @@ mod tests {
 
     #[test]
     fn others_are_ignored_not_errors() {
-        let unknown_group = lifecycle("web", json!("i-01234567"));
-        let terminate =
+        let unknown_group = terminate("web", json!("i-01234567"));
+        let terminate_successful =
             event("aws.autoscaling", "EC2 Instance Terminate Successful", json!({"AutoScalingGroupName": "nat-a"}));
         let warm = event(
             "aws.autoscaling",
             LAUNCH_SUCCESSFUL,
             json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": "i-01234567", "Destination": "WarmPool"}),
         );
-        for e in [unknown_group, terminate, warm] {
+        let launch_transition_on_terminate_type =
+            lifecycle(TERMINATE_LIFECYCLE_ACTION, "autoscaling:EC2_INSTANCE_LAUNCHING", "nat-a", json!("i-01234567"));
+        for e in [unknown_group, terminate_successful, warm, launch_transition_on_terminate_type] {
             assert!(matches!(parse(e.clone(), &config()), Ok(Trigger::Ignored(_))), "{e}");
         }
     }
 
     #[test]
     fn malformed_events_name_what_is_wrong() {
-        let no_detail = json!({"detail-type": LIFECYCLE_ACTION, "source": "aws.autoscaling"});
+        let no_detail = json!({"detail-type": TERMINATE_LIFECYCLE_ACTION, "source": "aws.autoscaling"});
         let cases = [
             (json!([1, 2]), "JSON object, not an array"),
-            (json!({"source": 7, "detail-type": LIFECYCLE_ACTION, "detail": {}}), "`source` is a number"),
+            (json!({"source": 7, "detail-type": TERMINATE_LIFECYCLE_ACTION, "detail": {}}), "`source` is a number"),
             (json!({"source": "aws.autoscaling", "detail": {}}), "detail-type"),
             (no_detail, "detail"),
-            (event("aws.autoscaling", LIFECYCLE_ACTION, json!("text")), "`detail` is a string, expected a JSON object"),
-            (lifecycle("nat-a", json!(42)), "`detail.EC2InstanceId` is a number, expected a string"),
-            (lifecycle("nat-a", json!("not-an-instance")), "EC2InstanceId"),
+            (
+                event("aws.autoscaling", TERMINATE_LIFECYCLE_ACTION, json!("text")),
+                "`detail` is a string, expected a JSON object",
+            ),
+            (terminate("nat-a", json!(42)), "`detail.EC2InstanceId` is a number, expected a string"),
+            (terminate("nat-a", json!("not-an-instance")), "EC2InstanceId"),
             (
                 event(
                     "aws.autoscaling",
-                    LIFECYCLE_ACTION,
+                    TERMINATE_LIFECYCLE_ACTION,
                     json!({"EC2InstanceId": "i-01234567", "LifecycleHookName": "h"}),
                 ),
                 "missing field `detail.AutoScalingGroupName`",
@@ -265,7 +368,7 @@ mod tests {
             (
                 event(
                     "aws.autoscaling",
-                    LIFECYCLE_ACTION,
+                    TERMINATE_LIFECYCLE_ACTION,
                     json!({"EC2InstanceId": "i-01234567", "AutoScalingGroupName": "nat-a"}),
                 ),
                 "missing field `detail.LifecycleHookName`",
@@ -274,6 +377,10 @@ mod tests {
                 event("aws.autoscaling", LAUNCH_SUCCESSFUL, json!({"AutoScalingGroupName": "nat-a"})),
                 "missing field `detail.EC2InstanceId`",
             ),
+            (launch_action("nat-a", json!(7)), "`detail.EC2InstanceId` is a number"),
+            (event("aws.ec2", STATE_CHANGE, json!({"state": "stopping"})), "missing field `detail.instance-id`"),
+            (event("aws.ec2", STATE_CHANGE, json!({"instance-id": "i-01234567"})), "missing field `detail.state`"),
+            (state_change("vol-01234567", "stopping"), "`detail.instance-id` \"vol-01234567\""),
         ];
         for (e, want) in cases {
             let err = parse(e.clone(), &config()).unwrap_err().to_string();

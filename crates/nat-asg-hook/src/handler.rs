@@ -3,32 +3,38 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::future::join_all;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::aws::Clients;
-use crate::aws::lifecycle::{self, LifecycleResult};
+use crate::aws::lifecycle;
 use crate::config::Config;
-use crate::decide::Subject;
+use crate::decide::{Decision, Follows, Handover, Subject, complete_terminate};
 use crate::error::HookError;
-use crate::event::{self, Launch, Trigger};
-use crate::reconcile::{Mode, reconcile};
-use crate::report::{GroupReport, Outcome, Report, emf_line};
+use crate::event::{self, Launch, Leaving, Trigger};
+use crate::reconcile::{Mode, execute, observe_and_decide};
+use crate::report::{GroupReport, Outcome, Report, ZoneHealth, emf_authorization_error, emf_line, emf_zones};
 use crate::retry::Deadline;
 
 /// The time kept back from the Lambda deadline to report and log.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 /// The budget when there is no Lambda deadline (replay, tests).
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
+/// A launch event younger than this whose instance nobody shows yet is waited for (EC2 and Auto
+/// Scaling are eventually consistent); an older one is stale.
+const FRESH_EVENT: Duration = Duration::from_secs(180);
 
 /// The hook's state for its whole life: the clients and the configuration, built once.
 #[derive(Debug, Clone)]
 pub struct Hook {
     pub clients: Clients,
     pub config: Config,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
 }
 
 impl Hook {
@@ -41,22 +47,29 @@ impl Hook {
         let deadline = Deadline::after(lambda_budget(event.context.deadline));
         let started = Instant::now();
         let result = self.handle(event.payload, Mode::Apply, deadline).await;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
         let elapsed = started.elapsed().as_millis() as u64;
         match &result {
-            Ok(report) => println!(
-                "{}",
-                emf_line(
-                    now,
-                    report.summary.outcome.as_str(),
-                    report.summary.auto_scaling_group.as_deref(),
-                    elapsed,
-                    report.applied_count()
-                )
-            ),
+            Ok(report) => {
+                println!(
+                    "{}",
+                    emf_line(
+                        now_ms(),
+                        report.summary.outcome.as_str(),
+                        report.summary.auto_scaling_group.as_deref(),
+                        elapsed,
+                        report.applied_count()
+                    )
+                );
+                if let Some(health) = &report.zone_health {
+                    println!("{}", emf_zones(now_ms(), health.without_own_nat, health.failed_over));
+                }
+            }
             Err(e) => {
                 error!(error_type = e.error_type(), error = %e, duration_ms = elapsed, "invocation failed");
-                println!("{}", emf_line(now, "error", None, elapsed, 0));
+                println!("{}", emf_line(now_ms(), "error", None, elapsed, 0));
+                if e.is_authorization() {
+                    println!("{}", emf_authorization_error(now_ms()));
+                }
             }
         }
         let report = result?;
@@ -80,6 +93,7 @@ impl Hook {
             group = %field(&report.summary.auto_scaling_group),
             instance_id = %field(&report.summary.instance_id),
             eni = %field(&report.summary.network_interface_id),
+            failover = report.summary.failover.as_ref().map(|f| f.auto_scaling_group.as_str()).unwrap_or("-"),
             actions = report.summary.actions.len(),
             duration_ms = report.duration_ms,
             "handled"
@@ -88,97 +102,124 @@ impl Hook {
     }
 
     async fn dispatch(&self, trigger: Trigger, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
-        Ok(match trigger {
+        match trigger {
             Trigger::Ignored(ignored) => {
                 info!(detail_type = %ignored.detail_type, group = ignored.group.as_deref().unwrap_or("-"), reason = %ignored.reason, "event ignored");
                 let group =
                     GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
-                Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun)
+                Ok(Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun))
             }
-            Trigger::Launch(launch) => self.launch(&launch, mode, deadline).await?,
-            Trigger::Reconcile => self.reconcile_all(mode, deadline).await?,
-        })
+            Trigger::Launch(launch) => self.launch(&launch, mode, deadline).await,
+            Trigger::Leaving(leaving) => self.leaving(&leaving, mode, deadline).await,
+            Trigger::Reconcile => self.reconcile_all(mode, deadline).await,
+        }
     }
 
-    /// A launch: move the group to the new instance, then complete its lifecycle action.
-    async fn launch(&self, launch: &Launch, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
-        let group = &launch.group;
-        let instance = &launch.instance_id;
-        let result = reconcile(&self.clients, &self.config, group, Subject::Launched(instance), mode, deadline).await;
+    /// Observe, decide, act; the report names `group` (and `instance`) when nothing was planned.
+    async fn run(
+        &self,
+        subject: Subject<'_>,
+        group: Option<&str>,
+        instance: &str,
+        mode: Mode,
+        deadline: &Deadline,
+    ) -> Result<Report, HookError> {
+        let (decision, _) = observe_and_decide(&self.clients, &self.config, subject, deadline).await?;
         let dry_run = mode == Mode::DryRun;
-        let Some(action) = launch.lifecycle.as_ref().filter(|_| !dry_run) else {
-            return result.map(|g| Report::single(g, dry_run));
+        let (outcome, reason) = match decision {
+            Decision::Plan(plan) => {
+                if plan.zones.is_empty() && plan.refused.is_empty() {
+                    let report = GroupReport::new(Outcome::Unchanged, group, Some(instance))
+                        .with_reason(format!("no configured route table goes to {instance}"));
+                    return Ok(Report::single(report, dry_run));
+                }
+                let zones = execute(&self.clients, &plan, mode, deadline).await?;
+                return Ok(Report::many(group.or(plan.zones.first().map(|z| z.group.as_str())), zones, mode));
+            }
+            Decision::Stale { reason } => {
+                info!(instance_id = %instance, %reason, "stale: nothing moves");
+                (Outcome::Stale, reason)
+            }
+            Decision::Ignored { reason } => {
+                info!(instance_id = %instance, %reason, "nothing of ours: nothing moves");
+                (Outcome::Ignored, reason)
+            }
+            Decision::NotYetVisible { reason } => (Outcome::Stale, reason), // observe_and_decide never answers this
         };
-        match result {
-            Ok(report) if matches!(report.outcome, Outcome::Applied | Outcome::Unchanged) => {
-                let completion = lifecycle::complete(&self.clients, group, instance, action, LifecycleResult::Continue)
-                    .await
-                    .map_err(|source| HookError::Lifecycle {
-                        hook: action.hook_name.clone(),
-                        instance_id: instance.clone(),
-                        source,
-                    })?;
-                let mut report = Report::single(report, false);
-                report.lifecycle_action = Some(completion.describe());
+        Ok(Report::single(GroupReport::new(outcome, group, Some(instance)).with_reason(reason), dry_run))
+    }
+
+    /// A NAT proved itself and went in service: its zone follows it (identity, then routes).
+    async fn launch(&self, launch: &Launch, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
+        let age = (now_ms() as i64).saturating_sub(launch.time_ms);
+        let fresh = age <= FRESH_EVENT.as_millis() as i64;
+        let subject = Subject::Launched { group: &launch.group, instance: &launch.instance_id, fresh };
+        self.run(subject, Some(&launch.group), &launch.instance_id, mode, deadline).await
+    }
+
+    /// An instance is leaving: hand over its zone (and any zone failed over onto it), then complete
+    /// its terminate action, if the event carried one.
+    async fn leaving(&self, leaving: &Leaving, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
+        let instance = &leaving.instance_id;
+        let subject =
+            Subject::Leaving { group: leaving.group.as_deref(), instance, by_group: leaving.lifecycle.is_some() };
+        let result = self.run(subject, leaving.group.as_deref(), instance, mode, deadline).await;
+        if let Ok(report) = &result
+            && let Some(failover) =
+                report.summary.failover.as_ref().filter(|_| report.summary.outcome == Outcome::Applied)
+        {
+            warn!(instance_id = %instance, sibling = %failover.auto_scaling_group, "zone failed over to a sibling");
+        }
+        let (Some(action), Some(group)) = (&leaving.lifecycle, &leaving.group) else { return result };
+        let handover = match &result {
+            Ok(_) => Handover::Done,
+            Err(e) => Handover::Failed { retryable: !e.is_permanent() },
+        };
+        if !complete_terminate(handover, mode == Mode::DryRun) {
+            return result;
+        }
+        let completion = lifecycle::continue_termination(&self.clients, group, instance, action).await;
+        match (result, completion) {
+            (Ok(mut report), Ok(c)) => {
+                report.lifecycle_action = Some(c.describe());
                 Ok(report)
             }
-            // Stale: the instance is not the group's to keep; its hook times out by itself.
-            Ok(report) => Ok(Report::single(report, false)),
-            Err(e) if e.is_permanent() => {
-                // Retrying cannot fix this instance: let the group replace it now rather than at
-                // the heartbeat timeout. The error is still reported.
-                match lifecycle::complete(&self.clients, group, instance, action, LifecycleResult::Abandon).await {
+            (Ok(_), Err(source)) => {
+                Err(HookError::Lifecycle { hook: action.hook_name.clone(), instance_id: instance.clone(), source })
+            }
+            (Err(e), completion) => {
+                match completion {
                     Ok(c) => {
-                        warn!(instance_id = %instance, completion = c.describe(), error = %e, "instance abandoned")
+                        warn!(instance_id = %instance, completion = c.describe(), error = %e, "terminate action completed despite a failure no retry can fix")
                     }
-                    Err(abandon) => warn!(instance_id = %instance, error = %abandon, "could not abandon the instance"),
-                }
-                if matches!(&e, HookError::Act { applied, .. } if !applied.is_empty()) {
-                    self.hand_back(group, instance, deadline).await;
+                    Err(c) => warn!(instance_id = %instance, error = %c, "could not complete the terminate action"),
                 }
                 Err(e)
             }
-            Err(e) => Err(e),
         }
     }
 
-    /// After abandoning an instance that some of the moves had already reached: whatever the group
-    /// still holds InService (the outgoing instance of an instance refresh) gets the EIP and the
-    /// routes back now, not at the next scheduled reconcile. The launch's own error is what the
-    /// invocation reports; this only logs.
-    async fn hand_back(&self, group: &str, abandoned: &str, deadline: &Deadline) {
-        let subject = Subject::Abandoned(abandoned);
-        match reconcile(&self.clients, &self.config, group, subject, Mode::Apply, deadline).await {
-            Ok(report) => warn!(
-                group = %group,
-                outcome = report.outcome.as_str(),
-                instance_id = report.instance_id.as_deref().unwrap_or("-"),
-                "moves handed back to the instance the group holds InService"
-            ),
-            Err(e) => error!(group = %group, error = %e, "could not hand the moves back; the schedule will retry"),
-        }
-    }
-
-    /// The schedule: every group, concurrently, against the instance its group holds InService.
+    /// The schedule: every zone, on its own NAT (fail back) or a healthy sibling's (fail over).
     async fn reconcile_all(&self, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
-        let names: Vec<&String> = self.config.groups.keys().collect();
-        let results = join_all(
-            names.iter().map(|name| reconcile(&self.clients, &self.config, name, Subject::InService, mode, deadline)),
-        )
-        .await;
-        let mut groups = Vec::new();
-        let mut failures = Vec::new();
-        for (name, result) in names.into_iter().zip(results) {
-            match result {
-                Ok(report) => groups.push(report),
-                Err(e) => {
-                    failures.push((name.clone(), e.to_string()));
-                    groups.push(GroupReport::new(Outcome::Failed, Some(name), None).with_reason(e.to_string()));
-                }
-            }
+        let (decision, _) = observe_and_decide(&self.clients, &self.config, Subject::Everything, deadline).await?;
+        let Decision::Plan(plan) = decision else {
+            return Ok(Report::many(None, Vec::new(), mode));
+        };
+        let health = ZoneHealth {
+            without_own_nat: plan.zones.iter().filter(|z| !matches!(z.follows, Follows::Own { .. })).count(),
+            failed_over: plan.zones.iter().filter(|z| matches!(z.follows, Follows::Sibling { .. })).count(),
+        };
+        if health.without_own_nat > 0 {
+            warn!(
+                zones_without_own_nat = health.without_own_nat,
+                zones_failed_over = health.failed_over,
+                "zones without a NAT of their own"
+            );
         }
-        let report = Report::reconcile(groups, mode == Mode::DryRun);
-        if failures.is_empty() { Ok(report) } else { Err(HookError::Reconcile { failures, report: Box::new(report) }) }
+        let zones = execute(&self.clients, &plan, mode, deadline).await?;
+        let mut report = Report::many(None, zones, mode);
+        report.zone_health = Some(health);
+        Ok(report)
     }
 }
 

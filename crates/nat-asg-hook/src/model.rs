@@ -1,6 +1,8 @@
 //! Plain views of what the hook observed in AWS and what it plans to change. No SDK types here:
 //! the planner that works on them is pure and tested with plain values.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// EC2 instance state names, as far as the hook cares.
@@ -49,6 +51,14 @@ pub struct InstanceView {
     /// Milliseconds since the epoch; orders two live instances of one group.
     pub launch_time_ms: i64,
     pub primary_eni: Option<Eni>,
+    /// The Auto Scaling group that launched it (its `aws:autoscaling:groupName` tag).
+    pub group: Option<String>,
+}
+
+impl InstanceView {
+    pub fn eni_id(&self) -> Option<&str> {
+        self.primary_eni.as_ref().map(|e| e.id.as_str())
+    }
 }
 
 /// An instance as its Auto Scaling group lists it.
@@ -56,6 +66,8 @@ pub struct InstanceView {
 pub struct AsgMember {
     pub instance_id: String,
     pub lifecycle_state: String,
+    /// False once the group (or the instance itself, through SetInstanceHealth) marked it Unhealthy.
+    pub healthy: bool,
 }
 
 impl AsgMember {
@@ -67,8 +79,15 @@ impl AsgMember {
             || self.lifecycle_state.starts_with("Pending:")
     }
 
-    pub fn is_in_service(&self) -> bool {
-        self.lifecycle_state == "InService"
+    /// The instance completed its own launch action (CONTINUE): its self-check passed. Only a proven,
+    /// healthy instance may carry a zone's traffic.
+    pub fn is_proven(&self) -> bool {
+        self.healthy && (self.lifecycle_state == "InService" || self.lifecycle_state == "Pending:Proceed")
+    }
+
+    /// The group is taking the instance out of service (terminate lifecycle, detach, standby).
+    pub fn is_leaving(&self) -> bool {
+        !self.is_held()
     }
 }
 
@@ -100,6 +119,8 @@ impl std::fmt::Display for RouteTarget {
 pub struct RouteView {
     /// The ENI the route resolves to, when it targets one (a route to an instance shows both).
     pub network_interface_id: Option<String>,
+    /// The instance the route resolves to, when EC2 shows it (it does for an ENI attached to one).
+    pub instance_id: Option<String>,
     pub target: RouteTarget,
     pub active: bool,
 }
@@ -111,35 +132,46 @@ pub struct RouteTableView {
     pub route: Option<RouteView>,
 }
 
-/// Everything one observe round (plus, rarely, a follow-up) saw for one group.
+/// Everything the hook observed, across every configured zone: the groups' members, the instances
+/// (the NAT groups' own and any the event named), the zones' Elastic IPs and route tables. A part
+/// that was not read is empty; `members` holds an entry for every group that was read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Observation {
-    /// The described instances: the event's instance and any other the group holds.
+pub struct World {
+    /// Per group read: its members, or None when the group does not exist.
+    pub members: BTreeMap<String, Option<Vec<AsgMember>>>,
     pub instances: Vec<InstanceView>,
-    /// None when the Auto Scaling group does not exist.
-    pub members: Option<Vec<AsgMember>>,
-    pub address: Option<AddressView>,
+    pub addresses: Vec<AddressView>,
     pub route_tables: Vec<RouteTableView>,
 }
 
-impl Observation {
+impl World {
     pub fn instance(&self, id: &str) -> Option<&InstanceView> {
         self.instances.iter().find(|i| i.id == id)
     }
 
-    pub fn member(&self, id: &str) -> Option<&AsgMember> {
-        self.members.as_deref().unwrap_or_default().iter().find(|m| m.instance_id == id)
+    pub fn instance_with_eni(&self, eni: &str) -> Option<&InstanceView> {
+        self.instances.iter().find(|i| i.eni_id() == Some(eni))
     }
 
-    /// Instances the group holds that were not described yet.
-    pub fn undescribed_members(&self) -> Vec<String> {
-        self.members
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter(|m| m.is_held() && self.instance(&m.instance_id).is_none())
-            .map(|m| m.instance_id.clone())
-            .collect()
+    pub fn member(&self, group: &str, id: &str) -> Option<&AsgMember> {
+        self.members.get(group)?.as_deref()?.iter().find(|m| m.instance_id == id)
+    }
+
+    pub fn address(&self, allocation_id: &str) -> Option<&AddressView> {
+        self.addresses.iter().find(|a| a.allocation_id == allocation_id)
+    }
+
+    pub fn table(&self, id: &str) -> Option<&RouteTableView> {
+        self.route_tables.iter().find(|t| t.id == id)
+    }
+
+    /// Adds instances not seen yet (a second read of the same instance keeps the first).
+    pub fn add_instances(&mut self, instances: Vec<InstanceView>) {
+        for instance in instances {
+            if self.instance(&instance.id).is_none() {
+                self.instances.push(instance);
+            }
+        }
     }
 }
 

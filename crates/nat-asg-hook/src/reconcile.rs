@@ -1,14 +1,15 @@
-//! The one core operation every trigger uses: observe (one concurrent round), decide (pure),
-//! act (one concurrent round). Safe to repeat: it only plans what differs.
+//! The one core operation every trigger uses: observe, decide (pure), then act in two rounds,
+//! identity before routes. Safe to repeat: it only plans what differs.
 
 use futures_util::future::join_all;
 use tracing::{info, instrument, warn};
 
 use crate::aws::{Clients, act, observe};
 use crate::config::Config;
-use crate::decide::{Decision, Subject, decide};
-use crate::error::HookError;
-use crate::report::{ActionReport, GroupReport, Outcome};
+use crate::decide::{Decision, Follows, Plan, Subject, ZonePlan, decide, tables_targeting};
+use crate::error::{AwsError, HookError};
+use crate::model::{Action, World};
+use crate::report::{ActionReport, FailoverReport, GroupReport, Outcome};
 use crate::retry::{Backoff, Deadline};
 
 /// Whether the hook may change anything.
@@ -19,76 +20,146 @@ pub enum Mode {
     DryRun,
 }
 
-/// Reconciles one configured group with `subject`. Errors are failures the caller must report
-/// (so Lambda retries); stale and no-instance answers are not errors.
-#[instrument(skip_all, fields(group = %group_name, dry_run = mode == Mode::DryRun))]
-pub async fn reconcile(
+/// Observes what `subject` needs and decides, observing again (with bounded backoff) while EC2
+/// and Auto Scaling have not caught up with each other. Never answers `NotYetVisible`.
+#[instrument(skip_all, fields(subject = ?subject))]
+pub async fn observe_and_decide(
     clients: &Clients,
     config: &Config,
-    group_name: &str,
     subject: Subject<'_>,
-    mode: Mode,
     deadline: &Deadline,
-) -> Result<GroupReport, HookError> {
-    let Some(group) = config.group(group_name) else {
-        return Ok(GroupReport::new(Outcome::Ignored, Some(group_name), None).with_reason("group is not configured"));
-    };
-    let subject_id = match subject {
-        Subject::Launched(id) => Some(id),
-        Subject::InService | Subject::Abandoned(_) => None,
-    };
-    let destination = config.destination_cidr_block.as_str();
-    let instance_ids: Vec<String> = subject_id.map(str::to_owned).into_iter().collect();
+) -> Result<(Decision, World), HookError> {
     let mut backoff = Backoff::default();
-
-    let (instance_id, eni, actions) = loop {
-        let observed = observe::observe_group(clients, group_name, group, destination, &instance_ids).await?;
-        match decide(group_name, group, destination, subject, &observed)? {
-            Decision::Converge { instance_id, network_interface_id, actions } => {
-                break (instance_id, network_interface_id, actions);
+    loop {
+        let world = match subject {
+            // The critical path: one round.
+            Subject::Launched { instance, .. } => observe::observe_all(clients, config, &[instance.to_owned()]).await?,
+            Subject::Leaving { instance, by_group, .. } => {
+                let mut world = observe::observe_state(clients, config, &[instance.to_owned()]).await?;
+                // Nothing routes through it: nothing to hand over. The EC2 state-change rule sees
+                // every instance of the region, so this answer costs one read round and no more.
+                if tables_targeting(config, &world, instance).next().is_none() {
+                    let decision = if by_group {
+                        Decision::Plan(Plan::default())
+                    } else {
+                        Decision::Ignored { reason: format!("no configured route table goes to {instance}") }
+                    };
+                    return Ok((decision, world));
+                }
+                observe::add_groups(clients, config, &mut world).await?;
+                world
             }
-            Decision::Stale { reason } => {
-                info!(instance_id = subject_id.unwrap_or("-"), %reason, "stale: nothing moves");
-                return Ok(GroupReport::new(Outcome::Stale, Some(group_name), subject_id).with_reason(reason));
-            }
-            Decision::NoInstance { reason } => {
-                warn!(%reason, "no InService instance to point at");
-                return Ok(GroupReport::new(Outcome::NoInstance, Some(group_name), None).with_reason(reason));
-            }
+            Subject::Everything => observe::observe_state_then_groups(clients, config, &[]).await?,
+        };
+        match decide(config, subject, &world)? {
             Decision::NotYetVisible { reason } => {
-                info!(%reason, attempt = backoff.attempts, "EC2 has not caught up, observing again");
+                info!(%reason, attempt = backoff.attempts, "EC2 and Auto Scaling have not caught up, observing again");
                 if !backoff.wait(deadline).await {
                     return Err(HookError::Deadline { what: reason, attempts: backoff.attempts });
                 }
             }
+            decision => return Ok((decision, world)),
+        }
+    }
+}
+
+/// Carries out a plan: the identity round (Elastic IPs, source/dest checks), then, only if all of
+/// it succeeded, the routes round. Each round sends its calls concurrently. Returns one report per
+/// zone; a zone the plan refused is reported `failed` and makes the whole call an error, after the
+/// other zones were handled.
+pub async fn execute(
+    clients: &Clients,
+    plan: &Plan,
+    mode: Mode,
+    deadline: &Deadline,
+) -> Result<Vec<GroupReport>, HookError> {
+    let status = match mode {
+        Mode::DryRun => "planned",
+        Mode::Apply => {
+            let identity = plan.identity();
+            run_round(clients, &identity, &[], deadline).await?;
+            run_round(clients, &plan.routes(), &identity, deadline).await?;
+            "applied"
         }
     };
+    let reports: Vec<GroupReport> = plan.zones.iter().map(|zone| zone_report(zone, status)).collect();
+    if plan.refused.is_empty() {
+        return Ok(reports);
+    }
+    let mut reports = reports;
+    let failures: Vec<(String, String)> = plan.refused.iter().map(|r| (refused_group(r), r.to_string())).collect();
+    for (group, reason) in &failures {
+        reports.push(GroupReport::new(Outcome::Failed, Some(group), None).with_reason(reason.clone()));
+    }
+    Err(HookError::Reconcile { failures, report: Box::new(crate::report::Report::many(None, reports, mode)) })
+}
 
-    let mut report = GroupReport::new(Outcome::Unchanged, Some(group_name), Some(&instance_id));
-    report.network_interface_id = Some(eni.clone());
+fn refused_group(refusal: &crate::decide::Refusal) -> String {
+    use crate::decide::Refusal::*;
+    match refusal {
+        GroupMissing { group }
+        | AddressMissing { group, .. }
+        | RouteTablesMissing { group, .. }
+        | ZoneMismatch { group, .. } => group.clone(),
+    }
+}
+
+/// One round of concurrent calls. On any failure, the error lists what this and earlier rounds
+/// applied, and nothing later runs.
+async fn run_round(
+    clients: &Clients,
+    actions: &[Action],
+    earlier: &[Action],
+    deadline: &Deadline,
+) -> Result<(), HookError> {
     if actions.is_empty() {
-        info!(instance_id = %instance_id, eni = %eni, "already right: nothing to change");
-        return Ok(report);
+        return Ok(());
     }
-    report.outcome = Outcome::Applied;
-    if mode == Mode::DryRun {
-        report.actions = actions.into_iter().map(|action| ActionReport { action, status: "planned" }).collect();
-        return Ok(report);
-    }
-
-    let results = join_all(actions.iter().map(|action| act::execute(clients, action, deadline))).await;
-    let mut applied = Vec::new();
+    let results: Vec<Result<(), AwsError>> =
+        join_all(actions.iter().map(|action| act::execute(clients, action, deadline))).await;
+    let mut applied: Vec<Action> = earlier.to_vec();
     let mut failed = Vec::new();
-    for (action, result) in actions.into_iter().zip(results) {
+    for (action, result) in actions.iter().zip(results) {
         match result {
-            Ok(()) => applied.push(action),
-            Err(e) => failed.push((action, e)),
+            Ok(()) => applied.push(action.clone()),
+            Err(e) => failed.push((action.clone(), e)),
         }
     }
-    if !failed.is_empty() {
-        return Err(HookError::Act { applied, failed });
+    if failed.is_empty() {
+        return Ok(());
     }
-    info!(instance_id = %instance_id, eni = %eni, actions = applied.len(), "group converged");
-    report.actions = applied.into_iter().map(|action| ActionReport { action, status: "applied" }).collect();
-    Ok(report)
+    warn!(failed = failed.len(), "a round failed: later rounds (the routes, if this was identity) do not run");
+    Err(HookError::Act { applied, failed })
+}
+
+/// What happened to one zone, for the result JSON.
+pub fn zone_report(zone: &ZonePlan, status: &'static str) -> GroupReport {
+    let actions: Vec<ActionReport> = zone.actions().map(|a| ActionReport { action: a.clone(), status }).collect();
+    let (outcome, instance, eni, failover, reason) = match &zone.follows {
+        Follows::Own { instance_id, network_interface_id } => {
+            (Outcome::Unchanged, Some(instance_id.as_str()), Some(network_interface_id.clone()), None, None)
+        }
+        Follows::Sibling { group, instance_id, network_interface_id } => (
+            Outcome::Unchanged,
+            Some(instance_id.as_str()),
+            Some(network_interface_id.clone()),
+            Some(FailoverReport {
+                auto_scaling_group: group.clone(),
+                instance_id: instance_id.clone(),
+                network_interface_id: network_interface_id.clone(),
+            }),
+            None,
+        ),
+        Follows::Nothing { reason } => (Outcome::NoInstance, None, None, None, Some(reason.clone())),
+    };
+    let mut report =
+        GroupReport::new(if actions.is_empty() { outcome } else { Outcome::Applied }, Some(&zone.group), instance);
+    report.network_interface_id = eni;
+    report.failover = failover;
+    report.actions = actions;
+    report.reason = reason;
+    if !zone.is_unchanged() && status == "applied" {
+        info!(group = %zone.group, actions = report.actions.len(), follows = ?zone.follows, "zone converged");
+    }
+    report
 }

@@ -43,7 +43,16 @@ pub struct ActionReport {
     pub status: &'static str,
 }
 
-/// What happened to one group.
+/// The sibling zone's NAT a group's tables went to (the zone has no NAT of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailoverReport {
+    pub auto_scaling_group: String,
+    pub instance_id: String,
+    pub network_interface_id: String,
+}
+
+/// What happened to one group. `instance_id` and `network_interface_id` are what its default routes
+/// follow: its own NAT, or, with `failover`, a sibling zone's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupReport {
     pub outcome: Outcome,
@@ -51,6 +60,8 @@ pub struct GroupReport {
     pub instance_id: Option<String>,
     pub network_interface_id: Option<String>,
     pub actions: Vec<ActionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -63,6 +74,7 @@ impl GroupReport {
             instance_id: instance_id.map(str::to_owned),
             network_interface_id: None,
             actions: Vec::new(),
+            failover: None,
             reason: None,
         }
     }
@@ -85,20 +97,43 @@ pub struct Report {
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupReport>,
+    /// A reconcile's count of zones without a NAT of their own, and of those failed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone_health: Option<ZoneHealth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ZoneHealth {
+    pub without_own_nat: usize,
+    pub failed_over: usize,
 }
 
 impl Report {
     pub fn single(summary: GroupReport, dry_run: bool) -> Self {
-        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups: Vec::new() }
+        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups: Vec::new(), zone_health: None }
     }
 
-    /// A reconcile over several groups: `applied` when any group changed, else `unchanged`.
-    pub fn reconcile(groups: Vec<GroupReport>, dry_run: bool) -> Self {
+    /// Several zones. With `subject`, that group's report is the summary (a leaving instance's own
+    /// zone) and the others follow under `groups`; without, a reconcile: `applied` when any group
+    /// changed, else `unchanged`, every group under `groups`. The summary lists every action once.
+    pub fn many(subject: Option<&str>, groups: Vec<GroupReport>, mode: crate::reconcile::Mode) -> Self {
+        let dry_run = mode == crate::reconcile::Mode::DryRun;
+        let own = subject.and_then(|s| groups.iter().find(|g| g.auto_scaling_group.as_deref() == Some(s)));
+        if let (Some(own), 1) = (own, groups.len()) {
+            return Self::single(own.clone(), dry_run);
+        }
         let outcome =
             if groups.iter().any(|g| g.outcome == Outcome::Applied) { Outcome::Applied } else { Outcome::Unchanged };
-        let mut summary = GroupReport::new(outcome, None, None);
-        summary.actions = groups.iter().flat_map(|g| g.actions.iter().cloned()).collect();
-        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups }
+        let mut summary = match own {
+            Some(own) => GroupReport { outcome, actions: Vec::new(), ..own.clone() },
+            None => GroupReport::new(outcome, None, None),
+        };
+        for action in groups.iter().flat_map(|g| g.actions.iter()) {
+            if !summary.actions.contains(action) {
+                summary.actions.push(action.clone());
+            }
+        }
+        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups, zone_health: None }
     }
 
     pub fn applied_count(&self) -> usize {
@@ -137,6 +172,43 @@ pub fn emf_line(
     .to_string()
 }
 
+/// The zones' health, from every scheduled reconcile: CloudWatch alarms on these when a zone has
+/// had no NAT of its own, or has been failed over, for longer than a replacement takes.
+pub fn emf_zones(timestamp_ms: u128, zones_without_own_nat: usize, zones_failed_over: usize) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "NatAsgHook",
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "ZonesWithoutOwnNat", "Unit": "Count"},
+                    {"Name": "ZonesFailedOver", "Unit": "Count"}
+                ]
+            }]
+        },
+        "ZonesWithoutOwnNat": zones_without_own_nat,
+        "ZonesFailedOver": zones_failed_over
+    })
+    .to_string()
+}
+
+/// An invocation refused by IAM: an alarm of its own (a policy to fix), never a replacement.
+pub fn emf_authorization_error(timestamp_ms: u128) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "NatAsgHook",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "AuthorizationErrors", "Unit": "Count"}]
+            }]
+        },
+        "AuthorizationErrors": 1
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +234,31 @@ mod tests {
             status: "applied",
         });
         let b = GroupReport::new(Outcome::NoInstance, Some("b"), None);
-        let report = Report::reconcile(vec![a, b], false);
+        let report = Report::many(None, vec![a.clone(), b.clone()], crate::reconcile::Mode::Apply);
         assert_eq!(report.summary.outcome, Outcome::Applied);
         assert_eq!(report.applied_count(), 1);
-        let quiet = Report::reconcile(vec![GroupReport::new(Outcome::Unchanged, Some("a"), None)], false);
+        assert_eq!(report.groups.len(), 2);
+        let quiet = Report::many(
+            None,
+            vec![GroupReport::new(Outcome::Unchanged, Some("a"), None)],
+            crate::reconcile::Mode::Apply,
+        );
         assert_eq!(quiet.summary.outcome, Outcome::Unchanged);
+        // A leaving instance's own zone is the summary; alone, it is the whole report.
+        let own = Report::many(Some("b"), vec![a.clone(), b.clone()], crate::reconcile::Mode::Apply);
+        assert_eq!(own.summary.auto_scaling_group.as_deref(), Some("b"));
+        assert_eq!(own.summary.outcome, Outcome::Applied);
+        let single = Report::many(Some("a"), vec![a], crate::reconcile::Mode::DryRun);
+        assert!(single.groups.is_empty() && single.dry_run);
+    }
+
+    #[test]
+    fn zone_metrics_have_no_dimensions_so_one_alarm_covers_every_zone() {
+        let line: serde_json::Value = serde_json::from_str(&emf_zones(1, 2, 1)).unwrap();
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+        assert_eq!((line["ZonesWithoutOwnNat"].as_u64(), line["ZonesFailedOver"].as_u64()), (Some(2), Some(1)));
+        let auth: serde_json::Value = serde_json::from_str(&emf_authorization_error(1)).unwrap();
+        assert_eq!(auth["AuthorizationErrors"], 1);
     }
 
     #[test]

@@ -3,13 +3,12 @@
 
 use std::fmt::Write as _;
 
-use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::aws::{Clients, observe};
 use crate::config::{Config, GroupConfig};
-use crate::decide::{Decision, Refusal, Subject, decide};
-use crate::model::{Action, Observation};
+use crate::decide::{Decision, Follows, Subject, ZonePlan, decide};
+use crate::model::{Action, World};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RouteHealth {
@@ -36,19 +35,31 @@ pub struct GroupHealth {
     pub problems: Vec<String>,
 }
 
-/// Observes every group concurrently and assesses it.
+/// Observes every zone (the state, then the groups, as the schedule does) and assesses each.
 pub async fn verify(clients: &Clients, config: &Config) -> Vec<GroupHealth> {
-    let destination = &config.destination_cidr_block;
-    join_all(config.groups.iter().map(|(name, group)| async move {
-        match observe::observe_group(clients, name, group, destination, &[]).await {
-            Ok(observed) => {
-                let decision = decide(name, group, destination, Subject::InService, &observed);
-                assess(name, group, &observed, &decision)
-            }
-            Err(e) => unobserved(name, group, format!("could not observe: {e}")),
+    let world = match observe::observe_state_then_groups(clients, config, &[]).await {
+        Ok(world) => world,
+        Err(e) => {
+            return config.groups.iter().map(|(n, g)| unobserved(n, g, format!("could not observe: {e}"))).collect();
         }
-    }))
-    .await
+    };
+    let plan = match decide(config, Subject::Everything, &world) {
+        Ok(Decision::Plan(plan)) => plan,
+        Ok(Decision::NotYetVisible { reason } | Decision::Stale { reason } | Decision::Ignored { reason }) => {
+            return config.groups.iter().map(|(n, g)| unobserved(n, g, reason.clone())).collect();
+        }
+        Err(refusal) => return config.groups.iter().map(|(n, g)| unobserved(n, g, refusal.to_string())).collect(),
+    };
+    config
+        .groups
+        .iter()
+        .map(|(name, group)| {
+            let zone = plan.zone(name).ok_or_else(|| {
+                plan.refused.iter().map(ToString::to_string).find(|r| r.contains(name.as_str())).unwrap_or_default()
+            });
+            assess(name, group, &world, zone)
+        })
+        .collect()
 }
 
 fn unobserved(name: &str, group: &GroupConfig, problem: String) -> GroupHealth {
@@ -66,35 +77,41 @@ fn unobserved(name: &str, group: &GroupConfig, problem: String) -> GroupHealth {
     }
 }
 
-/// Pure: what the observation and the planner's decision say about one group.
-pub fn assess(
-    name: &str,
-    group: &GroupConfig,
-    observed: &Observation,
-    decision: &Result<Decision, Refusal>,
-) -> GroupHealth {
+/// Pure: what the world and the planner's plan for the zone (or why there is none) say about it.
+/// Healthy means: on its own NAT, and the hook would change nothing.
+pub fn assess(name: &str, group: &GroupConfig, world: &World, zone: Result<&ZonePlan, String>) -> GroupHealth {
     let mut health = unobserved(name, group, String::new());
     health.problems.clear();
-    health.elastic_ip = observed.address.as_ref().and_then(|a| a.public_ip.clone());
-    health.elastic_ip_network_interface_id = observed.address.as_ref().and_then(|a| a.network_interface_id.clone());
-    let (owner_eni, actions): (Option<&str>, &[Action]) = match decision {
-        Ok(Decision::Converge { instance_id, network_interface_id, actions }) => {
-            health.instance_id = Some(instance_id.clone());
-            health.network_interface_id = Some(network_interface_id.clone());
-            health.source_dest_check =
-                observed.instance(instance_id).and_then(|i| i.primary_eni.as_ref()).map(|e| e.source_dest_check);
-            (Some(network_interface_id.as_str()), actions)
-        }
-        Ok(Decision::Stale { reason } | Decision::NoInstance { reason } | Decision::NotYetVisible { reason }) => {
-            health.problems.push(reason.clone());
-            (None, &[])
-        }
-        Err(refusal) => {
-            health.problems.push(refusal.to_string());
-            (None, &[])
+    let address = world.address(&group.eip_allocation_id);
+    health.elastic_ip = address.and_then(|a| a.public_ip.clone());
+    health.elastic_ip_network_interface_id = address.and_then(|a| a.network_interface_id.clone());
+    let zone = match zone {
+        Ok(zone) => zone,
+        Err(problem) => {
+            health.problems.push(problem);
+            return health;
         }
     };
-    for action in actions {
+    let (own_eni, followed) = match &zone.follows {
+        Follows::Own { instance_id, network_interface_id } => (Some(network_interface_id.as_str()), Some(instance_id)),
+        Follows::Sibling { group, instance_id, .. } => {
+            health.problems.push(format!(
+                "failed over to {group} ({instance_id}): the zone leaves with that zone's Elastic IP until its own NAT is back"
+            ));
+            (None, Some(instance_id))
+        }
+        Follows::Nothing { reason } => {
+            health.problems.push(reason.clone());
+            (None, None)
+        }
+    };
+    if let Some(id) = followed {
+        health.instance_id = Some(id.clone());
+        let eni = world.instance(id).and_then(|i| i.primary_eni.as_ref());
+        health.network_interface_id = eni.map(|e| e.id.clone());
+        health.source_dest_check = eni.map(|e| e.source_dest_check);
+    }
+    for action in zone.actions() {
         health.problems.push(match action {
             Action::AssociateAddress { previous_network_interface_id, network_interface_id, .. } => format!(
                 "Elastic IP is on {}, not on {network_interface_id}",
@@ -110,7 +127,7 @@ pub fn assess(
         });
     }
     for table_id in &group.route_table_ids {
-        let route = observed.route_tables.iter().find(|t| &t.id == table_id).and_then(|t| t.route.as_ref());
+        let route = world.table(table_id).and_then(|t| t.route.as_ref());
         health.routes.push(RouteHealth {
             route_table_id: table_id.clone(),
             target: route.map(|r| r.target.to_string()),
@@ -119,11 +136,10 @@ pub fn assess(
                 Some(r) if r.active => "active",
                 Some(_) => "blackhole",
             },
-            ok: route
-                .is_some_and(|r| r.active && owner_eni.is_some() && r.network_interface_id.as_deref() == owner_eni),
+            ok: route.is_some_and(|r| r.active && own_eni.is_some() && r.network_interface_id.as_deref() == own_eni),
         });
     }
-    health.healthy = health.problems.is_empty() && owner_eni.is_some();
+    health.healthy = health.problems.is_empty() && own_eni.is_some();
     health
 }
 
@@ -211,61 +227,95 @@ mod tests {
     use super::*;
     use crate::model::*;
 
-    fn group() -> GroupConfig {
-        GroupConfig {
-            availability_zone: "us-east-1a".into(),
-            eip_allocation_id: "eipalloc-11111111".into(),
-            route_table_ids: vec!["rtb-11111111".into()],
+    fn config() -> Config {
+        Config::from_json(
+            r#"{"groups": {"nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
+                           "nat-b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-22222222"]}}}"#,
+        )
+        .unwrap()
+    }
+
+    fn instance(id: &str, zone: &str) -> InstanceView {
+        InstanceView {
+            id: format!("i-{id}"),
+            state: InstanceState::Running,
+            availability_zone: format!("us-east-1{zone}"),
+            launch_time_ms: 1,
+            primary_eni: Some(Eni { id: format!("eni-{id}"), private_ip: None, source_dest_check: false }),
+            group: Some(format!("nat-{zone}")),
         }
     }
 
-    fn observed(route_eni: &str) -> Observation {
-        Observation {
-            instances: vec![InstanceView {
-                id: "i-01234567".into(),
-                state: InstanceState::Running,
-                availability_zone: "us-east-1a".into(),
-                launch_time_ms: 1,
-                primary_eni: Some(Eni { id: "eni-01234567".into(), private_ip: None, source_dest_check: false }),
-            }],
-            members: Some(vec![AsgMember { instance_id: "i-01234567".into(), lifecycle_state: "InService".into() }]),
-            address: Some(AddressView {
-                allocation_id: "eipalloc-11111111".into(),
-                public_ip: Some("198.51.100.7".into()),
-                network_interface_id: Some("eni-01234567".into()),
-            }),
-            route_tables: vec![RouteTableView {
-                id: "rtb-11111111".into(),
-                route: Some(RouteView {
-                    network_interface_id: Some(route_eni.into()),
-                    target: RouteTarget::NetworkInterface(route_eni.into()),
-                    active: true,
-                }),
-            }],
-        }
+    fn route(eni: &str) -> Option<RouteView> {
+        Some(RouteView {
+            network_interface_id: Some(eni.into()),
+            instance_id: None,
+            target: RouteTarget::NetworkInterface(eni.into()),
+            active: true,
+        })
     }
 
-    fn health(o: &Observation) -> GroupHealth {
-        assess("nat-a", &group(), o, &decide("nat-a", &group(), "0.0.0.0/0", Subject::InService, o))
+    fn world(route_a: &str) -> World {
+        let mut w = World {
+            instances: vec![instance("01234567", "a"), instance("89abcdef", "b")],
+            addresses: vec![
+                AddressView {
+                    allocation_id: "eipalloc-11111111".into(),
+                    public_ip: Some("198.51.100.7".into()),
+                    network_interface_id: Some("eni-01234567".into()),
+                },
+                AddressView {
+                    allocation_id: "eipalloc-22222222".into(),
+                    public_ip: Some("198.51.100.8".into()),
+                    network_interface_id: Some("eni-89abcdef".into()),
+                },
+            ],
+            route_tables: vec![
+                RouteTableView { id: "rtb-11111111".into(), route: route(route_a) },
+                RouteTableView { id: "rtb-22222222".into(), route: route("eni-89abcdef") },
+            ],
+            ..World::default()
+        };
+        for (g, id) in [("nat-a", "i-01234567"), ("nat-b", "i-89abcdef")] {
+            w.members.insert(
+                g.into(),
+                Some(vec![AsgMember { instance_id: id.into(), lifecycle_state: "InService".into(), healthy: true }]),
+            );
+        }
+        w
+    }
+
+    fn health(w: &World) -> GroupHealth {
+        let c = config();
+        let Ok(Decision::Plan(plan)) = decide(&c, Subject::Everything, w) else { panic!("no plan") };
+        assess("nat-a", c.group("nat-a").unwrap(), w, plan.zone("nat-a").ok_or_else(String::new))
     }
 
     #[test]
     fn healthy_only_when_the_hook_would_change_nothing() {
-        let good = health(&observed("eni-01234567"));
+        let good = health(&world("eni-01234567"));
         assert!(good.healthy, "{good:?}");
         assert!(good.routes[0].ok);
-        let bad = health(&observed("eni-99999999"));
+        let bad = health(&world("eni-99999999"));
         assert!(!bad.healthy);
         assert!(!bad.routes[0].ok);
         assert_eq!(bad.problems, vec!["rtb-11111111: default route goes to eni-99999999, not to eni-01234567"]);
-        let empty = health(&Observation { members: Some(vec![]), ..observed("eni-01234567") });
-        assert!(!empty.healthy);
-        assert!(!empty.routes[0].ok, "a route cannot be right when there is no instance");
+    }
+
+    #[test]
+    fn a_zone_failed_over_to_a_sibling_is_not_healthy_and_says_so() {
+        let mut w = world("eni-89abcdef");
+        w.members.insert("nat-a".into(), Some(vec![]));
+        let h = health(&w);
+        assert!(!h.healthy);
+        assert!(!h.routes[0].ok, "a route cannot be right when the zone has no NAT of its own");
+        assert!(h.problems[0].starts_with("failed over to nat-b (i-89abcdef)"), "{:?}", h.problems);
+        assert_eq!(h.instance_id.as_deref(), Some("i-89abcdef"));
     }
 
     #[test]
     fn table_lists_every_route_and_the_problems() {
-        let text = render_table(&[health(&observed("eni-99999999"))], false);
+        let text = render_table(&[health(&world("eni-99999999"))], false);
         assert!(text.lines().next().unwrap().starts_with("GROUP"));
         assert!(
             text.contains("rtb-11111111") && text.contains("UNHEALTHY") && text.contains("nat-a: rtb-11111111"),

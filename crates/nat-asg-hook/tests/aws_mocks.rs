@@ -1,11 +1,15 @@
 //! The AWS glue and the handler on the real SDK clients, with responses from `aws-smithy-mocks`:
-//! throttling, eventual consistency, deadlines, lifecycle completion and route fallbacks, none of
-//! which the emulator can produce on demand.
+//! throttling, eventual consistency, deadlines, failing rounds, terminate completion, none of which
+//! the emulator can produce on demand. The rules answer from a small shared state that the
+//! mutating calls change, so each test checks where the EIP and the routes end up, and in which
+//! order the calls were made.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
+#![recursion_limit = "256"]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
@@ -20,116 +24,204 @@ use aws_sdk_ec2::operation::replace_route::ReplaceRouteOutput;
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{
     Address, Instance, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, InstanceState, InstanceStateName,
-    Placement, Reservation, Route, RouteState, RouteTable,
+    Placement, Reservation, Route, RouteState, RouteTable, Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::date_time::Format;
 use nat_asg_hook::aws::{Clients, retry_config, timeout_config};
 use nat_asg_hook::config::Config;
 use nat_asg_hook::error::HookError;
 use nat_asg_hook::handler::Hook;
 use nat_asg_hook::reconcile::Mode;
+use nat_asg_hook::report::Report;
 use nat_asg_hook::retry::Deadline;
 use serde_json::{Value, json};
 
-const GROUP: &str = "nat-a";
-const NEW: &str = "i-00000000000000002";
-const NEW_ENI: &str = "eni-00000000000000002";
-const OLD_ENI: &str = "eni-00000000000000001";
-const EIP: &str = "eipalloc-11111111";
-const RTB: &str = "rtb-11111111";
+const OLD: &str = "i-0000000000000000a";
+const NEW: &str = "i-000000000000000a2";
+const SIBLING: &str = "i-0000000000000000b";
+
+fn eni(id: &str) -> String {
+    id.replace("i-", "eni-")
+}
 
 fn config() -> Config {
-    Config::from_json(&format!(
-        r#"{{"groups": {{"{GROUP}": {{"availability_zone": "us-east-1a", "eip_allocation_id": "{EIP}", "route_table_ids": ["{RTB}"]}}}}}}"#
-    ))
+    Config::from_json(
+        r#"{"groups": {
+            "nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-0000000a", "route_table_ids": ["rtb-000000a1", "rtb-000000a2"]},
+            "nat-b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-0000000b", "route_table_ids": ["rtb-000000b1"]}}}"#,
+    )
     .unwrap()
 }
 
-fn lifecycle_event() -> Value {
-    json!({"version": "0", "id": "e1", "detail-type": "EC2 Instance-launch Lifecycle Action", "source": "aws.autoscaling",
-           "account": "123456789012", "time": "2026-11-27T05:00:00Z", "region": "us-east-1", "resources": [],
-           "detail": {"LifecycleActionToken": "token-1", "AutoScalingGroupName": GROUP, "LifecycleHookName": "nat-launch",
-                      "EC2InstanceId": NEW, "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING"}})
+// --- events ----------------------------------------------------------------------------------------
+
+fn now_rfc3339() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    DateTime::from_secs(now).fmt(Format::DateTime).unwrap()
 }
 
-fn scheduled_event() -> Value {
+fn envelope(source: &str, detail_type: &str, time: &str, detail: Value) -> Value {
+    json!({"version": "0", "id": "e1", "detail-type": detail_type, "source": source, "account": "123456789012",
+           "time": time, "region": "us-east-1", "resources": [], "detail": detail})
+}
+
+fn launched(instance: &str) -> Value {
+    envelope(
+        "aws.autoscaling",
+        "EC2 Instance Launch Successful",
+        &now_rfc3339(),
+        json!({"AutoScalingGroupName": "nat-a", "EC2InstanceId": instance, "StatusCode": "InProgress"}),
+    )
+}
+
+fn launched_long_ago(instance: &str) -> Value {
+    let mut event = launched(instance);
+    event["time"] = json!("2026-01-01T00:00:00Z");
+    event
+}
+
+fn launch_lifecycle_action() -> Value {
+    envelope(
+        "aws.autoscaling",
+        "EC2 Instance-launch Lifecycle Action",
+        &now_rfc3339(),
+        json!({"LifecycleActionToken": "token-1", "AutoScalingGroupName": "nat-a", "LifecycleHookName": "nat-asg-hook-launch",
+               "EC2InstanceId": NEW, "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING"}),
+    )
+}
+
+fn terminating(instance: &str) -> Value {
+    envelope(
+        "aws.autoscaling",
+        "EC2 Instance-terminate Lifecycle Action",
+        &now_rfc3339(),
+        json!({"LifecycleActionToken": "token-9", "AutoScalingGroupName": "nat-a", "LifecycleHookName": "nat-asg-hook-terminate",
+               "EC2InstanceId": instance, "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}),
+    )
+}
+
+fn state_change(instance: &str, state: &str) -> Value {
+    envelope(
+        "aws.ec2",
+        "EC2 Instance State-change Notification",
+        &now_rfc3339(),
+        json!({"instance-id": instance, "state": state}),
+    )
+}
+
+fn scheduled() -> Value {
     json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
 }
 
-// --- canned describe outputs ---------------------------------------------------------------------
+// --- a small EC2 / Auto Scaling ------------------------------------------------------------------
 
-/// An instance with its primary ENI, as DescribeInstances shows it.
-fn instance(
-    id: &str,
-    eni: &str,
+#[derive(Clone)]
+struct Vm {
+    id: &'static str,
+    zone: &'static str,
     state: InstanceStateName,
-    zone: &str,
     source_dest_check: bool,
     launched: i64,
-) -> Instance {
-    let eni = InstanceNetworkInterface::builder()
-        .network_interface_id(eni)
+    group: &'static str,
+}
+
+#[derive(Default)]
+struct State {
+    vms: Vec<Vm>,
+    /// (group, instance, lifecycle state)
+    members: Vec<(&'static str, &'static str, LifecycleState)>,
+    /// allocation ID -> ENI
+    eips: BTreeMap<String, Option<String>>,
+    /// table -> (ENI, active), None for no default route
+    routes: BTreeMap<String, Option<(String, bool)>>,
+    /// The mutating calls, in the order they were made.
+    log: Vec<String>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+impl State {
+    /// Zone a mid-refresh: NEW proved itself (InService), EIP and routes still on OLD; zone b on SIBLING.
+    fn refreshed() -> Self {
+        let vm = |id, zone, group, sdc, launched| Vm {
+            id,
+            zone,
+            state: InstanceStateName::Running,
+            source_dest_check: sdc,
+            launched,
+            group,
+        };
+        let mut s = State {
+            vms: vec![
+                vm(OLD, "us-east-1a", "nat-a", false, 1_700_000_000),
+                vm(NEW, "us-east-1a", "nat-a", true, 1_800_000_000),
+                vm(SIBLING, "us-east-1b", "nat-b", false, 1_700_000_000),
+            ],
+            members: vec![
+                ("nat-a", OLD, LifecycleState::InService),
+                ("nat-a", NEW, LifecycleState::InService),
+                ("nat-b", SIBLING, LifecycleState::InService),
+            ],
+            ..State::default()
+        };
+        s.eips.insert("eipalloc-0000000a".into(), Some(eni(OLD)));
+        s.eips.insert("eipalloc-0000000b".into(), Some(eni(SIBLING)));
+        for (table, to) in [("rtb-000000a1", OLD), ("rtb-000000a2", OLD), ("rtb-000000b1", SIBLING)] {
+            s.routes.insert(table.into(), Some((eni(to), true)));
+        }
+        s
+    }
+
+    /// The same world once NEW owns zone a.
+    fn converged() -> Self {
+        let mut s = Self::refreshed();
+        s.members.retain(|(_, id, _)| *id != OLD);
+        s.vms.retain(|vm| vm.id != OLD);
+        s.vms.iter_mut().for_each(|vm| vm.source_dest_check = false);
+        s.eips.insert("eipalloc-0000000a".into(), Some(eni(NEW)));
+        for table in ["rtb-000000a1", "rtb-000000a2"] {
+            s.routes.insert(table.into(), Some((eni(NEW), true)));
+        }
+        s
+    }
+
+    /// Zone a's only NAT is being terminated by its group; nothing replaced it yet.
+    fn alone_and_leaving() -> Self {
+        let mut s = Self::refreshed();
+        s.vms.retain(|vm| vm.id != NEW);
+        s.members =
+            vec![("nat-a", OLD, LifecycleState::TerminatingWait), ("nat-b", SIBLING, LifecycleState::InService)];
+        s
+    }
+
+    fn route(&self, table: &str) -> Option<String> {
+        self.routes[table].as_ref().map(|(eni, _)| eni.clone())
+    }
+
+    fn eip(&self, allocation: &str) -> Option<String> {
+        self.eips[allocation].clone()
+    }
+}
+
+fn ec2_instance(vm: &Vm) -> Instance {
+    let ni = InstanceNetworkInterface::builder()
+        .network_interface_id(eni(vm.id))
         .private_ip_address("10.0.0.10")
-        .source_dest_check(source_dest_check)
+        .source_dest_check(vm.source_dest_check)
         .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
         .build();
     Instance::builder()
-        .instance_id(id)
-        .state(InstanceState::builder().name(state).build())
-        .placement(Placement::builder().availability_zone(zone).build())
-        .launch_time(DateTime::from_secs(launched))
-        .network_interfaces(eni)
+        .instance_id(vm.id)
+        .state(InstanceState::builder().name(vm.state.clone()).build())
+        .placement(Placement::builder().availability_zone(vm.zone).build())
+        .launch_time(DateTime::from_secs(vm.launched))
+        .network_interfaces(ni)
+        .tags(Tag::builder().key("aws:autoscaling:groupName").value(vm.group).build())
         .build()
-}
-
-fn instances(state: InstanceStateName, zone: &str) -> DescribeInstancesOutput {
-    let new = instance(NEW, NEW_ENI, state, zone, true, 1_800_000_000);
-    DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(new).build()).build()
-}
-
-fn no_instances() -> DescribeInstancesOutput {
-    DescribeInstancesOutput::builder().build()
-}
-
-/// The group holding these instances in these lifecycle states.
-fn group_of(members: &[(&str, LifecycleState)]) -> DescribeAutoScalingGroupsOutput {
-    let members = members.iter().map(|(id, state)| {
-        AsgInstance::builder().instance_id(*id).lifecycle_state(state.clone()).availability_zone("us-east-1a").build()
-    });
-    DescribeAutoScalingGroupsOutput::builder()
-        .auto_scaling_groups(
-            AutoScalingGroup::builder().auto_scaling_group_name(GROUP).set_instances(Some(members.collect())).build(),
-        )
-        .build()
-}
-
-fn group(state: LifecycleState) -> DescribeAutoScalingGroupsOutput {
-    group_of(&[(NEW, state)])
-}
-
-fn address(eni: &str) -> DescribeAddressesOutput {
-    DescribeAddressesOutput::builder()
-        .addresses(Address::builder().allocation_id(EIP).public_ip("198.51.100.7").network_interface_id(eni).build())
-        .build()
-}
-
-fn route_table(eni: Option<&str>) -> DescribeRouteTablesOutput {
-    let mut table = RouteTable::builder().route_table_id(RTB).routes(
-        Route::builder().destination_cidr_block("10.0.0.0/16").gateway_id("local").state(RouteState::Active).build(),
-    );
-    if let Some(eni) = eni {
-        table = table.routes(
-            Route::builder()
-                .destination_cidr_block("0.0.0.0/0")
-                .network_interface_id(eni)
-                .state(RouteState::Active)
-                .build(),
-        );
-    }
-    DescribeRouteTablesOutput::builder().route_tables(table.build()).build()
 }
 
 /// An EC2 (or Auto Scaling) error as the service sends it, so the SDK parses and classifies it.
@@ -147,12 +239,12 @@ fn autoscaling_error(status: u16, code: &str, message: &str) -> HttpResponse {
     HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
 }
 
-// --- the world, as rules ---------------------------------------------------------------------------
-
-/// One rule per operation the hook may call; tests swap in the ones they exercise.
-struct World {
+/// One rule per operation the hook may call, answering from `state`; tests swap in the ones they
+/// exercise.
+struct Aws {
+    state: Shared,
     describe_instances: Rule,
-    describe_group: Rule,
+    describe_groups: Rule,
     describe_addresses: Rule,
     describe_route_tables: Rule,
     associate: Rule,
@@ -162,71 +254,142 @@ struct World {
     complete: Rule,
 }
 
-impl World {
-    /// Right after a replacement: the new instance pending, EIP and route still on the old ENI.
-    fn replaced() -> Self {
-        Self {
-            describe_instances: mock!(aws_sdk_ec2::Client::describe_instances)
-                .then_output(|| instances(InstanceStateName::Pending, "us-east-1a")),
-            describe_group: mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
-                .then_output(|| group(LifecycleState::PendingWait)),
-            describe_addresses: mock!(aws_sdk_ec2::Client::describe_addresses).then_output(|| address(OLD_ENI)),
-            describe_route_tables: mock!(aws_sdk_ec2::Client::describe_route_tables)
-                .then_output(|| route_table(Some(OLD_ENI))),
-            associate: mock!(aws_sdk_ec2::Client::associate_address)
-                .match_requests(|r| {
-                    r.allocation_id() == Some(EIP)
-                        && r.network_interface_id() == Some(NEW_ENI)
-                        && r.allow_reassociation() == Some(true)
+impl Aws {
+    fn new(state: State) -> Self {
+        let state: Shared = Arc::new(Mutex::new(state));
+        let s = Arc::clone(&state);
+        let describe_instances = mock!(aws_sdk_ec2::Client::describe_instances).then_compute_output(move |r| {
+            let state = s.lock().unwrap();
+            let filter = &r.filters()[0];
+            let values = filter.values();
+            let found: Vec<Instance> = state
+                .vms
+                .iter()
+                .filter(|vm| match filter.name() {
+                    Some("instance-id") => values.iter().any(|v| v == vm.id),
+                    Some("tag:aws:autoscaling:groupName") => values.iter().any(|v| v == vm.group),
+                    other => panic!("unexpected filter {other:?}"),
                 })
-                .then_output(|| AssociateAddressOutput::builder().association_id("eipassoc-1").build()),
-            modify: mock!(aws_sdk_ec2::Client::modify_network_interface_attribute)
-                .match_requests(|r| {
-                    r.network_interface_id() == Some(NEW_ENI)
-                        && r.source_dest_check().and_then(|v| v.value()) == Some(false)
-                })
-                .then_output(|| ModifyNetworkInterfaceAttributeOutput::builder().build()),
-            replace: mock!(aws_sdk_ec2::Client::replace_route)
-                .match_requests(|r| {
-                    r.route_table_id() == Some(RTB)
-                        && r.destination_cidr_block() == Some("0.0.0.0/0")
-                        && r.network_interface_id() == Some(NEW_ENI)
-                })
-                .then_output(|| ReplaceRouteOutput::builder().build()),
-            create: mock!(aws_sdk_ec2::Client::create_route)
-                .match_requests(|r| r.route_table_id() == Some(RTB) && r.network_interface_id() == Some(NEW_ENI))
-                .then_output(|| CreateRouteOutput::builder().r#return(true).build()),
-            complete: mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
-                .match_requests(|r| {
-                    r.lifecycle_action_result() == Some("CONTINUE")
-                        && r.lifecycle_action_token() == Some("token-1")
-                        && r.instance_id() == Some(NEW)
-                        && r.lifecycle_hook_name() == Some("nat-launch")
-                })
-                .then_output(|| CompleteLifecycleActionOutput::builder().build()),
-        }
-    }
-
-    /// The same world once the hook has done its work.
-    fn converged() -> Self {
-        let mut world = Self::replaced();
-        world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
-            let mut out = instances(InstanceStateName::Running, "us-east-1a");
-            if let Some(reservations) = out.reservations.as_mut() {
-                for i in reservations.iter_mut().flat_map(|r| r.instances.iter_mut().flatten()) {
-                    for ni in i.network_interfaces.iter_mut().flatten() {
-                        ni.source_dest_check = Some(false);
-                    }
-                }
-            }
-            out
+                .map(ec2_instance)
+                .collect();
+            DescribeInstancesOutput::builder()
+                .reservations(Reservation::builder().set_instances(Some(found)).build())
+                .build()
         });
-        world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
-            .then_output(|| group(LifecycleState::InService));
-        world.describe_addresses = mock!(aws_sdk_ec2::Client::describe_addresses).then_output(|| address(NEW_ENI));
-        world.describe_route_tables =
-            mock!(aws_sdk_ec2::Client::describe_route_tables).then_output(|| route_table(Some(NEW_ENI)));
-        world
+        let s = Arc::clone(&state);
+        let describe_groups =
+            mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_compute_output(move |r| {
+                let state = s.lock().unwrap();
+                let groups = r.auto_scaling_group_names().iter().map(|name| {
+                    let members = state.members.iter().filter(|(g, _, _)| g == name).map(|(_, id, lifecycle)| {
+                        AsgInstance::builder()
+                            .instance_id(*id)
+                            .lifecycle_state(lifecycle.clone())
+                            .health_status("Healthy")
+                            .build()
+                    });
+                    AutoScalingGroup::builder()
+                        .auto_scaling_group_name(name)
+                        .set_instances(Some(members.collect()))
+                        .build()
+                });
+                DescribeAutoScalingGroupsOutput::builder().set_auto_scaling_groups(Some(groups.collect())).build()
+            });
+        let s = Arc::clone(&state);
+        let describe_addresses = mock!(aws_sdk_ec2::Client::describe_addresses).then_compute_output(move |_| {
+            let state = s.lock().unwrap();
+            let addresses = state.eips.iter().map(|(allocation, on)| {
+                Address::builder()
+                    .allocation_id(allocation)
+                    .public_ip("198.51.100.7")
+                    .set_network_interface_id(on.clone())
+                    .build()
+            });
+            DescribeAddressesOutput::builder().set_addresses(Some(addresses.collect())).build()
+        });
+        let s = Arc::clone(&state);
+        let describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables).then_compute_output(move |_| {
+            let state = s.lock().unwrap();
+            let tables = state.routes.iter().map(|(id, route)| {
+                let mut table = RouteTable::builder().route_table_id(id).routes(
+                    Route::builder()
+                        .destination_cidr_block("10.0.0.0/16")
+                        .gateway_id("local")
+                        .state(RouteState::Active)
+                        .build(),
+                );
+                if let Some((eni, active)) = route {
+                    table = table.routes(
+                        Route::builder()
+                            .destination_cidr_block("0.0.0.0/0")
+                            .network_interface_id(eni)
+                            .state(if *active { RouteState::Active } else { RouteState::Blackhole })
+                            .build(),
+                    );
+                }
+                table.build()
+            });
+            DescribeRouteTablesOutput::builder().set_route_tables(Some(tables.collect())).build()
+        });
+        let s = Arc::clone(&state);
+        let associate = mock!(aws_sdk_ec2::Client::associate_address).then_compute_output(move |r| {
+            assert_eq!(r.allow_reassociation(), Some(true));
+            let mut state = s.lock().unwrap();
+            let (allocation, to) =
+                (r.allocation_id().unwrap().to_owned(), r.network_interface_id().unwrap().to_owned());
+            state.log.push(format!("associate {allocation} {to}"));
+            state.eips.insert(allocation, Some(to));
+            AssociateAddressOutput::builder().association_id("eipassoc-1").build()
+        });
+        let s = Arc::clone(&state);
+        let modify = mock!(aws_sdk_ec2::Client::modify_network_interface_attribute).then_compute_output(move |r| {
+            assert_eq!(r.source_dest_check().and_then(|v| v.value()), Some(false));
+            let mut state = s.lock().unwrap();
+            let target = r.network_interface_id().unwrap().to_owned();
+            state.log.push(format!("source-dest-check-off {target}"));
+            state.vms.iter_mut().filter(|vm| eni(vm.id) == target).for_each(|vm| vm.source_dest_check = false);
+            ModifyNetworkInterfaceAttributeOutput::builder().build()
+        });
+        let s = Arc::clone(&state);
+        let replace = mock!(aws_sdk_ec2::Client::replace_route).then_compute_output(move |r| {
+            assert_eq!(r.destination_cidr_block(), Some("0.0.0.0/0"));
+            let mut state = s.lock().unwrap();
+            let (table, to) = (r.route_table_id().unwrap().to_owned(), r.network_interface_id().unwrap().to_owned());
+            state.log.push(format!("route {table} {to}"));
+            state.routes.insert(table, Some((to, true)));
+            ReplaceRouteOutput::builder().build()
+        });
+        let s = Arc::clone(&state);
+        let create = mock!(aws_sdk_ec2::Client::create_route).then_compute_output(move |r| {
+            let mut state = s.lock().unwrap();
+            let (table, to) = (r.route_table_id().unwrap().to_owned(), r.network_interface_id().unwrap().to_owned());
+            state.log.push(format!("create {table} {to}"));
+            state.routes.insert(table, Some((to, true)));
+            CreateRouteOutput::builder().r#return(true).build()
+        });
+        let s = Arc::clone(&state);
+        let complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action).then_compute_output(move |r| {
+            let mut state = s.lock().unwrap();
+            state.log.push(format!(
+                "complete {} {} {}",
+                r.lifecycle_hook_name().unwrap(),
+                r.instance_id().unwrap(),
+                r.lifecycle_action_result().unwrap()
+            ));
+            CompleteLifecycleActionOutput::builder().build()
+        });
+        Self {
+            state,
+            describe_instances,
+            describe_groups,
+            describe_addresses,
+            describe_route_tables,
+            associate,
+            modify,
+            replace,
+            create,
+            complete,
+        }
     }
 
     fn hook(&self) -> Hook {
@@ -239,7 +402,7 @@ impl World {
             &self.replace,
             &self.create,
         ];
-        let asg_rules = [&self.describe_group, &self.complete];
+        let asg_rules = [&self.describe_groups, &self.complete];
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules, |c| c
             .retry_config(retry_config())
             .timeout_config(timeout_config()));
@@ -253,331 +416,417 @@ impl World {
         self.associate.num_calls() + self.modify.num_calls() + self.replace.num_calls() + self.create.num_calls()
     }
 
-    fn calls(&self) -> usize {
-        self.mutations()
-            + self.describe_instances.num_calls()
-            + self.describe_group.num_calls()
+    fn reads(&self) -> usize {
+        self.describe_instances.num_calls()
+            + self.describe_groups.num_calls()
             + self.describe_addresses.num_calls()
             + self.describe_route_tables.num_calls()
-            + self.complete.num_calls()
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    fn route(&self, table: &str) -> Option<String> {
+        self.state.lock().unwrap().route(table)
+    }
+
+    fn eip(&self, allocation: &str) -> Option<String> {
+        self.state.lock().unwrap().eip(allocation)
     }
 }
 
-async fn handle(world: &World, event: Value) -> Result<nat_asg_hook::report::Report, HookError> {
-    world.hook().handle(event, Mode::Apply, Deadline::after(Duration::from_secs(20))).await
+async fn handle(aws: &Aws, event: Value) -> Result<Report, HookError> {
+    aws.hook().handle(event, Mode::Apply, Deadline::after(Duration::from_secs(20))).await
 }
 
-fn actions(report: &nat_asg_hook::report::Report) -> Vec<&'static str> {
-    report.summary.actions.iter().map(|a| a.action.kind()).collect()
+/// The position of the first log line starting with `prefix`.
+fn first(log: &[String], prefix: &str) -> usize {
+    log.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {log:?}"))
 }
 
-// --- the tests -------------------------------------------------------------------------------------
+fn last(log: &[String], prefix: &str) -> usize {
+    log.iter().rposition(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {log:?}"))
+}
+
+// --- launch ----------------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
-async fn a_launch_moves_everything_in_one_act_round_then_continues() {
-    let world = World::replaced();
-    let report = handle(&world, lifecycle_event()).await.unwrap();
-    assert_eq!(actions(&report), ["associate_address", "disable_source_dest_check", "replace_route"]);
-    assert_eq!(report.lifecycle_action, Some("CONTINUE"));
-    assert_eq!(
-        (world.associate.num_calls(), world.modify.num_calls(), world.replace.num_calls(), world.create.num_calls()),
-        (1, 1, 1, 0)
-    );
-    assert_eq!(world.describe_instances.num_calls(), 1, "one observe round");
-    assert_eq!(world.complete.num_calls(), 1);
+async fn a_launch_moves_identity_strictly_before_routes() {
+    let aws = Aws::new(State::refreshed());
+    let report = handle(&aws, launched(NEW)).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.instance_id.as_deref(), Some(NEW));
+    let log = aws.log();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(last(&log, "associate").max(last(&log, "source-dest")) < first(&log, "route"), "{log:?}");
+    assert_eq!(aws.eip("eipalloc-0000000a"), Some(eni(NEW)));
+    assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(NEW)), Some(eni(NEW))));
+    assert_eq!(aws.route("rtb-000000b1"), Some(eni(SIBLING)), "another zone's table is not touched");
+    assert_eq!(aws.describe_groups.num_calls(), 1, "one observe round");
+    assert_eq!(aws.complete.num_calls(), 0, "the hook never completes a launch action");
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_done_event_makes_no_mutating_call_and_still_continues() {
-    let world = World::converged();
-    let report = handle(&world, lifecycle_event()).await.unwrap();
+async fn a_done_event_makes_one_read_round_and_no_mutating_call() {
+    let aws = Aws::new(State::converged());
+    let report = handle(&aws, launched(NEW)).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "unchanged");
-    assert_eq!(world.mutations(), 0);
-    assert_eq!(world.complete.num_calls(), 1);
+    assert_eq!(aws.mutations(), 0);
+    assert_eq!(aws.reads(), 5, "addresses, tables, the instance, the groups, their instances: one round");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_launch_lifecycle_action_moves_nothing_and_calls_nothing() {
+    let aws = Aws::new(State::refreshed());
+    let report = handle(&aws, launch_lifecycle_action()).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "ignored");
+    assert!(report.summary.reason.as_deref().unwrap().contains("completes its own launch action"));
+    assert_eq!(aws.reads() + aws.mutations() + aws.complete.num_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_identity_round_that_fails_keeps_the_routes_where_they_are() {
+    let mut aws = Aws::new(State::refreshed());
+    aws.modify = mock!(aws_sdk_ec2::Client::modify_network_interface_attribute).then_http_response(|| {
+        ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+    });
+    let err = handle(&aws, launched(NEW)).await.unwrap_err();
+    assert_eq!(err.error_type(), "AuthorizationError");
+    assert!(err.is_permanent());
+    assert_eq!(aws.replace.num_calls() + aws.create.num_calls(), 0, "routes must not move");
+    assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(OLD)), Some(eni(OLD))));
+    let HookError::Act { applied, failed } = &err else { panic!("{err}") };
+    assert_eq!((applied.len(), failed.len()), (1, 1), "the EIP moved, the source/dest check did not");
 }
 
 #[tokio::test(start_paused = true)]
 async fn throttling_is_retried_by_the_sdk() {
-    let mut world = World::replaced();
-    world.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables)
+    let mut aws = Aws::new(State::refreshed());
+    let state = Arc::clone(&aws.state);
+    aws.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables)
         .sequence()
         .http_response(|| ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."))
         .times(2)
-        .output(|| route_table(Some(OLD_ENI)))
+        .output(move || {
+            let s = state.lock().unwrap();
+            let tables = s.routes.iter().map(|(id, r)| {
+                let (to, _) = r.clone().unwrap();
+                RouteTable::builder()
+                    .route_table_id(id)
+                    .routes(
+                        Route::builder()
+                            .destination_cidr_block("0.0.0.0/0")
+                            .network_interface_id(to)
+                            .state(RouteState::Active)
+                            .build(),
+                    )
+                    .build()
+            });
+            DescribeRouteTablesOutput::builder().set_route_tables(Some(tables.collect())).build()
+        })
         .build();
-    world.replace = mock!(aws_sdk_ec2::Client::replace_route)
-        .sequence()
-        .http_response(|| ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."))
-        .output(|| ReplaceRouteOutput::builder().build())
-        .build();
-    let report = handle(&world, lifecycle_event()).await.unwrap();
+    let report = handle(&aws, launched(NEW)).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "applied");
-    assert_eq!(world.describe_route_tables.num_calls(), 3);
-    assert_eq!(world.replace.num_calls(), 2);
+    assert_eq!(aws.describe_route_tables.num_calls(), 3);
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(NEW)));
 }
 
 #[tokio::test(start_paused = true)]
-async fn throttling_that_never_ends_is_an_error_and_does_not_abandon() {
-    let mut world = World::replaced();
-    world.describe_addresses = mock!(aws_sdk_ec2::Client::describe_addresses)
+async fn throttling_that_never_ends_is_a_retryable_error_that_moves_nothing() {
+    let mut aws = Aws::new(State::refreshed());
+    aws.describe_addresses = mock!(aws_sdk_ec2::Client::describe_addresses)
         .then_http_response(|| ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."));
-    let err = handle(&world, lifecycle_event()).await.unwrap_err();
+    let err = handle(&aws, launched(NEW)).await.unwrap_err();
     assert!(matches!(&err, HookError::Aws(e) if e.code == "RequestLimitExceeded" && e.retryable), "{err}");
     assert!(!err.is_permanent());
-    assert_eq!(world.describe_addresses.num_calls(), 5, "the SDK's standard retry: 5 attempts");
-    assert_eq!(world.mutations(), 0);
-    assert_eq!(world.complete.num_calls(), 0, "a retryable failure leaves the instance to Lambda's retry");
+    assert_eq!(aws.describe_addresses.num_calls(), 5, "the SDK's standard retry: 5 attempts");
+    assert_eq!(aws.mutations(), 0);
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_instance_ec2_does_not_show_yet_is_waited_for() {
-    let mut world = World::replaced();
-    world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances)
-        .sequence()
-        .output(no_instances)
-        .times(2)
-        .output(|| instances(InstanceStateName::Pending, "us-east-1a"))
-        .build();
-    let report = handle(&world, lifecycle_event()).await.unwrap();
+async fn a_fresh_launch_whose_instance_nobody_shows_yet_is_waited_for() {
+    let aws = Aws::new(State::refreshed());
+    let state = Arc::clone(&aws.state);
+    let hidden = {
+        let mut s = state.lock().unwrap();
+        let vm = s.vms.iter().position(|vm| vm.id == NEW).unwrap();
+        s.members.retain(|(_, id, _)| *id != NEW);
+        s.vms.remove(vm)
+    };
+    // It appears a moment later, as EC2 and Auto Scaling catch up.
+    let appear = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut s = state.lock().unwrap();
+        s.vms.push(hidden);
+        s.members.push(("nat-a", NEW, LifecycleState::InService));
+    });
+    let report = handle(&aws, launched(NEW)).await.unwrap();
+    appear.await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "applied");
-    assert_eq!(world.describe_instances.num_calls(), 3);
+    assert!(aws.describe_groups.num_calls() >= 2, "observed again");
+    assert_eq!(aws.eip("eipalloc-0000000a"), Some(eni(NEW)));
 }
 
 #[tokio::test(start_paused = true)]
-async fn invalid_instance_id_not_found_from_ec2_is_waited_for_too() {
-    let mut world = World::replaced();
-    world.associate = mock!(aws_sdk_ec2::Client::associate_address)
+async fn waiting_past_the_deadline_is_an_error_and_an_old_event_is_stale() {
+    let mut state = State::refreshed();
+    state.vms.retain(|vm| vm.id != NEW);
+    state.members.retain(|(_, id, _)| *id != NEW);
+    let aws = Aws::new(state);
+    let started = tokio::time::Instant::now();
+    let err = aws.hook().handle(launched(NEW), Mode::Apply, Deadline::after(Duration::from_secs(3))).await.unwrap_err();
+    assert!(matches!(err, HookError::Deadline { .. }), "{err}");
+    assert!(started.elapsed() <= Duration::from_secs(3), "waited past the deadline");
+    assert!(aws.describe_groups.num_calls() >= 3);
+    assert_eq!(aws.mutations(), 0);
+
+    let report = handle(&aws, launched_long_ago(NEW)).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "stale");
+}
+
+#[tokio::test(start_paused = true)]
+async fn eventual_consistency_errors_from_the_writes_are_waited_out() {
+    let mut aws = Aws::new(State::refreshed());
+    aws.associate = mock!(aws_sdk_ec2::Client::associate_address)
         .sequence()
         .http_response(|| {
             ec2_error(400, "InvalidNetworkInterfaceID.NotFound", "The networkInterface ID does not exist")
         })
-        .output(|| AssociateAddressOutput::builder().build())
-        .build();
-    let report = handle(&world, lifecycle_event()).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
-    assert_eq!(world.associate.num_calls(), 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_pending_instance_is_retried_until_it_runs() {
-    let mut world = World::replaced();
-    world.associate = mock!(aws_sdk_ec2::Client::associate_address)
-        .sequence()
         .http_response(|| ec2_error(400, "IncorrectInstanceState", "The pending instance is not in a valid state"))
-        .times(3)
+        .times(2)
         .output(|| AssociateAddressOutput::builder().build())
         .build();
-    let report = handle(&world, lifecycle_event()).await.unwrap();
+    let report = handle(&aws, launched(NEW)).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "applied");
-    assert_eq!(world.associate.num_calls(), 4);
-    assert_eq!(report.lifecycle_action, Some("CONTINUE"));
+    assert_eq!(aws.associate.num_calls(), 4);
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(NEW)));
 }
 
 #[tokio::test(start_paused = true)]
-async fn waiting_past_the_deadline_is_an_error_without_abandon() {
-    let mut world = World::replaced();
-    world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(no_instances);
-    let hook = world.hook();
-    let started = tokio::time::Instant::now();
-    let err = hook.handle(lifecycle_event(), Mode::Apply, Deadline::after(Duration::from_secs(3))).await.unwrap_err();
-    assert!(matches!(err, HookError::Deadline { .. }), "{err}");
-    assert!(started.elapsed() <= Duration::from_secs(3), "waited past the deadline");
-    assert!(world.describe_instances.num_calls() >= 3);
-    assert_eq!(world.mutations(), 0);
-    assert_eq!(world.complete.num_calls(), 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_route_gone_since_observe_is_created() {
-    let mut world = World::replaced();
-    world.replace = mock!(aws_sdk_ec2::Client::replace_route).then_http_response(|| {
+async fn a_route_gone_since_observe_is_created_and_one_that_appeared_is_replaced() {
+    let mut aws = Aws::new(State::refreshed());
+    aws.replace = mock!(aws_sdk_ec2::Client::replace_route).then_http_response(|| {
         ec2_error(400, "InvalidParameterValue", "There is no route defined for '0.0.0.0/0' in the route table.")
     });
-    let report = handle(&world, lifecycle_event()).await.unwrap();
+    let report = handle(&aws, launched(NEW)).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "applied");
-    assert_eq!((world.replace.num_calls(), world.create.num_calls()), (1, 1));
-}
+    assert_eq!((aws.replace.num_calls(), aws.create.num_calls()), (2, 2));
 
-#[tokio::test(start_paused = true)]
-async fn a_route_that_appeared_since_observe_is_replaced() {
-    let mut world = World::replaced();
-    world.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables).then_output(|| route_table(None));
-    world.create = mock!(aws_sdk_ec2::Client::create_route).then_http_response(|| {
+    let mut state = State::refreshed();
+    state.routes.insert("rtb-000000a1".into(), None);
+    let mut aws = Aws::new(state);
+    aws.create = mock!(aws_sdk_ec2::Client::create_route).then_http_response(|| {
         ec2_error(400, "RouteAlreadyExists", "The route identified by 0.0.0.0/0 already exists.")
     });
-    let report = handle(&world, lifecycle_event()).await.unwrap();
-    assert_eq!(actions(&report), ["associate_address", "disable_source_dest_check", "create_route"]);
-    assert_eq!((world.create.num_calls(), world.replace.num_calls()), (1, 1));
+    handle(&aws, launched(NEW)).await.unwrap();
+    assert_eq!((aws.create.num_calls(), aws.replace.num_calls()), (1, 2));
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_zone_mismatch_abandons_the_instance_and_reports_the_error() {
-    let mut world = World::replaced();
-    world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances)
-        .then_output(|| instances(InstanceStateName::Pending, "us-east-1b"));
-    world.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
-        .match_requests(|r| r.lifecycle_action_result() == Some("ABANDON") && r.instance_id() == Some(NEW))
-        .then_output(|| CompleteLifecycleActionOutput::builder().build());
-    let err = handle(&world, lifecycle_event()).await.unwrap_err();
+async fn a_zone_mismatch_is_refused_and_moves_nothing() {
+    let mut state = State::refreshed();
+    state.vms.iter_mut().filter(|vm| vm.id == NEW).for_each(|vm| vm.zone = "us-east-1b");
+    let aws = Aws::new(state);
+    let err = handle(&aws, launched(NEW)).await.unwrap_err();
     assert_eq!(err.error_type(), "ZoneMismatch");
-    assert_eq!(world.complete.num_calls(), 1);
-    assert_eq!(world.mutations(), 0);
+    assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_action_already_completed_counts_as_done() {
-    let mut world = World::replaced();
-    world.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action).then_http_response(|| {
-        autoscaling_error(
-            400,
-            "ValidationError",
-            "No active Lifecycle Action found with instance ID i-00000000000000002",
-        )
-    });
-    let report = handle(&world, lifecycle_event()).await.unwrap();
-    assert_eq!(report.lifecycle_action, Some("already completed"));
-    assert_eq!(report.summary.outcome.as_str(), "applied");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_completion_is_an_error_so_lambda_retries() {
-    let mut world = World::replaced();
-    world.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
-        .then_http_response(|| autoscaling_error(500, "InternalFailure", "internal error"));
-    let err = handle(&world, lifecycle_event()).await.unwrap_err();
-    assert_eq!(err.error_type(), "LifecycleCompletionFailed");
-    assert_eq!(world.replace.num_calls(), 1, "the routes moved first");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_half_finished_act_round_reports_what_applied_and_what_failed() {
-    let mut world = World::replaced();
-    world.replace = mock!(aws_sdk_ec2::Client::replace_route).then_http_response(|| {
-        ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
-    });
-    world.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
-        .match_requests(|r| r.lifecycle_action_result() == Some("ABANDON"))
-        .then_output(|| CompleteLifecycleActionOutput::builder().build());
-    let err = handle(&world, lifecycle_event()).await.unwrap_err();
-    let HookError::Act { applied, failed } = &err else { panic!("{err}") };
-    assert_eq!(applied.len(), 2);
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].1.code, "UnauthorizedOperation");
-    assert!(err.to_string().contains("replace_route rtb-11111111"), "{err}");
-    assert_eq!(world.complete.num_calls(), 1, "a permanent failure abandons the instance");
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_abandoned_refresh_launch_hands_the_moves_back_to_the_instance_in_service() {
-    // An instance refresh: OLD is InService and holds everything; NEW comes in and its ENI refuses
-    // the source/dest change for good, after the EIP and the route have moved to it. The group
-    // still lists NEW as Pending:Wait after the ABANDON (Auto Scaling lags).
-    const OLD: &str = "i-00000000000000001";
-    let state = Arc::new(Mutex::new((OLD_ENI.to_owned(), OLD_ENI.to_owned()))); // (EIP's ENI, route's ENI)
-    let mut world = World::replaced();
-    world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
-        .then_output(|| group_of(&[(OLD, LifecycleState::InService), (NEW, LifecycleState::PendingWait)]));
-    world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances).then_compute_output(|r| {
-        let asked: Vec<&str> = r.filters().iter().flat_map(|f| f.values()).map(String::as_str).collect();
-        let running = InstanceStateName::Running;
-        let known = [
-            instance(OLD, OLD_ENI, running.clone(), "us-east-1a", false, 1_700_000_000),
-            instance(NEW, NEW_ENI, running, "us-east-1a", true, 1_800_000_000),
-        ];
-        let found: Vec<Instance> =
-            known.into_iter().filter(|i| asked.contains(&i.instance_id().unwrap_or_default())).collect();
-        DescribeInstancesOutput::builder()
-            .reservations(Reservation::builder().set_instances(Some(found)).build())
-            .build()
-    });
-    let seen = Arc::clone(&state);
-    world.describe_addresses =
-        mock!(aws_sdk_ec2::Client::describe_addresses).then_compute_output(move |_| address(&seen.lock().unwrap().0));
-    let seen = Arc::clone(&state);
-    world.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables)
-        .then_compute_output(move |_| route_table(Some(&seen.lock().unwrap().1)));
-    let moved = Arc::clone(&state);
-    world.associate = mock!(aws_sdk_ec2::Client::associate_address).then_compute_output(move |r| {
-        moved.lock().unwrap().0 = r.network_interface_id().unwrap().to_owned();
-        AssociateAddressOutput::builder().association_id("eipassoc-1").build()
-    });
-    let moved = Arc::clone(&state);
-    world.replace = mock!(aws_sdk_ec2::Client::replace_route).then_compute_output(move |r| {
-        moved.lock().unwrap().1 = r.network_interface_id().unwrap().to_owned();
-        ReplaceRouteOutput::builder().build()
-    });
-    world.modify = mock!(aws_sdk_ec2::Client::modify_network_interface_attribute)
-        .match_requests(|r| r.network_interface_id() == Some(NEW_ENI))
-        .then_http_response(|| {
-            ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+async fn a_stale_launch_moves_nothing() {
+    let aws = Aws::new(State::converged());
+    {
+        let mut s = aws.state.lock().unwrap();
+        s.vms.push(Vm {
+            id: OLD,
+            zone: "us-east-1a",
+            state: InstanceStateName::Terminated,
+            source_dest_check: false,
+            launched: 1,
+            group: "nat-a",
         });
-    world.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
-        .match_requests(|r| r.lifecycle_action_result() == Some("ABANDON") && r.instance_id() == Some(NEW))
-        .then_output(|| CompleteLifecycleActionOutput::builder().build());
-
-    let err = handle(&world, lifecycle_event()).await.unwrap_err();
-    let HookError::Act { applied, failed } = &err else { panic!("{err}") };
-    assert_eq!((applied.len(), failed.len()), (2, 1), "the EIP and the route reached NEW first");
-    assert_eq!(world.complete.num_calls(), 1, "NEW is abandoned");
-    assert_eq!(*state.lock().unwrap(), (OLD_ENI.to_owned(), OLD_ENI.to_owned()), "everything is back on OLD");
-    assert_eq!((world.associate.num_calls(), world.replace.num_calls()), (2, 2));
-    assert_eq!(world.modify.num_calls(), 1, "OLD's source/dest check was already off");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_stale_event_moves_nothing_and_completes_nothing() {
-    let mut world = World::replaced();
-    world.describe_instances = mock!(aws_sdk_ec2::Client::describe_instances)
-        .then_output(|| instances(InstanceStateName::Terminated, "us-east-1a"));
-    world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
-        DescribeAutoScalingGroupsOutput::builder()
-            .auto_scaling_groups(AutoScalingGroup::builder().auto_scaling_group_name(GROUP).build())
-            .build()
-    });
-    let report = handle(&world, lifecycle_event()).await.unwrap();
+    }
+    let report = handle(&aws, launched(OLD)).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "stale");
-    assert_eq!(world.mutations(), 0);
-    assert_eq!(world.complete.num_calls(), 0);
+    assert_eq!(aws.mutations(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_malformed_event_makes_no_aws_call() {
-    let world = World::replaced();
-    let mut event = lifecycle_event();
+    let aws = Aws::new(State::refreshed());
+    let mut event = launched(NEW);
     event["detail"]["EC2InstanceId"] = json!(42);
-    let err = handle(&world, event).await.unwrap_err();
+    let err = handle(&aws, event).await.unwrap_err();
     assert_eq!(err.error_type(), "MalformedEvent");
-    assert_eq!(world.calls(), 0);
+    assert_eq!(aws.reads() + aws.mutations(), 0);
 }
 
 #[tokio::test(start_paused = true)]
-async fn dry_run_makes_no_mutating_call_and_completes_nothing() {
-    let world = World::replaced();
+async fn dry_run_makes_no_mutating_call() {
+    let aws = Aws::new(State::refreshed());
     let report =
-        world.hook().handle(lifecycle_event(), Mode::DryRun, Deadline::after(Duration::from_secs(20))).await.unwrap();
-    assert_eq!(report.summary.actions.len(), 3);
+        aws.hook().handle(launched(NEW), Mode::DryRun, Deadline::after(Duration::from_secs(20))).await.unwrap();
+    assert_eq!(report.summary.actions.len(), 4);
     assert!(report.summary.actions.iter().all(|a| a.status == "planned"));
-    assert_eq!(world.mutations() + world.complete.num_calls(), 0);
+    assert_eq!(aws.mutations(), 0);
 }
 
+// --- leaving ---------------------------------------------------------------------------------------
+
 #[tokio::test(start_paused = true)]
-async fn the_schedule_reconciles_against_the_in_service_instance() {
-    let mut world = World::replaced();
-    world.describe_group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
-        .then_output(|| group(LifecycleState::InService));
-    let report = handle(&world, scheduled_event()).await.unwrap();
+async fn a_terminate_action_fails_the_zone_over_then_continues() {
+    let aws = Aws::new(State::alone_and_leaving());
+    let report = handle(&aws, terminating(OLD)).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "applied");
-    assert_eq!(report.groups.len(), 1);
-    assert_eq!(report.groups[0].instance_id.as_deref(), Some(NEW));
-    assert_eq!(world.replace.num_calls(), 1);
-    assert_eq!(world.complete.num_calls(), 0, "no lifecycle action on the schedule");
+    let failover = report.summary.failover.as_ref().expect("the report names the sibling");
+    assert_eq!((failover.auto_scaling_group.as_str(), failover.instance_id.as_str()), ("nat-b", SIBLING));
+    assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(SIBLING)), Some(eni(SIBLING))));
+    assert_eq!(aws.eip("eipalloc-0000000a"), Some(eni(OLD)), "the EIP never crosses zones");
+    let log = aws.log();
+    assert_eq!(log.last().unwrap(), &format!("complete nat-asg-hook-terminate {OLD} CONTINUE"), "{log:?}");
+    assert_eq!(report.lifecycle_action, Some("CONTINUE"));
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_schedule_leaves_a_pending_launch_to_its_event() {
-    let world = World::replaced();
-    let report = handle(&world, scheduled_event()).await.unwrap();
+async fn a_terminate_action_with_a_newer_instance_in_service_cuts_over_to_it() {
+    // An instance refresh whose launch event was lost.
+    let mut state = State::refreshed();
+    state.members[0].2 = LifecycleState::TerminatingWait;
+    let aws = Aws::new(state);
+    let report = handle(&aws, terminating(OLD)).await.unwrap();
+    assert!(report.summary.failover.is_none());
+    assert_eq!(report.summary.instance_id.as_deref(), Some(NEW));
+    assert_eq!(aws.eip("eipalloc-0000000a"), Some(eni(NEW)));
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(NEW)));
+    assert_eq!(aws.log().last().unwrap(), &format!("complete nat-asg-hook-terminate {OLD} CONTINUE"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_off_leaves_the_routes_and_still_continues() {
+    let aws = Aws::new(State::alone_and_leaving());
+    let mut hook = aws.hook();
+    hook.config.failover = false;
+    let report = hook.handle(terminating(OLD), Mode::Apply, Deadline::after(Duration::from_secs(20))).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "no_instance");
+    assert_eq!(aws.mutations(), 0);
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(OLD)));
+    assert_eq!(aws.complete.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminate_action_already_completed_counts_as_done() {
+    let mut aws = Aws::new(State::alone_and_leaving());
+    aws.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action).then_http_response(|| {
+        autoscaling_error(
+            400,
+            "ValidationError",
+            "No active Lifecycle Action found with instance ID i-0000000000000000a",
+        )
+    });
+    let report = handle(&aws, terminating(OLD)).await.unwrap();
+    assert_eq!(report.lifecycle_action, Some("already completed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_completion_is_an_error_so_lambda_retries() {
+    let mut aws = Aws::new(State::alone_and_leaving());
+    aws.complete = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
+        .then_http_response(|| autoscaling_error(500, "InternalFailure", "internal error"));
+    let err = handle(&aws, terminating(OLD)).await.unwrap_err();
+    assert_eq!(err.error_type(), "LifecycleCompletionFailed");
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(SIBLING)), "the zone was handed over first");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handover_a_retry_can_fix_does_not_complete_one_no_retry_can_fix_does() {
+    let mut aws = Aws::new(State::alone_and_leaving());
+    aws.replace = mock!(aws_sdk_ec2::Client::replace_route)
+        .then_http_response(|| ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."));
+    let err = handle(&aws, terminating(OLD)).await.unwrap_err();
+    assert!(!err.is_permanent(), "{err}");
+    assert_eq!(aws.complete.num_calls(), 0, "Lambda redelivers while the instance still forwards");
+
+    let mut aws = Aws::new(State::alone_and_leaving());
+    aws.replace = mock!(aws_sdk_ec2::Client::replace_route).then_http_response(|| {
+        ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+    });
+    let err = handle(&aws, terminating(OLD)).await.unwrap_err();
+    assert_eq!(err.error_type(), "AuthorizationError");
+    assert_eq!(aws.log().last().unwrap(), &format!("complete nat-asg-hook-terminate {OLD} CONTINUE"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_change_fails_the_zone_over() {
+    let mut state = State::alone_and_leaving();
+    state.members[0].2 = LifecycleState::InService; // the group has not noticed yet
+    state.vms.iter_mut().filter(|vm| vm.id == OLD).for_each(|vm| vm.state = InstanceStateName::ShuttingDown);
+    let aws = Aws::new(state);
+    let report = handle(&aws, state_change(OLD, "shutting-down")).await.unwrap();
+    assert_eq!(report.summary.auto_scaling_group.as_deref(), Some("nat-a"));
+    assert_eq!(aws.route("rtb-000000a2"), Some(eni(SIBLING)));
+    assert_eq!(aws.complete.num_calls(), 0, "a state change carries no lifecycle action");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_change_of_an_unrelated_instance_is_one_read_round_and_no_mutating_call() {
+    let aws = Aws::new(State::converged());
+    let report = handle(&aws, state_change("i-0000000000000beef", "stopped")).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "ignored");
+    assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
+    assert_eq!(aws.describe_groups.num_calls(), 0, "no second round");
+    assert_eq!(aws.reads(), 3, "addresses, tables and the instance, concurrently");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_stopping_event_for_a_running_nat_moves_nothing() {
+    let aws = Aws::new(State::converged());
+    let report = handle(&aws, state_change(NEW, "stopping")).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(aws.mutations(), 0);
+}
+
+// --- the schedule ----------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn the_schedule_fails_over_a_dark_zone_and_fails_it_back() {
+    let mut state = State::alone_and_leaving();
+    state.members.retain(|(_, id, _)| *id != OLD);
+    state.vms.iter_mut().filter(|vm| vm.id == OLD).for_each(|vm| vm.state = InstanceStateName::Terminated);
+    state.routes.insert("rtb-000000a1".into(), Some((eni(OLD), false)));
+    let aws = Aws::new(state);
+    let report = handle(&aws, scheduled()).await.unwrap();
+    assert_eq!(report.zone_health.map(|h| (h.without_own_nat, h.failed_over)), Some((1, 1)));
+    assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(SIBLING)), Some(eni(SIBLING))));
+
+    // The replacement proved itself: the next run takes the zone back, identity first.
+    {
+        let mut s = aws.state.lock().unwrap();
+        s.vms.push(Vm {
+            id: NEW,
+            zone: "us-east-1a",
+            state: InstanceStateName::Running,
+            source_dest_check: true,
+            launched: 1_900_000_000,
+            group: "nat-a",
+        });
+        s.members.push(("nat-a", NEW, LifecycleState::InService));
+        s.log.clear();
+    }
+    let report = handle(&aws, scheduled()).await.unwrap();
+    assert_eq!(report.zone_health.map(|h| (h.without_own_nat, h.failed_over)), Some((0, 0)));
+    let log = aws.log();
+    assert!(last(&log, "source-dest") < first(&log, "route"), "{log:?}");
+    assert_eq!((aws.route("rtb-000000a1"), aws.eip("eipalloc-0000000a")), (Some(eni(NEW)), Some(eni(NEW))));
+    assert_eq!(aws.complete.num_calls(), 0, "no lifecycle action on the schedule");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_schedule_leaves_a_launch_in_progress_alone() {
+    let mut state = State::refreshed();
+    state.members[1].2 = LifecycleState::PendingWait;
+    let aws = Aws::new(state);
+    let report = handle(&aws, scheduled()).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "unchanged");
-    assert_eq!(report.groups[0].outcome.as_str(), "no_instance");
-    assert_eq!(world.mutations(), 0);
+    assert_eq!(aws.mutations(), 0);
 }

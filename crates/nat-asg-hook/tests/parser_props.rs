@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on what it did not expect
 
 use nat_asg_hook::config::Config;
-use nat_asg_hook::event::{self, Trigger};
+use nat_asg_hook::event::{self, Launch, Leaving, Trigger};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -59,7 +59,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 
 /// One of the saved events with one field of its detail replaced by an arbitrary value.
 fn mutated_event() -> impl Strategy<Value = (Value, String, Value)> {
-    let files = prop_oneof![Just("lifecycle-action.json"), Just("launch-successful.json")];
+    let files = prop_oneof![Just("terminate-lifecycle-action.json"), Just("launch-successful.json")];
     let field = prop_oneof![
         Just("EC2InstanceId".to_owned()),
         Just("AutoScalingGroupName".to_owned()),
@@ -84,7 +84,7 @@ proptest! {
     }
 
     #[test]
-    fn truncated_events_are_errors(cut in 0usize..1200, file in prop_oneof![Just("lifecycle-action.json"), Just("launch-successful.json"), Just("scheduled-reconcile.json")]) {
+    fn truncated_events_are_errors(cut in 0usize..1200, file in prop_oneof![Just("terminate-lifecycle-action.json"), Just("launch-successful.json"), Just("instance-state-change.json"), Just("scheduled-reconcile.json")]) {
         let text = serde_json::to_string(&saved(file)).unwrap();
         let cut = cut.min(text.len().saturating_sub(1));
         if let Some(prefix) = text.get(..cut) {
@@ -95,15 +95,15 @@ proptest! {
     #[test]
     fn a_wrong_type_in_a_required_field_is_an_error_naming_it((mut event, field, value) in mutated_event()) {
         let required = ["EC2InstanceId", "AutoScalingGroupName"].contains(&field.as_str())
-            || (field == "LifecycleHookName" && event["detail-type"] == "EC2 Instance-launch Lifecycle Action");
+            || (field == "LifecycleHookName" && event["detail-type"] == "EC2 Instance-terminate Lifecycle Action");
         let is_string = value.is_string();
         event["detail"][&field] = value;
         match event::parse(event, &config()) {
             Err(e) => prop_assert!(e.to_string().contains(&field), "{e} does not name {field}"),
-            Ok(Trigger::Launch(launch)) => {
+            Ok(Trigger::Launch(Launch { instance_id, .. }) | Trigger::Leaving(Leaving { instance_id, .. })) => {
                 // Accepted: then every field it relies on was a well-formed string.
                 prop_assert!(!required || is_string);
-                prop_assert!(launch.instance_id.starts_with("i-"));
+                prop_assert!(instance_id.starts_with("i-"));
             }
             Ok(_) => {}
         }
@@ -122,12 +122,12 @@ proptest! {
 
 #[test]
 fn huge_arrays_are_answered_not_choked_on() {
-    let mut event = saved("lifecycle-action.json");
+    let mut event = saved("terminate-lifecycle-action.json");
     event["resources"] = Value::Array(vec![json!("arn:aws:autoscaling:x"); 200_000]);
     event["detail"]["NotificationMetadata"] = Value::Array(vec![json!(1); 200_000]);
-    assert!(matches!(event::parse(event, &config()), Ok(Trigger::Launch(_))));
+    assert!(matches!(event::parse(event, &config()), Ok(Trigger::Leaving(_))));
 
-    let mut event = saved("lifecycle-action.json");
+    let mut event = saved("terminate-lifecycle-action.json");
     event["detail"]["EC2InstanceId"] = Value::Array(vec![json!("i-01234567"); 200_000]);
     assert!(event::parse(event, &config()).is_err());
 

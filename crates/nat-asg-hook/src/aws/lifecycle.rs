@@ -1,5 +1,6 @@
-//! Completing the launch lifecycle action, so the group puts the instance in service (CONTINUE)
-//! or replaces it (ABANDON).
+//! Completing a leaving instance's terminate lifecycle action, so that the group goes on and
+//! terminates it. Always CONTINUE: the hook never holds an instance back and never abandons one
+//! (a launching instance completes its own launch action).
 
 use tracing::{info, instrument};
 
@@ -7,25 +8,10 @@ use super::Clients;
 use crate::error::AwsError;
 use crate::event::LifecycleAction;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifecycleResult {
-    Continue,
-    Abandon,
-}
-
-impl LifecycleResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Continue => "CONTINUE",
-            Self::Abandon => "ABANDON",
-        }
-    }
-}
-
 /// What became of the completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
-    Completed(LifecycleResult),
+    Continued,
     /// "No active Lifecycle Action found": an earlier delivery, or the heartbeat timeout, did it.
     AlreadyDone,
 }
@@ -33,20 +19,18 @@ pub enum Completion {
 impl Completion {
     pub fn describe(self) -> &'static str {
         match self {
-            Self::Completed(LifecycleResult::Continue) => "CONTINUE",
-            Self::Completed(LifecycleResult::Abandon) => "ABANDON",
+            Self::Continued => "CONTINUE",
             Self::AlreadyDone => "already completed",
         }
     }
 }
 
-#[instrument(skip(clients, action), fields(hook = %action.hook_name, result = result.as_str()))]
-pub async fn complete(
+#[instrument(skip(clients, action), fields(hook = %action.hook_name))]
+pub async fn continue_termination(
     clients: &Clients,
     group: &str,
     instance_id: &str,
     action: &LifecycleAction,
-    result: LifecycleResult,
 ) -> Result<Completion, AwsError> {
     let sent = clients
         .autoscaling
@@ -55,18 +39,18 @@ pub async fn complete(
         .lifecycle_hook_name(&action.hook_name)
         .instance_id(instance_id)
         .set_lifecycle_action_token(action.token.clone())
-        .lifecycle_action_result(result.as_str())
+        .lifecycle_action_result("CONTINUE")
         .send()
         .await;
     match sent {
         Ok(_) => {
-            info!("lifecycle action completed");
-            Ok(Completion::Completed(result))
+            info!("terminate action completed");
+            Ok(Completion::Continued)
         }
         Err(e) => {
             let e = AwsError::from_sdk("CompleteLifecycleAction", e);
             if e.message.contains("No active Lifecycle Action found") {
-                info!("lifecycle action already completed");
+                info!("terminate action already completed");
                 Ok(Completion::AlreadyDone)
             } else {
                 Err(e)

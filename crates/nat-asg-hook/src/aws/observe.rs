@@ -1,89 +1,100 @@
-//! The observe round: four describe calls, sent concurrently, turned into an `Observation`.
+//! The observe rounds: describe calls sent concurrently, turned into a `World`. Two reads:
+//! `state` (the Elastic IPs, the route tables, and the instances an event names) and `groups` (the
+//! NAT groups' members and their instances). A launch reads both in one round; everything that
+//! starts from the tables reads the state first and the groups after (see `observe_state_then_groups`).
 
 use aws_sdk_ec2::types::{Filter, Instance, RouteState};
 use tracing::instrument;
 
 use super::Clients;
-use crate::config::GroupConfig;
+use crate::config::Config;
 use crate::error::AwsError;
 use crate::model::{
-    AddressView, AsgMember, Eni, InstanceState, InstanceView, Observation, RouteTableView, RouteTarget, RouteView,
+    AddressView, AsgMember, Eni, InstanceState, InstanceView, RouteTableView, RouteTarget, RouteView, World,
 };
 
-/// Describes the group, its EIP, its route tables and the given instances, in one concurrent round.
-#[instrument(skip(clients, group, instance_ids), fields(instances = ?instance_ids))]
-pub async fn observe(
-    clients: &Clients,
-    group_name: &str,
-    group: &GroupConfig,
-    destination: &str,
-    instance_ids: &[String],
-) -> Result<Observation, AwsError> {
-    let (instances, members, address, route_tables) = tokio::try_join!(
-        describe_instances(clients, instance_ids),
-        describe_group(clients, group_name),
-        describe_address(clients, &group.eip_allocation_id),
-        describe_route_tables(clients, &group.route_table_ids, destination),
-    )?;
-    Ok(Observation { instances, members, address, route_tables })
+/// The Auto Scaling group an instance belongs to: the tag Auto Scaling puts on every instance it launches.
+const GROUP_TAG: &str = "aws:autoscaling:groupName";
+
+/// One round: the state and the groups together, and the named instances (a launch: the critical
+/// path, where a second round would lengthen the outage).
+#[instrument(skip(clients, config), fields(instances = ?instance_ids))]
+pub async fn observe_all(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<World, AwsError> {
+    let ((addresses, route_tables, named), (members, group_instances)) =
+        tokio::try_join!(state(clients, config, instance_ids), groups(clients, config))?;
+    let mut world = World { members, instances: named, addresses, route_tables };
+    world.add_instances(group_instances);
+    Ok(world)
 }
 
-/// `observe` (or, with no instance to start from, `observe_state_then_group`), then describes any
-/// other instance the group holds. The follow-up is rare on a launch (an instance refresh overlap)
-/// and costs one more round.
-pub async fn observe_group(
-    clients: &Clients,
-    group_name: &str,
-    group: &GroupConfig,
-    destination: &str,
-    instance_ids: &[String],
-) -> Result<Observation, AwsError> {
-    let mut observed = if instance_ids.is_empty() {
-        observe_state_then_group(clients, group_name, group, destination).await?
-    } else {
-        observe(clients, group_name, group, destination, instance_ids).await?
-    };
-    let others = observed.undescribed_members();
-    if !others.is_empty() {
-        observed.instances.extend(describe_instances(clients, &others).await?);
-    }
-    Ok(observed)
+/// The state only: the Elastic IPs, the route tables, the named instances. Enough to tell whether
+/// an EC2 state change concerns a configured table at all (most do not: the rule sees every
+/// instance in the region).
+#[instrument(skip(clients, config), fields(instances = ?instance_ids))]
+pub async fn observe_state(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<World, AwsError> {
+    let (addresses, route_tables, instances) = state(clients, config, instance_ids).await?;
+    Ok(World { instances, addresses, route_tables, ..World::default() })
 }
 
-/// For a reconcile that starts from the group (the schedule, `reconcile`, `verify`), off the
-/// critical path: the EIP and the routes first, the group after. The routes can show an instance's
-/// ENI only once a launch invocation has seen the group hold that instance, so a group read taken
-/// afterwards holds it too. In one concurrent round, a group read answered before an instance
-/// refresh's launch could meet routes read after it, and the reconcile would move them back to the
-/// outgoing instance.
-async fn observe_state_then_group(
+/// Adds the groups to a world read by `observe_state`: the second round.
+#[instrument(skip_all)]
+pub async fn add_groups(clients: &Clients, config: &Config, world: &mut World) -> Result<(), AwsError> {
+    let (members, instances) = groups(clients, config).await?;
+    world.members = members;
+    world.add_instances(instances);
+    Ok(())
+}
+
+/// For everything that starts from the tables (the schedule, `reconcile`, `verify`, a leaving
+/// instance): the state first, the groups after. A route can show an instance's ENI only once a
+/// launch invocation has seen the group hold that instance in service, so a group read taken
+/// afterwards holds it too. Read in one round, a group answer from before an instance refresh's
+/// launch could meet routes from after it, and the routes would be moved back to the old instance.
+pub async fn observe_state_then_groups(
     clients: &Clients,
-    group_name: &str,
-    group: &GroupConfig,
-    destination: &str,
-) -> Result<Observation, AwsError> {
-    let (address, route_tables) = tokio::try_join!(
-        describe_address(clients, &group.eip_allocation_id),
-        describe_route_tables(clients, &group.route_table_ids, destination),
-    )?;
-    let members = describe_group(clients, group_name).await?;
-    Ok(Observation { instances: Vec::new(), members, address, route_tables })
+    config: &Config,
+    instance_ids: &[String],
+) -> Result<World, AwsError> {
+    let mut world = observe_state(clients, config, instance_ids).await?;
+    add_groups(clients, config, &mut world).await?;
+    Ok(world)
+}
+
+type State = (Vec<AddressView>, Vec<RouteTableView>, Vec<InstanceView>);
+
+async fn state(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<State, AwsError> {
+    let (allocations, tables) = (config.all_allocation_ids(), config.all_route_table_ids());
+    tokio::try_join!(
+        describe_addresses(clients, &allocations),
+        describe_route_tables(clients, &tables, &config.destination_cidr_block),
+        describe_instances(clients, filter("instance-id", instance_ids), !instance_ids.is_empty()),
+    )
+}
+
+type Groups = (std::collections::BTreeMap<String, Option<Vec<AsgMember>>>, Vec<InstanceView>);
+
+async fn groups(clients: &Clients, config: &Config) -> Result<Groups, AwsError> {
+    let names = config.group_names();
+    tokio::try_join!(
+        describe_groups(clients, &names),
+        describe_instances(clients, filter(&format!("tag:{GROUP_TAG}"), &names), true),
+    )
 }
 
 fn filter(name: &str, values: &[String]) -> Filter {
     Filter::builder().name(name).set_values(Some(values.to_vec())).build()
 }
 
-/// Instances by ID. A filter, not `InstanceIds`: an instance EC2 does not show yet is simply
-/// absent instead of failing the whole call with `InvalidInstanceID.NotFound`.
-pub async fn describe_instances(clients: &Clients, ids: &[String]) -> Result<Vec<InstanceView>, AwsError> {
-    if ids.is_empty() {
+/// Instances matching a filter (by ID: one EC2 does not show yet is simply absent instead of
+/// failing the whole call with `InvalidInstanceID.NotFound`).
+async fn describe_instances(clients: &Clients, filter: Filter, wanted: bool) -> Result<Vec<InstanceView>, AwsError> {
+    if !wanted {
         return Ok(Vec::new());
     }
     let pages: Vec<_> = clients
         .ec2
         .describe_instances()
-        .filters(filter("instance-id", ids))
+        .filters(filter)
         .into_paginator()
         .send()
         .try_collect()
@@ -117,48 +128,70 @@ fn instance_view(instance: &Instance) -> Option<InstanceView> {
         availability_zone: instance.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_owned(),
         launch_time_ms: instance.launch_time().map(|t| t.to_millis().unwrap_or(i64::MAX)).unwrap_or(0),
         primary_eni,
+        group: instance.tags().iter().find(|t| t.key() == Some(GROUP_TAG)).and_then(|t| t.value()).map(str::to_owned),
     })
 }
 
-/// The group's members, or None when the group does not exist.
-async fn describe_group(clients: &Clients, name: &str) -> Result<Option<Vec<AsgMember>>, AwsError> {
-    let out = clients
+/// Each named group's members, or None for a group that does not exist.
+async fn describe_groups(
+    clients: &Clients,
+    names: &[String],
+) -> Result<std::collections::BTreeMap<String, Option<Vec<AsgMember>>>, AwsError> {
+    let pages: Vec<_> = clients
         .autoscaling
         .describe_auto_scaling_groups()
-        .auto_scaling_group_names(name)
+        .set_auto_scaling_group_names(Some(names.to_vec()))
+        .into_paginator()
         .send()
+        .try_collect()
         .await
         .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", e))?;
-    Ok(out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(name)).map(|group| {
-        group
-            .instances()
-            .iter()
-            .filter_map(|i| {
-                Some(AsgMember {
-                    instance_id: i.instance_id()?.to_owned(),
-                    lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                })
-            })
-            .collect()
-    }))
+    let found: Vec<_> = pages.iter().flat_map(|page| page.auto_scaling_groups()).collect();
+    Ok(names
+        .iter()
+        .map(|name| {
+            let group = found.iter().find(|g| g.auto_scaling_group_name() == Some(name.as_str()));
+            let members = group.map(|group| {
+                group
+                    .instances()
+                    .iter()
+                    .filter_map(|i| {
+                        Some(AsgMember {
+                            instance_id: i.instance_id()?.to_owned(),
+                            lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                            healthy: i.health_status().is_none_or(|h| !h.eq_ignore_ascii_case("unhealthy")),
+                        })
+                    })
+                    .collect()
+            });
+            (name.clone(), members)
+        })
+        .collect())
 }
 
-async fn describe_address(clients: &Clients, allocation_id: &str) -> Result<Option<AddressView>, AwsError> {
+async fn describe_addresses(clients: &Clients, allocation_ids: &[String]) -> Result<Vec<AddressView>, AwsError> {
     let out = clients
         .ec2
         .describe_addresses()
-        .filters(filter("allocation-id", &[allocation_id.to_owned()]))
+        .filters(filter("allocation-id", allocation_ids))
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("DescribeAddresses", e))?;
-    Ok(out.addresses().iter().find(|a| a.allocation_id() == Some(allocation_id)).map(|a| AddressView {
-        allocation_id: allocation_id.to_owned(),
-        public_ip: a.public_ip().map(str::to_owned),
-        network_interface_id: a.network_interface_id().filter(|id| !id.is_empty()).map(str::to_owned),
-    }))
+    Ok(out
+        .addresses()
+        .iter()
+        .filter_map(|a| {
+            let allocation_id = a.allocation_id().filter(|id| allocation_ids.iter().any(|x| x == id))?;
+            Some(AddressView {
+                allocation_id: allocation_id.to_owned(),
+                public_ip: a.public_ip().map(str::to_owned),
+                network_interface_id: a.network_interface_id().filter(|id| !id.is_empty()).map(str::to_owned),
+            })
+        })
+        .collect())
 }
 
-/// All of the group's tables in one call; for each, only the route for `destination`.
+/// All the configured tables in one call; for each, only the route for `destination`.
 async fn describe_route_tables(
     clients: &Clients,
     ids: &[String],
@@ -192,7 +225,12 @@ async fn describe_route_tables(
                             .unwrap_or("unknown target");
                     RouteTarget::Other(other.to_owned())
                 };
-                RouteView { network_interface_id: eni, target, active: r.state() != Some(&RouteState::Blackhole) }
+                RouteView {
+                    network_interface_id: eni,
+                    instance_id: r.instance_id().map(str::to_owned),
+                    target,
+                    active: r.state() != Some(&RouteState::Blackhole),
+                }
             });
             Some(RouteTableView { id: table.route_table_id()?.to_owned(), route })
         })
