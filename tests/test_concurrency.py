@@ -45,20 +45,26 @@ def replay_in_parallel(env, config, paths):
     return out
 
 
-@pytest.mark.parametrize("kind", ["launch-successful", "lifecycle-action"])
+@pytest.mark.parametrize("kind", ["launch-successful", "terminate"])
 def test_all_zones_replaced_at_once_each_event_delivered_twice_in_parallel(fresh_moto, tmp_path, kind):
+    """`launch-successful`: each new instance's launch, twice. `terminate`: the launches were lost,
+    and each old instance's terminate action, twice, must hand its zone to the new instance."""
     moto = fresh_moto
     world = seed_world(moto, tables_per_zone=3)
     config = world.write_config(tmp_path / "hook-config.json")
     converge_first_instances(moto, config)
 
-    new = {}
+    old, new = {}, {}
     for name in world.groups:
-        _, new[name] = replace_instance(moto, name)
+        old[name], new[name] = replace_instance(moto, name)
     new_eni = {name: primary_eni(moto, i) for name, i in new.items()}
     paths = []
     for name, instance in new.items():
-        path = events.write(events.launch(name, instance, world.groups[name].zone, kind), tmp_path, f"{name}.json")
+        if kind == "terminate":
+            event = events.terminate(name, old[name])
+        else:
+            event = events.launch(name, instance, world.groups[name].zone, kind)
+        path = events.write(event, tmp_path, f"{name}.json")
         paths += [path, path]  # the same event, delivered twice
 
     with Proxy(moto.endpoint, latency=0.05) as proxy:
@@ -76,8 +82,8 @@ def test_all_zones_replaced_at_once_each_event_delivered_twice_in_parallel(fresh
         assert {r["instance_id"] for r in pair} == {new[name]}
         assert {r["outcome"] for r in pair} <= {"applied", "unchanged"}
         assert "applied" in {r["outcome"] for r in pair}, pair
-        if kind == "lifecycle-action":
-            # One completes the lifecycle action; the other finds it already completed.
+        if kind == "terminate":
+            # One completes the terminate action; the other finds it already completed.
             assert sorted(r["lifecycle_action"] for r in pair) == ["CONTINUE", "already completed"], pair
 
     for name, instance in new.items():
@@ -90,8 +96,9 @@ def test_all_zones_replaced_at_once_each_event_delivered_twice_in_parallel(fresh
 
 
 def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_moto, tmp_path):
-    """As above, plus each zone's previous instance's (late) event in the same batch: it is stale
-    whatever the interleaving, and moves nothing."""
+    """As above, plus each zone's previous instance's late launch event and its terminate action in
+    the same batch: the launch is stale whatever the interleaving and moves nothing; the terminate
+    action hands the zone to the new instance too, never anywhere else."""
     moto = fresh_moto
     world = seed_world(moto, tables_per_zone=2)
     config = world.write_config(tmp_path / "hook-config.json")
@@ -101,8 +108,9 @@ def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_m
     for name, g in world.groups.items():
         old[name], new[name] = replace_instance(moto, name)
         fresh = events.write(events.launch(name, new[name], g.zone), tmp_path, f"{name}-new.json")
-        late = events.write(events.launch(name, old[name], g.zone, "lifecycle-action"), tmp_path, f"{name}-old.json")
-        paths += [fresh, late, fresh]
+        late = events.write(events.launch(name, old[name], g.zone), tmp_path, f"{name}-old.json")
+        leaving = events.write(events.terminate(name, old[name]), tmp_path, f"{name}-old-terminating.json")
+        paths += [fresh, late, leaving, fresh]
 
     with Proxy(moto.endpoint, latency=0.05) as proxy:
         proxy.gate(len(paths) * len(GATED), GATED)
@@ -124,7 +132,10 @@ def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_m
     for r in records:
         if r.mutating and "NetworkInterfaceId" in r.params:
             assert r.params["NetworkInterfaceId"] in new_enis, (r.action, r.params)
-        assert not (r.action == "CompleteLifecycleAction" and r.params.get("InstanceId") in old.values())
+        if r.action == "CompleteLifecycleAction":
+            # Only the old instances' terminate actions, and only to let them go.
+            assert r.params.get("InstanceId") in old.values(), r.params
+            assert (r.params.get("LifecycleHookName"), r.params.get("LifecycleActionResult")) == ("nat-asg-hook-terminate", "CONTINUE")
     assert hook.run(moto.env(), "verify", config=config).code == 0
 
 

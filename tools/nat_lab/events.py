@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,7 +16,7 @@ def load(name: str) -> dict:
 
 
 def launch(group: str, instance_id: str, zone: str = "us-east-1a", kind: str = "launch-successful") -> dict:
-    """`kind` is `launch-successful` or `lifecycle-action` (the names of the saved files)."""
+    """`kind` is `launch-successful` or `launch-lifecycle-action` (the names of the saved files)."""
     event = load(f"{kind}.json")
     event["id"] = str(uuid.uuid4())
     detail = event["detail"]
@@ -26,6 +27,30 @@ def launch(group: str, instance_id: str, zone: str = "us-east-1a", kind: str = "
     if "LifecycleActionToken" in detail:
         detail["LifecycleActionToken"] = str(uuid.uuid4())
     event["resources"] = [f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{group}"]
+    return event
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def terminate(group: str, instance_id: str) -> dict:
+    """The group's terminate lifecycle action for `instance_id`, sent now."""
+    event = load("terminate-lifecycle-action.json")
+    event["id"] = str(uuid.uuid4())
+    event["time"] = now()
+    event["detail"].update(AutoScalingGroupName=group, EC2InstanceId=instance_id, LifecycleActionToken=str(uuid.uuid4()))
+    event["resources"] = [f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{group}"]
+    return event
+
+
+def state_change(instance_id: str, state: str) -> dict:
+    """EC2's notification that `instance_id` entered `state`, sent now."""
+    event = load("instance-state-change.json")
+    event["id"] = str(uuid.uuid4())
+    event["time"] = now()
+    event["detail"] = {"instance-id": instance_id, "state": state}
+    event["resources"] = [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"]
     return event
 
 

@@ -1,0 +1,226 @@
+"""End to end on moto, the design of record: the hook cuts over only to a NAT that proved itself,
+moves identity before routes, and hands a leaving NAT's zone to a healthy sibling until its
+replacement is in service. Every assertion reads the emulator's state (EIP associations, route
+tables, ENI attributes) or the requests the recording proxy saw.
+
+moto does not implement CompleteLifecycleAction and emits no events: the tests send the events the
+way EventBridge would, and the hook reaches moto through the proxy, which answers
+CompleteLifecycleAction itself and records it (nat_lab.proxy)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nat_lab import events, hook
+from nat_lab.proxy import Proxy
+from nat_lab.world import (
+    DESTINATION,
+    assert_converged,
+    eip_eni,
+    in_service,
+    primary_eni,
+    replace_instance,
+    routes,
+    snapshot,
+)
+
+
+def replay(env, config, tmp_path, event):
+    run = hook.run(env, "replay", str(events.write(event, tmp_path)), config=config)
+    assert run.code == 0, run.stderr
+    return run.result
+
+
+@pytest.fixture
+def converged(world, moto, config_file):
+    """Three zones, each on its own NAT (the schedule converges them)."""
+    run = hook.run(moto.env(), "reconcile", config=config_file)
+    assert run.code == 0, run.stderr
+    for name in world.groups:
+        assert_converged(moto, world, name)
+    return world
+
+
+def set_health(moto, instance, status):
+    moto.client("autoscaling").set_instance_health(InstanceId=instance, HealthStatus=status)
+
+
+def kill(moto, group) -> tuple[str, str]:
+    """The group's NAT dies outside the group (EC2 terminates it). moto replaces it at once and
+    lists the replacement InService; on AWS the replacement would sit in Pending:Wait while it
+    proves itself. The closest state moto can hold is a replacement marked Unhealthy: the group then
+    holds no proven instance, as on AWS. `prove` ends that."""
+    [dead] = in_service(moto, group)
+    moto.client("ec2").terminate_instances(InstanceIds=[dead])
+    [replacement] = [i for i in in_service(moto, group) if i != dead]
+    set_health(moto, replacement, "Unhealthy")
+    return dead, replacement
+
+
+def prove(moto, instance):
+    set_health(moto, instance, "Healthy")
+
+
+def default_route(moto, table):
+    return routes(moto, table)[DESTINATION].get("NetworkInterfaceId")
+
+
+def zone_tables_on(moto, world, group, eni):
+    return all(default_route(moto, t) == eni for t in world.groups[group].route_table_ids)
+
+
+def test_the_launch_lifecycle_action_moves_nothing(world, moto, config_file, tmp_path):
+    g = next(iter(world.groups.values()))
+    [instance] = in_service(moto, g.name)
+    before = snapshot(moto, world)
+    result = replay(moto.env(), config_file, tmp_path, events.launch(g.name, instance, g.zone, "launch-lifecycle-action"))
+    assert result["outcome"] == "ignored" and result["actions"] == []
+    assert "completes its own launch action" in result["reason"]
+    assert snapshot(moto, world) == before
+
+
+def test_launch_successful_moves_identity_strictly_before_routes(fresh_moto, tmp_path):
+    from nat_lab.world import seed_world
+
+    moto = fresh_moto
+    world = seed_world(moto, zones=("us-east-1a",), tables_per_zone=4)
+    config = world.write_config(tmp_path / "hook-config.json")
+    [name] = world.groups
+    [instance] = in_service(moto, name)
+    with Proxy(moto.endpoint, latency=0.02) as proxy:
+        result = replay(proxy.env(moto.env()), config, tmp_path, events.launch(name, instance, world.groups[name].zone))
+        records = [r for r in proxy.since() if r.mutating]
+    assert result["outcome"] == "applied"
+    identity = [r for r in records if r.action in ("AssociateAddress", "ModifyNetworkInterfaceAttribute")]
+    moves = [r for r in records if r.action in ("ReplaceRoute", "CreateRoute")]
+    assert len(identity) == 2 and len(moves) == 4, [r.action for r in records]
+    assert max(r.end for r in identity) <= min(r.start for r in moves), "a route moved before the identity was in place"
+    assert_converged(moto, world, name, instance)
+
+
+def test_terminate_fails_over_to_a_sibling_and_the_replacement_takes_the_zone_back(converged, moto, config_file, tmp_path):
+    world = converged
+    a, b = sorted(world.groups)[:2]
+    [leaving] = in_service(moto, a)
+    sibling_eni = primary_eni(moto, in_service(moto, b)[0])
+    own_eip_on = eip_eni(moto, world.groups[a].eip_allocation_id)
+    # On AWS the group holds it Terminating:Wait now; moto has no such state, Unhealthy is as far.
+    set_health(moto, leaving, "Unhealthy")
+
+    with Proxy(moto.endpoint) as proxy:
+        result = replay(proxy.env(moto.env()), config_file, tmp_path, events.terminate(a, leaving))
+        completions = [r.params for r in proxy.since() if r.action == "CompleteLifecycleAction"]
+    assert result["outcome"] == "applied"
+    assert result["failover"]["auto_scaling_group"] == b
+    assert result["lifecycle_action"] == "CONTINUE"
+    assert [(c["InstanceId"], c["LifecycleActionResult"]) for c in completions] == [(leaving, "CONTINUE")]
+    assert zone_tables_on(moto, world, a, sibling_eni)
+    assert eip_eni(moto, world.groups[a].eip_allocation_id) == own_eip_on, "the EIP never crosses zones"
+    assert_converged(moto, world, b)  # the sibling's own zone is untouched
+
+    verify = hook.run(moto.env(), "verify", config=config_file)
+    assert verify.code == 1 and f"failed over to {b}" in verify.stdout, verify.stdout
+
+    _, replacement = replace_instance(moto, a)
+    back = replay(moto.env(), config_file, tmp_path, events.launch(a, replacement, world.groups[a].zone))
+    assert back["outcome"] == "applied" and "failover" not in back
+    assert_converged(moto, world, a, replacement)
+    assert hook.run(moto.env(), "verify", config=config_file).code == 0
+
+
+def test_a_nat_killed_outside_its_group_fails_over_on_the_state_change(converged, moto, config_file, tmp_path):
+    world = converged
+    a, b = sorted(world.groups)[:2]
+    killed, replacement = kill(moto, a)
+    result = replay(moto.env(), config_file, tmp_path, events.state_change(killed, "shutting-down"))
+    assert result["outcome"] == "applied" and result["auto_scaling_group"] == a
+    assert result["failover"]["auto_scaling_group"] == b
+    assert zone_tables_on(moto, world, a, primary_eni(moto, in_service(moto, b)[0]))
+
+    # Its replacement proves itself and goes in service: its launch takes the zone back.
+    prove(moto, replacement)
+    back = replay(moto.env(), config_file, tmp_path, events.launch(a, replacement, world.groups[a].zone))
+    assert back["outcome"] == "applied"
+    assert_converged(moto, world, a, replacement)
+
+
+def test_two_zones_down_both_go_to_the_survivor(converged, moto, config_file, tmp_path):
+    world = converged
+    a, b, c = sorted(world.groups)
+    survivor_eni = primary_eni(moto, in_service(moto, c)[0])
+    down = {name: kill(moto, name)[0] for name in (a, b)}
+    for name, instance in down.items():
+        replay(moto.env(), config_file, tmp_path, events.state_change(instance, "shutting-down"))
+    for name in (a, b):
+        assert zone_tables_on(moto, world, name, survivor_eni), name
+    assert_converged(moto, world, c)
+
+
+def test_a_zone_failed_over_onto_a_nat_that_then_leaves_moves_on_with_it(converged, moto, config_file, tmp_path):
+    """a fails over to b (first by name); then b's NAT leaves: a's tables and b's go to c."""
+    world = converged
+    a, b, c = sorted(world.groups)
+    first, _ = kill(moto, a)
+    replay(moto.env(), config_file, tmp_path, events.state_change(first, "shutting-down"))
+    b_eni = primary_eni(moto, in_service(moto, b)[0])
+    assert zone_tables_on(moto, world, a, b_eni)
+
+    second, _ = kill(moto, b)
+    result = replay(moto.env(), config_file, tmp_path, events.state_change(second, "terminated"))
+    assert {g["auto_scaling_group"] for g in result["groups"]} == {a, b}
+    c_eni = primary_eni(moto, in_service(moto, c)[0])
+    assert zone_tables_on(moto, world, a, c_eni) and zone_tables_on(moto, world, b, c_eni)
+
+
+def test_failover_off_leaves_the_zone_to_its_replacement(converged, moto, tmp_path):
+    world = converged
+    config = json.loads(json.dumps(world.config()))
+    config["failover"] = False
+    path = tmp_path / "no-failover.json"
+    path.write_text(json.dumps(config))
+    a = sorted(world.groups)[0]
+    [leaving] = in_service(moto, a)
+    set_health(moto, leaving, "Unhealthy")  # the group is taking it away
+    before = snapshot(moto, world)
+    with Proxy(moto.endpoint) as proxy:
+        result = replay(proxy.env(moto.env()), path, tmp_path, events.terminate(a, leaving))
+        assert [r.params["InstanceId"] for r in proxy.since() if r.action == "CompleteLifecycleAction"] == [leaving]
+    assert result["outcome"] == "no_instance" and "failover is off" in result["reason"]
+    assert snapshot(moto, world) == before
+
+
+def test_a_state_change_of_an_instance_no_table_targets_is_one_read_round(converged, moto, config_file, tmp_path):
+    world = converged
+    ec2 = moto.client("ec2")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    [web] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"]]
+    ec2.stop_instances(InstanceIds=[web])
+    before = snapshot(moto, world)
+    with Proxy(moto.endpoint) as proxy:
+        result = replay(proxy.env(moto.env()), config_file, tmp_path, events.state_change(web, "stopped"))
+        actions = sorted(r.action for r in proxy.since())
+    assert result["outcome"] == "ignored"
+    assert actions == ["DescribeAddresses", "DescribeInstances", "DescribeRouteTables"], actions
+    assert snapshot(moto, world) == before
+
+
+def test_the_schedule_fails_a_dark_zone_over_and_back(converged, moto, config_file, tmp_path):
+    """No event at all: the NAT dies outside its group and the notification is lost."""
+    world = converged
+    a, b = sorted(world.groups)[:2]
+    _, replacement = kill(moto, a)
+
+    over = hook.run(moto.env(), "reconcile", config=config_file)
+    assert over.code == 0, over.stderr
+    assert over.result["zone_health"] == {"without_own_nat": 1, "failed_over": 1}
+    assert zone_tables_on(moto, world, a, primary_eni(moto, in_service(moto, b)[0]))
+
+    # The replacement proves itself; the next run takes the zone back.
+    prove(moto, replacement)
+    back = hook.run(moto.env(), "reconcile", config=config_file)
+    assert back.code == 0, back.stderr
+    assert back.result["zone_health"] == {"without_own_nat": 0, "failed_over": 0}
+    assert_converged(moto, world, a, replacement)
