@@ -23,12 +23,13 @@ export HOOK_BIN
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: tests/requirements.txt
+# One resolve for the test tools and tools/nat_lab (editable: the tests and tools import the tree).
+$(VENV)/.installed: tests/requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt -e .
 	touch $@
 
-venv: $(VENV)/.installed ## Install the Python tools (moto, cargo-lambda, zig, pytest) into .venv
+venv: $(VENV)/.installed ## Install nat_lab and the Python tools (moto, cargo-lambda, zig, pytest, ruff) into .venv
 
 bin: ## Build the host binary the tests and the demo run (with the tests: one SDK build)
 	cargo nextest run --workspace --no-run
@@ -42,11 +43,11 @@ test: venv ## The whole test suite (what CI runs)
 	$(PY) -m pytest tests
 
 demo: venv bin ## The whole story against a local AWS emulator; stops everything it started
-	$(PY) tools/demo.py
+	$(PY) -m nat_lab.demo
 
 bench: venv build ## Benchmarks, not tests (the release builds, ~30 min cold): writes docs/benchmarks.md
 	cargo build --release --package nat-asg-hook
-	$(PY) tools/bench.py --bin target/release/nat-asg-hook --zip target/lambda/nat-asg-hook/bootstrap.zip
+	$(PY) -m nat_lab.bench --bin target/release/nat-asg-hook --zip target/lambda/nat-asg-hook/bootstrap.zip
 
 test-rust: ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace
@@ -65,7 +66,7 @@ fmt: ## Format the Rust code
 	cargo fmt --all
 
 watch: venv bin ## Serve the built function behind cargo lambda watch on :9000: make watch CONFIG=hook.json (AWS_ENDPOINT_URL for an emulator)
-	$(PY) tools/watch.py $(CONFIG)
+	$(PY) -m nat_lab.watch $(CONFIG)
 
 invoke: venv ## Invoke the function served by `cargo lambda watch`: make invoke EVENT=events/launch-successful.json
 	cargo lambda invoke -A 127.0.0.1 -P 9000 --data-file $(EVENT) nat-asg-hook

@@ -3,16 +3,12 @@ state, never the hook's logs."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-
-from nat_lab.moto import Moto  # noqa: E402
-from nat_lab.world import seed_world  # noqa: E402
+from nat_lab.moto import Moto
+from nat_lab.world import seed_world
 
 
 @pytest.fixture(scope="session")

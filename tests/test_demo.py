@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 STARTED_BY_THE_DEMO = ("moto.server", "cargo-lambda", "nat-asg-hook", "terraform")
 
 
@@ -27,7 +26,7 @@ def processes() -> set[tuple[int, str]]:
 
 def test_demo_every_story_ends_right_and_nothing_is_left_running():
     before = processes()
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py")], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "nat_lab.demo"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "every story ended right" in proc.stdout
     for story in ("Story 1", "Story 2", "Story 3", "Story 4", "Destroy complete"):

@@ -6,8 +6,8 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from . import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
 
 

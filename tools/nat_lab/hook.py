@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .moto import free_port, wait_for_port
+from . import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 FUNCTION = "nat-asg-hook"
 
 

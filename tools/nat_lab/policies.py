@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from . import REPO
 
-POLICIES = Path(__file__).resolve().parents[2] / "terraform" / "policies"
+POLICIES = REPO / "terraform" / "policies"
 DEPLOY = ("terraform-compute", "terraform-hook", "terraform-network", "terraform-read", "terraform-state")
 PLAN = ("terraform-read", "terraform-state-read")
 

@@ -13,8 +13,8 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from . import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "terraform"
 _SKIP = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", ".terraform.lock.hcl", "*.zip")
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make demo`: nat-asg-hook end to end against a local AWS emulator.
 
 Starts moto on a free loopback port, applies the `local` Terraform environment to it (three zones:
@@ -22,12 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from nat_lab import events, hook  # noqa: E402
-from nat_lab import terraform as tf_lab  # noqa: E402
-from nat_lab.moto import Moto  # noqa: E402
-from nat_lab.world import World, in_service, replace_instance, snapshot  # noqa: E402
+from . import events, hook
+from . import terraform as tf_lab
+from .moto import Moto
+from .world import World, in_service, replace_instance, snapshot
 
 TTY = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -178,7 +175,7 @@ class Demo:
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
         with Moto(log_dir=workdir / "logs", extra_env=tf_lab.moto_extra_env()) as moto:

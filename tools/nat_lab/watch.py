@@ -13,15 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from nat_lab import hook  # noqa: E402
+from . import hook
 
 PORT = 9000  # cargo lambda's default
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path, help="the hook's configuration (NAT_ASG_HOOK_CONFIG), e.g. terraform output -raw hook_config")
     args = parser.parse_args()
     logs = hook.REPO / "target" / "watch"
