@@ -55,15 +55,18 @@ test-rust: ## Unit and mocked-AWS tests only
 test-py: venv ## Emulator, Terraform and tooling tests only (uses the binary test-rust built)
 	$(PY) -m pytest tests
 
-lint: ## cargo fmt --check and clippy with warnings denied
+lint: venv ## cargo fmt --check, clippy with warnings denied; ruff check and ruff format --check on the Python
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check tools tests
+	$(VENV)/bin/ruff format --check tools tests
 
 tf-check: venv ## Terraform fmt, validate (plugin mirror), checkov and the modules' conventions; no cloud
 	$(PY) -m pytest tests/test_terraform_static.py
 
-fmt: ## Format the Rust code
+fmt: venv ## Format the Rust and the Python code
 	cargo fmt --all
+	$(VENV)/bin/ruff format tools tests
 
 watch: venv bin ## Serve the built function behind cargo lambda watch on :9000: make watch CONFIG=hook.json (AWS_ENDPOINT_URL for an emulator)
 	$(PY) -m nat_lab.watch $(CONFIG)

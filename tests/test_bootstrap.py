@@ -277,7 +277,9 @@ def test_policies_scope_writes_to_the_stack_and_its_state(account, moto):
                 assert all(re.match(r"^\w+:(Describe|List|Get)", a) for a in actions), (name, statement["Sid"])
             else:
                 public = ("::image/", "::parameter/aws/service/")  # AMIs and AWS's own public parameters
-                assert all(f":{ACCOUNT}:" in r or r.startswith(f"arn:aws:s3:::{BUCKET}") or any(p in r for p in public) for r in resources), (name, resources)
+                assert all(
+                    f":{ACCOUNT}:" in r or r.startswith(f"arn:aws:s3:::{BUCKET}") or any(p in r for p in public) for r in resources
+                ), (name, resources)
 
 
 def test_running_it_again_changes_nothing(account, moto, sandbox):

@@ -33,7 +33,10 @@ def replay_in_parallel(env, config, paths):
     procs = [
         subprocess.Popen(
             [str(hook.hook_bin()), "--config", str(config), "replay", str(path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for path in paths
     ]
@@ -156,7 +159,10 @@ def test_a_reconcile_that_straddles_a_launch_does_not_move_the_routes_back(fresh
         proxy.gate(len(GATED) + 1, GATED)  # the reconcile's two reads, and one of ours to open it
         reconcile = subprocess.Popen(
             [str(hook.hook_bin()), "--config", str(config), "reconcile"],
-            env=proxy.env(moto.env()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=proxy.env(moto.env()),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(200):
             if proxy.held() == len(GATED):

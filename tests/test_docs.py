@@ -90,7 +90,11 @@ def test_saved_events_the_docs_name_exist():
 def test_the_runbooks_names_are_the_stacks():
     runbook = text(RUNBOOK)
     root = (REPO / "terraform" / "main.tf").read_text()
-    assert 'name                = "${var.name}-asg-hook"' in root or 'name = "${var.name}-asg-hook"' in root or re.search(r'name\s*=\s*"\$\{var\.name\}-asg-hook"', root)
+    assert (
+        'name                = "${var.name}-asg-hook"' in root
+        or 'name = "${var.name}-asg-hook"' in root
+        or re.search(r'name\s*=\s*"\$\{var\.name\}-asg-hook"', root)
+    )
     for suffix in ("errors", "dead-letters", "dead-letter", "launch", "reconcile"):
         assert f'"${{var.name}}-{suffix}"' in HOOK_MODULE, suffix
         assert f"<stack>-asg-hook-{suffix}" in runbook, suffix

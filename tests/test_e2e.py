@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nat_lab import events
-from nat_lab import hook
+from nat_lab import events, hook
 from nat_lab.proxy import Proxy
 from nat_lab.world import (
     DESTINATION,
@@ -117,7 +116,7 @@ def test_old_instance_event_after_a_replacement_is_stale_and_moves_nothing_back(
 
 
 def test_reconcile_heals_a_route_changed_by_hand(world, moto, config_file, tmp_path):
-    for group, (instance, event) in launch_events(moto, world).items():
+    for _instance, event in launch_events(moto, world).values():
         assert replay(moto, config_file, tmp_path, event).code == 0
     g = next(iter(world.groups.values()))
     table = g.route_table_ids[0]
@@ -196,7 +195,9 @@ def test_misconfigured_zone_is_an_error_and_moves_nothing(world, moto, tmp_path)
 
 def test_a_bad_configuration_stops_start_up_with_the_group_and_field(tmp_path, moto):
     path = tmp_path / "bad.json"
-    path.write_text('{"groups": {"nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-1", "route_table_ids": ["rtb-11111111"]}}}')
+    path.write_text(
+        '{"groups": {"nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-1", "route_table_ids": ["rtb-11111111"]}}}'
+    )
     run = hook.run(moto.env(), "verify", config=path)
     assert run.code == 2
     assert 'group "nat-a": eip_allocation_id' in run.stderr

@@ -161,7 +161,9 @@ def test_launch_events_through_the_real_binary_converge_every_zone(stack, emulat
 def test_a_second_apply_after_the_hook_changes_nothing(stack, emulator):
     """Terraform leaves the routes and the EIP association the hook made (no aws_route, no inline
     routes in the private tables, no association on the EIP)."""
-    before = {table: routes(emulator, table)[DESTINATION].get("NetworkInterfaceId") for table in stack.outputs["private_route_table_ids"].values()}
+    before = {
+        table: routes(emulator, table)[DESTINATION].get("NetworkInterfaceId") for table in stack.outputs["private_route_table_ids"].values()
+    }
     again = stack.tf.apply(*stack.var_args)
     assert "No changes." in again.stdout, again.stdout[-6000:]
     after = {table: routes(emulator, table)[DESTINATION].get("NetworkInterfaceId") for table in before}

@@ -232,8 +232,12 @@ def test_mutations_are_scoped_to_this_stacks_tables_eips_groups_and_tagged_insta
     out, by_sid = lab.outputs, statements(lab.policy)
     ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
     groups = sorted(lab.config["groups"])
-    assert sorted(as_list(by_sid["PointDefaultRoutes"]["Resource"])) == sorted(f"{ec2}:route-table/{t}" for t in out["private_route_table_ids"].values())
-    assert sorted(as_list(by_sid["MoveStaticEips"]["Resource"])) == sorted(f"{ec2}:elastic-ip/{e}" for e in out["nat_eip_allocation_ids"].values())
+    assert sorted(as_list(by_sid["PointDefaultRoutes"]["Resource"])) == sorted(
+        f"{ec2}:route-table/{t}" for t in out["private_route_table_ids"].values()
+    )
+    assert sorted(as_list(by_sid["MoveStaticEips"]["Resource"])) == sorted(
+        f"{ec2}:elastic-ip/{e}" for e in out["nat_eip_allocation_ids"].values()
+    )
     assert sorted(as_list(by_sid["CompleteLaunches"]["Resource"])) == [
         f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{g}" for g in groups
     ]

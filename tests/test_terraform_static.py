@@ -90,7 +90,10 @@ def checkov_results() -> list[dict]:
     env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
     proc = subprocess.run(
         [checkov_bin(), "-d", str(TERRAFORM), "--framework", "terraform", "--skip-download", "--compact", "-o", "json"],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.stdout.strip(), f"checkov printed nothing (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     report = json.loads(proc.stdout)

@@ -118,7 +118,15 @@ def test_runs_on_prs_pushes_and_by_hand_with_one_run_per_ref(workflow):
 def test_pull_requests_and_pushes_check_build_and_plan_the_test_environment(workflow):
     jobs = workflow["jobs"]
     text = WORKFLOW.read_text()
-    for command in ("make lint", "make test", "make build", "terraform fmt -check", "tflint --recursive", "checkov", "terraform -chdir=terraform plan"):
+    for command in (
+        "make lint",
+        "make test",
+        "make build",
+        "terraform fmt -check",
+        "tflint --recursive",
+        "checkov",
+        "terraform -chdir=terraform plan",
+    ):
         assert command in text, command
     plan = jobs["plan"]
     assert "environments/test/backend-test.hcl" in json.dumps(plan)
@@ -138,10 +146,13 @@ def test_demo_jobs_sit_behind_the_demo_and_teardown_environments(workflow):
 
     # init -> plan -> apply -> verify, in that order; the backend chosen by the environment.
     names = [s.get("name", "") for s in steps(apply)]
-    order = [next(i for i, n in enumerate(names) if n.startswith(p)) for p in ("terraform init", "terraform plan", "terraform apply", "nat-asg-hook verify")]
+    order = [
+        next(i for i, n in enumerate(names) if n.startswith(p))
+        for p in ("terraform init", "terraform plan", "terraform apply", "nat-asg-hook verify")
+    ]
     assert order == sorted(order), names
     init = next(s for s in steps(apply) if s.get("name") == "terraform init")
-    assert 'environments/$DEMO_ENV/backend-$DEMO_ENV.hcl' in init["run"]
+    assert "environments/$DEMO_ENV/backend-$DEMO_ENV.hcl" in init["run"]
     verify = next(s for s in steps(apply) if s.get("name") == "nat-asg-hook verify")
     assert "output -raw hook_config" in verify["run"] and "verify --config" in verify["run"]
 

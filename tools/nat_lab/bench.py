@@ -89,12 +89,16 @@ class RuntimeApi:
                             return self._reply(410, b"{}")
                 deadline_ms = int((time.time() + 30) * 1000)
                 api._dispatched[request_id] = time.monotonic()
-                self._reply(200, payload, {
-                    "Lambda-Runtime-Aws-Request-Id": request_id,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:nat-asg-hook",
-                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
-                })
+                self._reply(
+                    200,
+                    payload,
+                    {
+                        "Lambda-Runtime-Aws-Request-Id": request_id,
+                        "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                        "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:nat-asg-hook",
+                        "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                    },
+                )
 
             def do_POST(self):
                 now = time.monotonic()
@@ -233,14 +237,25 @@ def critical_path(moto: Moto, proxy: Proxy, binary: Path, work: Path, tables: in
             event = events.launch(group, new, ZONE, kind)
             mark = proxy.mark()
             seconds, answer_kind, result = fn.api.invoke(event)
-            launch = dict(summarize(proxy.since(mark), fn.api.last_window, proxy.latency), seconds=seconds, handler_ms=result.get("duration_ms"),
-                          outcome=result.get("outcome"), kind=kind, answer=answer_kind)
+            launch = dict(
+                summarize(proxy.since(mark), fn.api.last_window, proxy.latency),
+                seconds=seconds,
+                handler_ms=result.get("duration_ms"),
+                outcome=result.get("outcome"),
+                kind=kind,
+                answer=answer_kind,
+            )
             assert answer_kind == "response" and result["outcome"] == "applied", result
             assert_converged(moto, world, group)
             mark = proxy.mark()
             seconds, answer_kind, result = fn.api.invoke(event)
-            done = dict(summarize(proxy.since(mark), fn.api.last_window, proxy.latency), seconds=seconds, handler_ms=result.get("duration_ms"),
-                        outcome=result.get("outcome"), kind=kind)
+            done = dict(
+                summarize(proxy.since(mark), fn.api.last_window, proxy.latency),
+                seconds=seconds,
+                handler_ms=result.get("duration_ms"),
+                outcome=result.get("outcome"),
+                kind=kind,
+            )
             assert result["outcome"] == "unchanged", result
             if rep == 0:
                 out["first"] = launch  # the first event after init: clients not warmed by use yet
@@ -270,7 +285,7 @@ def cold_start(moto: Moto, proxy: Proxy, binary: Path, work: Path, runs: int) ->
     [group] = world.groups
     env = proxy.env(moto.env())
     rust, python = [], []
-    for run in range(runs):
+    for _ in range(runs):
         _, new = replace_instance(moto, group)
         event = events.launch(group, new, ZONE)
         fn = Function([str(binary)], dict(env, NAT_ASG_HOOK_CONFIG=config), work / "cold-rust.log")
@@ -286,10 +301,19 @@ def cold_start(moto: Moto, proxy: Proxy, binary: Path, work: Path, runs: int) ->
             assert again.get("outcome") == "unchanged", again
         finally:
             rss = fn.stop()
-        rust.append({"init": fn.init_seconds, "first": first, "first_handler_ms": result["duration_ms"],
-                     "second": second, "second_handler_ms": again["duration_ms"], "rss_kib": rss,
-                     "first_own_ms": first_own, "second_own_ms": second_own,
-                     "init_requests": len(init_requests)})
+        rust.append(
+            {
+                "init": fn.init_seconds,
+                "first": first,
+                "first_handler_ms": result["duration_ms"],
+                "second": second,
+                "second_handler_ms": again["duration_ms"],
+                "rss_kib": rss,
+                "first_own_ms": first_own,
+                "second_own_ms": second_own,
+                "init_requests": len(init_requests),
+            }
+        )
         py = Function([sys.executable, "-c", BOTO3_INIT], env, work / "cold-python.log")
         python.append({"init": py.init_seconds, "rss_kib": py.stop()})
     return {"rust": rust, "python": python}
@@ -317,9 +341,13 @@ def machine() -> str:
     except OSError:
         pass
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; "
-            f"commit {commit}{' (with uncommitted changes)' if dirty else ''}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}; "
+        f"commit {commit}{' (with uncommitted changes)' if dirty else ''}; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict | None) -> str:
@@ -340,25 +368,44 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     zip_bytes = next((v for k, v in sizes.items() if k.startswith("Lambda zip")), None)
     w("| | |")
     w("|---|---|")
-    w("| dependent rounds, launch (N = " + ", ".join(str(p["tables"]) for p in paths) + " tables) | "
-      + " / ".join(str(sorted({r["rounds"] for r in p["launch"]})[-1]) for p in paths) + " |")
-    w("| dependent rounds, replay of a done event | "
-      + " / ".join(str(sorted({r["rounds"] for r in p["done"]})[-1]) for p in paths)
-      + f", mutating calls {max(r['mutating'] for p in paths for r in p['done'])} |")
-    w(f"| launch handler time vs 2 × {latency_ms:.0f} ms = {two:.0f} ms | " + ", ".join(
-        f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms" for p in paths) + " |")
-    w("| hook's own time per launch (no request outstanding) | " + ", ".join(
-        f"N={p['tables']}: {median([r['own_ms'] for r in p['launch']]):.1f} ms" for p in paths) + " |")
-    w(f"| cold start: spawn to first Runtime API poll | {r_init:.1f} ms; Python + boto3 client pair {p_init:.0f} ms: "
-      f"**{p_init / r_init:.0f}×** |")
-    w(f"| peak RSS (function after two events) | {median([r['rss_kib'] for r in rust_c]) / 1024:.1f} MiB "
-      f"(boto3 pair idle: {median([r['rss_kib'] for r in python_c]) / 1024:.1f} MiB) |")
+    w(
+        "| dependent rounds, launch (N = "
+        + ", ".join(str(p["tables"]) for p in paths)
+        + " tables) | "
+        + " / ".join(str(sorted({r["rounds"] for r in p["launch"]})[-1]) for p in paths)
+        + " |"
+    )
+    w(
+        "| dependent rounds, replay of a done event | "
+        + " / ".join(str(sorted({r["rounds"] for r in p["done"]})[-1]) for p in paths)
+        + f", mutating calls {max(r['mutating'] for p in paths for r in p['done'])} |"
+    )
+    w(
+        f"| launch handler time vs 2 × {latency_ms:.0f} ms = {two:.0f} ms | "
+        + ", ".join(f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms" for p in paths)
+        + " |"
+    )
+    w(
+        "| hook's own time per launch (no request outstanding) | "
+        + ", ".join(f"N={p['tables']}: {median([r['own_ms'] for r in p['launch']]):.1f} ms" for p in paths)
+        + " |"
+    )
+    w(
+        f"| cold start: spawn to first Runtime API poll | {r_init:.1f} ms; Python + boto3 client pair {p_init:.0f} ms: "
+        f"**{p_init / r_init:.0f}×** |"
+    )
+    w(
+        f"| peak RSS (function after two events) | {median([r['rss_kib'] for r in rust_c]) / 1024:.1f} MiB "
+        f"(boto3 pair idle: {median([r['rss_kib'] for r in python_c]) / 1024:.1f} MiB) |"
+    )
     if zip_bytes:
         w(f"| Lambda zip (arm64) | {zip_bytes / 1e6:.2f} MB ({zip_bytes:,} bytes) |")
     if soak_result:
-        w(f"| fault soak | {soak_result['events']} events, {sum(soak_result['proxy']['faults'].values())} faults injected, "
-          f"{soak_result['errors_reported']} errors reported, false successes {soak_result['false_successes']}, "
-          f"stale moves {sum(1 for v in soak_result['violations'] if v.startswith('moved'))} |")
+        w(
+            f"| fault soak | {soak_result['events']} events, {sum(soak_result['proxy']['faults'].values())} faults injected, "
+            f"{soak_result['errors_reported']} errors reported, false successes {soak_result['false_successes']}, "
+            f"stale moves {sum(1 for v in soak_result['violations'] if v.startswith('moved'))} |"
+        )
     w("")
     w("## How to reproduce")
     w("")
@@ -391,40 +438,65 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     w("| N tables | event | dependent rounds | requests (per round) | mutating calls | handler ms | floor ms | emulator ms | own ms |")
     w("|---:|---|---:|---|---:|---:|---:|---:|---:|")
     for p in paths:
-        for label, key in (("launch (successful)", "launch"), ("launch (lifecycle action)", "lifecycle"), ("replay of a done event", "done")):
+        for label, key in (
+            ("launch (successful)", "launch"),
+            ("launch (lifecycle action)", "lifecycle"),
+            ("replay of a done event", "done"),
+        ):
             rows = p[key]
             if not rows:
                 continue
             rset = sorted({r["rounds"] for r in rows})
             shape = " + ".join(str(n) for n in rows[0]["round_sizes"])
             mut = sorted({r["mutating"] for r in rows})
-            w(f"| {p['tables']} | {label} | {'/'.join(map(str, rset))} | {rows[0]['requests']} ({shape}) | "
-              f"{'/'.join(map(str, mut))} | {median([r['handler_ms'] for r in rows]):.0f} | {rows[0]['rounds'] * latency_ms:.0f} | "
-              f"{median([r['emulator_ms'] for r in rows]):.0f} | {median([r['own_ms'] for r in rows]):.1f} |")
+            w(
+                f"| {p['tables']} | {label} | {'/'.join(map(str, rset))} | {rows[0]['requests']} ({shape}) | "
+                f"{'/'.join(map(str, mut))} | {median([r['handler_ms'] for r in rows]):.0f} | {rows[0]['rounds'] * latency_ms:.0f} | "
+                f"{median([r['emulator_ms'] for r in rows]):.0f} | {median([r['own_ms'] for r in rows]):.1f} |"
+            )
     w("")
     w("What each round holds (N = 1; with more tables only the count of `ReplaceRoute` grows):")
     w("")
     p1 = paths[0]
-    for label, row in (("launch", p1["launch"][0]), ("lifecycle action", p1["lifecycle"][0] if p1["lifecycle"] else None), ("done", p1["done"][0])):
+    for label, row in (
+        ("launch", p1["launch"][0]),
+        ("lifecycle action", p1["lifecycle"][0] if p1["lifecycle"] else None),
+        ("done", p1["done"][0]),
+    ):
         if row:
             w(f"- {label}: " + " → ".join("{" + ", ".join(r) + "}" for r in row["shape"]))
     w("")
-    w(f"**Launch: {'/'.join(str(p['launch'][0]['rounds']) for p in paths)} dependent rounds for N = "
-      f"{', '.join(str(p['tables']) for p in paths)}** (the observe round, then one concurrent act round whatever N);")
-    w(f"handler time against 2 × latency = {two:.0f} ms: " + ", ".join(
-        f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms ({median([r['handler_ms'] for r in p['launch']]) / two:.2f}×)" for p in paths) + ".")
+    w(
+        f"**Launch: {'/'.join(str(p['launch'][0]['rounds']) for p in paths)} dependent rounds for N = "
+        f"{', '.join(str(p['tables']) for p in paths)}** (the observe round, then one concurrent act round whatever N);"
+    )
+    w(
+        f"handler time against 2 × latency = {two:.0f} ms: "
+        + ", ".join(
+            f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms "
+            f"({median([r['handler_ms'] for r in p['launch']]) / two:.2f}×)"
+            for p in paths
+        )
+        + "."
+    )
     w("A replay of a done event is one round and makes no mutating call. A lifecycle-action event adds")
     w("the `CompleteLifecycleAction` round (three in all).")
     w("")
     w("The first event a fresh process handles (its clients not yet used), and the operator's `replay`")
     w("(one process per event, launch-successful):")
     w("")
-    w("| N tables | first event after init: handler ms | its own ms | rounds | `replay`: process wall ms | its handler ms | function peak RSS MiB |")
+    w(
+        "| N tables | first event after init: handler ms | its own ms | rounds | `replay`: process wall ms | its handler ms "
+        "| function peak RSS MiB |"
+    )
     w("|---:|---:|---:|---:|---:|---:|---:|")
     for p in paths:
         f = p["first"]
-        w(f"| {p['tables']} | {f['handler_ms']} | {f['own_ms']:.1f} | {f['rounds']} | {median([r['seconds'] for r in p['replay']]) * 1000:.0f} | "
-          f"{median([r['handler_ms'] for r in p['replay']]):.0f} | {p['rss_kib'] / 1024:.1f} |")
+        w(
+            f"| {p['tables']} | {f['handler_ms']} | {f['own_ms']:.1f} | {f['rounds']} | "
+            f"{median([r['seconds'] for r in p['replay']]) * 1000:.0f} | "
+            f"{median([r['handler_ms'] for r in p['replay']]):.0f} | {p['rss_kib'] / 1024:.1f} |"
+        )
     w("")
 
     rust, python = cold["rust"], cold["python"]
@@ -444,17 +516,23 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     def rng(values, scale=1000, fmt="{:.0f}"):
         return f"{fmt.format(median(values) * scale)} ({fmt.format(min(values) * scale)}-{fmt.format(max(values) * scale)})"
 
-    w(f"| nat-asg-hook (release, host) | {rng([r['init'] for r in rust], fmt='{:.1f}')} | "
-      f"{rng([r['first'] for r in rust])} | {median([r['first_own_ms'] for r in rust]):.1f} | "
-      f"{rng([r['second'] for r in rust])} | {median([r['second_own_ms'] for r in rust]):.1f} | "
-      f"{rng([r['rss_kib'] for r in rust], 1 / 1024, '{:.1f}')} |")
-    w(f"| Python + boto3 client pair | {rng([r['init'] for r in python], fmt='{:.1f}')} | - | - | - | - | "
-      f"{rng([r['rss_kib'] for r in python], 1 / 1024, '{:.1f}')} |")
+    w(
+        f"| nat-asg-hook (release, host) | {rng([r['init'] for r in rust], fmt='{:.1f}')} | "
+        f"{rng([r['first'] for r in rust])} | {median([r['first_own_ms'] for r in rust]):.1f} | "
+        f"{rng([r['second'] for r in rust])} | {median([r['second_own_ms'] for r in rust]):.1f} | "
+        f"{rng([r['rss_kib'] for r in rust], 1 / 1024, '{:.1f}')} |"
+    )
+    w(
+        f"| Python + boto3 client pair | {rng([r['init'] for r in python], fmt='{:.1f}')} | - | - | - | - | "
+        f"{rng([r['rss_kib'] for r in python], 1 / 1024, '{:.1f}')} |"
+    )
     w("")
-    w(f"**Init: {r_init * 1000:.1f} ms against {p_init * 1000:.0f} ms for boto3: {p_init / r_init:.0f}× faster.** "
-      f"Peak RSS {median([r['rss_kib'] for r in rust]) / 1024:.1f} MiB after two events, against "
-      f"{median([r['rss_kib'] for r in python]) / 1024:.1f} MiB for the idle boto3 pair. "
-      f"AWS requests the hook made during init: {max(r['init_requests'] for r in rust)}.")
+    w(
+        f"**Init: {r_init * 1000:.1f} ms against {p_init * 1000:.0f} ms for boto3: {p_init / r_init:.0f}× faster.** "
+        f"Peak RSS {median([r['rss_kib'] for r in rust]) / 1024:.1f} MiB after two events, against "
+        f"{median([r['rss_kib'] for r in python]) / 1024:.1f} MiB for the idle boto3 pair. "
+        f"AWS requests the hook made during init: {max(r['init_requests'] for r in rust)}."
+    )
     w("")
 
     w("## Sizes")
@@ -470,24 +548,33 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
         p = s["proxy"]
         w("## Fault-injection soak (the release binary; the same run is in `make test` on the debug one)")
         w("")
-        w(f"tests/test_soak.py, seed {s['seed']}: {s['events']} events over 3 zones "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(s['labels'].items()))}), every request through the")
+        w(
+            f"tests/test_soak.py, seed {s['seed']}: {s['events']} events over 3 zones "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(s['labels'].items()))}), every request through the"
+        )
         w(f"proxy at a {s['fault_rate']:.0%} fault rate (split evenly: 503 `RequestLimitExceeded` before forwarding,")
         w("500 `InternalError` after forwarding, connection reset half before and half after, latency spike),")
         w("plus one-attempt outages of a single action. A failed invocation is delivered again, at most 3 times")
         w("(Lambda's asynchronous retries). The state is checked after every invocation, directly on the emulator.")
         w("")
-        w("| events | invocations | faults injected | of them after the write was forwarded | SDK retries seen | errors reported (exit 1) | redeliveries | outcomes | false successes | stale moves |")
+        w(
+            "| events | invocations | faults injected | of them after the write was forwarded | SDK retries seen "
+            "| errors reported (exit 1) | redeliveries | outcomes | false successes | stale moves |"
+        )
         w("|---:|---:|---|---:|---:|---:|---:|---|---:|---:|")
         faults = ", ".join(f"{k} {v}" for k, v in p["faults"].items())
         stale_moves = sum(1 for v in s["violations"] if v.startswith("moved"))
-        w(f"| {s['events']} | {s['invocations']} | {sum(p['faults'].values())} ({faults}) | {p['faults_after_forwarding']} | "
-          f"{p['sdk_retries']} | {s['errors_reported']} | {s['redeliveries']} | "
-          f"{', '.join(f'{k} {v}' for k, v in sorted(s['outcomes'].items()))} | {s['false_successes']} | {stale_moves} |")
+        w(
+            f"| {s['events']} | {s['invocations']} | {sum(p['faults'].values())} ({faults}) | {p['faults_after_forwarding']} | "
+            f"{p['sdk_retries']} | {s['errors_reported']} | {s['redeliveries']} | "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(s['outcomes'].items()))} | {s['false_successes']} | {stale_moves} |"
+        )
         w("")
-        w(f"Outages: {s['outages']}; events never delivered successfully: {s['undelivered']}; final reconcile "
-          f"succeeded at attempt {s['final_reconcile_attempts']} and left every group on its current instance; "
-          f"{s['seconds']:.0f} s in all.")
+        w(
+            f"Outages: {s['outages']}; events never delivered successfully: {s['undelivered']}; final reconcile "
+            f"succeeded at attempt {s['final_reconcile_attempts']} and left every group on its current instance; "
+            f"{s['seconds']:.0f} s in all."
+        )
         w("")
 
     w("## What the numbers led to")
@@ -545,7 +632,8 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         f" its own, a warm launch {own_warm[min(own_warm)]:.1f} ms: first use (building the HTTPS connector, resolving"
         f" credentials and endpoints) costs {max(first_own - own_warm[min(own_warm)], 0):.1f} ms.",
         f"4. **Warming the clients during init: measured, not adopted.** A background warm-up in `Clients::load` (one"
-        f" describe per service, spawned, not awaited; measured at opt-level 3, before item 5) moved that millisecond from the first event into init"
+        f" describe per service, spawned, not awaited; measured at opt-level 3, before item 5) moved that millisecond"
+        f" from the first event into init"
         f" (init {w['init_ms'][0]} → {w['init_ms'][1]} ms, first event's own time {w['first_own_ms'][0]} →"
         f" {w['first_own_ms'][1]} ms) and gained nothing end to end (first event {w['first_invoke_ms'][0]} →"
         f" {w['first_invoke_ms'][1]} ms: its two requests compete with the observe round), for +0.5 MB of binary"
@@ -554,14 +642,14 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         f" connections at once. (This harness speaks plain HTTP to the emulator: TLS handshakes are not in these"
         f" numbers; the first event opens its connections concurrently, so they add about one handshake to its"
         f" first round either way.)",
-        f"5. **Profile tuned: `opt-level = \"s\"`** (root Cargo.toml), because the handler is I/O-bound. Against"
+        f'5. **Profile tuned: `opt-level = "s"`** (root Cargo.toml), because the handler is I/O-bound. Against'
         f" opt-level 3 on the same code: binary {t['binary_mb'][0]} → {t['binary_mb'][1]} MB (−"
         f"{(1 - t['binary_mb'][1] / t['binary_mb'][0]) * 100:.0f}%), peak RSS {t['rss_mib'][0]} → {t['rss_mib'][1]} MiB,"
         f" init {t['init_ms'][0]} → {t['init_ms'][1]} ms, own time per launch {t['own_ms_n1'][0]} → {t['own_ms_n1'][1]} ms"
         f" (N=1) and {t['own_ms_n50'][0]} → {t['own_ms_n50'][1]} ms (N=50): the same within noise. The arm64 zip went"
         f" from {t['zip_mb_opt3']} MB (opt-level 3, with the warm-up of item 4 in it)"
         + (f" to {zip_bytes / 1e6:.2f} MB (this run)." if zip_bytes else ".")
-        + " `lto = \"fat\"`/`codegen-units = 1` would shrink it further but lengthen the one SDK build that already"
+        + ' `lto = "fat"`/`codegen-units = 1` would shrink it further but lengthen the one SDK build that already'
         " takes 12-16 minutes and 9 GB; not taken.",
         "6. **Features: nothing left to trim safely.** The SDK crates already have `default-features = false`. aws-config's"
         " `sso` and `credentials-process` are dead weight in Lambda, but the same binary is the operator's CLI"
@@ -575,7 +663,9 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bin", type=Path, default=REPO / "target/release/nat-asg-hook")
     parser.add_argument("--zip", type=Path, default=REPO / "target/lambda/nat-asg-hook/bootstrap.zip")
     parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks.md")
@@ -586,7 +676,8 @@ def main() -> int:
     parser.add_argument("--no-soak", action="store_true")
     args = parser.parse_args()
     args.python_cmd = ".venv/bin/python -m nat_lab.bench " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (("latency", args.latency), ("reps", args.reps), ("cold_runs", args.cold_runs)))
+        f"--{k.replace('_', '-')} {v}" for k, v in (("latency", args.latency), ("reps", args.reps), ("cold_runs", args.cold_runs))
+    )
     binary = args.bin.resolve()
     if not binary.is_file():
         print(f"{binary} is missing: make bench builds it", file=sys.stderr)
@@ -600,12 +691,19 @@ def main() -> int:
                 print(f"critical path, N = {n} ...", flush=True)
                 paths.append(critical_path(moto, proxy, binary, work, n, args.reps))
                 p = paths[-1]
-                print(f"  launch rounds {[r['rounds'] for r in p['launch']]}, handler ms {[r['handler_ms'] for r in p['launch']]}; "
-                      f"done rounds {[r['rounds'] for r in p['done']]}, mutating {[r['mutating'] for r in p['done']]}; "
-                      f"lifecycle rounds {[r['rounds'] for r in p['lifecycle']]}", flush=True)
+                print(
+                    f"  launch rounds {[r['rounds'] for r in p['launch']]}, handler ms {[r['handler_ms'] for r in p['launch']]}; "
+                    f"done rounds {[r['rounds'] for r in p['done']]}, mutating {[r['mutating'] for r in p['done']]}; "
+                    f"lifecycle rounds {[r['rounds'] for r in p['lifecycle']]}",
+                    flush=True,
+                )
             print("cold start ...", flush=True)
             cold = cold_start(moto, proxy, binary, work, args.cold_runs)
-            print(f"  rust init ms {[round(r['init'] * 1000, 1) for r in cold['rust']]}; python {[round(r['init'] * 1000) for r in cold['python']]}", flush=True)
+            print(
+                f"  rust init ms {[round(r['init'] * 1000, 1) for r in cold['rust']]}; "
+                f"python {[round(r['init'] * 1000) for r in cold['python']]}",
+                flush=True,
+            )
             soak_result = None
             if not args.no_soak:
                 print("soak ...", flush=True)

@@ -63,7 +63,10 @@ class Demo:
         for line in run.stdout.rstrip().splitlines():
             self.say(f"   {line}")
         verdict = "green (exit 0)" if run.code == 0 else f"red (exit {run.code})"
-        self.check((run.code == 0) == expect_healthy, f"verify is {verdict}" + ("" if (run.code == 0) == expect_healthy else f", expected {'green' if expect_healthy else 'red'}"))
+        self.check(
+            (run.code == 0) == expect_healthy,
+            f"verify is {verdict}" + ("" if (run.code == 0) == expect_healthy else f", expected {'green' if expect_healthy else 'red'}"),
+        )
 
     def invoke(self, event: dict, label: str) -> dict | None:
         path = events.write(event, self.workdir)
@@ -175,7 +178,9 @@ class Demo:
 
 
 def main() -> int:
-    argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
         with Moto(log_dir=workdir / "logs", extra_env=tf_lab.moto_extra_env()) as moto:

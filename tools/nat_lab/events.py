@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+
 from . import REPO
 
 EVENTS = REPO / "events"

@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .moto import free_port, wait_for_port
 from . import REPO
+from .moto import free_port, wait_for_port
 
 FUNCTION = "nat-asg-hook"
 
@@ -70,7 +70,11 @@ class LambdaWatch:
         self._function_log = open(self.function_log_path, "wb")
         self.watch = subprocess.Popen(
             [cargo_lambda(), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
-            env=env, cwd=REPO, stdout=self._watch_log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=REPO,
+            stdout=self._watch_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.function = None
         try:
@@ -85,7 +89,10 @@ class LambdaWatch:
                 NAT_ASG_HOOK_CONFIG=config_json,
             )
             self.function = subprocess.Popen(
-                [str(binary or hook_bin())], env=function_env, stdout=self._function_log, stderr=subprocess.STDOUT,
+                [str(binary or hook_bin())],
+                env=function_env,
+                stdout=self._function_log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         except Exception:
@@ -98,7 +105,11 @@ class LambdaWatch:
             raise RuntimeError(f"the function exited ({self.function.returncode}); see {self.function_log_path}")
         proc = subprocess.run(
             [cargo_lambda(), "lambda", "invoke", "-A", "127.0.0.1", "-P", str(self.port), "--data-file", str(data_file), FUNCTION],
-            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         result = None
         if proc.returncode == 0 and proc.stdout.strip():
@@ -117,7 +128,7 @@ class LambdaWatch:
         self._watch_log.close()
         self._function_log.close()
 
-    def __enter__(self) -> "LambdaWatch":
+    def __enter__(self) -> LambdaWatch:
         return self
 
     def __exit__(self, *exc) -> None:

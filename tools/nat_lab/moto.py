@@ -116,7 +116,7 @@ class Moto:
         )
         return env
 
-    def __enter__(self) -> "Moto":
+    def __enter__(self) -> Moto:
         return self
 
     def __exit__(self, *exc) -> None:

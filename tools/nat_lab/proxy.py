@@ -32,6 +32,7 @@ after the previous one ended; its length is the number of round trips on the cri
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import random
@@ -76,13 +77,13 @@ class Faults:
     actions: frozenset[str] | None = None
 
     @classmethod
-    def uniform(cls, rate: float, **kwargs) -> "Faults":
+    def uniform(cls, rate: float, **kwargs) -> Faults:
         """`rate` split evenly over the four kinds."""
         share = rate / len(FAULT_KINDS)
         return cls(**{kind: share for kind in FAULT_KINDS}, **kwargs)
 
     @classmethod
-    def always(cls, kind: str, actions: set[str] | frozenset[str] | None = None) -> "Faults":
+    def always(cls, kind: str, actions: set[str] | frozenset[str] | None = None) -> Faults:
         """Every request (to `actions`) gets `kind`: an outage."""
         return cls(**{kind: 1.0}, actions=frozenset(actions) if actions is not None else None)
 
@@ -117,7 +118,7 @@ def rounds(records: list[Record]) -> list[list[Record]]:
     for i, r in enumerate(ordered):
         depth.append(1 + max((depth[j] for j in range(i) if ordered[j].end <= r.start), default=0))
     out: list[list[Record]] = [[] for _ in range(max(depth, default=0))]
-    for d, r in zip(depth, ordered):
+    for d, r in zip(depth, ordered, strict=True):
         out[d - 1].append(r)
     return out
 
@@ -125,7 +126,7 @@ def rounds(records: list[Record]) -> list[list[Record]]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # 50+ concurrent connections in one act round: no SYN backlog drops
-    proxy: "Proxy"
+    proxy: Proxy
 
     def handle_error(self, request, client_address) -> None:
         # A client that goes away (a hook process exiting, an SDK attempt timing out) is normal here.
@@ -149,10 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_HEAD = do_POST
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
 
 class Proxy:
@@ -216,7 +215,7 @@ class Proxy:
         self._server.server_close()
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -325,9 +324,7 @@ class Proxy:
             done = key in self._completed_lifecycle
             self._completed_lifecycle.add(key)
         if done:
-            return _query_error(
-                400, "Sender", "ValidationError", f"No active Lifecycle Action found with instance ID {instance}"
-            )
+            return _query_error(400, "Sender", "ValidationError", f"No active Lifecycle Action found with instance ID {instance}")
         xml = (
             f'<CompleteLifecycleActionResponse xmlns="{AUTOSCALING_NS}"><CompleteLifecycleActionResult/>'
             f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>"

@@ -60,8 +60,7 @@ class Reader:
         w = self.world
         groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(w.groups))["AutoScalingGroups"]
         held = {
-            g["AutoScalingGroupName"]: sorted(i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService")
-            for g in groups
+            g["AutoScalingGroupName"]: sorted(i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService") for g in groups
         }
         ids = [i for instances in held.values() for i in instances]
         eni_of = {}
@@ -69,9 +68,7 @@ class Reader:
             for reservation in self.ec2.describe_instances(InstanceIds=ids)["Reservations"]:
                 for instance in reservation["Instances"]:
                     eni_of[instance["InstanceId"]] = next(
-                        n["NetworkInterfaceId"]
-                        for n in instance["NetworkInterfaces"]
-                        if n.get("Attachment", {}).get("DeviceIndex", 0) == 0
+                        n["NetworkInterfaceId"] for n in instance["NetworkInterfaces"] if n.get("Attachment", {}).get("DeviceIndex", 0) == 0
                     )
         check = {}
         if eni_of:
@@ -238,9 +235,7 @@ class Soak:
         self.setup()
         groups = sorted(self.world.groups)
         while self.result.events < self.s.events:
-            op = self.rng.choices(
-                ("replace", "deliver", "duplicate", "stale", "schedule"), weights=(25, 40, 15, 12, 8)
-            )[0]
+            op = self.rng.choices(("replace", "deliver", "duplicate", "stale", "schedule"), weights=(25, 40, 15, 12, 8))[0]
             g = self.rng.choice(groups)
             if op == "replace":
                 if len(self.pending[g]) >= 3:

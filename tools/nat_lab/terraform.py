@@ -13,6 +13,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from . import REPO
 
 TERRAFORM_DIR = REPO / "terraform"

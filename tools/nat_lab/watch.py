@@ -19,7 +19,9 @@ PORT = 9000  # cargo lambda's default
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", type=Path, help="the hook's configuration (NAT_ASG_HOOK_CONFIG), e.g. terraform output -raw hook_config")
     args = parser.parse_args()
     logs = hook.REPO / "target" / "watch"

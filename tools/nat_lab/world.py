@@ -30,7 +30,7 @@ class World:
     launch_template: str = ""
 
     @classmethod
-    def from_config(cls, config: dict) -> "World":
+    def from_config(cls, config: dict) -> World:
         """The world helpers' view of a world built elsewhere (Terraform): its groups, from the
         hook's configuration."""
         groups = {
@@ -137,7 +137,9 @@ def snapshot(moto, world: World) -> dict:
     for g in world.groups.values():
         state[g.name] = {
             "eip_eni": eip_eni(moto, g.eip_allocation_id),
-            "routes": {t: {k: v.get("NetworkInterfaceId") or v.get("GatewayId") for k, v in routes(moto, t).items()} for t in g.route_table_ids},
+            "routes": {
+                t: {k: v.get("NetworkInterfaceId") or v.get("GatewayId") for k, v in routes(moto, t).items()} for t in g.route_table_ids
+            },
             "sdc": {i: source_dest_check(moto, primary_eni(moto, i)) for i in in_service(moto, g.name)},
         }
     return state
