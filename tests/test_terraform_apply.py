@@ -18,7 +18,8 @@ import pytest
 from nat_lab import events, hook
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import Moto
-from nat_lab.world import DESTINATION, eip_eni, in_service, primary_eni, routes, source_dest_check
+from nat_lab.state import read_state
+from nat_lab.world import DESTINATION, World, eip_eni, in_service, routes
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
@@ -146,13 +147,7 @@ def test_launch_events_through_the_real_binary_converge_every_zone(stack, emulat
         run = hook.run(emulator.env(), "replay", str(event), config=config_file)
         assert run.code == 0, run.stderr
         assert run.result["outcome"] == "applied" and run.result["instance_id"] == instance
-
-        eni = primary_eni(emulator, instance)
-        assert eip_eni(emulator, settings["eip_allocation_id"]) == eni
-        assert source_dest_check(emulator, eni) is False
-        for table in settings["route_table_ids"]:
-            route = routes(emulator, table)[DESTINATION]
-            assert route.get("NetworkInterfaceId") == eni and route["State"] == "active"
+        read_state(emulator, World.from_config(stack.config)).assert_converged(group, instance)
 
     verify = hook.run(emulator.env(), "verify", config=config_file)
     assert verify.code == 0, verify.stdout + verify.stderr

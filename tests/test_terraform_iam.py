@@ -41,7 +41,8 @@ from nat_lab import events, hook, policies
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import ADMIN_POLICY, REGION, Moto
 from nat_lab.policies import as_list
-from nat_lab.world import DESTINATION, eip_eni, in_service, primary_eni, routes, source_dest_check
+from nat_lab.state import read_state
+from nat_lab.world import DESTINATION, World, in_service, primary_eni, routes
 
 ACCOUNT = "123456789012"  # moto's default account
 OBSERVE = ("autoscaling:DescribeAutoScalingGroups", "ec2:DescribeAddresses", "ec2:DescribeInstances", "ec2:DescribeRouteTables")
@@ -121,18 +122,10 @@ class Lab:
         """What the world helpers read through (`.client(service)`), with the admin's keys."""
         return types.SimpleNamespace(client=self.admin)
 
-    def state(self, group: str) -> dict:
-        view = self.admin_view()
-        settings = self.config["groups"][group]
-        [instance] = in_service(view, group)
-        eni = primary_eni(view, instance)
-        return {
-            "eip_on_instance": eip_eni(view, settings["eip_allocation_id"]) == eni,
-            "source_dest_check_off": source_dest_check(view, eni) is False,
-            "routes_on_instance": all(
-                routes(view, table).get(DESTINATION, {}).get("NetworkInterfaceId") == eni for table in settings["route_table_ids"]
-            ),
-        }
+    def state(self, group: str) -> dict[str, bool]:
+        """Each part of the group's convergence on its instance (`nat_lab.state.Zone.checks`)."""
+        [instance] = in_service(self.admin_view(), group)
+        return read_state(self.admin_view(), World.from_config(self.config)).zone(group).checks(instance)
 
     def break_group(self, group: str, route_elsewhere: bool = False) -> None:
         """Everything wrong again: EIP off, source/dest check on, default route gone or elsewhere."""

@@ -34,7 +34,8 @@ from pathlib import Path
 
 from . import events, hook
 from .proxy import Faults, Proxy
-from .world import DESTINATION, UNRELATED_CIDR, World, assert_converged, replace_instance, seed_world
+from .state import DESTINATION, State, StateReader
+from .world import World, assert_converged, replace_instance, seed_world, unrelated_touched
 
 # An outage for one delivery attempt: every request to these actions fails this way.
 OUTAGES = (
@@ -43,76 +44,6 @@ OUTAGES = (
     ("reset", {"DescribeRouteTables"}),  # the observe round cannot finish
     ("throttle", {"CompleteLifecycleAction"}),  # routes moved, the lifecycle action not completed
 )
-
-
-class Reader:
-    """The emulator's state, read directly (boto3 on moto, never through the proxy) in five batched
-    calls with clients made once: per group, what `world.snapshot` holds (EIP's ENI, every route of
-    every table, source/dest check of the InService instances) plus the InService instances and
-    their primary ENIs."""
-
-    def __init__(self, moto, world: World):
-        self.world = world
-        self.ec2 = moto.client("ec2")
-        self.autoscaling = moto.client("autoscaling")
-
-    def read(self) -> dict:
-        w = self.world
-        groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(w.groups))["AutoScalingGroups"]
-        held = {
-            g["AutoScalingGroupName"]: sorted(i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService") for g in groups
-        }
-        ids = [i for instances in held.values() for i in instances]
-        eni_of = {}
-        if ids:
-            for reservation in self.ec2.describe_instances(InstanceIds=ids)["Reservations"]:
-                for instance in reservation["Instances"]:
-                    eni_of[instance["InstanceId"]] = next(
-                        n["NetworkInterfaceId"] for n in instance["NetworkInterfaces"] if n.get("Attachment", {}).get("DeviceIndex", 0) == 0
-                    )
-        check = {}
-        if eni_of:
-            for n in self.ec2.describe_network_interfaces(NetworkInterfaceIds=sorted(eni_of.values()))["NetworkInterfaces"]:
-                check[n["NetworkInterfaceId"]] = n.get("SourceDestCheck")
-        addresses = {
-            a["AllocationId"]: a.get("NetworkInterfaceId") or None
-            for a in self.ec2.describe_addresses(AllocationIds=[g.eip_allocation_id for g in w.groups.values()])["Addresses"]
-        }
-        tables = {
-            t["RouteTableId"]: {
-                r["DestinationCidrBlock"]: (r.get("NetworkInterfaceId") or r.get("GatewayId"), r.get("State"))
-                for r in t["Routes"]
-                if "DestinationCidrBlock" in r
-            }
-            for t in self.ec2.describe_route_tables(RouteTableIds=[t for g in w.groups.values() for t in g.route_table_ids])["RouteTables"]
-        }
-        return {
-            name: {
-                "eip_eni": addresses[g.eip_allocation_id],
-                "routes": {t: {dest: hop for dest, (hop, _) in tables[t].items()} for t in g.route_table_ids},
-                "route_states": {t: {dest: state for dest, (_, state) in tables[t].items()} for t in g.route_table_ids},
-                "sdc": {i: check[eni_of[i]] for i in held.get(name, [])},
-                "in_service": held.get(name, []),
-                "eni": {i: eni_of[i] for i in held.get(name, [])},
-            }
-            for name, g in w.groups.items()
-        }
-
-    def moves(self, state: dict) -> dict:
-        """What the hook may change: the part of `read()` to compare before and after."""
-        return {name: {k: g[k] for k in ("eip_eni", "routes", "sdc")} for name, g in state.items()}
-
-    def converged_on(self, state: dict, group: str, instance: str) -> None:
-        """`world.assert_converged`, on a state already read, for a given instance."""
-        g = state[group]
-        assert g["in_service"] == [instance], f"{group} holds {g['in_service']}, not {instance}"
-        eni = g["eni"][instance]
-        assert g["eip_eni"] == eni, f"{group}: EIP on {g['eip_eni']}, not {eni}"
-        assert g["sdc"][instance] is False, f"{group}: source/dest check still on for {eni}"
-        for table, routes in g["routes"].items():
-            assert routes.get(DESTINATION) == eni, f"{table}: default route on {routes.get(DESTINATION)}, not {eni}"
-            assert g["route_states"][table][DESTINATION] == "active", f"{table}: default route not active"
-            assert routes.get(UNRELATED_CIDR) == self.world.unrelated_eni, f"{table}: unrelated route touched"
 
 
 @dataclass
@@ -207,9 +138,9 @@ class Soak:
         self.world: World = seed_world(self.moto, tables_per_zone=self.s.tables_per_zone)
         self.config = self.world.write_config(self.workdir / "soak-config.json")
         self.env = self.proxy.env(self.moto.env())
-        self.reader = Reader(self.moto, self.world)
+        self.reader = StateReader(self.moto, self.world)
         state = self.reader.read()
-        self.history = {g: list(state[g]["in_service"]) for g in self.world.groups}
+        self.history = {g: [i.id for i in state.zone(g).in_service] for g in self.world.groups}
         self.pending: dict[str, list[Event]] = {g: [] for g in self.world.groups}
         self.delivered: list[Event] = []
         self.numbers = 0
@@ -279,12 +210,12 @@ class Soak:
         r.labels[label] += 1
         state = self.reader.read()
         if ev.group is None:
-            targets = {name: g["eni"][g["in_service"][0]] for name, g in state.items()}
+            targets = {name: zone.in_service[0].eni for name, zone in state.zones.items()}
             live = True
         else:
-            live = ev.instance in state[ev.group]["in_service"]
-            targets = {ev.group: state[ev.group]["eni"][ev.instance]} if live else {}
-        before = self.reader.moves(state)
+            live = ev.instance in [i.id for i in state.zone(ev.group).in_service]
+            targets = {ev.group: state.zone(ev.group).instance(ev.instance).eni} if live else {}
+        before = state.movable()
         what = f"event {ev.number} ({label}, {ev.kind}, {ev.group or 'all groups'} {ev.instance or ''}, {'live' if live else 'stale'})"
         outage = self.rng.random() < self.s.outage_share
         for attempt in range(self.s.deliveries):
@@ -299,7 +230,7 @@ class Soak:
             r.invocations += 1
             r.redeliveries += attempt > 0
             state = self.reader.read()
-            self.check_moves(what, before, self.reader.moves(state), targets)
+            self.check_moves(what, before, state.movable(), targets)
             if run.code == 0:
                 r.successes += 1
                 result = run.result
@@ -341,16 +272,16 @@ class Soak:
                 if check != b["sdc"].get(instance) and check is not False:
                     self.result.violations.append(f"moved: {what}: source/dest check of {instance} turned on")
 
-    def check_success(self, what: str, ev: Event, live: bool, result: dict, state: dict) -> None:
+    def check_success(self, what: str, ev: Event, live: bool, result: dict, state: State) -> None:
         outcome = result["outcome"]
         try:
             if ev.group is None:
-                for group, g in state.items():
-                    self.reader.converged_on(state, group, g["in_service"][0])
+                for group, zone in state.zones.items():
+                    self.converged_on(state, group, zone.in_service[0].id)
             elif live:
                 assert outcome in ("applied", "unchanged"), f"outcome {outcome} for the group's own instance"
                 assert result["instance_id"] == ev.instance, f"reported {result['instance_id']}"
-                self.reader.converged_on(state, ev.group, ev.instance)
+                self.converged_on(state, ev.group, ev.instance)
                 if ev.kind == "lifecycle-action":
                     assert result.get("lifecycle_action") in ("CONTINUE", "already completed"), result.get("lifecycle_action")
             else:
@@ -358,6 +289,14 @@ class Soak:
                 assert result["actions"] == [], result["actions"]
         except AssertionError as e:
             self.result.violations.append(f"false success: {what}: exit 0 but {e}")
+
+    def converged_on(self, state: State, group: str, instance: str) -> None:
+        """The group holds `instance` alone InService and is converged on it, unrelated routes untouched."""
+        zone = state.zone(group)
+        held = [i.id for i in zone.in_service]
+        assert held == [instance], f"{group} holds {held}, not {instance}"
+        problems = zone.problems(instance) + unrelated_touched(self.world, zone)
+        assert not problems, "; ".join(problems)
 
     def final_reconcile(self) -> None:
         self.proxy.set(faults=self.normal)

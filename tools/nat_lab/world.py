@@ -8,8 +8,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import state
+from .state import DESTINATION
+
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
-DESTINATION = "0.0.0.0/0"
 UNRELATED_CIDR = "172.16.0.0/12"
 
 
@@ -102,7 +104,7 @@ def seed_world(moto, zones=ZONES, tables_per_zone: int = 1, prefix: str = "nat")
     return world
 
 
-# --- reading the emulator's state: what every assertion is made on ---------------------------------
+# --- reading the emulator's state: what every assertion is made on (judged in nat_lab.state) -------
 
 
 def in_service(moto, group: str) -> list[str]:
@@ -112,13 +114,7 @@ def in_service(moto, group: str) -> list[str]:
 
 def primary_eni(moto, instance_id: str) -> str:
     reservations = moto.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
-    interfaces = reservations[0]["Instances"][0]["NetworkInterfaces"]
-    return next(n["NetworkInterfaceId"] for n in interfaces if n.get("Attachment", {}).get("DeviceIndex", 0) == 0)
-
-
-def source_dest_check(moto, eni: str) -> bool:
-    attr = moto.client("ec2").describe_network_interface_attribute(NetworkInterfaceId=eni, Attribute="sourceDestCheck")
-    return attr["SourceDestCheck"]["Value"]
+    return state.primary_eni(reservations[0]["Instances"][0])
 
 
 def eip_eni(moto, allocation_id: str) -> str | None:
@@ -133,33 +129,30 @@ def routes(moto, table_id: str) -> dict[str, dict]:
 
 def snapshot(moto, world: World) -> dict:
     """Everything the hook may change, per group: compare two snapshots to prove nothing moved."""
-    state = {}
-    for g in world.groups.values():
-        state[g.name] = {
-            "eip_eni": eip_eni(moto, g.eip_allocation_id),
-            "routes": {
-                t: {k: v.get("NetworkInterfaceId") or v.get("GatewayId") for k, v in routes(moto, t).items()} for t in g.route_table_ids
-            },
-            "sdc": {i: source_dest_check(moto, primary_eni(moto, i)) for i in in_service(moto, g.name)},
-        }
-    return state
+    return state.read_state(moto, world).movable()
 
 
 def assert_converged(moto, world: World, group: str, instance: str | None = None) -> str:
     """The group's EIP, source/dest check and every default route are on `instance`, by default the
-    one instance the group holds InService."""
-    g = world.groups[group]
+    one instance the group holds InService; the seeded unrelated route is untouched."""
+    zone = state.read_state(moto, world).zone(group)
     if instance is None:
-        [instance] = in_service(moto, group)
-    eni = primary_eni(moto, instance)
-    assert eip_eni(moto, g.eip_allocation_id) == eni, f"{group}: EIP not on {eni}"
-    assert source_dest_check(moto, eni) is False, f"{group}: source/dest check still on for {eni}"
-    for table in g.route_table_ids:
-        table_routes = routes(moto, table)
-        assert table_routes[DESTINATION].get("NetworkInterfaceId") == eni, f"{table}: default route not on {eni}: {table_routes}"
-        assert table_routes[DESTINATION]["State"] == "active"
-        assert table_routes[UNRELATED_CIDR].get("NetworkInterfaceId") == world.unrelated_eni, f"{table}: unrelated route touched"
+        [instance] = [i.id for i in zone.in_service]
+    problems = zone.problems(instance) + unrelated_touched(world, zone)
+    assert not problems, "; ".join(problems)
     return instance
+
+
+def unrelated_touched(world: World, zone: state.Zone) -> list[str]:
+    """The seeded world's unrelated route (a VPN appliance's) in each of the zone's tables, where
+    it was put: the hook must never touch it."""
+    if not world.unrelated_eni:
+        return []
+    return [
+        f"{table}: unrelated route touched: {routes.get(UNRELATED_CIDR)}"
+        for table, routes in zone.tables.items()
+        if getattr(routes.get(UNRELATED_CIDR), "target", None) != world.unrelated_eni
+    ]
 
 
 def replace_instance(moto, group: str) -> tuple[str, str]:
