@@ -5,7 +5,7 @@ default route), a second apply after the hook changes nothing (Terraform does no
 and destroy leaves the emulator as it found it. One apply serves every test, in file order.
 
 Assertions read the emulator's state. The emulator is this module's own moto server, with the
-fidelity fixes of tools/nat_lab/moto_shims (fields moto 5 drops that AWS returns)."""
+fidelity fixes of nat_lab.moto_shims (fields moto 5 drops that AWS returns), as every `Moto` has."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def emulator(logs):
-    server = Moto(log_dir=logs, extra_env=tf_lab.moto_extra_env())
+    server = Moto(log_dir=logs)
     yield server
     server.stop()
 

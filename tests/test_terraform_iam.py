@@ -149,7 +149,7 @@ def lab(logs, tmp_path_factory) -> Lab:
     """The local stack applied by the deploy role's actions, IAM enforced from the start; then the
     hook's users, with its rendered policy and without each action it needs."""
     work = tmp_path_factory.mktemp("terraform-iam")
-    emulator = Moto(log_dir=logs, extra_env=tf_lab.moto_extra_env())
+    emulator = Moto(log_dir=logs)
     try:
         lambda_zip = tf_lab.build_zip(hook.hook_bin(), work)
         tf, var_args = tf_lab.local_environment(work, emulator.endpoint, emulator.env(), lambda_zip)

@@ -418,7 +418,7 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     w("and target apart). The emulator is moto server on a loopback port; between it and the hook sits")
     w("`nat_lab.proxy`, which adds a fixed latency to every request (the stand-in for the round")
     w("trip to a real AWS endpoint) and records each request's action, start and end. Auto Scaling's")
-    w("`CompleteLifecycleAction`, which moto does not implement, is answered by the proxy itself (a valid")
+    w("`CompleteLifecycleAction`, which moto does not implement, is answered by a patch in the moto server (a valid")
     w("empty awsQuery response; a second completion gets AWS's `No active Lifecycle Action found`), so")
     w("lifecycle-action events run end to end. **Dependent round trips** = the longest chain of requests")
     w("each starting after the previous one ended (the proxy takes a request's end just before its answer")

@@ -183,7 +183,7 @@ def main() -> int:
     ).parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
-        with Moto(log_dir=workdir / "logs", extra_env=tf_lab.moto_extra_env()) as moto:
+        with Moto(log_dir=workdir / "logs") as moto:
             return Demo(moto, workdir, workdir / "logs").run()
 
 

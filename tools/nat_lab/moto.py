@@ -9,14 +9,21 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from .moto_shims import SITE
+from .moto_shims import lifecycle as lifecycle_shim
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+LIFECYCLES = ("lenient", "hooks")
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -40,15 +47,28 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | Non
 
 
 class Moto:
-    """A moto server process. `env()` gives what a child process needs to reach it."""
+    """A moto server process, with nat_lab's patches loaded (`nat_lab.moto_shims`: fidelity fixes,
+    and the Auto Scaling lifecycle actions moto lacks). `env()` gives what a child process needs to
+    reach it.
 
-    def __init__(self, log_dir: Path | None = None, extra_env: dict[str, str] | None = None):
+    `lifecycle`: "lenient" (moto's own lifecycle: instances InService at once; a lifecycle action can
+    be completed once per instance and hook) or "hooks" (Auto Scaling's: launch and terminate hooks
+    hold instances in Pending:Wait / Terminating:Wait until CompleteLifecycleAction or the heartbeat
+    timeout). `lifecycle_actions()` returns what was completed and what is waiting."""
+
+    def __init__(self, log_dir: Path | None = None, extra_env: dict[str, str] | None = None, lifecycle: str = "lenient"):
+        if lifecycle not in LIFECYCLES:
+            raise ValueError(f"lifecycle must be one of {LIFECYCLES}, not {lifecycle!r}")
+        self.lifecycle = lifecycle
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         log_dir = log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"moto-{self.port}.log"
         env = {**os.environ, **(extra_env or {})}
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
+        env["PYTHONPATH"] = os.pathsep.join([str(SITE), *paths])
+        env[lifecycle_shim.MODE_ENV] = lifecycle
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -97,6 +117,22 @@ class Moto:
             keys[user] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
         return keys
 
+    def lifecycle_actions(self, **credentials) -> dict:
+        """The lifecycle stand-in's ledger (`nat_lab.moto_shims.lifecycle`): {"mode", "calls",
+        "active"}. `calls`: every CompleteLifecycleAction, RecordLifecycleActionHeartbeat and
+        heartbeat timeout, in order, each {"call", "group", "hook", "instance", "token", "result",
+        "accepted", "error", "monotonic"}; `active`: the actions waiting, each {"group", "hook",
+        "instance", "transition", "token", "seconds_left"}. Emptied by `reset()`."""
+        creds = credentials or CREDENTIALS
+        body = urllib.parse.urlencode({"Action": lifecycle_shim.LISTING, "Version": "2011-01-01"})
+        request = AWSRequest(
+            method="POST", url=f"{self.endpoint}/", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        SigV4Auth(Credentials(creds["aws_access_key_id"], creds["aws_secret_access_key"]), "autoscaling", REGION).add_auth(request)
+        signed = urllib.request.Request(request.url, data=body.encode(), headers=dict(request.headers.items()), method="POST")
+        with urllib.request.urlopen(signed, timeout=10) as answer:
+            return json.loads(answer.read())
+
     def client(self, service: str, **credentials):
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))
 
@@ -121,12 +157,3 @@ class Moto:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-@contextmanager
-def moto_server(**kwargs):
-    server = Moto(**kwargs)
-    try:
-        yield server
-    finally:
-        server.stop()

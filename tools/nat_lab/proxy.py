@@ -7,10 +7,11 @@ The hook reaches AWS through `AWS_ENDPOINT_URL`; point that at `Proxy.endpoint` 
   real AWS endpoint, so that the critical path shows up in wall time;
 - records each request: service, action (the `Action=` of the EC2 / Auto Scaling query protocol),
   SDK attempt number, start and end (monotonic seconds), status, and any fault it injected;
-- injects faults at set rates (`Faults`), each answered the way AWS answers it;
-- answers Auto Scaling `CompleteLifecycleAction` itself, which moto does not implement (it answers
-  HTTP 500): the first completion of a lifecycle action succeeds, a later one gets AWS's
-  `ValidationError: No active Lifecycle Action found`.
+- injects faults at set rates (`Faults`), each answered the way AWS answers it.
+
+Everything else is the emulator's: Auto Scaling's lifecycle calls, which moto lacks, are answered by
+the moto server itself (`nat_lab.moto_shims.lifecycle`), so they behave the same with or without
+the proxy in between.
 
 When a fault happens relative to forwarding decides what the emulator sees:
 
@@ -165,7 +166,6 @@ class Proxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.records: list[Record] = []
-        self._completed_lifecycle: set[tuple[str, str, str]] = set()
         self._gate: tuple[int, threading.Event, frozenset[str] | None] | None = None
         self._gated = 0
         self.gate_timeouts = 0  # held requests released by the timeout, not by the last arrival
@@ -271,10 +271,7 @@ class Proxy:
             if fault == "reset":
                 return self._reset(h, record)
 
-        if action == "CompleteLifecycleAction":
-            status, headers, payload = self._complete_lifecycle_action(form)
-        else:
-            status, headers, payload = self._forward(h, body)
+        status, headers, payload = self._forward(h, body)
 
         if phase == "after":
             if fault == "error500":
@@ -314,22 +311,6 @@ class Proxy:
             return response.status, headers, payload
         finally:
             conn.close()
-
-    def _complete_lifecycle_action(self, form: dict) -> tuple[int, list[tuple[str, str]], bytes]:
-        group = form.get("AutoScalingGroupName", [""])[0]
-        hook = form.get("LifecycleHookName", [""])[0]
-        instance = form.get("InstanceId", [""])[0]
-        key = (group, hook, instance or form.get("LifecycleActionToken", [""])[0])
-        with self._lock:
-            done = key in self._completed_lifecycle
-            self._completed_lifecycle.add(key)
-        if done:
-            return _query_error(400, "Sender", "ValidationError", f"No active Lifecycle Action found with instance ID {instance}")
-        xml = (
-            f'<CompleteLifecycleActionResponse xmlns="{AUTOSCALING_NS}"><CompleteLifecycleActionResult/>'
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>"
-        )
-        return 200, [("Content-Type", "text/xml")], xml.encode()
 
     def _answer(self, h: _Handler, record: Record, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
         record.status = status

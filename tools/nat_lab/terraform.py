@@ -167,13 +167,11 @@ def local_environment(workdir: Path, endpoint: str, env: dict[str, str], lambda_
     return tf, var_args
 
 
-SHIMS = Path(__file__).resolve().parent / "moto_shims"
-
-
 def moto_extra_env() -> dict[str, str]:
-    """For `Moto(extra_env=...)`: the moto server the stack is applied to loads moto_shims (fidelity
-    fixes for fields moto drops; see its docstring)."""
-    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(SHIMS), os.environ.get("PYTHONPATH", "")]))}
+    """Nothing: every `Moto` loads the moto shims itself now (`nat_lab.moto_shims`). Kept only so
+    that `Moto(extra_env=tf_lab.moto_extra_env())`, written before that, still works; delete it
+    once no branch calls it."""
+    return {}
 
 
 def inventory(moto) -> dict[str, set[str]]:

@@ -1,10 +1,8 @@
-"""Fidelity fixes for the moto server that the Terraform tests apply the stack to.
+"""Fidelity fixes: moto answers what AWS answers, for fields moto 5 drops or misfiles.
 
-Python imports this module at start-up when this directory is on PYTHONPATH; the Terraform tests
-start their moto server so (`nat_lab.terraform.moto_extra_env()`). The first two fixes make moto
-answer what AWS answers, for a field moto 5 drops or misfiles: without them, every plan against moto
-would show a change that AWS would not, and "a second apply reports no changes" could not be tested
-at all. They change no call's effect, only what moto reports back.
+Without the first two, every plan against moto would show a change that AWS would not, and "a
+second apply reports no changes" could not be tested at all. They change no call's effect, only
+what moto reports back.
 
 - Lambda GetFunction: AWS returns the function's DeadLetterConfig and LoggingConfig; moto drops both.
 - EC2 launch templates: moto files the launch template's own tags (CreateLaunchTemplate's
@@ -81,9 +79,7 @@ def _lambda_signatures() -> None:
     IAMRequestBase.check_signature = patched
 
 
-try:
+def install() -> None:
     _lambda_configuration()
     _launch_template_tags()
     _lambda_signatures()
-except ImportError:  # not the moto server's interpreter: nothing to fix
-    pass

@@ -1,0 +1,207 @@
+"""The Auto Scaling lifecycle stand-in patched into moto (nat_lab.moto_shims.lifecycle), driven
+through boto3 the way the hook and the NAT instance's user data call it. What it does is read back
+from the emulator: lifecycle states, EC2 states, the group's members, and the recorded calls."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from nat_lab.moto import Moto
+
+LAUNCH_HOOK = "nat-asg-hook-launch"
+TERMINATE_HOOK = "nat-asg-hook-terminate"
+
+
+def make_group(moto, name="nat-a", launch_timeout=300, terminate_timeout=None, default_result="ABANDON") -> None:
+    """A single-instance group in one subnet whose hooks exist before its first launch (Terraform's
+    `initial_lifecycle_hook`: CreateAutoScalingGroup's LifecycleHookSpecificationList)."""
+    ec2, autoscaling = moto.client("ec2"), moto.client("autoscaling")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    template = f"{name}-lt"
+    ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData={"ImageId": ami, "InstanceType": "t4g.nano"})
+    hooks = []
+    if launch_timeout is not None:
+        hooks.append(
+            {
+                "LifecycleHookName": LAUNCH_HOOK,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "HeartbeatTimeout": launch_timeout,
+                "DefaultResult": default_result,
+            }
+        )
+    if terminate_timeout is not None:
+        hooks.append(
+            {
+                "LifecycleHookName": TERMINATE_HOOK,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                "HeartbeatTimeout": terminate_timeout,
+                "DefaultResult": "CONTINUE",
+            }
+        )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        MinSize=1,
+        MaxSize=2,
+        DesiredCapacity=1,
+        LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+        VPCZoneIdentifier=subnet,
+        LifecycleHookSpecificationList=hooks,
+    )
+
+
+def members(moto, group="nat-a") -> dict[str, str]:
+    """instance -> lifecycle state, as DescribeAutoScalingGroups reports them."""
+    [g] = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    return {i["InstanceId"]: i["LifecycleState"] for i in g["Instances"]}
+
+
+def ec2_state(moto, instance: str) -> str:
+    [r] = moto.client("ec2").describe_instances(InstanceIds=[instance])["Reservations"]
+    return r["Instances"][0]["State"]["Name"]
+
+
+def complete(moto, result="CONTINUE", group="nat-a", hook=LAUNCH_HOOK, **target):
+    return moto.client("autoscaling").complete_lifecycle_action(
+        AutoScalingGroupName=group, LifecycleHookName=hook, LifecycleActionResult=result, **target
+    )
+
+
+def refused(call) -> str:
+    with pytest.raises(ClientError) as error:
+        call()
+    assert error.value.response["Error"]["Code"] == "ValidationError", error.value.response
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    return error.value.response["Error"]["Message"]
+
+
+# --- lenient (every Moto by default): moto's own lifecycle, completions answered once ------------------
+
+
+def test_lenient_a_completion_succeeds_once_and_is_recorded(fresh_moto):
+    moto = fresh_moto
+    make_group(moto)
+    [(instance, state)] = members(moto).items()
+    assert state == "InService"  # lenient: the hook changes nothing in moto's lifecycle
+    heartbeat = moto.client("autoscaling").record_lifecycle_action_heartbeat
+    heartbeat(AutoScalingGroupName="nat-a", LifecycleHookName=LAUNCH_HOOK, InstanceId=instance)
+    complete(moto, InstanceId=instance)
+    message = refused(lambda: complete(moto, InstanceId=instance))
+    assert message == f"No active Lifecycle Action found with instance ID {instance}"
+    refused(lambda: heartbeat(AutoScalingGroupName="nat-a", LifecycleHookName=LAUNCH_HOOK, InstanceId=instance))
+    refused(lambda: complete(moto, result="MAYBE", InstanceId="i-0123456789abcdef0"))
+
+    ledger = moto.lifecycle_actions()
+    assert ledger["mode"] == "lenient" and ledger["active"] == []
+    assert [(c["call"], c["instance"], c["result"], c["accepted"]) for c in ledger["calls"]] == [
+        ("RecordLifecycleActionHeartbeat", instance, None, True),
+        ("CompleteLifecycleAction", instance, "CONTINUE", True),
+        ("CompleteLifecycleAction", instance, "CONTINUE", False),
+        ("RecordLifecycleActionHeartbeat", instance, None, False),
+        ("CompleteLifecycleAction", "i-0123456789abcdef0", "MAYBE", False),
+    ]
+    assert all(c["group"] == "nat-a" and c["hook"] == LAUNCH_HOOK for c in ledger["calls"])
+    moto.reset()
+    assert moto.lifecycle_actions()["calls"] == []
+
+
+# --- hooks: Auto Scaling's lifecycle -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hooks_server(logs):
+    server = Moto(log_dir=logs, lifecycle="hooks")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hooks(hooks_server):
+    hooks_server.reset()
+    return hooks_server
+
+
+def test_a_launch_waits_for_continue_then_goes_in_service(hooks):
+    make_group(hooks)
+    [(instance, state)] = members(hooks).items()
+    assert state == "Pending:Wait"
+    assert ec2_state(hooks, instance) == "running"
+    [action] = hooks.lifecycle_actions()["active"]
+    assert (action["group"], action["hook"], action["instance"], action["transition"]) == (
+        "nat-a",
+        LAUNCH_HOOK,
+        instance,
+        "autoscaling:EC2_INSTANCE_LAUNCHING",
+    )
+    assert 290 < action["seconds_left"] <= 300
+    [hook] = hooks.client("autoscaling").describe_lifecycle_hooks(AutoScalingGroupName="nat-a")["LifecycleHooks"]
+    assert hook["LifecycleHookName"] == LAUNCH_HOOK
+
+    refused(lambda: complete(hooks, hook="another-hook", InstanceId=instance))  # not this hook's action
+    complete(hooks, LifecycleActionToken=action["token"])
+    assert members(hooks) == {instance: "InService"}
+    assert hooks.lifecycle_actions()["active"] == []
+    assert refused(lambda: complete(hooks, InstanceId=instance)) == f"No active Lifecycle Action found with instance ID {instance}"
+
+
+def test_an_abandoned_launch_is_terminated_and_replaced(hooks):
+    make_group(hooks)
+    [first] = members(hooks)
+    complete(hooks, result="ABANDON", InstanceId=first)
+    assert ec2_state(hooks, first) == "terminated"
+    [(second, state)] = members(hooks).items()
+    assert second != first and state == "Pending:Wait"
+    [action] = hooks.lifecycle_actions()["active"]
+    assert action["instance"] == second
+    calls = hooks.lifecycle_actions()["calls"]
+    assert [(c["instance"], c["result"], c["accepted"]) for c in calls] == [(first, "ABANDON", True)]
+
+
+def test_a_terminating_instance_waits_for_its_hook_and_its_replacement_comes_at_once(hooks):
+    make_group(hooks, launch_timeout=None, terminate_timeout=300)
+    [old] = members(hooks)
+    assert members(hooks) == {old: "InService"}  # no launch hook: InService at once
+    hooks.client("autoscaling").terminate_instance_in_auto_scaling_group(InstanceId=old, ShouldDecrementDesiredCapacity=False)
+    now = members(hooks)
+    [new] = set(now) - {old}
+    assert now == {old: "Terminating:Wait", new: "InService"}
+    assert ec2_state(hooks, old) == "running"  # still forwarding while it hands its zone over
+    [action] = hooks.lifecycle_actions()["active"]
+    assert (action["instance"], action["hook"], action["transition"]) == (old, TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING")
+
+    complete(hooks, hook=TERMINATE_HOOK, LifecycleActionToken=action["token"])
+    assert members(hooks) == {new: "InService"}
+    assert ec2_state(hooks, old) == "terminated"
+    refused(lambda: complete(hooks, hook=TERMINATE_HOOK, InstanceId=old))
+
+
+def test_an_unhealthy_instance_is_replaced_through_the_terminate_hook(hooks):
+    make_group(hooks, launch_timeout=None, terminate_timeout=300)
+    [old] = members(hooks)
+    hooks.client("autoscaling").set_instance_health(InstanceId=old, HealthStatus="Unhealthy")
+    now = members(hooks)
+    [new] = set(now) - {old}
+    assert now == {old: "Terminating:Wait", new: "InService"}
+
+
+def test_the_heartbeat_timeout_applies_the_default_result_and_a_heartbeat_defers_it(hooks):
+    make_group(hooks, launch_timeout=2, default_result="ABANDON")
+    [first] = members(hooks)
+    heartbeat = hooks.client("autoscaling").record_lifecycle_action_heartbeat
+    time.sleep(1.2)
+    heartbeat(AutoScalingGroupName="nat-a", LifecycleHookName=LAUNCH_HOOK, InstanceId=first)
+    time.sleep(1.2)  # 2.4 s after the launch, 1.2 s after the heartbeat
+    assert members(hooks) == {first: "Pending:Wait"}
+    time.sleep(1.2)  # 2.4 s after the heartbeat: timed out, abandoned, replaced
+    now = members(hooks)
+    assert first not in now and list(now.values()) == ["Pending:Wait"]
+    assert ec2_state(hooks, first) == "terminated"
+    calls = hooks.lifecycle_actions()["calls"]
+    assert [(c["call"], c["instance"], c["result"]) for c in calls] == [
+        ("RecordLifecycleActionHeartbeat", first, None),
+        ("timeout", first, "ABANDON"),
+    ]
