@@ -3,7 +3,7 @@ stale events for replaced instances, delivered to the real binary (`replay`) thr
 fails 20% of the requests the way AWS does (503 RequestLimitExceeded, 500 InternalError, connection
 resets before and after the write, latency spikes), plus one-attempt outages of single actions.
 Seeded (SOAK_SEED overrides) and bounded: 50 events, at most 3 deliveries each, each with the hook's
-own 10 s deadline. What is checked after every invocation is in tools/nat_lab/soak.py (the
+own 10 s deadline. What is checked after every invocation is in nat_lab.soak.invariants (the
 emulator's state, read directly, never the logs); this test asserts that none of it was violated,
 then reads the final state itself."""
 
