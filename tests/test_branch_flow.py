@@ -139,7 +139,10 @@ def test_the_workflow_runs_the_rule_on_every_pull_request_into_main_as_a_job_nam
     assert "scripts/check-pr-source.sh" in checkout["with"]["sparse-checkout"].split()
 
 
-@pytest.mark.parametrize("base, head, code", [("main", "development", 0), ("main", "hotfix/NAT-7", 0), ("main", "feature/NAT-1", 1), ("development", "feature/NAT-1", 0)])
+@pytest.mark.parametrize(
+    "base, head, code",
+    [("main", "development", 0), ("main", "hotfix/NAT-7", 0), ("main", "feature/NAT-1", 1), ("development", "feature/NAT-1", 0)],
+)
 def test_the_workflows_step_as_written_applies_the_rule(tmp_path, base, head, code):
     """The job's own `run:` text, run the way the runner does (bash, repository root, the payload's path)."""
     [job] = load_workflow(BRANCH_FLOW)["jobs"].values()
@@ -188,7 +191,9 @@ def sandbox(tmp_path):
 
         @staticmethod
         def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
-            return subprocess.run(["bash", str(root / "scripts" / PROTECT.name), *args], env={**env, **extra_env}, capture_output=True, text=True, timeout=30)
+            return subprocess.run(
+                ["bash", str(root / "scripts" / PROTECT.name), *args], env={**env, **extra_env}, capture_output=True, text=True, timeout=30
+            )
 
         @staticmethod
         def calls() -> list[tuple[str, str, dict]]:
@@ -347,7 +352,7 @@ def markdown_tables(text: str) -> list[list[dict[str, str]]]:
             header = [c.strip() for c in lines[i].strip("|").split("|")]
             rows, i = [], i + 2
             while i < len(lines) and lines[i].startswith("|"):
-                rows.append(dict(zip(header, (c.strip() for c in lines[i].strip("|").split("|")))))
+                rows.append(dict(zip(header, (c.strip() for c in lines[i].strip("|").split("|")), strict=False)))
                 i += 1
             tables.append(rows)
         else:
@@ -370,7 +375,13 @@ def field_of(cell: str) -> str:
 
 @pytest.fixture(scope="module")
 def payloads() -> dict[str, dict]:
-    proc = subprocess.run(["bash", str(PROTECT), "--repo", THIS_REPO], env={k: v for k, v in os.environ.items() if k != "REPO_OWNER"}, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["bash", str(PROTECT), "--repo", THIS_REPO],
+        env={k: v for k, v in os.environ.items() if k != "REPO_OWNER"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     by_path = {path: body for _, path, body in requests(proc.stdout)}
     return {
