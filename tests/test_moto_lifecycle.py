@@ -9,7 +9,9 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from nat_lab import events, hook
 from nat_lab.moto import Moto
+from nat_lab.world import assert_converged, in_service, seed_world
 
 LAUNCH_HOOK = "nat-asg-hook-launch"
 TERMINATE_HOOK = "nat-asg-hook-terminate"
@@ -205,3 +207,55 @@ def test_the_heartbeat_timeout_applies_the_default_result_and_a_heartbeat_defers
         ("RecordLifecycleActionHeartbeat", first, None),
         ("timeout", first, "ABANDON"),
     ]
+
+
+# --- with the hook: the Lambda completes a leaving NAT's terminate action --------------------------------
+
+
+def test_the_hook_completes_a_terminate_action_and_the_group_lets_the_old_nat_go(hooks, tmp_path):
+    """The real binary on a terminate lifecycle action, against the stand-in in hooks mode: it cuts
+    the zone over to the group's newer InService instance, then completes the action with CONTINUE,
+    and only then does the old instance leave the group and EC2."""
+    world = seed_world(hooks, zones=("us-east-1a", "us-east-1b"))
+    config = world.write_config(tmp_path / "hook-config.json")
+    g = world.groups["nat-us-east-1a"]
+    autoscaling = hooks.client("autoscaling")
+    autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=g.name,
+        LifecycleHookName=TERMINATE_HOOK,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=300,
+        DefaultResult="CONTINUE",
+    )
+    assert hook.run(hooks.env(), "reconcile", config=config).code == 0
+    [old] = in_service(hooks, g.name)
+    assert_converged(hooks, world, g.name, old)
+
+    autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=old, ShouldDecrementDesiredCapacity=False)
+    [new] = in_service(hooks, g.name)
+    assert members(hooks, g.name) == {old: "Terminating:Wait", new: "InService"}
+
+    event = events.load("terminate-lifecycle-action.json")
+    event["detail"].update(AutoScalingGroupName=g.name, EC2InstanceId=old)
+    path = events.write(event, tmp_path)
+    run = hook.run(hooks.env(), "replay", str(path), config=config)
+    assert run.code == 0, run.stderr
+    assert (run.result["outcome"], run.result["instance_id"], run.result["lifecycle_action"]) == ("applied", new, "CONTINUE")
+    assert members(hooks, g.name) == {new: "InService"}
+    assert ec2_state(hooks, old) == "terminated"
+    assert_converged(hooks, world, g.name, new)
+    [call] = hooks.lifecycle_actions()["calls"]
+    assert (call["call"], call["group"], call["hook"], call["instance"], call["result"], call["accepted"]) == (
+        "CompleteLifecycleAction",
+        g.name,
+        TERMINATE_HOOK,
+        old,
+        "CONTINUE",
+        True,
+    )
+
+    again = hook.run(hooks.env(), "replay", str(path), config=config)  # a second delivery
+    assert again.code == 0, again.stderr
+    assert again.result["lifecycle_action"] == "already completed", again.result
+    assert [c["accepted"] for c in hooks.lifecycle_actions()["calls"]] == [True, False]
+    assert members(hooks, g.name) == {new: "InService"}
