@@ -4,8 +4,8 @@ replacement is in service. Every assertion reads the emulator's state (EIP assoc
 tables, ENI attributes) or the requests the recording proxy saw.
 
 moto does not implement CompleteLifecycleAction and emits no events: the tests send the events the
-way EventBridge would, and the hook reaches moto through the proxy, which answers
-CompleteLifecycleAction itself and records it (nat_lab.proxy)."""
+way EventBridge would; the moto server's lifecycle stand-in (nat_lab.moto_shims.lifecycle) answers
+CompleteLifecycleAction, and the hook reaches moto through the proxy, which records it (nat_lab.proxy)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_two_zones_down_both_go_to_the_survivor(converged, moto, config_file, tm
     a, b, c = sorted(world.groups)
     survivor_eni = primary_eni(moto, in_service(moto, c)[0])
     down = {name: kill(moto, name)[0] for name in (a, b)}
-    for name, instance in down.items():
+    for instance in down.values():
         replay(moto.env(), config_file, tmp_path, events.state_change(instance, "shutting-down"))
     for name in (a, b):
         assert zone_tables_on(moto, world, name, survivor_eni), name

@@ -28,9 +28,10 @@ server by the environment variable NAT_LAB_MOTO_LIFECYCLE (`Moto(lifecycle=...)`
       ValidationError. `LifecycleHookSpecificationList` of CreateAutoScalingGroup (Terraform's
       `initial_lifecycle_hook`), which moto ignores, creates the hooks before the first instances
       launch, as AWS does.
-    Not modelled: an instance terminated through EC2 stays in its group until something marks it
-    Unhealthy (AWS's EC2 health check does, within minutes); an abandoned launch does not run the
-    terminate hooks; no EventBridge events are emitted (moto emits none).
+    Not modelled: an instance terminated through EC2 (TerminateInstances) leaves its group at once
+    without the terminate hooks (moto's own behaviour; AWS notices at its next health check), and
+    the group launches its replacement (into Pending:Wait with a launch hook); an abandoned launch
+    does not run the terminate hooks; no EventBridge events are emitted (moto emits none).
 
 Every CompleteLifecycleAction and RecordLifecycleActionHeartbeat (and every timeout) is recorded
 with its answer. The extra action `NatLabLifecycleActions` (signed for service `autoscaling`; use
