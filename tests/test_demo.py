@@ -1,35 +1,44 @@
 """`make demo` is part of the suite: a smoke run that fails when any story ends wrong, and when it
-leaves a process behind."""
+leaves a process behind.
+
+What the demo started is told by a marker in its environment, which every process it starts
+inherits (moto, terraform and its providers, cargo lambda, the function): on a machine shared with
+other runs, their emulators and providers are not the demo's."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
-STARTED_BY_THE_DEMO = ("moto.server", "cargo-lambda", "nat-asg-hook", "terraform")
+MARKER = "NAT_LAB_DEMO_RUN"
 
 
-def processes() -> set[tuple[int, str]]:
+def carrying(marker: bytes) -> set[tuple[int, str]]:
+    """The processes whose environment holds `marker`."""
     found = set()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
+            if marker not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+        except OSError:  # gone, or not ours to read
             continue
-        if any(name in cmdline for name in STARTED_BY_THE_DEMO) and "pytest" not in cmdline:
-            found.add((int(proc.name), cmdline.strip()))
+        found.add((int(proc.name), cmdline.strip()))
     return found
 
 
 def test_demo_every_story_ends_right_and_nothing_is_left_running():
-    before = processes()
-    proc = subprocess.run([sys.executable, "-m", "nat_lab.demo"], capture_output=True, text=True, timeout=900)
+    run = str(uuid.uuid4())
+    env = {**os.environ, MARKER: run}
+    proc = subprocess.run([sys.executable, "-m", "nat_lab.demo"], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "every story ended right" in proc.stdout
     for story in ("Story 1", "Story 2", "Story 3", "Story 4", "Destroy complete"):
         assert story in proc.stdout
-    left = processes() - before
+    left = carrying(f"{MARKER}={run}".encode())
     assert not left, f"the demo left processes behind: {left}"
