@@ -1,5 +1,5 @@
 """Fault-injection soak (issue #5): 50 events over 3 zones, with duplicates, reordered deliveries and
-stale events for replaced instances, delivered to the real binary (`replay`) through a proxy that
+stale events for replaced instances, and the replaced instances' terminate actions, delivered to the real binary (`replay`) through a proxy that
 fails 20% of the requests the way AWS does (503 RequestLimitExceeded, 500 InternalError, connection
 resets before and after the write, latency spikes), plus one-attempt outages of single actions.
 Seeded (SOAK_SEED overrides) and bounded: 50 events, at most 3 deliveries each, each with the hook's
@@ -38,6 +38,8 @@ def test_soak_under_faults_never_a_false_success_nor_a_stale_move(fresh_moto, tm
     assert result.events == settings.events
     for label in ("in-order", "reordered", "duplicate", "stale"):
         assert result.labels[label] > 0, f"{seed}: no {label} delivery: {dict(result.labels)}"
+    for kind in ("launch-successful", "terminate", "scheduled"):
+        assert result.kinds[kind] > 0, f"{seed}: no {kind} event: {dict(result.kinds)}"
     for outcome in ("applied", "unchanged", "stale"):
         assert result.outcomes[outcome] > 0, f"{seed}: no {outcome} outcome: {dict(result.outcomes)}"
     assert all(n > 0 for n in result.proxy["faults"].values()), result.proxy

@@ -24,7 +24,7 @@ OUTAGES = (
     ("throttle", {"ReplaceRoute", "CreateRoute"}),  # throttled before the write: nothing changes
     ("error500", {"AssociateAddress"}),  # the EIP moves, the hook is told it failed
     ("reset", {"DescribeRouteTables"}),  # the observe round cannot finish
-    ("throttle", {"CompleteLifecycleAction"}),  # routes moved, the lifecycle action not completed
+    ("throttle", {"CompleteLifecycleAction"}),  # the zone handed over, the terminate action not completed
 )
 FINAL_RECONCILE_ATTEMPTS = 5
 
@@ -34,6 +34,7 @@ class Result:
     settings: Settings
     events: int = 0
     labels: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)  # launch-successful, terminate, scheduled
     invocations: int = 0
     successes: int = 0
     errors_reported: int = 0
@@ -54,7 +55,7 @@ class Result:
     def summary(self) -> str:
         p = self.proxy
         return (
-            f"soak seed={self.settings.seed}: {self.events} events ({dict(self.labels)}), {self.invocations} invocations "
+            f"soak seed={self.settings.seed}: {self.events} events ({dict(self.labels)}; {dict(self.kinds)}), {self.invocations} invocations "
             f"in {self.seconds:.0f}s; outcomes {dict(self.outcomes)}; errors reported {self.errors_reported}, "
             f"redeliveries {self.redeliveries}, undelivered {self.undelivered}, outages {self.outages}; "
             f"proxy: {p.get('requests')} requests, faults {p.get('faults')} "
@@ -69,6 +70,7 @@ class Result:
             "fault_rate": self.settings.fault_rate,
             "events": self.events,
             "labels": dict(self.labels),
+            "kinds": dict(self.kinds),
             "invocations": self.invocations,
             "successes": self.successes,
             "errors_reported": self.errors_reported,
@@ -111,10 +113,14 @@ class Delivery:
         r = self.result
         r.events += 1
         r.labels[label] += 1
+        r.kinds[ev.kind] += 1
         state = self.reader.read()
         if ev.group is None:
             targets = {name: zone.in_service[0].eni for name, zone in state.zones.items()}
             live = True
+        elif ev.kind == "terminate":
+            targets = {ev.group: state.zone(ev.group).owner_eni}
+            live = False
         else:
             live = ev.instance in [i.id for i in state.zone(ev.group).in_service]
             targets = {ev.group: state.zone(ev.group).instance(ev.instance).eni} if live else {}

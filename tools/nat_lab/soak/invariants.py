@@ -2,6 +2,9 @@
 directly, never through the proxy), each breach a violation in words:
 
 - a stale event (its instance is no longer the group's) moves nothing at all, even when it fails;
+- a terminate action moves its own group only, and only towards the group's newest in-service
+  instance; on success no table of the group routes through the leaving instance any more, and the
+  action is completed (CONTINUE, or found already completed);
 - any other event moves its own group only, and only towards its instance's ENI;
 - a success is never false: exit 0 with `applied`/`unchanged` means the group's EIP, source/dest
   check and every default route are on that instance right now; exit 0 with `stale` means the
@@ -51,12 +54,15 @@ class Invariants:
             if ev.group is None:
                 for group, zone in state.zones.items():
                     self.converged_on(state, group, zone.in_service[0].id)
+            elif ev.kind == "terminate":
+                assert outcome in ("applied", "unchanged"), f"outcome {outcome} for a terminate action"
+                assert result.get("lifecycle_action") in ("CONTINUE", "already completed"), result.get("lifecycle_action")
+                routed = {t: r.target for t, r in state.zone(ev.group).default_routes().items() if r is not None}
+                assert ev.eni not in routed.values(), f"tables still route through the leaving {ev.instance}: {routed}"
             elif live:
                 assert outcome in ("applied", "unchanged"), f"outcome {outcome} for the group's own instance"
                 assert result["instance_id"] == ev.instance, f"reported {result['instance_id']}"
                 self.converged_on(state, ev.group, ev.instance)
-                if ev.kind == "lifecycle-action":
-                    assert result.get("lifecycle_action") in ("CONTINUE", "already completed"), result.get("lifecycle_action")
             else:
                 assert outcome == "stale", f"outcome {outcome} for an instance the group no longer holds"
                 assert result["actions"] == [], result["actions"]

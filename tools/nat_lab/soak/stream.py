@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import events
-from ..world import World, replace_instance
+from ..world import World, primary_eni, replace_instance
 
 
 @dataclass
@@ -29,8 +29,9 @@ class Event:
     number: int
     group: str | None  # None: the scheduled reconcile
     instance: str | None
-    kind: str
+    kind: str  # launch-successful, terminate (the group's terminate action for a replaced instance), scheduled
     path: Path
+    eni: str | None = None  # terminate: the leaving instance's ENI, which no table may keep
 
 
 # What the stream does next, and how often.
@@ -62,10 +63,15 @@ class Stream:
         if group is None:
             body, kind = events.scheduled(), "scheduled"
         else:
-            kind = self.rng.choice(("launch-successful", "launch-successful", "lifecycle-action"))
-            body = events.launch(group, instance, self.world.groups[group].zone, kind)
+            body, kind = events.launch(group, instance, self.world.groups[group].zone), "launch-successful"
         path = events.write(body, self.workdir, f"event-{self.numbers:03d}.json")
         return Event(self.numbers, group, instance, kind, path)
+
+    def terminating(self, group: str, instance: str, eni: str) -> Event:
+        """The group's terminate lifecycle action for an instance it is replacing."""
+        self.numbers += 1
+        path = events.write(events.terminate(group, instance), self.workdir, f"event-{self.numbers:03d}.json")
+        return Event(self.numbers, group, instance, "terminate", path, eni)
 
     def __iter__(self) -> Iterator[tuple[Event, str]]:
         groups = sorted(self.world.groups)
@@ -75,8 +81,12 @@ class Stream:
             if op == "replace":
                 if len(self.pending[g]) >= MAX_PENDING:
                     continue
+                old = self.history[g][-1]
+                leaving_eni = primary_eni(self.moto, old)
                 _, new = replace_instance(self.moto, g)
                 self.history[g].append(new)
+                if self.rng.random() < 0.4:  # the old instance's terminate action, in the same queue
+                    self.pending[g].append(self.terminating(g, old, leaving_eni))
                 self.pending[g].append(self.event(g, new))
                 self.log(f"replaced {g}: {new}")
             elif op == "deliver":
