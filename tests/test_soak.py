@@ -1,5 +1,6 @@
 """Fault-injection soak (issue #5): 50 events over 3 zones, with duplicates, reordered deliveries and
-stale events for replaced instances, and the replaced instances' terminate actions, delivered to the real binary (`replay`) through a proxy that
+stale events for replaced instances, and the replaced instances' terminate actions, delivered to the
+real binary (`replay`) through a proxy that
 fails 20% of the requests the way AWS does (503 RequestLimitExceeded, 500 InternalError, connection
 resets before and after the write, latency spikes), plus one-attempt outages of single actions.
 Seeded (SOAK_SEED overrides) and bounded: 50 events, at most 3 deliveries each, each with the hook's

@@ -25,7 +25,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks.md")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every request (default 0.1)")
     parser.add_argument("--tables", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--reps", type=int, default=10, help="events per N after the first (half lifecycle actions)")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=10,
+        help="repetitions per N after the first (launch, done, failover, fail back, unrelated)",
+    )
     parser.add_argument("--cold-runs", type=int, default=10)
     parser.add_argument("--no-soak", action="store_true")
     args = parser.parse_args()
@@ -48,7 +53,8 @@ def main() -> int:
                 print(
                     f"  launch rounds {[r['rounds'] for r in p['launch']]}, handler ms {[r['handler_ms'] for r in p['launch']]}; "
                     f"done rounds {[r['rounds'] for r in p['done']]}, mutating {[r['mutating'] for r in p['done']]}; "
-                    f"lifecycle rounds {[r['rounds'] for r in p['lifecycle']]}",
+                    f"failover rounds {[r['rounds'] for r in p['failover']]}, failback {[r['rounds'] for r in p['failback']]}, "
+                    f"unrelated {[r['rounds'] for r in p['unrelated']]}",
                     flush=True,
                 )
             print("cold start ...", flush=True)

@@ -199,48 +199,60 @@ def summarize(records: list[Record], window: tuple[float, float], latency: float
     }
 
 
+SIBLING_ZONE = "us-east-1b"
+UNRELATED = "i-0123456789abcdef0"  # an instance of the region that is none of the NATs'
+
+
 def critical_path(moto: Moto, proxy: Proxy, binary: Path, work: Path, tables: int, reps: int) -> dict:
+    """Per repetition, in zone a with N tables (zone b is its sibling): a replacement's launch, the
+    same event again (done), the new instance leaving (its terminate action: the zone fails over
+    to b), its return to service (the launch fails the zone back), and an unrelated instance's
+    state change (ignored after one read round)."""
     moto.reset()
-    world = seed_world(moto, zones=(ZONE,), tables_per_zone=tables)
+    world = seed_world(moto, zones=(ZONE, SIBLING_ZONE), tables_per_zone=tables)
     config = world.write_config(work / f"config-{tables}.json")
-    [group] = world.groups
+    group = next(name for name, g in world.groups.items() if g.zone == ZONE)
+    settled = hook.run(moto.env(), "reconcile", config=config)
+    assert settled.code == 0, settled.stderr
+    autoscaling = moto.client("autoscaling")
     env = proxy.env(moto.env())
-    out = {"tables": tables, "launch": [], "done": [], "lifecycle": [], "replay": [], "first": None}
+    out: dict = {"tables": tables, "first": None} | {k: [] for k in ("launch", "done", "failover", "failback", "unrelated", "replay")}
 
     fn = Function([str(binary)], dict(env, NAT_ASG_HOOK_CONFIG=config.read_text()), work / f"function-{tables}.log")
+
+    def measure(kind: str, event: dict, outcome: str) -> dict:
+        mark = proxy.mark()
+        seconds, answer_kind, result = fn.api.invoke(event)
+        assert answer_kind == "response" and result.get("outcome") == outcome, (kind, result)
+        return dict(
+            summarize(proxy.since(mark), fn.api.last_window, proxy.latency),
+            seconds=seconds,
+            handler_ms=result.get("duration_ms"),
+            outcome=result.get("outcome"),
+            kind=kind,
+            answer=answer_kind,
+        )
+
     try:
         for rep in range(reps + 1):
-            kind = "lifecycle-action" if rep % 2 else "launch-successful"
             _, new = replace_instance(moto, group)
-            event = events.launch(group, new, ZONE, kind)
-            mark = proxy.mark()
-            seconds, answer_kind, result = fn.api.invoke(event)
-            launch = dict(
-                summarize(proxy.since(mark), fn.api.last_window, proxy.latency),
-                seconds=seconds,
-                handler_ms=result.get("duration_ms"),
-                outcome=result.get("outcome"),
-                kind=kind,
-                answer=answer_kind,
-            )
-            assert answer_kind == "response" and result["outcome"] == "applied", result
+            launch_event = events.launch(group, new, ZONE)
+            launch = measure("launch", launch_event, "applied")
             assert_converged(moto, world, group)
-            mark = proxy.mark()
-            seconds, answer_kind, result = fn.api.invoke(event)
-            done = dict(
-                summarize(proxy.since(mark), fn.api.last_window, proxy.latency),
-                seconds=seconds,
-                handler_ms=result.get("duration_ms"),
-                outcome=result.get("outcome"),
-                kind=kind,
-            )
-            assert result["outcome"] == "unchanged", result
+            done = measure("done", launch_event, "unchanged")
             if rep == 0:
                 out["first"] = launch  # the first event after init: clients not warmed by use yet
                 continue
-            out["lifecycle" if kind == "lifecycle-action" else "launch"].append(launch)
-            if kind == "launch-successful":
-                out["done"].append(done)
+            out["launch"].append(launch)
+            out["done"].append(done)
+            # The group takes the new instance away (Terminating:Wait on AWS; Unhealthy is as far as
+            # moto goes) with no replacement proven yet: the zone goes to its sibling.
+            autoscaling.set_instance_health(InstanceId=new, HealthStatus="Unhealthy")
+            out["failover"].append(measure("failover", events.terminate(group, new), "applied"))
+            autoscaling.set_instance_health(InstanceId=new, HealthStatus="Healthy")
+            out["failback"].append(measure("failback", launch_event, "applied"))
+            assert_converged(moto, world, group)
+            out["unrelated"].append(measure("unrelated", events.state_change(UNRELATED, "stopped"), "ignored"))
     finally:
         out["rss_kib"] = fn.stop()
 

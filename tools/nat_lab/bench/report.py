@@ -41,7 +41,7 @@ def machine() -> str:
 
 def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict | None) -> str:
     latency_ms = args.latency * 1000
-    two = 2 * latency_ms
+    floor = 3 * latency_ms  # a launch: observe, identity, routes
     L = []
     w = L.append
     w("# nat-asg-hook benchmarks")
@@ -64,13 +64,19 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
         + " / ".join(str(sorted({r["rounds"] for r in p["launch"]})[-1]) for p in paths)
         + " |"
     )
+    for label, key in (("terminate action, failover", "failover"), ("unrelated state change", "unrelated")):
+        w(
+            f"| dependent rounds, {label} | "
+            + " / ".join(str(sorted({r["rounds"] for r in p[key]})[-1]) for p in paths)
+            + f", mutating calls {' / '.join(str(max(r['mutating'] for r in p[key])) for p in paths)} |"
+        )
     w(
         "| dependent rounds, replay of a done event | "
         + " / ".join(str(sorted({r["rounds"] for r in p["done"]})[-1]) for p in paths)
         + f", mutating calls {max(r['mutating'] for p in paths for r in p['done'])} |"
     )
     w(
-        f"| launch handler time vs 2 × {latency_ms:.0f} ms = {two:.0f} ms | "
+        f"| launch handler time vs 3 × {latency_ms:.0f} ms = {floor:.0f} ms | "
         + ", ".join(f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms" for p in paths)
         + " |"
     )
@@ -109,16 +115,19 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     w("trip to a real AWS endpoint) and records each request's action, start and end. Auto Scaling's")
     w("`CompleteLifecycleAction`, which moto does not implement, is answered by a patch in the moto server (a valid")
     w("empty awsQuery response; a second completion gets AWS's `No active Lifecycle Action found`), so")
-    w("lifecycle-action events run end to end. **Dependent round trips** = the longest chain of requests")
+    w("terminate actions run end to end. **Dependent round trips** = the longest chain of requests")
     w("each starting after the previous one ended (the proxy takes a request's end just before its answer")
     w("leaves, so a later start is causal, not a scheduling artefact).")
     w("")
 
-    w(f"## Critical path: one group, N private route tables, {latency_ms:.0f} ms per request")
+    w(f"## Critical path: one zone with N private route tables (and a sibling zone), {latency_ms:.0f} ms per request")
     w("")
     w("The release binary serving a local Lambda Runtime API, one process for all events (as a warm")
-    w("Lambda). Each launch follows a real instance replacement in the emulator; the done event is the")
-    w(f"same launch event delivered again. Medians over {args.reps // 2} events per row. *handler*: the")
+    w("Lambda). Each launch (Launch Successful) follows a real instance replacement in the emulator; the")
+    w("done event is the same launch delivered again; *failover* is that instance's terminate action with")
+    w("no proven replacement (the zone's N tables go to the sibling, then CONTINUE); *fail back* is its")
+    w("launch again once it is in service; *unrelated* is an EC2 state change of an instance no table")
+    w(f"routes through. Medians over {args.reps} events per row. *handler*: the")
     w("`duration_ms` the hook reports. *emulator*: what moto itself took on the critical path (per round,")
     w("the slowest request beyond the added latency). *own*: time from dispatch to answer during which")
     w("no request was outstanding: the hook's own work (runtime, parsing, planning, SDK), the only part")
@@ -128,9 +137,11 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     w("|---:|---|---:|---|---:|---:|---:|---:|---:|")
     for p in paths:
         for label, key in (
-            ("launch (successful)", "launch"),
-            ("launch (lifecycle action)", "lifecycle"),
+            ("launch (Launch Successful)", "launch"),
             ("replay of a done event", "done"),
+            ("terminate action, failover to the sibling", "failover"),
+            ("launch, fail back", "failback"),
+            ("state change, unrelated instance", "unrelated"),
         ):
             rows = p[key]
             if not rows:
@@ -149,27 +160,30 @@ def render(args, paths: list[dict], cold: dict, sizes: dict, soak_result: dict |
     p1 = paths[0]
     for label, row in (
         ("launch", p1["launch"][0]),
-        ("lifecycle action", p1["lifecycle"][0] if p1["lifecycle"] else None),
         ("done", p1["done"][0]),
+        ("failover", p1["failover"][0]),
+        ("fail back", p1["failback"][0]),
+        ("unrelated state change", p1["unrelated"][0]),
     ):
         if row:
             w(f"- {label}: " + " → ".join("{" + ", ".join(r) + "}" for r in row["shape"]))
     w("")
     w(
         f"**Launch: {'/'.join(str(p['launch'][0]['rounds']) for p in paths)} dependent rounds for N = "
-        f"{', '.join(str(p['tables']) for p in paths)}** (the observe round, then one concurrent act round whatever N);"
+        f"{', '.join(str(p['tables']) for p in paths)}** (observe, identity, routes: each one concurrent round whatever N);"
     )
     w(
-        f"handler time against 2 × latency = {two:.0f} ms: "
+        f"handler time against 3 × latency = {floor:.0f} ms: "
         + ", ".join(
             f"N={p['tables']}: {median([r['handler_ms'] for r in p['launch']]):.0f} ms "
-            f"({median([r['handler_ms'] for r in p['launch']]) / two:.2f}×)"
+            f"({median([r['handler_ms'] for r in p['launch']]) / floor:.2f}×)"
             for p in paths
         )
         + "."
     )
-    w("A replay of a done event is one round and makes no mutating call. A lifecycle-action event adds")
-    w("the `CompleteLifecycleAction` round (three in all).")
+    w("A replay of a done event is one round and makes no mutating call. A terminate action that fails the")
+    w("zone over reads the state, then the groups, moves the routes and completes the action; an unrelated")
+    w("instance's state change is one read round.")
     w("")
     w("The first event a fresh process handles (its clients not yet used), and the operator's `replay`")
     w("(one process per event, launch-successful):")
@@ -304,9 +318,10 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
     w, t = WARM_UP_TRIAL, PROFILE_TRIAL
     n_max = max(own_warm)
     out = [
-        "1. **Rounds are at the floor the design allows.** A launch is 2 dependent rounds for every N, a replay "
-        "of a done event 1 with no write, a lifecycle action 3. Fewer would mean blind writes, which is how "
-        "stale events steal routes (DESIGN.md): nothing to cut here.",
+        "1. **Rounds are at the floor the design allows.** A launch is 3 dependent rounds for every N (observe, "
+        "identity, routes: the routes wait for the identity on purpose, docs/design.md), a replay of a done event 1 "
+        "with no write, an unrelated state change 1. Fewer would mean blind writes, which is how stale events "
+        "steal routes: nothing to cut here.",
         f"2. **Where the rest of the time goes: the emulator, not the hook.** Handler ≈ rounds × {latency_ms:.0f} ms "
         f"+ emulator + own. The hook's own time (no request outstanding) is "
         + ", ".join(f"{own_warm[n]:.1f} ms at N={n}" for n in sorted(own_warm))

@@ -55,7 +55,8 @@ class Result:
     def summary(self) -> str:
         p = self.proxy
         return (
-            f"soak seed={self.settings.seed}: {self.events} events ({dict(self.labels)}; {dict(self.kinds)}), {self.invocations} invocations "
+            f"soak seed={self.settings.seed}: {self.events} events ({dict(self.labels)}; {dict(self.kinds)}), "
+            f"{self.invocations} invocations "
             f"in {self.seconds:.0f}s; outcomes {dict(self.outcomes)}; errors reported {self.errors_reported}, "
             f"redeliveries {self.redeliveries}, undelivered {self.undelivered}, outages {self.outages}; "
             f"proxy: {p.get('requests')} requests, faults {p.get('faults')} "
