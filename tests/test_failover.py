@@ -14,6 +14,7 @@ import json
 import pytest
 
 from nat_lab import events, hook
+from nat_lab.moto import Moto
 from nat_lab.proxy import Proxy
 from nat_lab.world import (
     DESTINATION,
@@ -21,10 +22,13 @@ from nat_lab.world import (
     eip_eni,
     in_service,
     primary_eni,
-    replace_instance,
     routes,
+    seed_world,
     snapshot,
 )
+
+LAUNCH_HOOK = "nat-asg-hook-launch"
+TERMINATE_HOOK = "nat-asg-hook-terminate"
 
 
 def replay(env, config, tmp_path, event):
@@ -33,34 +37,83 @@ def replay(env, config, tmp_path, event):
     return run.result
 
 
+@pytest.fixture(scope="module")
+def lifecycle_moto(logs):
+    """An emulator that runs Auto Scaling's lifecycle hooks, for this module."""
+    server = Moto(log_dir=logs, lifecycle="hooks")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def converged(world, moto, config_file):
+def hooked(lifecycle_moto):
+    """Three zones seeded as after a replacement, then given the module's lifecycle hooks."""
+    moto = lifecycle_moto
+    moto.reset()
+    world = seed_world(moto)
+    autoscaling = moto.client("autoscaling")
+    for name in world.groups:
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2)
+        for hook_name, transition, default in (
+            (LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON"),
+            (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING", "CONTINUE"),
+        ):
+            autoscaling.put_lifecycle_hook(
+                LifecycleHookName=hook_name,
+                AutoScalingGroupName=name,
+                LifecycleTransition=transition,
+                HeartbeatTimeout=300,
+                DefaultResult=default,
+            )
+    return moto, world
+
+
+@pytest.fixture
+def converged(hooked, tmp_path):
     """Three zones, each on its own NAT (the schedule converges them)."""
-    run = hook.run(moto.env(), "reconcile", config=config_file)
+    moto, world = hooked
+    config = world.write_config(tmp_path / "hook-config.json")
+    run = hook.run(moto.env(), "reconcile", config=config)
     assert run.code == 0, run.stderr
     for name in world.groups:
         assert_converged(moto, world, name)
-    return world
+    return moto, world, config
 
 
-def set_health(moto, instance, status):
-    moto.client("autoscaling").set_instance_health(InstanceId=instance, HealthStatus=status)
+def members(moto, group) -> dict[str, str]:
+    out = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    return {i["InstanceId"]: i["LifecycleState"] for i in out["AutoScalingGroups"][0]["Instances"]}
+
+
+def waiting(moto, group) -> str:
+    """The replacement the group launched, waiting in Pending:Wait for its own self-check."""
+    [instance] = [i for i, state in members(moto, group).items() if state == "Pending:Wait"]
+    return instance
+
+
+def retire(moto, group) -> tuple[str, str]:
+    """The group takes its NAT away (an instance refresh's terminate, an unhealthy instance): it
+    holds it Terminating:Wait and launches the replacement into Pending:Wait."""
+    [leaving] = in_service(moto, group)
+    moto.client("autoscaling").terminate_instance_in_auto_scaling_group(InstanceId=leaving, ShouldDecrementDesiredCapacity=False)
+    assert members(moto, group)[leaving] == "Terminating:Wait"
+    return leaving, waiting(moto, group)
 
 
 def kill(moto, group) -> tuple[str, str]:
-    """The group's NAT dies outside the group (EC2 terminates it). moto replaces it at once and
-    lists the replacement InService; on AWS the replacement would sit in Pending:Wait while it
-    proves itself. The closest state moto can hold is a replacement marked Unhealthy: the group then
-    holds no proven instance, as on AWS. `prove` ends that."""
+    """The group's NAT dies outside the group (EC2 terminates it); the group launches a replacement,
+    which waits in Pending:Wait while it proves itself."""
     [dead] = in_service(moto, group)
     moto.client("ec2").terminate_instances(InstanceIds=[dead])
-    [replacement] = [i for i in in_service(moto, group) if i != dead]
-    set_health(moto, replacement, "Unhealthy")
-    return dead, replacement
+    return dead, waiting(moto, group)
 
 
-def prove(moto, instance):
-    set_health(moto, instance, "Healthy")
+def prove(moto, group, instance):
+    """What the instance's user data does once its self-check passes."""
+    moto.client("autoscaling").complete_lifecycle_action(
+        AutoScalingGroupName=group, LifecycleHookName=LAUNCH_HOOK, InstanceId=instance, LifecycleActionResult="CONTINUE"
+    )
+    assert members(moto, group)[instance] == "InService"
 
 
 def default_route(moto, table):
@@ -100,38 +153,41 @@ def test_launch_successful_moves_identity_strictly_before_routes(fresh_moto, tmp
     assert_converged(moto, world, name, instance)
 
 
-def test_terminate_fails_over_to_a_sibling_and_the_replacement_takes_the_zone_back(converged, moto, config_file, tmp_path):
-    world = converged
+def test_terminate_fails_over_to_a_sibling_and_the_replacement_takes_the_zone_back(converged, tmp_path):
+    moto, world, config = converged
     a, b = sorted(world.groups)[:2]
-    [leaving] = in_service(moto, a)
     sibling_eni = primary_eni(moto, in_service(moto, b)[0])
     own_eip_on = eip_eni(moto, world.groups[a].eip_allocation_id)
-    # On AWS the group holds it Terminating:Wait now; moto has no such state, Unhealthy is as far.
-    set_health(moto, leaving, "Unhealthy")
+    leaving, replacement = retire(moto, a)
 
-    with Proxy(moto.endpoint) as proxy:
-        result = replay(proxy.env(moto.env()), config_file, tmp_path, events.terminate(a, leaving))
-        completions = [r.params for r in proxy.since() if r.action == "CompleteLifecycleAction"]
+    result = replay(moto.env(), config, tmp_path, events.terminate(a, leaving))
     assert result["outcome"] == "applied"
     assert result["failover"]["auto_scaling_group"] == b
     assert result["lifecycle_action"] == "CONTINUE"
-    assert [(c["InstanceId"], c["LifecycleActionResult"]) for c in completions] == [(leaving, "CONTINUE")]
+    calls = moto.lifecycle_actions()["calls"]
+    assert [(c["instance"], c["hook"], c["result"]) for c in calls if c.get("accepted")] == [(leaving, TERMINATE_HOOK, "CONTINUE")]
+    assert leaving not in members(moto, a), "the group let the old instance go"
     assert zone_tables_on(moto, world, a, sibling_eni)
     assert eip_eni(moto, world.groups[a].eip_allocation_id) == own_eip_on, "the EIP never crosses zones"
     assert_converged(moto, world, b)  # the sibling's own zone is untouched
 
-    verify = hook.run(moto.env(), "verify", config=config_file)
+    verify = hook.run(moto.env(), "verify", config=config)
     assert verify.code == 1 and f"failed over to {b}" in verify.stdout, verify.stdout
 
-    _, replacement = replace_instance(moto, a)
-    back = replay(moto.env(), config_file, tmp_path, events.launch(a, replacement, world.groups[a].zone))
+    # The scheduled run while the replacement is still proving itself leaves the zone on the sibling.
+    still = hook.run(moto.env(), "reconcile", config=config)
+    assert still.code == 0 and still.result["zone_health"] == {"without_own_nat": 1, "failed_over": 1}, still.stdout
+    assert zone_tables_on(moto, world, a, sibling_eni)
+
+    prove(moto, a, replacement)
+    back = replay(moto.env(), config, tmp_path, events.launch(a, replacement, world.groups[a].zone))
     assert back["outcome"] == "applied" and "failover" not in back
     assert_converged(moto, world, a, replacement)
-    assert hook.run(moto.env(), "verify", config=config_file).code == 0
+    assert hook.run(moto.env(), "verify", config=config).code == 0
 
 
-def test_a_nat_killed_outside_its_group_fails_over_on_the_state_change(converged, moto, config_file, tmp_path):
-    world = converged
+def test_a_nat_killed_outside_its_group_fails_over_on_the_state_change(converged, tmp_path):
+    moto, world, config_file = converged
     a, b = sorted(world.groups)[:2]
     killed, replacement = kill(moto, a)
     result = replay(moto.env(), config_file, tmp_path, events.state_change(killed, "shutting-down"))
@@ -140,14 +196,14 @@ def test_a_nat_killed_outside_its_group_fails_over_on_the_state_change(converged
     assert zone_tables_on(moto, world, a, primary_eni(moto, in_service(moto, b)[0]))
 
     # Its replacement proves itself and goes in service: its launch takes the zone back.
-    prove(moto, replacement)
+    prove(moto, a, replacement)
     back = replay(moto.env(), config_file, tmp_path, events.launch(a, replacement, world.groups[a].zone))
     assert back["outcome"] == "applied"
     assert_converged(moto, world, a, replacement)
 
 
-def test_two_zones_down_both_go_to_the_survivor(converged, moto, config_file, tmp_path):
-    world = converged
+def test_two_zones_down_both_go_to_the_survivor(converged, tmp_path):
+    moto, world, config_file = converged
     a, b, c = sorted(world.groups)
     survivor_eni = primary_eni(moto, in_service(moto, c)[0])
     down = {name: kill(moto, name)[0] for name in (a, b)}
@@ -158,9 +214,9 @@ def test_two_zones_down_both_go_to_the_survivor(converged, moto, config_file, tm
     assert_converged(moto, world, c)
 
 
-def test_a_zone_failed_over_onto_a_nat_that_then_leaves_moves_on_with_it(converged, moto, config_file, tmp_path):
+def test_a_zone_failed_over_onto_a_nat_that_then_leaves_moves_on_with_it(converged, tmp_path):
     """a fails over to b (first by name); then b's NAT leaves: a's tables and b's go to c."""
-    world = converged
+    moto, world, config_file = converged
     a, b, c = sorted(world.groups)
     first, _ = kill(moto, a)
     replay(moto.env(), config_file, tmp_path, events.state_change(first, "shutting-down"))
@@ -174,25 +230,26 @@ def test_a_zone_failed_over_onto_a_nat_that_then_leaves_moves_on_with_it(converg
     assert zone_tables_on(moto, world, a, c_eni) and zone_tables_on(moto, world, b, c_eni)
 
 
-def test_failover_off_leaves_the_zone_to_its_replacement(converged, moto, tmp_path):
-    world = converged
-    config = json.loads(json.dumps(world.config()))
-    config["failover"] = False
+def test_failover_off_leaves_the_zone_to_its_replacement(converged, tmp_path):
+    moto, world, _ = converged
+    config = dict(world.config(), failover=False)
     path = tmp_path / "no-failover.json"
     path.write_text(json.dumps(config))
     a = sorted(world.groups)[0]
-    [leaving] = in_service(moto, a)
-    set_health(moto, leaving, "Unhealthy")  # the group is taking it away
+    leaving, replacement = retire(moto, a)
     before = snapshot(moto, world)
-    with Proxy(moto.endpoint) as proxy:
-        result = replay(proxy.env(moto.env()), path, tmp_path, events.terminate(a, leaving))
-        assert [r.params["InstanceId"] for r in proxy.since() if r.action == "CompleteLifecycleAction"] == [leaving]
+    result = replay(moto.env(), path, tmp_path, events.terminate(a, leaving))
     assert result["outcome"] == "no_instance" and "failover is off" in result["reason"]
+    assert result["lifecycle_action"] == "CONTINUE"
     assert snapshot(moto, world) == before
+    # The zone waits for its replacement, whose launch then takes it.
+    prove(moto, a, replacement)
+    replay(moto.env(), path, tmp_path, events.launch(a, replacement, world.groups[a].zone))
+    assert_converged(moto, world, a, replacement)
 
 
-def test_a_state_change_of_an_instance_no_table_targets_is_one_read_round(converged, moto, config_file, tmp_path):
-    world = converged
+def test_a_state_change_of_an_instance_no_table_targets_is_one_read_round(converged, tmp_path):
+    moto, world, config_file = converged
     ec2 = moto.client("ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     ami = ec2.describe_images()["Images"][0]["ImageId"]
@@ -207,9 +264,9 @@ def test_a_state_change_of_an_instance_no_table_targets_is_one_read_round(conver
     assert snapshot(moto, world) == before
 
 
-def test_the_schedule_fails_a_dark_zone_over_and_back(converged, moto, config_file, tmp_path):
+def test_the_schedule_fails_a_dark_zone_over_and_back(converged, tmp_path):
     """No event at all: the NAT dies outside its group and the notification is lost."""
-    world = converged
+    moto, world, config_file = converged
     a, b = sorted(world.groups)[:2]
     _, replacement = kill(moto, a)
 
@@ -219,7 +276,7 @@ def test_the_schedule_fails_a_dark_zone_over_and_back(converged, moto, config_fi
     assert zone_tables_on(moto, world, a, primary_eni(moto, in_service(moto, b)[0]))
 
     # The replacement proves itself; the next run takes the zone back.
-    prove(moto, replacement)
+    prove(moto, a, replacement)
     back = hook.run(moto.env(), "reconcile", config=config_file)
     assert back.code == 0, back.stderr
     assert back.result["zone_health"] == {"without_own_nat": 0, "failed_over": 0}
