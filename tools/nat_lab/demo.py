@@ -1,14 +1,18 @@
 """`make demo`: nat-asg-hook end to end against a local AWS emulator.
 
-Starts moto on a free loopback port, applies the `local` Terraform environment to it (three zones:
-VPC, subnets, route tables, the hook's Lambda, EventBridge wiring, IAM, queue and alarms, and one NAT
-Auto Scaling group per zone), serves the real binary as that Lambda function under
-`cargo lambda watch` with the Terraform output `hook_config` as its configuration, and tells four
-short stories, each checked against the emulator's state. Ends with `terraform destroy`. Exits
-non-zero if any story ends wrong. Stops everything it started.
+Starts moto on a free loopback port, with Auto Scaling's lifecycle hooks honoured (a new NAT waits
+in Pending:Wait until it completes its own launch action; a leaving one in Terminating:Wait until
+the hook completes its terminate action), applies the `local` Terraform environment to it (three
+zones: VPC, subnets, route tables, the hook's Lambda, EventBridge wiring, IAM, queue and alarms, and
+one NAT Auto Scaling group per zone), serves the real binary as that Lambda function under
+`cargo lambda watch` with the Terraform output `hook_config` as its configuration, and tells the
+stories of the design, each checked against the emulator's state. Ends with `terraform destroy`.
+Exits non-zero if any story ends wrong. Stops everything it started.
 
-moto emits no EventBridge events: where AWS would deliver an event, the demo delivers the same
-event (built from events/ and the instance the group really launched) with `cargo lambda invoke`.
+moto runs no instance: where a NAT's user data would pass its self-check and complete its own
+launch action, the demo completes it (CONTINUE) and says so. moto emits no EventBridge events: where
+AWS would deliver one, the demo delivers the same event (built from events/ and the instance the
+group really launched) with `cargo lambda invoke`.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from . import events, hook
 from . import terraform as tf_lab
 from .moto import Moto
-from .world import World, in_service, replace_instance, snapshot
+from .world import World, in_service, snapshot
+
+LAUNCH_HOOK = "nat-asg-hook-launch"
 
 TTY = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -40,6 +47,7 @@ class Demo:
         self.logs = logs
         self.failures: list[str] = []
         self.env = moto.env()
+        self.autoscaling = moto.client("autoscaling")
         if TTY:
             self.env["CLICOLOR_FORCE"] = "1"
 
@@ -81,13 +89,55 @@ class Demo:
         self.say(f"   → {style(result['outcome'], '1')} in {result['duration_ms']} ms (handler), {wall:.0f} ms round trip: {actions}")
         return result
 
+    def members(self, group: str) -> dict[str, str]:
+        out = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        return {i["InstanceId"]: i["LifecycleState"] for i in out["AutoScalingGroups"][0]["Instances"]}
+
+    def waiting(self, group: str) -> str:
+        [instance] = [i for i, state in self.members(group).items() if state == "Pending:Wait"]
+        return instance
+
+    def prove(self, group: str, instance: str) -> None:
+        """What the NAT's user data does once forwarding, masquerade and egress check out."""
+        self.autoscaling.complete_lifecycle_action(
+            AutoScalingGroupName=group, LifecycleHookName=LAUNCH_HOOK, InstanceId=instance, LifecycleActionResult="CONTINUE"
+        )
+        self.say(f"   {instance} passed its self-check and completed its own launch action: CONTINUE → InService")
+
+    def boot_while(self, work):
+        """Runs `work` while a stand-in for the NAT instances' user data proves every instance that
+        waits on its launch action (Terraform's apply waits for the groups' capacity in service)."""
+        stop = threading.Event()
+
+        def boot():
+            while not stop.wait(0.3):
+                try:
+                    for action in self.moto.lifecycle_actions()["active"]:
+                        if action["hook"] == LAUNCH_HOOK:
+                            self.autoscaling.complete_lifecycle_action(
+                                AutoScalingGroupName=action["group"],
+                                LifecycleHookName=LAUNCH_HOOK,
+                                InstanceId=action["instance"],
+                                LifecycleActionResult="CONTINUE",
+                            )
+                except Exception:  # noqa: BLE001 - the emulator may be between states; try again
+                    continue
+
+        thread = threading.Thread(target=boot, daemon=True)
+        thread.start()
+        try:
+            return work()
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
     # --- the stories -----------------------------------------------------------------------------
 
     def build_world(self) -> None:
         self.heading("The world: terraform apply of the local environment (3 zones) to the emulator")
         lambda_zip = tf_lab.build_zip(hook.hook_bin(), self.workdir)
         self.terraform, self.var_args = tf_lab.local_environment(self.workdir, self.moto.endpoint, self.moto.env(), lambda_zip)
-        applied = self.terraform.apply(*self.var_args)
+        applied = self.boot_while(lambda: self.terraform.apply(*self.var_args))
         summary = next((line for line in applied.stdout.splitlines() if line.startswith("Apply complete")), "applied")
         self.say(f"   {summary} ({applied.seconds:.0f}s)")
         outputs = self.terraform.outputs()
@@ -95,13 +145,14 @@ class Demo:
         self.config_path.write_text(outputs["hook_config"])
         self.say(f"   function {outputs['lambda_function_name']}; configuration from `terraform output hook_config`")
         self.world = World.from_config(json.loads(outputs["hook_config"]))
+        self.say("   each NAT passed its self-check and completed its own launch action (the demo stands in for its user data)")
         self.say("   the private tables have no default route and the EIPs are unassociated: the hook owns both")
 
     def destroy(self) -> None:
         if self.terraform is None:
             return
         self.heading("terraform destroy")
-        destroyed = self.terraform.destroy(*self.var_args)
+        destroyed = self.boot_while(lambda: self.terraform.destroy(*self.var_args))
         summary = next((line for line in destroyed.stdout.splitlines() if line.startswith("Destroy complete")), "destroyed")
         self.say(f"   {summary} ({destroyed.seconds:.0f}s)")
 
@@ -117,12 +168,12 @@ class Demo:
         return code
 
     def tell(self, started: float) -> int:
-        self.say(f"   moto at {self.moto.endpoint}")
+        self.say(f"   moto at {self.moto.endpoint} (Auto Scaling lifecycle hooks honoured)")
         self.function = hook.LambdaWatch(self.env, self.config_path.read_text(), self.logs)
         try:
             self.say(f"   function nat-asg-hook served by `cargo lambda watch` on 127.0.0.1:{self.function.port}")
             self.verify(expect_healthy=False)
-            self.heading("Bring-up: each group's launch event")
+            self.heading("Bring-up: each group's Launch Successful event")
             for g in self.world.groups.values():
                 [instance] = in_service(self.moto, g.name)
                 result = self.invoke(events.launch(g.name, instance, g.zone), f"{g.name} launched {instance}")
@@ -143,19 +194,37 @@ class Demo:
         return 0
 
     def stories(self) -> None:
-        groups = list(self.world.groups.values())
-        a, b = groups[0], groups[1]
+        groups = sorted(self.world.groups.values(), key=lambda g: g.name)
+        a, b, c = groups[0], groups[1], groups[2]
 
-        self.heading(f"Story 1: the NAT in {a.zone} is replaced")
-        old, new = replace_instance(self.moto, a.name)
-        self.say(f"   terminated {old} through {a.name}; the group launched {new}")
-        self.verify(expect_healthy=False)
+        self.heading(f"Story 1: a planned instance refresh in {a.zone} (launch before terminate)")
+        [old] = in_service(self.moto, a.name)
+        self.autoscaling.set_desired_capacity(AutoScalingGroupName=a.name, DesiredCapacity=2)
+        new = self.waiting(a.name)
+        self.say(f"   the refresh launches {new} beside {old}; it boots and checks itself while {old} carries the zone")
+        result = self.invoke(events.launch(a.name, new, a.zone, "launch-lifecycle-action"), "its launch lifecycle action")
+        self.check(bool(result) and result["outcome"] == "ignored", "the launch lifecycle action moves nothing: not proven yet")
+        self.verify(expect_healthy=True)
+        self.prove(a.name, new)
         event = events.launch(a.name, new, a.zone)
-        result = self.invoke(event, "the launch event")
-        self.check(bool(result) and result["outcome"] == "applied" and result["instance_id"] == new, f"routes and EIP moved to {new}")
+        result = self.invoke(event, "EC2 Instance Launch Successful")
+        kinds = [x["action"] for x in (result or {}).get("actions", [])]
+        identity_first = kinds[:2] == ["associate_address", "disable_source_dest_check"] and set(kinds[2:]) <= {
+            "replace_route",
+            "create_route",
+        }
+        self.check(bool(result) and result["outcome"] == "applied" and result["instance_id"] == new, f"the zone follows {new}")
+        self.check(identity_first, f"identity before routes: {', '.join(kinds)}")
+        self.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=old, ShouldDecrementDesiredCapacity=True)
+        result = self.invoke(events.terminate(a.name, old), f"{old}'s terminate lifecycle action")
+        self.check(
+            bool(result) and result["outcome"] in ("unchanged", "applied") and result.get("lifecycle_action") == "CONTINUE",
+            f"nothing routes through {old} any more: the hook lets it go (CONTINUE)",
+        )
+        self.check(old not in self.members(a.name), f"{a.name} terminated {old}")
         self.verify(expect_healthy=True)
 
-        self.heading("Story 2: the same event delivered again")
+        self.heading("Story 2: the same Launch Successful delivered again")
         before = snapshot(self.moto, self.world)
         result = self.invoke(event, "a duplicate delivery")
         self.check(bool(result) and result["outcome"] == "unchanged" and result["actions"] == [], "unchanged, no mutating call")
@@ -165,15 +234,35 @@ class Demo:
         result = self.invoke(events.launch(a.name, old, a.zone), "an old event, minutes late")
         self.check(bool(result) and result["outcome"] == "stale", f"stale: {result and result.get('reason')}")
         self.check(snapshot(self.moto, self.world) == before, "nothing moved back to the old instance")
+
+        self.heading(f"Story 4: the NAT in {b.zone} dies; its tables go to a sibling in one event, and come back")
+        [dead] = in_service(self.moto, b.name)
+        self.moto.client("ec2").terminate_instances(InstanceIds=[dead])
+        replacement = self.waiting(b.name)
+        self.say(f"   {dead} is gone; {b.name} launched {replacement}, which is booting")
+        self.verify(expect_healthy=False)
+        result = self.invoke(events.state_change(dead, "shutting-down"), "EC2 Instance State-change Notification")
+        sibling = ((result or {}).get("failover") or {}).get("auto_scaling_group")
+        self.check(bool(result) and result["outcome"] == "applied" and sibling == a.name, f"{b.name}'s tables went to {sibling}'s NAT")
+        self.say(f"   {b.zone} now leaves through {a.zone}'s Elastic IP; its own stays in its zone:")
+        self.verify(expect_healthy=False)
+        self.prove(b.name, replacement)
+        result = self.invoke(events.launch(b.name, replacement, b.zone), "EC2 Instance Launch Successful")
+        self.check(bool(result) and result["outcome"] == "applied" and not result.get("failover"), f"{replacement} takes {b.zone} back")
         self.verify(expect_healthy=True)
 
-        self.heading(f"Story 4: the NAT in {b.zone} is replaced and its event is lost")
-        old_b, new_b = replace_instance(self.moto, b.name)
-        self.say(f"   terminated {old_b}; the group launched {new_b}; no event arrives")
-        self.verify(expect_healthy=False)
+        self.heading(f"Story 5: the NAT in {c.zone} dies and no event arrives")
+        [dead] = in_service(self.moto, c.name)
+        self.moto.client("ec2").terminate_instances(InstanceIds=[dead])
+        replacement = self.waiting(c.name)
+        self.say(f"   {dead} is gone, nobody tells the hook; {replacement} is booting")
         result = self.invoke(events.scheduled(), "the reconcile schedule fires")
-        healed = bool(result) and any(g["auto_scaling_group"] == b.name and g["outcome"] == "applied" for g in result.get("groups", []))
-        self.check(healed, f"the scheduled reconcile healed {b.name}")
+        health = (result or {}).get("zone_health") or {}
+        self.check(health == {"without_own_nat": 1, "failed_over": 1}, f"the schedule failed {c.name} over (zones without own NAT: 1)")
+        self.prove(c.name, replacement)
+        result = self.invoke(events.scheduled(), "the reconcile schedule fires again")
+        health = (result or {}).get("zone_health") or {}
+        self.check(health == {"without_own_nat": 0, "failed_over": 0}, f"the schedule failed {c.name} back to {replacement}")
         self.verify(expect_healthy=True)
 
 
@@ -183,7 +272,7 @@ def main() -> int:
     ).parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
-        with Moto(log_dir=workdir / "logs") as moto:
+        with Moto(log_dir=workdir / "logs", lifecycle="hooks") as moto:
             return Demo(moto, workdir, workdir / "logs").run()
 
 
