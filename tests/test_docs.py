@@ -99,10 +99,11 @@ def test_the_runbooks_names_are_the_stacks():
         assert f'"${{var.name}}-{suffix}"' in HOOK_MODULE, suffix
         assert f"<stack>-asg-hook-{suffix}" in runbook, suffix
     assert '"/aws/lambda/${var.name}"' in HOOK_MODULE and "/aws/lambda/<stack>-asg-hook" in runbook
-    assert 'name                 = "nat-asg-hook-launch"' in NAT_MODULE and "nat-asg-hook-launch" in runbook
+    assert re.search(r'name\s*=\s*"nat-asg-hook-launch"', NAT_MODULE) and "nat-asg-hook-launch" in runbook
     variables = (REPO / "terraform" / "modules" / "nat-instance" / "variables.tf").read_text()
-    assert re.search(r'variable "lifecycle_hook_heartbeat_timeout".*?default\s*=\s*300\b', variables, re.S), "the runbook says 300 s"
-    assert re.search(r'variable "lifecycle_hook_default_result".*?default\s*=\s*"ABANDON"', variables, re.S), "the runbook says ABANDON"
+    assert re.search(r'variable "launch_hook_heartbeat_timeout".*?default\s*=\s*300\b', variables, re.S), "the runbook says 300 s"
+    launch_hook = NAT_MODULE[NAT_MODULE.index('"nat-asg-hook-launch"') : NAT_MODULE.index('"nat-asg-hook-terminate"')]
+    assert re.search(r'default_result\s*=\s*"ABANDON"', launch_hook), "the runbook says ABANDON"
     hook_variables = (REPO / "terraform" / "modules" / "nat-asg-hook" / "variables.tf").read_text()
     assert re.search(r'variable "reserved_concurrent_executions".*?default\s*=\s*5\b', hook_variables, re.S), "the runbook says 5"
 

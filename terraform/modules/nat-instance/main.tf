@@ -7,7 +7,54 @@ locals {
   })
 
   ami_id = coalesce(var.ami_id, try(data.aws_ssm_parameter.al2023_arm64[0].value, null))
+
+  # The group's two lifecycle hooks, by purpose. Their names are a contract: the instance completes
+  # the launch hook itself (user data), and the nat-asg-hook module's terminate rule matches the
+  # terminate hook's name (its `terminate_hook_name`; a test holds the two equal).
+  lifecycle_hooks = {
+    launch = {
+      name = "nat-asg-hook-launch"
+      # Completed by the instance once it proved itself (CONTINUE), or ABANDON when its self-check
+      # keeps failing. If nothing completes it, ABANDON: an instance that never proved itself
+      # never takes traffic.
+      lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
+      default_result       = "ABANDON"
+      heartbeat_timeout    = var.launch_hook_heartbeat_timeout
+    }
+    terminate = {
+      name = "nat-asg-hook-terminate"
+      # Completed by the Lambda once it handed the zone over (CONTINUE). If the Lambda is late or
+      # down, the instance still goes when the short heartbeat runs out: CONTINUE.
+      lifecycle_transition = "autoscaling:EC2_INSTANCE_TERMINATING"
+      default_result       = "CONTINUE"
+      heartbeat_timeout    = var.terminate_hook_heartbeat_timeout
+    }
+  }
+
+  # The group's ARN, built from its name: the instance profile's policy needs it before the group
+  # exists (the group launches from the template that carries the profile).
+  autoscaling_group_arn = "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}"
+
+  # The launch template's user data: templatefile() with exactly the variables the data-plane lab
+  # and the tests rely on, the self-check inserted from its own shellcheck-clean file.
+  user_data = templatefile("${path.module}/user-data.sh.tftpl", {
+    vpc_cidr_block              = var.vpc_cidr_block
+    auto_scaling_group_name     = var.name
+    launch_hook_name            = local.lifecycle_hooks.launch.name
+    check_ip_url                = var.check_ip_url
+    self_check_interval_seconds = var.self_check_interval_seconds
+    unhealthy_after             = var.unhealthy_after
+    self_check_script           = file("${path.module}/nat-self-check.sh")
+  })
+
+  # The group's health check grace period, seconds. It starts once the launch hook is complete, i.e.
+  # once the instance has booted and proved itself; a minute covers EC2's first status checks.
+  health_check_grace_period = 60
 }
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
 
 data "aws_ssm_parameter" "al2023_arm64" {
   count = var.ami_id == null ? 1 : 0
@@ -55,7 +102,7 @@ resource "aws_security_group" "this" {
 
 ################################################################################
 # Launch template: IMDSv2 only (hop limit 1: containers cannot reach it), encrypted gp3 root volume,
-# no key pair (no SSH), no ephemeral public IP (egress leaves through the static EIP only).
+# no key pair (no SSH), the instance profile that completes its own launch and sets its own health.
 ################################################################################
 
 resource "aws_launch_template" "this" {
@@ -66,9 +113,11 @@ resource "aws_launch_template" "this" {
   update_default_version = true
   ebs_optimized          = true
 
-  user_data = base64encode(templatefile("${path.module}/user-data.sh.tftpl", {
-    vpc_cidr_block = var.vpc_cidr_block
-  }))
+  user_data = base64encode(local.user_data)
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.this.arn
+  }
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -82,8 +131,12 @@ resource "aws_launch_template" "this" {
   }
 
   network_interfaces {
-    device_index                = 0
-    associate_public_ip_address = false
+    device_index = 0
+    # A temporary public IP: before it holds the zone's EIP, the instance must reach the AWS APIs
+    # (to complete its own launch lifecycle action) and the package repositories, and its self-check
+    # proves egress through its own public address. AWS releases this address when the hook
+    # associates the EIP; from then on the instance leaves through the static EIP only.
+    associate_public_ip_address = true
     delete_on_termination       = true
     security_groups             = [aws_security_group.this.id]
   }
@@ -117,36 +170,49 @@ resource "aws_launch_template" "this" {
 ################################################################################
 
 resource "aws_autoscaling_group" "this" {
-  name                = var.name
-  min_size            = 1
-  max_size            = 1
-  desired_capacity    = 1
-  vpc_zone_identifier = [var.subnet_id]
-  health_check_type   = "EC2"
+  name = var.name
+  # One NAT; max 2 so that an instance refresh launches the new one before it terminates the old.
+  min_size                  = 1
+  max_size                  = 2
+  desired_capacity          = 1
+  vpc_zone_identifier       = [var.subnet_id]
+  health_check_type         = "EC2"
+  health_check_grace_period = local.health_check_grace_period
+  default_instance_warmup   = var.instance_warmup_seconds
 
   launch_template {
     id      = aws_launch_template.this.id
     version = aws_launch_template.this.latest_version
   }
 
-  # Part of the group's creation, so that even the first instance waits for the hook: it stays in
-  # Pending:Wait until the Lambda completes the action, and is replaced if it never does (ABANDON).
-  initial_lifecycle_hook {
-    name                 = "nat-asg-hook-launch"
-    lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
-    default_result       = var.lifecycle_hook_default_result
-    heartbeat_timeout    = var.lifecycle_hook_heartbeat_timeout
+  # Both hooks are part of the group's creation, so that even the first instance waits in
+  # Pending:Wait until it proved itself (a hook added after the group would miss the instance the
+  # group launches at once). The provider applies initial_lifecycle_hook only when it creates the
+  # group: later changes to a hook are applied by aws_autoscaling_lifecycle_hook.this below, which
+  # declares the same hooks by name (PutLifecycleHook creates or updates).
+  dynamic "initial_lifecycle_hook" {
+    for_each = local.lifecycle_hooks
+
+    content {
+      name                 = initial_lifecycle_hook.value.name
+      lifecycle_transition = initial_lifecycle_hook.value.lifecycle_transition
+      default_result       = initial_lifecycle_hook.value.default_result
+      heartbeat_timeout    = initial_lifecycle_hook.value.heartbeat_timeout
+    }
   }
 
-  # A new launch template version replaces the instance launch-before-terminate: the group briefly
-  # runs two instances (max healthy 200%), the hook moves EIP and routes to the new one, then the old
-  # one goes.
+  # A new launch template version replaces the instance launch-before-terminate: the group runs two
+  # instances for a while (max healthy 200 %). The new one proves itself and completes its launch
+  # hook; its Launch Successful event moves the EIP and the routes to it; the warm-up keeps the old
+  # one until well after that cutover, and the terminate hook lets the hook hand over anything the
+  # old one still held before it goes.
   instance_refresh {
     strategy = "Rolling"
 
     preferences {
       min_healthy_percentage = 100
       max_healthy_percentage = 200
+      instance_warmup        = var.instance_warmup_seconds
     }
   }
 
@@ -160,8 +226,21 @@ resource "aws_autoscaling_group" "this" {
     }
   }
 
-  # Created only once the hook's rule, target, permission and policy exist (create_after carries their
-  # IDs). The AZ's static EIP is the static-eip submodule, not this module: the hook needs the EIP and
-  # this ASG needs the hook, and Terraform orders a for_each module call as a whole.
-  depends_on = [var.create_after]
+  # Created only once the hook's rules, targets, permissions and policy exist (create_after carries
+  # their IDs), and the instance's own policy: the first instance completes its launch with it. The
+  # AZ's static EIP is the static-eip submodule, not this module: the hook needs the EIP and this ASG
+  # needs the hook, and Terraform orders a for_each module call as a whole.
+  depends_on = [var.create_after, aws_iam_role_policy.instance]
+}
+
+# The same hooks as the group's initial_lifecycle_hook blocks, as resources: a changed heartbeat or
+# default result reaches the existing group.
+resource "aws_autoscaling_lifecycle_hook" "this" {
+  for_each = local.lifecycle_hooks
+
+  autoscaling_group_name = aws_autoscaling_group.this.name
+  name                   = each.value.name
+  lifecycle_transition   = each.value.lifecycle_transition
+  default_result         = each.value.default_result
+  heartbeat_timeout      = each.value.heartbeat_timeout
 }

@@ -27,3 +27,18 @@ output "ami_id" {
   description = "AMI the NAT instance launches from"
   value       = local.ami_id
 }
+
+output "lifecycle_hook_names" {
+  description = "The group's lifecycle hooks by purpose: `launch` (completed by the instance itself) and `terminate` (completed by the hook)"
+  value       = { for purpose, hook in aws_autoscaling_lifecycle_hook.this : purpose => hook.name }
+}
+
+output "instance_role_name" {
+  description = "Name of the NAT instances' role (its policy: CompleteLifecycleAction and SetInstanceHealth on this group only)"
+  value       = aws_iam_role.instance.name
+}
+
+output "instance_profile_arn" {
+  description = "ARN of the NAT instances' instance profile"
+  value       = aws_iam_instance_profile.this.arn
+}

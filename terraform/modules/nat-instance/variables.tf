@@ -66,25 +66,69 @@ variable "kms_key_arn" {
   default     = null
 }
 
-variable "lifecycle_hook_heartbeat_timeout" {
-  description = "Seconds a launching instance waits in Pending:Wait for the hook to complete the launch lifecycle action before the default result applies; at least 300, so that the hook's latest delivery (twice its 120 s maximum event age, plus its timeout) finds the lifecycle action still open"
+variable "check_ip_url" {
+  description = "URL the self-check asks which public address the instance's egress leaves with; it must answer with that address as text (checkip.amazonaws.com does)"
+  type        = string
+  default     = "https://checkip.amazonaws.com"
+
+  validation {
+    condition     = can(regex("^https?://[^'\\s]+$", var.check_ip_url))
+    error_message = "check_ip_url must be an http(s) URL without quotes or spaces."
+  }
+}
+
+variable "self_check_interval_seconds" {
+  description = "Seconds between two self-checks of a running NAT instance (its systemd timer)"
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.self_check_interval_seconds >= 5 && var.self_check_interval_seconds <= 300 && floor(var.self_check_interval_seconds) == var.self_check_interval_seconds
+    error_message = "self_check_interval_seconds must be a whole number between 5 and 300."
+  }
+}
+
+variable "unhealthy_after" {
+  description = "Consecutive failed self-checks after which the instance marks itself Unhealthy (its group then replaces it, and the hook hands its zone over at once)"
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.unhealthy_after >= 1 && var.unhealthy_after <= 60 && floor(var.unhealthy_after) == var.unhealthy_after
+    error_message = "unhealthy_after must be a whole number between 1 and 60."
+  }
+}
+
+variable "launch_hook_heartbeat_timeout" {
+  description = "Seconds a launching instance may take to boot, set itself up and prove itself before its launch lifecycle action times out and the instance is abandoned. It must cover boot, a package install when the image lacks a tool, and the self-check's retries (90 s) and lifecycle calls (30 s)"
   type        = number
   default     = 300
 
   validation {
-    condition     = var.lifecycle_hook_heartbeat_timeout >= 300 && var.lifecycle_hook_heartbeat_timeout <= 7200
-    error_message = "lifecycle_hook_heartbeat_timeout must be between 300 and 7200 seconds: a shorter heartbeat can abandon an instance while a late launch event is moving the routes to it."
+    condition     = var.launch_hook_heartbeat_timeout >= 240 && var.launch_hook_heartbeat_timeout <= 7200
+    error_message = "launch_hook_heartbeat_timeout must be between 240 and 7200 seconds: a shorter one abandons instances that are still proving themselves."
   }
 }
 
-variable "lifecycle_hook_default_result" {
-  description = "What the ASG does when the heartbeat times out: ABANDON replaces the instance (the hook never set it up), CONTINUE keeps it"
-  type        = string
-  default     = "ABANDON"
+variable "terminate_hook_heartbeat_timeout" {
+  description = "Seconds a terminating instance waits for the hook to hand its zone over and complete the terminate lifecycle action; when it runs out the instance goes anyway (CONTINUE)"
+  type        = number
+  default     = 90
 
   validation {
-    condition     = contains(["ABANDON", "CONTINUE"], var.lifecycle_hook_default_result)
-    error_message = "lifecycle_hook_default_result must be ABANDON or CONTINUE."
+    condition     = var.terminate_hook_heartbeat_timeout >= 30 && var.terminate_hook_heartbeat_timeout <= 600
+    error_message = "terminate_hook_heartbeat_timeout must be between 30 and 600 seconds."
+  }
+}
+
+variable "instance_warmup_seconds" {
+  description = "Warm-up of a new instance, seconds (the group's default instance warm-up and the instance refresh's): during a refresh the old instance is kept this long after the new one is InService, well past the hook's cutover to it"
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.instance_warmup_seconds >= 30 && var.instance_warmup_seconds <= 3600
+    error_message = "instance_warmup_seconds must be between 30 and 3600."
   }
 }
 

@@ -1,0 +1,43 @@
+################################################################################
+# The instance's own permissions: complete its group's lifecycle actions (its launch) and set the
+# health of its group's instances (itself, when its self-check keeps failing). Nothing else: no SSM,
+# no EC2 call (the hook moves the EIP and the routes).
+################################################################################
+
+data "aws_iam_policy_document" "instance_assume_role" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "instance" {
+  statement {
+    sid       = "OwnGroupsLifecycleAndHealth"
+    actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
+    resources = [local.autoscaling_group_arn]
+  }
+}
+
+resource "aws_iam_role" "instance" {
+  name               = var.name
+  description        = "NAT instances of ${var.name}: complete their own launch, set their own health"
+  assume_role_policy = data.aws_iam_policy_document.instance_assume_role.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "instance" {
+  name   = var.name
+  role   = aws_iam_role.instance.id
+  policy = data.aws_iam_policy_document.instance.json
+}
+
+resource "aws_iam_instance_profile" "this" {
+  name = var.name
+  role = aws_iam_role.instance.name
+  tags = var.tags
+}
