@@ -78,8 +78,10 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # The terminate hook's action, once the leaving instance's zone is handed over. (The launch hook
+  # is the instance's own: it completes it from its user data.)
   statement {
-    sid       = "CompleteLaunches"
+    sid       = "CompleteTerminations"
     actions   = ["autoscaling:CompleteLifecycleAction"]
     resources = local.group_arns
   }

@@ -1,6 +1,6 @@
 locals {
-  # NAT_ASG_HOOK_CONFIG, the contract in DESIGN.md. jsonencode sorts object keys: a stable rendering,
-  # so an unchanged configuration never updates the function.
+  # NAT_ASG_HOOK_CONFIG, the hook's configuration contract. jsonencode sorts object keys: a stable
+  # rendering, so an unchanged configuration never updates the function.
   hook_config = jsonencode({
     groups = {
       for name, group in var.groups : name => {
@@ -10,30 +10,40 @@ locals {
       }
     }
     destination_cidr_block = "0.0.0.0/0"
+    failover               = var.failover
   })
 
   group_names = sort(keys(var.groups))
 
+  # The terminate lifecycle hook the nat-instance module declares on every NAT group (a test holds
+  # the two names equal). The hook completes it once it handed the leaving instance's zone over.
+  terminate_hook_name = "nat-asg-hook-terminate"
+
   # An event older than this is stale anyway: the scheduled reconcile heals what it would have fixed.
-  # The age is counted twice (at EventBridge, then in Lambda's queue), so a launch event reaches the
-  # function within 2 x 120 s and is handled within its timeout: before a 300 s lifecycle heartbeat
-  # can abandon the instance the hook is moving the routes to (see the nat-instance module).
+  # The age is counted twice (at EventBridge, then in Lambda's queue).
   maximum_event_age_seconds = 120
 
   rules = {
-    launch    = aws_cloudwatch_event_rule.launch
-    reconcile = aws_cloudwatch_event_rule.reconcile
+    launch       = aws_cloudwatch_event_rule.launch
+    terminate    = aws_cloudwatch_event_rule.terminate
+    state-change = aws_cloudwatch_event_rule.state_change
+    reconcile    = aws_cloudwatch_event_rule.reconcile
   }
 
   alarm_actions = compact([var.alarm_sns_topic_arn])
 
-  # The dead-letter queue's policy names the queue and both rules. Their ARNs are built from their
-  # names, not read from the resources, so the queue is created at once: not after the launch rule,
-  # which waits for the whole VPC through var.groups, and with its policy in place from the start.
-  rule_names             = { launch = "${var.name}-launch", reconcile = "${var.name}-reconcile" }
+  # The dead-letter queue's policy names the queue and every rule. Their ARNs are built from their
+  # names, not read from the resources, so the queue is created at once: not after the rules that
+  # wait for the whole VPC through var.groups, and with its policy in place from the start.
+  rule_names             = { for purpose in ["launch", "terminate", "state-change", "reconcile"] : purpose => "${var.name}-${purpose}" }
   rule_arns              = [for name in values(local.rule_names) : "${local.arn_prefix.events}:rule/${name}"]
   dead_letter_queue_name = "${var.name}-dead-letter"
   dead_letter_queue_arn  = "${local.arn_prefix.sqs}:${local.dead_letter_queue_name}"
+
+  # The reconcile schedule's period, seconds (reconcile_schedule is a rate() of minutes or hours):
+  # the period of the alarms on the metrics every reconcile emits.
+  reconcile_rate           = regex("^rate\\((\\d+) (minute|hour)s?\\)$", var.reconcile_schedule)
+  reconcile_period_seconds = tonumber(local.reconcile_rate[0]) * (local.reconcile_rate[1] == "hour" ? 3600 : 60)
 }
 
 ################################################################################
@@ -144,16 +154,18 @@ data "aws_iam_policy_document" "dead_letter" {
 }
 
 ################################################################################
-# EventBridge: the groups' launches, and the reconcile schedule
+# EventBridge: a NAT that proved itself, a NAT that is leaving, and the reconcile schedule
 ################################################################################
 
+# The instance proved itself (it completed its own launch hook with CONTINUE): cut over to it. The
+# launch lifecycle action itself is the instance's business: no rule subscribes to it.
 resource "aws_cloudwatch_event_rule" "launch" {
   name        = local.rule_names.launch
-  description = "Instance launches of the NAT Auto Scaling groups"
+  description = "A NAT group's instance is InService: it proved itself, cut over to it"
 
   event_pattern = jsonencode({
     source      = ["aws.autoscaling"]
-    detail-type = ["EC2 Instance-launch Lifecycle Action", "EC2 Instance Launch Successful"]
+    detail-type = ["EC2 Instance Launch Successful"]
     detail = {
       AutoScalingGroupName = local.group_names
     }
@@ -162,9 +174,48 @@ resource "aws_cloudwatch_event_rule" "launch" {
   tags = var.tags
 }
 
+# A NAT group terminates an instance: its terminate hook waits while the hook hands the zone over.
+resource "aws_cloudwatch_event_rule" "terminate" {
+  name        = local.rule_names.terminate
+  description = "A NAT group's instance is terminating: hand its zone over, then complete the terminate hook"
+
+  event_pattern = jsonencode({
+    source      = ["aws.autoscaling"]
+    detail-type = ["EC2 Instance-terminate Lifecycle Action"]
+    detail = {
+      AutoScalingGroupName = local.group_names
+      LifecycleHookName    = [local.terminate_hook_name]
+    }
+  })
+
+  tags = var.tags
+}
+
+# An instance is leaving without its group's terminate hook (stopped, shut down from inside, lost).
+# EC2's state-change events carry no group or tag, so this rule matches the leaving states of every
+# instance in the region; the hook answers `ignored` after one read round for an instance that no
+# configured route table targets. That stays cheap: AWS service events on the default bus cost
+# nothing, and an ignored invocation is a few reads and tens of milliseconds of a 256 MB function
+# (a region with 100 000 such state changes a month: about $0.05 of Lambda). The reads do count
+# against the account's EC2 Describe* request rate.
+resource "aws_cloudwatch_event_rule" "state_change" {
+  name        = local.rule_names["state-change"]
+  description = "An EC2 instance of the region is stopping, stopped, shutting down or terminated: if a NAT, hand its zone over"
+
+  event_pattern = jsonencode({
+    source      = ["aws.ec2"]
+    detail-type = ["EC2 Instance State-change Notification"]
+    detail = {
+      state = ["stopping", "stopped", "shutting-down", "terminated"]
+    }
+  })
+
+  tags = var.tags
+}
+
 resource "aws_cloudwatch_event_rule" "reconcile" {
   name                = local.rule_names.reconcile
-  description         = "Reconciles every NAT group: heals lost events and drift"
+  description         = "Reconciles every NAT zone: heals lost events and drift, fails over and back"
   schedule_expression = var.reconcile_schedule
   tags                = var.tags
 }
@@ -197,38 +248,88 @@ resource "aws_lambda_permission" "events" {
 }
 
 ################################################################################
-# Alarms: a failed run, and anything that reached the dead-letter queue
+# Alarms: a failed run, anything in the dead-letter queue, a zone without its own NAT, a failover
+# that outlasts a replacement, and missing permissions
 ################################################################################
 
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  alarm_name          = "${var.name}-errors"
-  alarm_description   = "${var.name} failed: a NAT group's EIP or default routes may not follow its instance"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
+locals {
+  # One alarm per entry; `dimensions = null` for the hook's own metrics (namespace NatAsgHook, no
+  # dimensions: the hook emits them per reconcile or per invocation).
+  alarms = {
+    errors = {
+      name               = "${var.name}-errors"
+      description        = "${var.name} failed: a NAT zone's EIP or default routes may not follow its instance"
+      namespace          = "AWS/Lambda"
+      metric_name        = "Errors"
+      dimensions         = { FunctionName = var.name }
+      statistic          = "Sum"
+      period             = 60
+      evaluation_periods = 1
+      treat_missing_data = "notBreaching"
+    }
+    dead_letters = {
+      name               = "${var.name}-dead-letters"
+      description        = "An event or invocation of ${var.name} reached the dead-letter queue: replay it with `nat-asg-hook replay`"
+      namespace          = "AWS/SQS"
+      metric_name        = "ApproximateNumberOfMessagesVisible"
+      dimensions         = { QueueName = local.dead_letter_queue_name }
+      statistic          = "Maximum"
+      period             = 300
+      evaluation_periods = 1
+      treat_missing_data = "notBreaching"
+    }
+    # Every reconcile reports how many zones hold no live InService NAT of their own. Missing data
+    # breaches too: a reconcile that does not report is a fleet nobody watches.
+    zone_without_nat = {
+      name               = "${var.name}-zone-without-nat"
+      description        = "A NAT zone has had no NAT of its own for ${var.zone_without_nat_alarm_periods} reconcile periods (or the reconcile stopped reporting): its private subnets leave through a sibling zone's NAT and EIP, or not at all"
+      namespace          = "NatAsgHook"
+      metric_name        = "ZonesWithoutOwnNat"
+      dimensions         = null
+      statistic          = "Maximum"
+      period             = local.reconcile_period_seconds
+      evaluation_periods = var.zone_without_nat_alarm_periods
+      treat_missing_data = "breaching"
+    }
+    failover_too_long = {
+      name               = "${var.name}-failover-too-long"
+      description        = "A NAT zone's routes have pointed at a sibling zone's NAT for ${var.failover_alarm_minutes} minutes, longer than a replacement takes: its traffic leaves with the sibling's EIP"
+      namespace          = "NatAsgHook"
+      metric_name        = "ZonesFailedOver"
+      dimensions         = null
+      statistic          = "Minimum"
+      period             = local.reconcile_period_seconds
+      evaluation_periods = max(1, ceil(var.failover_alarm_minutes * 60 / local.reconcile_period_seconds))
+      treat_missing_data = "notBreaching"
+    }
+    authorization_errors = {
+      name               = "${var.name}-authorization-errors"
+      description        = "${var.name} was refused an AWS call (AccessDenied, UnauthorizedOperation): its role does not cover a resource; nothing retries that away"
+      namespace          = "NatAsgHook"
+      metric_name        = "AuthorizationErrors"
+      dimensions         = null
+      statistic          = "Sum"
+      period             = 300
+      evaluation_periods = 1
+      treat_missing_data = "notBreaching"
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "dead_letters" {
-  alarm_name          = "${var.name}-dead-letters"
-  alarm_description   = "An event or invocation of ${var.name} reached the dead-letter queue: replay it with `nat-asg-hook replay`"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dead_letter.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
   threshold           = 1
   comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
+  treat_missing_data  = each.value.treat_missing_data
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags

@@ -29,7 +29,7 @@ output "log_group_name" {
 }
 
 output "event_rule_arns" {
-  description = "ARNs of the EventBridge rules, by purpose (`launch`, `reconcile`)"
+  description = "ARNs of the EventBridge rules, by purpose (`launch`, `terminate`, `state-change`, `reconcile`)"
   value       = { for key, rule in local.rules : key => rule.arn }
 }
 
@@ -44,11 +44,8 @@ output "dead_letter_queue_arn" {
 }
 
 output "alarm_arns" {
-  description = "ARNs of the CloudWatch alarms, by purpose (`errors`, `dead_letters`)"
-  value = {
-    errors       = aws_cloudwatch_metric_alarm.errors.arn
-    dead_letters = aws_cloudwatch_metric_alarm.dead_letters.arn
-  }
+  description = "ARNs of the CloudWatch alarms, by purpose (`errors`, `dead_letters`, `zone_without_nat`, `failover_too_long`, `authorization_errors`)"
+  value       = { for purpose, alarm in aws_cloudwatch_metric_alarm.this : purpose => alarm.arn }
 }
 
 output "hook_config" {
@@ -56,13 +53,17 @@ output "hook_config" {
   value       = local.hook_config
 }
 
+output "terminate_hook_name" {
+  description = "Name of the terminate lifecycle hook the terminate rule matches (the nat-instance module declares it on every NAT group)"
+  value       = local.terminate_hook_name
+}
+
 output "launch_dependencies" {
-  description = "IDs of everything the first launch of a NAT group needs (launch rule, target, invoke permission, role policy): pass them to the nat-instance module's `create_after`"
-  value = [
-    aws_cloudwatch_event_rule.launch.arn,
-    aws_cloudwatch_event_target.this["launch"].id,
-    aws_lambda_permission.events["launch"].id,
-    aws_lambda_function_event_invoke_config.this.id,
-    aws_iam_role_policy.this.id,
-  ]
+  description = "IDs of everything a NAT group's first instance needs in place (every rule, its target and invoke permission, the invoke config, the role policy): pass them to the nat-instance module's `create_after`"
+  value = concat(
+    [for rule in values(local.rules) : rule.arn],
+    [for target in values(aws_cloudwatch_event_target.this) : target.id],
+    [for permission in values(aws_lambda_permission.events) : permission.id],
+    [aws_lambda_function_event_invoke_config.this.id, aws_iam_role_policy.this.id],
+  )
 }

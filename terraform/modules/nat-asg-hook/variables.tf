@@ -89,14 +89,42 @@ variable "groups" {
   }
 }
 
+variable "failover" {
+  description = "Whether a zone whose NAT is leaving, or gone, moves its private default routes to a healthy sibling zone's NAT (its traffic then leaves with the sibling's EIP) until its own replacement proves itself. Rendered into the hook's configuration"
+  type        = bool
+  default     = true
+}
+
 variable "reconcile_schedule" {
-  description = "EventBridge schedule of the reconcile run that heals lost events and drift"
+  description = "EventBridge schedule of the reconcile run that heals lost events and drift: rate(N minutes) or rate(N hours), at most an hour. The alarms on the metrics each reconcile reports count in these periods"
   type        = string
   default     = "rate(5 minutes)"
 
   validation {
-    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule))
-    error_message = "reconcile_schedule must be a rate(...) or cron(...) expression."
+    condition     = can(regex("^rate\\((1 minute|[1-9][0-9]* minutes|1 hour)\\)$", var.reconcile_schedule)) && try(tonumber(regex("^rate\\(([0-9]+) minutes?\\)$", var.reconcile_schedule)[0]) <= 60, true)
+    error_message = "reconcile_schedule must be rate(1 minute), rate(N minutes) with N at most 60, or rate(1 hour)."
+  }
+}
+
+variable "zone_without_nat_alarm_periods" {
+  description = "Reconcile periods a zone may have no NAT of its own (or the reconcile may stay silent) before the zone-without-nat alarm fires: longer than a replacement takes (boot and self-check, a few minutes)"
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.zone_without_nat_alarm_periods >= 1 && var.zone_without_nat_alarm_periods <= 24 && floor(var.zone_without_nat_alarm_periods) == var.zone_without_nat_alarm_periods
+    error_message = "zone_without_nat_alarm_periods must be a whole number between 1 and 24."
+  }
+}
+
+variable "failover_alarm_minutes" {
+  description = "Minutes a zone may stay failed over to a sibling zone's NAT before the failover-too-long alarm fires: longer than a normal replacement (the new NAT boots, proves itself and takes its zone back)"
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.failover_alarm_minutes >= 5 && var.failover_alarm_minutes <= 1440
+    error_message = "failover_alarm_minutes must be between 5 and 1440."
   }
 }
 
