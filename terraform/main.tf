@@ -157,6 +157,7 @@ module "hook" {
   name                = "${var.name}-asg-hook"
   lambda_zip_path     = local.lambda_zip_path
   architecture        = var.lambda_architecture
+  failover            = var.failover
   reconcile_schedule  = var.reconcile_schedule
   log_retention_days  = var.log_retention_days
   log_level           = var.log_level
@@ -181,6 +182,7 @@ module "nat" {
   subnet_id      = aws_subnet.public[each.key].id
   instance_type  = var.nat_instance_type
   ami_id         = var.nat_ami_id
+  check_ip_url   = var.nat_check_ip_url
   tags           = var.tags # the launch template's tag specifications: default_tags do not reach them
 
   create_after = module.hook.launch_dependencies

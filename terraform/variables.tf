@@ -67,6 +67,18 @@ variable "nat_ami_id" {
   default     = null
 }
 
+variable "nat_check_ip_url" {
+  description = "URL the NAT instances' self-check asks for the public address their egress leaves with (it answers with that address as text)"
+  type        = string
+  default     = "https://checkip.amazonaws.com"
+}
+
+variable "failover" {
+  description = "Whether a zone whose NAT leaves moves its private default routes to a healthy sibling zone's NAT until its own replacement proves itself"
+  type        = bool
+  default     = true
+}
+
 variable "protect_eips" {
   description = "Protect the static EIPs from destroy (see the nat-instance module's protect_eip)"
   type        = bool
@@ -74,7 +86,7 @@ variable "protect_eips" {
 }
 
 variable "reconcile_schedule" {
-  description = "Schedule of the hook's reconcile run"
+  description = "Schedule of the hook's reconcile run: rate(N minutes) with N at most 60, or rate(1 hour)"
   type        = string
   default     = "rate(5 minutes)"
 }

@@ -106,6 +106,7 @@ resource "aws_security_group" "this" {
 ################################################################################
 
 resource "aws_launch_template" "this" {
+  # checkov:skip=CKV_AWS_88: a NAT instance sits in a public subnet by definition; its temporary public IP lets it reach the AWS APIs and repositories and prove its egress before it holds the zone's EIP, which replaces it
   name                   = var.name
   description            = "NAT instance for ${var.name}, set up by nat-asg-hook"
   image_id               = local.ami_id
