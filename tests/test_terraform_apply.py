@@ -1,14 +1,17 @@
 """The `local` environment (three zones) applied by Terraform to moto, then driven by the real binary:
-the ASGs come after the hook's wiring, a plan right after the apply has nothing to do, a launch event
-built from each ASG's instance converges its zone (EIP, source/dest check, every private table's
-default route), a second apply after the hook changes nothing (Terraform does not fight the hook),
-and destroy leaves the emulator as it found it. One apply serves every test, in file order.
+the ASGs come after the hook's wiring, with their two lifecycle hooks, their instance profile and the
+user data that names them; the hook's four rules deliver exactly the events the hook handles; a plan
+right after the apply has nothing to do, a launch event built from each ASG's instance converges its
+zone (EIP, source/dest check, every private table's default route), a second apply after the hook
+changes nothing (Terraform does not fight the hook), and destroy leaves the emulator as it found it.
+One apply serves every test, in file order.
 
 Assertions read the emulator's state. The emulator is this module's own moto server, with the
 fidelity fixes of nat_lab.moto_shims (fields moto 5 drops that AWS returns), as every `Moto` has."""
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ from nat_lab.state import read_state
 from nat_lab.world import DESTINATION, World, eip_eni, in_service, routes
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+LEAVING_STATES = ["stopping", "stopped", "shutting-down", "terminated"]
+RULES = ("launch", "terminate", "state-change", "reconcile")
 
 
 @dataclass
@@ -63,7 +68,8 @@ def stack(emulator, tmp_path_factory, logs) -> Stack:
 
 def test_apply_builds_every_zone_and_renders_the_hook_config(stack, emulator):
     config = stack.config
-    assert set(config) == {"groups", "destination_cidr_block"} and config["destination_cidr_block"] == DESTINATION
+    assert set(config) == {"groups", "destination_cidr_block", "failover"} and config["destination_cidr_block"] == DESTINATION
+    assert config["failover"] is True
     assert sorted(g["availability_zone"] for g in config["groups"].values()) == list(ZONES)
     outputs = stack.outputs
     for zone in ZONES:
@@ -74,13 +80,93 @@ def test_apply_builds_every_zone_and_renders_the_hook_config(stack, emulator):
             "route_table_ids": [outputs["private_route_table_ids"][zone]],
         }
         [asg] = emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
-        assert (asg["MinSize"], asg["MaxSize"], asg["DesiredCapacity"]) == (1, 1, 1)
+        assert (asg["MinSize"], asg["MaxSize"], asg["DesiredCapacity"]) == (1, 2, 1), "max 2: a refresh launches before it terminates"
         assert asg["VPCZoneIdentifier"] == outputs["public_subnet_ids"][zone]
+        assert asg["HealthCheckType"] == "EC2" and asg["HealthCheckGracePeriod"] == 60
         assert len(in_service(emulator, group)) == 1
         # Terraform declares no default route: the private tables have none until the hook runs.
         assert DESTINATION not in routes(emulator, outputs["private_route_table_ids"][zone])
         # The EIP is the hook's to associate.
         assert eip_eni(emulator, outputs["nat_eip_allocation_ids"][zone]) is None
+
+
+def test_every_nat_group_has_its_launch_and_terminate_hooks(stack, emulator):
+    autoscaling = emulator.client("autoscaling")
+    for group in stack.config["groups"]:
+        hooks = {h["LifecycleHookName"]: h for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]}
+        assert set(hooks) == {"nat-asg-hook-launch", "nat-asg-hook-terminate"}
+        launch, terminate = hooks["nat-asg-hook-launch"], hooks["nat-asg-hook-terminate"]
+        assert (launch["LifecycleTransition"], launch["DefaultResult"]) == ("autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON")
+        assert launch["HeartbeatTimeout"] >= 240, "boot, set-up and self-check fit in the launch heartbeat"
+        assert (terminate["LifecycleTransition"], terminate["DefaultResult"]) == ("autoscaling:EC2_INSTANCE_TERMINATING", "CONTINUE")
+        assert 30 <= terminate["HeartbeatTimeout"] <= 120, "a short wait for the hook's hand-over"
+
+
+def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_rendered_user_data(stack, emulator):
+    ec2, iam = emulator.client("ec2"), emulator.client("iam")
+    for group in stack.config["groups"]:
+        [version] = ec2.describe_launch_template_versions(LaunchTemplateName=group, Versions=["$Latest"])["LaunchTemplateVersions"]
+        data = version["LaunchTemplateData"]
+        [interface] = data["NetworkInterfaces"]
+        assert interface["AssociatePublicIpAddress"] is True
+        assert data["MetadataOptions"]["HttpTokens"] == "required"
+        user_data = base64.b64decode(data["UserData"]).decode()
+        assert f"AUTO_SCALING_GROUP_NAME='{group}'" in user_data
+        assert "LAUNCH_HOOK_NAME='nat-asg-hook-launch'" in user_data
+        assert "/usr/local/sbin/nat-self-check launch" in user_data
+
+        profile = iam.get_instance_profile(InstanceProfileName=data["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1])["InstanceProfile"]
+        [role] = profile["Roles"]
+        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+        assert iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"] == []
+        [name] = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+        document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+        policy = json.loads(document) if isinstance(document, str) else document
+        [statement] = policy["Statement"]
+        assert statement["Effect"] == "Allow"
+        assert sorted(statement["Action"]) == ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
+        assert statement["Resource"] == f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{group}"
+
+
+def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
+    name = stack.outputs["lambda_function_name"]
+    events_client = emulator.client("events")
+    groups = sorted(stack.config["groups"])
+    pattern = {rule: json.loads(events_client.describe_rule(Name=f"{name}-{rule}").get("EventPattern", "null")) for rule in RULES}
+    assert pattern["launch"] == {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Successful"], "detail": {"AutoScalingGroupName": groups}}
+    assert pattern["terminate"] == {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+        "detail": {"AutoScalingGroupName": groups, "LifecycleHookName": ["nat-asg-hook-terminate"]},
+    }
+    assert pattern["state-change"] == {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Instance State-change Notification"],
+        "detail": {"state": LEAVING_STATES},
+    }
+    assert pattern["reconcile"] is None
+    assert events_client.describe_rule(Name=f"{name}-reconcile")["ScheduleExpression"] == "rate(5 minutes)"
+    # The dead-letter queue admits every rule, and only them.
+    queue = emulator.client("sqs").get_queue_url(QueueName=f"{name}-dead-letter")["QueueUrl"]
+    policy = json.loads(emulator.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"])
+    [statement] = policy["Statement"]
+    rule_arns = {events_client.describe_rule(Name=f"{name}-{rule}")["Arn"] for rule in RULES}
+    assert set(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == rule_arns
+
+
+def test_the_alarms_watch_errors_dead_letters_zones_failovers_and_permissions(stack, emulator):
+    name = stack.outputs["lambda_function_name"]
+    alarms = {a["AlarmName"]: a for a in emulator.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]}
+    assert set(alarms) == {f"{name}-{suffix}" for suffix in ("errors", "dead-letters", "zone-without-nat", "failover-too-long", "authorization-errors")}
+    zone = alarms[f"{name}-zone-without-nat"]
+    assert (zone["Namespace"], zone["MetricName"], zone.get("Dimensions", [])) == ("NatAsgHook", "ZonesWithoutOwnNat", [])
+    assert zone["Period"] == 300 and zone["EvaluationPeriods"] == 3 and zone["TreatMissingData"] == "breaching"
+    failover = alarms[f"{name}-failover-too-long"]
+    assert (failover["Namespace"], failover["MetricName"]) == ("NatAsgHook", "ZonesFailedOver")
+    assert failover["Period"] * failover["EvaluationPeriods"] == 15 * 60
+    assert alarms[f"{name}-authorization-errors"]["MetricName"] == "AuthorizationErrors"
+    for alarm in alarms.values():
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
 def test_the_function_runs_with_the_rendered_config_and_its_wiring(stack, emulator):
@@ -94,27 +180,24 @@ def test_the_function_runs_with_the_rendered_config_and_its_wiring(stack, emulat
 
     name = stack.outputs["lambda_function_name"]
     events_client = emulator.client("events")
-    launch = events_client.describe_rule(Name=f"{name}-launch")
-    pattern = json.loads(launch["EventPattern"])
-    assert pattern["source"] == ["aws.autoscaling"]
-    assert set(pattern["detail-type"]) == {"EC2 Instance-launch Lifecycle Action", "EC2 Instance Launch Successful"}
-    assert sorted(pattern["detail"]["AutoScalingGroupName"]) == sorted(stack.config["groups"])
-    assert events_client.describe_rule(Name=f"{name}-reconcile")["ScheduleExpression"].startswith("rate(")
-    for rule in (f"{name}-launch", f"{name}-reconcile"):
+    rule_arns = set()
+    for rule in (f"{name}-{purpose}" for purpose in RULES):
+        rule_arns.add(events_client.describe_rule(Name=rule)["Arn"])
         [target] = events_client.list_targets_by_rule(Rule=rule)["Targets"]
         assert target["Arn"] == conf["FunctionArn"]
         assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0 and target["DeadLetterConfig"]["Arn"].endswith("-dead-letter")
     policy = json.loads(emulator.client("lambda").get_policy(FunctionName=name)["Policy"])
     source_arns = {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"]}
-    assert source_arns == {launch["Arn"], events_client.describe_rule(Name=f"{name}-reconcile")["Arn"]}
+    assert source_arns == rule_arns
     invoke = emulator.client("lambda").get_function_event_invoke_config(FunctionName=name)
     assert invoke["MaximumEventAgeInSeconds"] <= 300
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith("-dead-letter")
 
 
-def test_nat_groups_are_created_only_after_the_hooks_launch_wiring(stack):
-    """The first launch must find the rule, target, permission and policy in place: in the apply's
-    own log, every ASG starts creating after all of them completed."""
+def test_nat_groups_are_created_only_after_the_hooks_wiring(stack):
+    """The first instance must find every rule, target, permission and the policies in place (its
+    Launch Successful, its terminate hook, its own launch completion): in the apply's own log, every
+    ASG starts creating after all of them completed."""
     log = stack.apply_log.splitlines()
 
     def line_of(needle: str) -> int:
@@ -123,15 +206,17 @@ def test_nat_groups_are_created_only_after_the_hooks_launch_wiring(stack):
     wiring_done = max(
         line_of(f"{address}: Creation complete")
         for address in (
-            "module.hook.aws_cloudwatch_event_rule.launch",
-            'module.hook.aws_cloudwatch_event_target.this["launch"]',
-            'module.hook.aws_lambda_permission.events["launch"]',
+            *(f"module.hook.aws_cloudwatch_event_rule.{rule.replace('-', '_')}" for rule in RULES),
+            *(f'module.hook.aws_cloudwatch_event_target.this["{rule}"]' for rule in RULES),
+            *(f'module.hook.aws_lambda_permission.events["{rule}"]' for rule in RULES),
             "module.hook.aws_iam_role_policy.this",
             "module.hook.aws_lambda_function_event_invoke_config.this",
         )
     )
     for zone in ZONES:
-        assert line_of(f'module.nat["{zone}"].aws_autoscaling_group.this: Creating...') > wiring_done
+        created = line_of(f'module.nat["{zone}"].aws_autoscaling_group.this: Creating...')
+        assert created > wiring_done
+        assert created > line_of(f'module.nat["{zone}"].aws_iam_role_policy.instance: Creation complete')
 
 
 def test_a_plan_right_after_apply_has_no_changes(stack):

@@ -219,3 +219,22 @@ def test_the_group_tag_the_hook_policy_conditions_on_is_the_one_the_nat_modules_
     assert f"{key} = var.name" in nat
     for resource_type in ("instance", "network-interface"):
         assert f'"{resource_type}"' in nat
+
+
+def test_the_terminate_hook_the_rule_matches_is_the_one_the_nat_groups_declare():
+    name = '"nat-asg-hook-terminate"'
+    assert f"terminate_hook_name = {name}" in (TERRAFORM / "modules/nat-asg-hook/main.tf").read_text()
+    nat = (TERRAFORM / "modules/nat-instance/main.tf").read_text()
+    assert re.search(rf"name = {name}\n.*?lifecycle_transition = \"autoscaling:EC2_INSTANCE_TERMINATING\"", nat, re.S)
+
+
+def test_the_user_data_template_takes_exactly_the_contracts_variables():
+    """The data-plane lab renders the same template: its variables are a contract."""
+    template = (TERRAFORM / "modules/nat-instance/user-data.sh.tftpl").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(?:chomp\()?(\w+)", template))
+    assert used == {
+        "vpc_cidr_block", "auto_scaling_group_name", "launch_hook_name", "check_ip_url",
+        "self_check_interval_seconds", "unhealthy_after", "self_check_script",
+    }
+    call = re.search(r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S)
+    assert call and set(re.findall(r"^\s*(\w+)\s*=", call.group(1), re.M)) == used

@@ -1,6 +1,6 @@
 """Fidelity fixes: moto answers what AWS answers, for fields moto 5 drops or misfiles.
 
-Without the first two, every plan against moto would show a change that AWS would not, and "a
+Without the first four, every plan against moto would show a change that AWS would not, and "a
 second apply reports no changes" could not be tested at all. They change no call's effect, only
 what moto reports back.
 
@@ -8,6 +8,10 @@ what moto reports back.
 - EC2 launch templates: moto files the launch template's own tags (CreateLaunchTemplate's
   TagSpecifications, resource type `launch-template`) under the template data's tag specifications,
   as if they were tags for the instances it launches.
+- Auto Scaling groups: AWS returns the group's DefaultInstanceWarmup; moto drops it on create and on
+  update (and reports no warm-up).
+- Lifecycle hooks: moto reports a made-up notification target and role on every hook (placeholders
+  left in its code); AWS reports none when the hook was put without them.
 - With IAM enforced (the IAM tests), moto recomputes the SigV4 signature of every request, and for
   Lambda's REST API over another request than the SDK signed: every Lambda call would fail with
   SignatureDoesNotMatch, whatever the policy. For Lambda only, the signature comparison is skipped;
@@ -67,6 +71,37 @@ def _launch_template_tags() -> None:
     LaunchTemplateVersion.__init__ = __init__
 
 
+def _default_instance_warmup() -> None:
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    def keeping_warmup(action):
+        def patched(self):
+            result = action(self)
+            warmup = self._get_int_param("DefaultInstanceWarmup")
+            if warmup is not None:
+                group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
+                group.default_instance_warmup = warmup
+            return result
+
+        return patched
+
+    AutoScalingResponse.create_auto_scaling_group = keeping_warmup(AutoScalingResponse.create_auto_scaling_group)
+    AutoScalingResponse.update_auto_scaling_group = keeping_warmup(AutoScalingResponse.update_auto_scaling_group)
+
+
+def _lifecycle_hook_placeholders() -> None:
+    from moto.autoscaling.models import LifecycleHook
+
+    init = LifecycleHook.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.role_arn = None
+        self.notification_target_arn = None
+
+    LifecycleHook.__init__ = __init__
+
+
 def _lambda_signatures() -> None:
     from moto.iam.access_control import IAMRequestBase
 
@@ -82,4 +117,6 @@ def _lambda_signatures() -> None:
 def install() -> None:
     _lambda_configuration()
     _launch_template_tags()
+    _default_instance_warmup()
+    _lifecycle_hook_placeholders()
     _lambda_signatures()
