@@ -95,8 +95,14 @@ def test_the_runbooks_names_are_the_stacks():
         or 'name = "${var.name}-asg-hook"' in root
         or re.search(r'name\s*=\s*"\$\{var\.name\}-asg-hook"', root)
     )
-    for suffix in ("errors", "dead-letters", "dead-letter", "launch", "reconcile"):
+    for suffix in ("errors", "dead-letters", "dead-letter"):
         assert f'"${{var.name}}-{suffix}"' in HOOK_MODULE, suffix
+        assert f"<stack>-asg-hook-{suffix}" in runbook, suffix
+    # The rules are named "<name>-<purpose>".
+    purposes = re.search(r'for purpose in \[([^\]]*)\] : purpose => "\$\{var\.name\}-\$\{purpose\}"', HOOK_MODULE)
+    assert purposes, "rule_names in the hook module"
+    for suffix in ("launch", "reconcile"):
+        assert f'"{suffix}"' in purposes.group(1), suffix
         assert f"<stack>-asg-hook-{suffix}" in runbook, suffix
     assert '"/aws/lambda/${var.name}"' in HOOK_MODULE and "/aws/lambda/<stack>-asg-hook" in runbook
     assert re.search(r'name\s*=\s*"nat-asg-hook-launch"', NAT_MODULE) and "nat-asg-hook-launch" in runbook
