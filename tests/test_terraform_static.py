@@ -120,16 +120,17 @@ def test_checkov_skips_are_inline_and_give_a_reason(checkov_results):
 
 
 def test_checkov_skips_only_the_documented_lambda_check(checkov_results):
-    """DESIGN.md: of the Lambda checks, only 117 (VPC) is skipped outright; the others are met, or
-    skipped where the optional customer managed key or code signing stands in."""
+    """Of the Lambda checks, 117 (VPC) is skipped outright, and 115 (reserved concurrency) because a
+    default reservation fails the first apply in a new account (it is opt-in); the others are met,
+    or skipped where the optional customer managed key or code signing stands in."""
     lambda_skips = {
         c["check_id"]
         for report in checkov_results
         for c in report["results"]["skipped_checks"]
         if c["resource"].endswith("aws_lambda_function.this")
     }
-    assert "CKV_AWS_117" in lambda_skips
-    assert not lambda_skips & {"CKV_AWS_116", "CKV_AWS_115", "CKV_AWS_50"}, "DLQ, reserved concurrency and X-Ray are met, not skipped"
+    assert {"CKV_AWS_117", "CKV_AWS_115"} <= lambda_skips
+    assert not lambda_skips & {"CKV_AWS_116", "CKV_AWS_50"}, "DLQ and X-Ray are met, not skipped"
 
 
 # --- environments -----------------------------------------------------------------------------------

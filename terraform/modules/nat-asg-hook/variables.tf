@@ -54,13 +54,13 @@ variable "timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Concurrency reserved for the function: enough for every group launching at once plus the reconcile, and a cap on what it can do to the EC2 API"
+  description = "Concurrency reserved for the function; null (the default) reserves none. Opt in only where the account allows it: Lambda keeps at least 100 of an account's concurrent executions unreserved, and a new account often has only 10 in all, so any reservation makes the first apply fail there. Where it fits, the number of zones plus 2 guarantees the hook runs while other functions are busy and caps its EC2 API calls"
   type        = number
-  default     = 5
+  default     = null
 
   validation {
-    condition     = var.reserved_concurrent_executions >= 1
-    error_message = "reserved_concurrent_executions must be at least 1."
+    condition     = var.reserved_concurrent_executions == null || try(var.reserved_concurrent_executions >= 1 && var.reserved_concurrent_executions <= 1000 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions, false)
+    error_message = "reserved_concurrent_executions must be null (no reservation) or a whole number between 1 and 1000."
   }
 }
 
