@@ -191,7 +191,9 @@ def test_the_function_runs_with_the_rendered_config_and_its_wiring(stack, emulat
     assert source_arns == rule_arns
     invoke = emulator.client("lambda").get_function_event_invoke_config(FunctionName=name)
     assert invoke["MaximumEventAgeInSeconds"] <= 300
+    # One failure, one dead letter: the on-failure destination, and no function DLQ besides it.
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith("-dead-letter")
+    assert "DeadLetterConfig" not in conf
 
 
 def test_nat_groups_are_created_only_after_the_hooks_wiring(stack):

@@ -92,6 +92,7 @@ data "aws_iam_policy_document" "this" {
     resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
   }
 
+  # Lambda sends a failed invocation's record to the on-failure destination with this role.
   statement {
     sid       = "DeadLetters"
     actions   = ["sqs:SendMessage"]

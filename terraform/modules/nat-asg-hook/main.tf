@@ -53,6 +53,7 @@ locals {
 resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_117: outside the VPC on purpose: inside it, the function could not reach the EC2 API while the NAT it repairs is down
   # checkov:skip=CKV_AWS_272: the zip is uploaded directly from the build (filename); AWS Signer code signing needs a signed S3 object and a signing pipeline this project does not have
+  # checkov:skip=CKV_AWS_116: a failed asynchronous invocation goes to the dead-letter queue through the on-failure destination (aws_lambda_function_event_invoke_config), which also records the error; a function DLQ as well would record each failure twice
   # checkov:skip=CKV_AWS_115: no reservation by default: Lambda keeps 100 concurrent executions of an account unreserved and new accounts often have 10 in all, so a default reservation fails the first apply; reserved_concurrent_executions opts in
   # checkov:skip=CKV_AWS_173: the environment holds no secret (group names, EIP allocation and route table IDs); it is encrypted at rest with an AWS managed key, or with kms_key_arn when given
   function_name = var.name
@@ -89,16 +90,15 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
-  dead_letter_config {
-    target_arn = aws_sqs_queue.dead_letter.arn
-  }
-
   tags = var.tags
 
   # The first invocation must find its permissions.
   depends_on = [aws_iam_role_policy.this]
 }
 
+# One failure, one dead letter: an invocation that failed every retry (or grew too old) reaches the
+# dead-letter queue through this on-failure destination only, as Lambda's record of the request,
+# the response and the error (what `nat-asg-hook replay` takes). The function has no DLQ of its own.
 resource "aws_lambda_function_event_invoke_config" "this" {
   function_name                = aws_lambda_function.this.function_name
   maximum_event_age_in_seconds = local.maximum_event_age_seconds
