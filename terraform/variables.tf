@@ -109,12 +109,6 @@ variable "alarm_sns_topic_arn" {
   default     = null
 }
 
-variable "aws_endpoint_url" {
-  description = "Endpoint of an AWS API emulator (the local environment); null for AWS itself"
-  type        = string
-  default     = null
-}
-
 variable "tags" {
   description = "Tags for every resource (provider default tags)"
   type        = map(string)

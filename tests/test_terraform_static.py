@@ -159,6 +159,27 @@ def test_s3_backends_per_environment_and_a_local_one_for_the_emulator():
     assert "aws_endpoint_url" in tfvars("local") and tfvars("local")["az_count"] == "3"
 
 
+def test_emulator_plumbing_lives_only_in_the_local_environment():
+    """The stack's own files know AWS only; the local environment's files add the emulator."""
+    for path in tf_files("."):
+        text = path.read_text()
+        for word in ("endpoints", "aws_endpoint_url", "skip_credentials_validation", "skip_metadata_api_check", "skip_region_validation"):
+            assert word not in text, f"{path.name} mentions {word}"
+    local = TERRAFORM / "environments" / "local"
+    provider = (local / "providers_override.tf").read_text()
+    assert re.search(r"endpoints \{[^}]*ec2\s*=\s*var\.aws_endpoint_url", provider, re.S)
+    assert 'variable "aws_endpoint_url"' in (local / "emulator.tf").read_text()
+
+
+def test_the_local_environment_validates_with_its_files_in_place(tmp_path):
+    root = tf_lab.scratch_copy(tmp_path)
+    for path in (root / "environments" / "local").glob("*.tf"):
+        shutil.copy(path, root / path.name)
+    tf = tf_lab.Terraform(root)
+    tf.init(backend=False)
+    assert "The configuration is valid" in tf.validate().stdout
+
+
 def test_deployed_environments_carry_the_tag_the_deploy_role_requires():
     """terraform/policies/terraform-network.json creates EC2 resources only with Project=nat-asg-hook."""
     for env in ("test", "prod"):

@@ -153,10 +153,12 @@ class Terraform:
 
 
 def local_environment(workdir: Path, endpoint: str, env: dict[str, str], lambda_zip: Path) -> tuple[Terraform, list[str]]:
-    """The `local` environment in a scratch copy: its backend override in place, initialised. Returns
-    the runner and the variable arguments every plan/apply/destroy takes."""
+    """The `local` environment in a scratch copy: its files that point the stack at the emulator
+    (backend and provider overrides, the endpoint variable) in place, initialised. Returns the
+    runner and the variable arguments every plan/apply/destroy takes."""
     root = scratch_copy(workdir)
-    shutil.copy(root / "environments" / "local" / "backend_override.tf", root / "backend_override.tf")
+    for path in (root / "environments" / "local").glob("*.tf"):
+        shutil.copy(path, root / path.name)
     tf = Terraform(root, env)
     tf.init()
     var_args = [
