@@ -261,3 +261,26 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
     }
     call = re.search(r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S)
     assert call and set(re.findall(r"^\s*(\w+)\s*=", call.group(1), re.M)) == used
+
+
+def provider_constraint(directory: str) -> str:
+    match = re.search(r'aws = \{\s*source\s*=\s*"hashicorp/aws"\s*version\s*=\s*"([^"]+)"', (TERRAFORM / directory / "versions.tf").read_text())
+    assert match, f"{directory}/versions.tf declares no hashicorp/aws version"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("directory", OUR_MODULES)
+def test_modules_declare_only_a_lower_provider_bound(directory):
+    assert re.fullmatch(r">= \d+\.\d+(\.\d+)?", provider_constraint(directory)), "the calling root pins; a module only says what it needs"
+
+
+@pytest.mark.parametrize("directory", (".", "bootstrap"))
+def test_roots_pin_the_provider(directory):
+    assert re.fullmatch(r"\d+\.\d+\.\d+", provider_constraint(directory))
+
+
+def test_nothing_reads_what_the_next_major_provider_deprecates():
+    """aws_region's `name` is deprecated in provider 6 (for `region`, which 5 lacks): `id` is both."""
+    for path in TERRAFORM.rglob("*.tf"):
+        if ".terraform" not in path.parts:
+            assert not re.search(r"data\.aws_region\.\w+\.name\b", path.read_text()), path

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.46, < 6"
+      version = "5.100.0" # pinned here, in the root; moving it is a deliberate change (plan it)
     }
   }
 

@@ -3,10 +3,12 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  # The region's name is the data source's `id` with provider 5 and 6 alike: `name` is deprecated
+  # from 6 (for `region`, which 5 lacks).
   # "arn:<partition>:<service>:<region>:<account>", per service whose ARNs this module builds
   arn_prefix = {
     for service in ["autoscaling", "ec2", "events", "sqs"] :
-    service => "arn:${data.aws_partition.current.partition}:${service}:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+    service => "arn:${data.aws_partition.current.partition}:${service}:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}"
   }
 
   route_table_arns = [for id in sort(flatten(values(var.groups)[*].route_table_ids)) : "${local.arn_prefix.ec2}:route-table/${id}"]

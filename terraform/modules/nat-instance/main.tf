@@ -32,8 +32,9 @@ locals {
   }
 
   # The group's ARN, built from its name: the instance profile's policy needs it before the group
-  # exists (the group launches from the template that carries the profile).
-  autoscaling_group_arn = "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}"
+  # exists (the group launches from the template that carries the profile). The region's name is
+  # aws_region's `id` with provider 5 and 6 alike (`name` is deprecated from 6).
+  autoscaling_group_arn = "arn:${data.aws_partition.current.partition}:autoscaling:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}"
 
   # The launch template's user data: templatefile() with exactly the variables the data-plane lab
   # and the tests rely on, the self-check inserted from its own shellcheck-clean file.

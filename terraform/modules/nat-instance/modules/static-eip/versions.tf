@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.46, < 6"
+      version = ">= 5.46" # a lower bound only: the calling stack pins
     }
   }
 }
