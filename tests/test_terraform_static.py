@@ -191,13 +191,32 @@ def test_deployed_environments_carry_the_tag_the_deploy_role_requires():
 
 
 @pytest.mark.parametrize("directory", STACK_DIRS)
-def test_every_variable_has_description_type_default_in_that_order(directory):
+def test_every_variable_has_description_type_and_default_in_that_order_or_is_required(directory):
+    """description, type, then default; a required input has no default at all, so that Terraform
+    itself says it is required (not `default = null` and a validation that refuses null)."""
     variables = blocks((TERRAFORM / directory / "variables.tf").read_text(), "variable")
     assert variables
     for name, body in variables.items():
         keys = re.findall(r"^  (\w+)\s*=", body, re.M)
-        assert keys[:3] == ["description", "type", "default"], f"{directory}: variable {name} has {keys[:3]}"
+        assert keys[:2] == ["description", "type"], f"{directory}: variable {name} starts with {keys[:2]}"
+        if "default" in keys:
+            assert keys[2] == "default", f"{directory}: variable {name} has {keys[:3]}"
+            assert not re.search(r"var\.\w+ != null", body), f"{directory}: variable {name} refuses its own default null: make it required"
         assert "type        = any" not in body, f"{directory}: variable {name} is `any`"
+
+
+@pytest.mark.parametrize(
+    ("directory", "required"),
+    [
+        ("modules/nat-instance", {"name", "vpc_id", "vpc_cidr_block", "subnet_id"}),
+        ("modules/nat-asg-hook", {"lambda_zip_path", "groups"}),
+        ("modules/nat-instance/modules/static-eip", {"name"}),
+        (".", set()),
+    ],
+)
+def test_required_inputs_are_exactly_those_without_a_default(directory, required):
+    variables = blocks((TERRAFORM / directory / "variables.tf").read_text(), "variable")
+    assert {name for name, body in variables.items() if not re.search(r"^  default\s*=", body, re.M)} == required
 
 
 def readme_table_names(text: str, section: str) -> set[str]:

@@ -12,11 +12,10 @@ variable "name" {
 variable "lambda_zip_path" {
   description = "Path of the built bootstrap.zip (`make build`: target/lambda/nat-asg-hook/bootstrap.zip)"
   type        = string
-  default     = null
 
   validation {
-    condition     = var.lambda_zip_path != null && endswith(coalesce(var.lambda_zip_path, "-"), ".zip")
-    error_message = "lambda_zip_path is required: the bootstrap.zip that `make build` builds."
+    condition     = endswith(var.lambda_zip_path, ".zip")
+    error_message = "lambda_zip_path must be the bootstrap.zip that `make build` builds."
   }
 }
 
@@ -71,7 +70,6 @@ variable "groups" {
     eip_allocation_id = string
     route_table_ids   = list(string)
   }))
-  default = {}
 
   validation {
     condition     = length(var.groups) > 0 && alltrue([for g in values(var.groups) : length(g.route_table_ids) > 0])

@@ -1,29 +1,21 @@
 variable "name" {
-  description = "Name of the NAT Auto Scaling group; also names its security group and launch template, and is the value of the `nat-asg-hook:group` tag the hook's IAM conditions match"
+  description = "Name of the NAT Auto Scaling group; also names its security group, launch template, instance role and profile, and is the value of the `nat-asg-hook:group` tag the hook's IAM conditions match"
   type        = string
-  default     = null
 
   validation {
-    condition     = var.name != null && can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", var.name))
-    error_message = "name is required: 1-63 letters, digits, '.', '_' or '-'."
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", var.name))
+    error_message = "name must be 1-63 letters, digits, '.', '_' or '-'."
   }
 }
 
 variable "vpc_id" {
   description = "VPC of the NAT instance"
   type        = string
-  default     = null
-
-  validation {
-    condition     = var.vpc_id != null
-    error_message = "vpc_id is required."
-  }
 }
 
 variable "vpc_cidr_block" {
   description = "CIDR block of the VPC: the only source the security group admits, and the only source the instance masquerades"
   type        = string
-  default     = null
 
   validation {
     condition     = can(cidrhost(var.vpc_cidr_block, 0))
@@ -34,12 +26,6 @@ variable "vpc_cidr_block" {
 variable "subnet_id" {
   description = "The AZ's public subnet (routed to the internet gateway) where the single instance runs"
   type        = string
-  default     = null
-
-  validation {
-    condition     = var.subnet_id != null
-    error_message = "subnet_id is required."
-  }
 }
 
 variable "instance_type" {

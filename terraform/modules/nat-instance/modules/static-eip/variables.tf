@@ -1,12 +1,6 @@
 variable "name" {
   description = "Name of the NAT Auto Scaling group the EIP serves (its Name and `nat-asg-hook:group` tags)"
   type        = string
-  default     = null
-
-  validation {
-    condition     = var.name != null
-    error_message = "name is required."
-  }
 }
 
 variable "protect" {
