@@ -18,7 +18,7 @@ export TF_PLUGIN_DIR
 HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
 export HOOK_BIN
 
-.PHONY: help venv bin build test test-rust test-py lint fmt demo bench watch invoke tf-check clean
+.PHONY: help venv bin build test test-rust test-py lint fmt demo bench watch invoke tf-check ami-latest clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ lint: venv ## cargo fmt --check, clippy with warnings denied; ruff check and ruf
 
 tf-check: venv ## Terraform fmt, validate (plugin mirror), checkov and the modules' conventions; no cloud
 	$(PY) -m pytest tests/test_terraform_static.py
+
+ami-latest: ## The newest Amazon Linux 2023 arm64 AMI per environment and the tfvars change to roll to it (PROFILE=..., WRITE=1 makes it)
+	scripts/ami-latest.sh $(if $(PROFILE),--profile $(PROFILE)) $(if $(WRITE),--write)
 
 fmt: venv ## Format the Rust and the Python code
 	cargo fmt --all

@@ -62,9 +62,8 @@ variable "nat_instance_type" {
 }
 
 variable "nat_ami_id" {
-  description = "AMI of the NAT instances; null takes the latest Amazon Linux 2023 arm64 AMI"
+  description = "AMI of the NAT instances, pinned per environment in its vars.tfvars (`make ami-latest` prints the newest Amazon Linux 2023 arm64 AMI per environment and the change to make), or \"ssm:latest\" to follow the latest at every apply (see the nat-instance module's ami_id)"
   type        = string
-  default     = null
 }
 
 variable "nat_check_ip_url" {

@@ -146,6 +146,13 @@ def test_prod_runs_three_zones_and_the_environments_cidrs_differ():
     assert len({test["name"], prod["name"], local["name"]}) == 3
 
 
+def test_deployed_environments_pin_the_nat_image():
+    """An AMI ID in test and prod: a new Amazon Linux release must not make an unrelated apply start
+    an instance refresh. (The local environment takes an image of the emulator's catalogue.)"""
+    for env in ("test", "prod", "local"):
+        assert re.fullmatch(r'"ami-[0-9a-f]+"(\s*#.*)?', tfvars(env)["nat_ami_id"]), env
+
+
 def test_s3_backends_per_environment_and_a_local_one_for_the_emulator():
     settings = {}
     for env in ("test", "prod"):
@@ -208,10 +215,10 @@ def test_every_variable_has_description_type_and_default_in_that_order_or_is_req
 @pytest.mark.parametrize(
     ("directory", "required"),
     [
-        ("modules/nat-instance", {"name", "vpc_id", "vpc_cidr_block", "subnet_id"}),
+        ("modules/nat-instance", {"name", "vpc_id", "vpc_cidr_block", "subnet_id", "ami_id"}),
         ("modules/nat-asg-hook", {"lambda_zip_path", "groups"}),
         ("modules/nat-instance/modules/static-eip", {"name"}),
-        (".", set()),
+        (".", {"nat_ami_id"}),
     ],
 )
 def test_required_inputs_are_exactly_those_without_a_default(directory, required):

@@ -6,7 +6,10 @@ locals {
     "nat-asg-hook:group" = var.name
   })
 
-  ami_id = coalesce(var.ami_id, try(data.aws_ssm_parameter.al2023_arm64[0].value, null))
+  # Pinned (an AMI ID), or following AWS's public parameter for the latest Amazon Linux 2023 arm64
+  # AMI only when asked to: then every Amazon Linux release replaces the instances at the next apply.
+  follow_latest_ami = var.ami_id == "ssm:latest"
+  ami_id            = local.follow_latest_ami ? one(data.aws_ssm_parameter.al2023_arm64[*].value) : var.ami_id
 
   # The group's two lifecycle hooks, by purpose. Their names are a contract: the instance completes
   # the launch hook itself (user data), and the nat-asg-hook module's terminate rule matches the
@@ -58,7 +61,7 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 data "aws_ssm_parameter" "al2023_arm64" {
-  count = var.ami_id == null ? 1 : 0
+  count = local.follow_latest_ami ? 1 : 0
 
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 }

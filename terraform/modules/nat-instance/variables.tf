@@ -35,9 +35,13 @@ variable "instance_type" {
 }
 
 variable "ami_id" {
-  description = "AMI ID; null takes the latest Amazon Linux 2023 arm64 AMI from the public SSM parameter"
+  description = "AMI of the NAT instances; its architecture must match instance_type. An AMI ID pins it, so that only a deliberate change replaces the instances (`make ami-latest` prints the newest Amazon Linux 2023 arm64 AMI and the change to make). \"ssm:latest\" follows AWS's public SSM parameter for the latest Amazon Linux 2023 arm64 AMI instead: every Amazon Linux release then starts an instance refresh at the next apply"
   type        = string
-  default     = null
+
+  validation {
+    condition     = can(regex("^ami-([0-9a-f]{8}|[0-9a-f]{17})$", var.ami_id)) || var.ami_id == "ssm:latest"
+    error_message = "ami_id must be an AMI ID (ami-...) or \"ssm:latest\"."
+  }
 }
 
 variable "root_volume_size" {
