@@ -156,13 +156,19 @@ def local_environment(workdir: Path, endpoint: str, env: dict[str, str], lambda_
     """The `local` environment in a scratch copy: its files that point the stack at the emulator
     (backend and provider overrides, the endpoint variable) in place, initialised. Returns the
     runner and the variable arguments every plan/apply/destroy takes."""
+    return emulated_environment(workdir, "local", endpoint, env, lambda_zip)
+
+
+def emulated_environment(workdir: Path, name: str, endpoint: str, env: dict[str, str], lambda_zip: Path) -> tuple[Terraform, list[str]]:
+    """Environment `name` (its vars.tfvars) applied to the emulator: a scratch copy with the local
+    environment's emulator files in place (local state, the emulator's endpoints), initialised."""
     root = scratch_copy(workdir)
     for path in (root / "environments" / "local").glob("*.tf"):
         shutil.copy(path, root / path.name)
     tf = Terraform(root, env)
     tf.init()
     var_args = [
-        f"-var-file={root / 'environments' / 'local' / 'vars.tfvars'}",
+        f"-var-file={root / 'environments' / name / 'vars.tfvars'}",
         f"-var=aws_endpoint_url={endpoint}",
         f"-var=lambda_zip_path={lambda_zip}",
     ]
