@@ -26,7 +26,9 @@ def sandbox(tmp_path) -> Path:
 def run(moto, sandbox: Path, *args: str) -> int:
     if not shutil.which("aws"):
         pytest.fail("the AWS CLI is missing (scripts/ami-latest.sh needs it)")
-    proc = subprocess.run(["bash", str(sandbox / "scripts" / "ami-latest.sh"), *args], env=moto.env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["bash", str(sandbox / "scripts" / "ami-latest.sh"), *args], env=moto.env(), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode
 
@@ -39,7 +41,7 @@ def pinned(sandbox: Path, env: str) -> str:
 
 def pin(sandbox: Path, env: str, ami: str) -> None:
     path = sandbox / "terraform" / "environments" / env / "vars.tfvars"
-    path.write_text(re.sub(r'^nat_ami_id\s*=.*$', f'nat_ami_id = "{ami}"', path.read_text(), flags=re.M))
+    path.write_text(re.sub(r"^nat_ami_id\s*=.*$", f'nat_ami_id = "{ami}"', path.read_text(), flags=re.M))
 
 
 def test_an_environment_behind_the_latest_is_rolled_only_on_request(fresh_moto, sandbox):
@@ -59,7 +61,7 @@ def test_an_environment_behind_the_latest_is_rolled_only_on_request(fresh_moto, 
 
 def test_an_environment_that_follows_the_latest_is_left_alone(fresh_moto, sandbox):
     path = sandbox / "terraform" / "environments" / "test" / "vars.tfvars"
-    path.write_text(re.sub(r'^nat_ami_id\s*=.*$', 'nat_ami_id = "ssm:latest"', path.read_text(), flags=re.M))
+    path.write_text(re.sub(r"^nat_ami_id\s*=.*$", 'nat_ami_id = "ssm:latest"', path.read_text(), flags=re.M))
     before = path.read_text()
     assert run(fresh_moto, sandbox, "--env", "test", "--write", "--check") == 0
     assert path.read_text() == before

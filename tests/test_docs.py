@@ -111,7 +111,9 @@ def test_the_runbooks_names_are_the_stacks():
     launch_hook = NAT_MODULE[NAT_MODULE.index('"nat-asg-hook-launch"') : NAT_MODULE.index('"nat-asg-hook-terminate"')]
     assert re.search(r'default_result\s*=\s*"ABANDON"', launch_hook), "the runbook says ABANDON"
     hook_variables = (REPO / "terraform" / "modules" / "nat-asg-hook" / "variables.tf").read_text()
-    assert re.search(r'variable "reserved_concurrent_executions".*?default\s*=\s*null\b', hook_variables, re.S), "the runbook says none by default"
+    assert re.search(r'variable "reserved_concurrent_executions".*?default\s*=\s*null\b', hook_variables, re.S), (
+        "the runbook says none by default"
+    )
 
 
 def test_the_runbook_lists_every_error_type_the_function_reports():

@@ -133,7 +133,11 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
     events_client = emulator.client("events")
     groups = sorted(stack.config["groups"])
     pattern = {rule: json.loads(events_client.describe_rule(Name=f"{name}-{rule}").get("EventPattern", "null")) for rule in RULES}
-    assert pattern["launch"] == {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Successful"], "detail": {"AutoScalingGroupName": groups}}
+    assert pattern["launch"] == {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance Launch Successful"],
+        "detail": {"AutoScalingGroupName": groups},
+    }
     assert pattern["terminate"] == {
         "source": ["aws.autoscaling"],
         "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
@@ -157,7 +161,9 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
 def test_the_alarms_watch_errors_dead_letters_zones_failovers_and_permissions(stack, emulator):
     name = stack.outputs["lambda_function_name"]
     alarms = {a["AlarmName"]: a for a in emulator.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]}
-    assert set(alarms) == {f"{name}-{suffix}" for suffix in ("errors", "dead-letters", "zone-without-nat", "failover-too-long", "authorization-errors")}
+    assert set(alarms) == {
+        f"{name}-{suffix}" for suffix in ("errors", "dead-letters", "zone-without-nat", "failover-too-long", "authorization-errors")
+    }
     zone = alarms[f"{name}-zone-without-nat"]
     assert (zone["Namespace"], zone["MetricName"], zone.get("Dimensions", [])) == ("NatAsgHook", "ZonesWithoutOwnNat", [])
     assert zone["Period"] == 300 and zone["EvaluationPeriods"] == 3 and zone["TreatMissingData"] == "breaching"

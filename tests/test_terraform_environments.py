@@ -15,12 +15,14 @@ from nat_lab import hook
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import Moto
 
-PINNED_AMI = re.search(r'^nat_ami_id\s*=\s*"([^"]+)"', (tf_lab.TERRAFORM_DIR / "environments" / "test" / "vars.tfvars").read_text(), re.M).group(1)
+PINNED_AMI = re.search(
+    r'^nat_ami_id\s*=\s*"([^"]+)"', (tf_lab.TERRAFORM_DIR / "environments" / "test" / "vars.tfvars").read_text(), re.M
+).group(1)
 
 
 @pytest.fixture(scope="module")
 def emulator(logs):
-    server = Moto(log_dir=logs, extra_env=tf_lab.moto_extra_env())
+    server = Moto(log_dir=logs)
     yield server
     server.stop()
 
@@ -34,7 +36,9 @@ def test_the_test_environment_plans_clean_twice_in_a_row(emulator, tmp_path, log
         outputs = tf.outputs()
         assert sorted(outputs["nat_autoscaling_group_names"]) == ["us-east-1a", "us-east-1b"]
         for group in outputs["nat_autoscaling_group_names"].values():
-            [version] = emulator.client("ec2").describe_launch_template_versions(LaunchTemplateName=group, Versions=["$Latest"])["LaunchTemplateVersions"]
+            [version] = emulator.client("ec2").describe_launch_template_versions(LaunchTemplateName=group, Versions=["$Latest"])[
+                "LaunchTemplateVersions"
+            ]
             assert version["LaunchTemplateData"]["ImageId"] == PINNED_AMI, "the environment's pinned image"
         for attempt in (1, 2):
             changed, plan = tf.plan_changes(*var_args)

@@ -282,15 +282,24 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
     template = (TERRAFORM / "modules/nat-instance/user-data.sh.tftpl").read_text()
     used = set(re.findall(r"(?<!\$)\$\{(?:chomp\()?(\w+)", template))
     assert used == {
-        "vpc_cidr_block", "auto_scaling_group_name", "launch_hook_name", "check_ip_url",
-        "self_check_interval_seconds", "unhealthy_after", "self_check_script",
+        "vpc_cidr_block",
+        "auto_scaling_group_name",
+        "launch_hook_name",
+        "check_ip_url",
+        "self_check_interval_seconds",
+        "unhealthy_after",
+        "self_check_script",
     }
-    call = re.search(r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S)
+    call = re.search(
+        r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S
+    )
     assert call and set(re.findall(r"^\s*(\w+)\s*=", call.group(1), re.M)) == used
 
 
 def provider_constraint(directory: str) -> str:
-    match = re.search(r'aws = \{\s*source\s*=\s*"hashicorp/aws"\s*version\s*=\s*"([^"]+)"', (TERRAFORM / directory / "versions.tf").read_text())
+    match = re.search(
+        r'aws = \{\s*source\s*=\s*"hashicorp/aws"\s*version\s*=\s*"([^"]+)"', (TERRAFORM / directory / "versions.tf").read_text()
+    )
     assert match, f"{directory}/versions.tf declares no hashicorp/aws version"
     return match.group(1)
 

@@ -73,7 +73,11 @@ def rendered(tmp_path_factory) -> str:
     env = {**tf.env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
     proc = subprocess.run(
         [tf_lab.terraform_bin(), f"-chdir={module}", "console", *(f"-var={k}={v}" for k, v in variables.items())],
-        input="jsonencode(local.user_data)\n", env=env, capture_output=True, text=True, timeout=300,
+        input="jsonencode(local.user_data)\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     # The console prints the expression's value as an HCL string: JSON-quoted once more.
@@ -159,7 +163,7 @@ esac
 python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >>"$STUB_DIR/aws-calls"
 case $(cat "$STUB_DIR/aws-answer" 2>/dev/null) in
   denied)
-    echo "An error occurred (AccessDenied) when calling the ${2} operation: User: arn:aws:sts::123456789012:assumed-role/x/i is not authorized" >&2
+    echo "An error occurred (AccessDenied) when calling the ${2} operation: User: nat is not authorized" >&2
     exit 254 ;;
   broken) echo "An error occurred (InternalFailure) when calling the operation" >&2; exit 254 ;;
 esac
@@ -174,7 +178,13 @@ class Instance:
     root: Path
     env: dict[str, str]
 
-    FILES = {"ip_forward": "ip_forward", "postrouting": "postrouting", "public_ipv4": "public-ipv4", "seen_ip": "seen-ip", "aws_answer": "aws-answer"}
+    FILES = {
+        "ip_forward": "ip_forward",
+        "postrouting": "postrouting",
+        "public_ipv4": "public-ipv4",
+        "seen_ip": "seen-ip",
+        "aws_answer": "aws-answer",
+    }
 
     def set(self, **files: str | None) -> None:
         """Writes the stand-ins' answers (None: the command fails, or the metadata has no such key)."""
@@ -232,7 +242,12 @@ def instance(rendered, tmp_path) -> Instance:
         "CLI_RETRY_SECONDS": "0",
     }
     nat = Instance(tmp_path, env)
-    nat.set(ip_forward="1\n", postrouting=f"table ip nat {{\n\tchain postrouting {{\n\t\t{RULE}\n\t}}\n}}\n", public_ipv4=PUBLIC_IP, seen_ip=f"{PUBLIC_IP}\n")
+    nat.set(
+        ip_forward="1\n",
+        postrouting=f"table ip nat {{\n\tchain postrouting {{\n\t\t{RULE}\n\t}}\n}}\n",
+        public_ipv4=PUBLIC_IP,
+        seen_ip=f"{PUBLIC_IP}\n",
+    )
     return nat
 
 
