@@ -130,3 +130,19 @@ def test_the_bootstrap_options_the_docs_describe_exist():
     for option in ("--profile", "--env", "--skip-iam", "--apply"):
         assert f"    {option})" in script, option
         assert option in text(REPO / "docs" / "local-development.md"), option
+
+
+def test_nothing_points_at_a_design_file_outside_the_repository():
+    """docs/design.md is the design of record; a reference to a design kept elsewhere would rot."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    offenders = []
+    for name in tracked:
+        path = REPO / name
+        if path.suffix in {".md", ".py", ".rs", ".tf", ".sh", ".yml", ".toml"} and path.is_file():
+            body = path.read_text(errors="replace")
+            if re.search(r"\bDESIGN\.md\b|\.\./shared/", body) and name != "tests/test_docs.py":
+                offenders.append(name)
+    assert offenders == [], f"these files cite a design outside the repository: {offenders}"
+    assert (REPO / "docs" / "design.md").is_file()
