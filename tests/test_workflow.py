@@ -17,6 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "prepare-for-demo.yml"
+RELEASE = WORKFLOWS / "release.yml"
 VENV_BIN = REPO / ".venv" / "bin"
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # \S+")
 
@@ -33,12 +34,21 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def workflow() -> dict:
+def load(path: Path) -> dict:
     # YAML 1.1 reads the key `on` as True.
-    data = yaml.safe_load(WORKFLOW.read_text())
+    data = yaml.safe_load(path.read_text())
     data["on"] = data.pop(True, data.get("on"))
     return data
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return load(WORKFLOW)
+
+
+@pytest.fixture(scope="module")
+def release() -> dict:
+    return load(RELEASE)
 
 
 def steps(job: dict) -> list[dict]:
@@ -101,8 +111,9 @@ def test_aws_access_is_role_assumption_never_stored_keys(workflow):
                 assert step["with"]["role-to-assume"].startswith("${{ vars."), name
 
 
-def test_checkouts_do_not_persist_the_token(workflow):
-    for name, job in workflow["jobs"].items():
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.y*ml")), ids=lambda p: p.name)
+def test_checkouts_do_not_persist_the_token(path):
+    for name, job in load(path)["jobs"].items():
         for step in steps(job):
             if step.get("uses", "").startswith("actions/checkout@"):
                 assert step.get("with", {}).get("persist-credentials") is False, name
@@ -157,8 +168,47 @@ def test_demo_jobs_sit_behind_the_demo_and_teardown_environments(workflow):
     assert "output -raw hook_config" in verify["run"] and "verify --config" in verify["run"]
 
 
-def test_inputs_reach_scripts_through_the_environment_not_the_template(workflow):
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.y*ml")), ids=lambda p: p.name)
+def test_inputs_reach_scripts_through_the_environment_not_the_template(path):
     """No ${{ }} inside a run: block (template injection); env: carries values into scripts."""
-    for name, job in workflow["jobs"].items():
+    for name, job in load(path)["jobs"].items():
         for step in steps(job):
             assert "${{" not in step.get("run", ""), (name, step.get("name"))
+
+
+# --- the release ----------------------------------------------------------------------------------
+
+
+def test_release_runs_on_version_tags_only(release):
+    assert release["on"] == {"push": {"tags": ["v*"]}}
+    assert release["concurrency"]["cancel-in-progress"] is False, "a release is never cancelled half-published"
+
+
+def test_release_permissions_are_the_one_jobs_and_only_what_it_publishes_with(release):
+    assert release["permissions"] == {}
+    assert list(release["jobs"]) == ["release"]
+    assert release["jobs"]["release"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
+
+
+def test_release_builds_the_arm64_zip_once_and_publishes_it_with_its_checksum_and_provenance(release):
+    job = release["jobs"]["release"]
+    runs = [s.get("run", "") for s in steps(job)]
+    uses = [s.get("uses", "") for s in steps(job)]
+    assert sum("make build" in r for r in runs) == 1
+    assert "cargo lambda build --release --arm64 --output-format zip" in (REPO / "Makefile").read_text()
+    assert release["env"]["LAMBDA_ZIP"] == "target/lambda/nat-asg-hook/bootstrap.zip"
+    assert not any("cache" in u for u in uses), "a release is built from the tag alone"
+
+    names = [s.get("name") or s["uses"].split("@")[0] for s in steps(job)]
+    order = [names.index(n) for n in ("The tag is the crate's version", "make build", "SHA-256 of the zip", "actions/attest-build-provenance", "Publish the GitHub release")]
+    assert order == sorted(order), names
+
+    checksum = next(s for s in steps(job) if s.get("name") == "SHA-256 of the zip")
+    assert "sha256sum bootstrap.zip > bootstrap.zip.sha256" in checksum["run"]
+    attest = next(s for s in steps(job) if s.get("uses", "").startswith("actions/attest-build-provenance@"))
+    assert attest["with"] == {"subject-path": "${{ env.LAMBDA_ZIP }}"}
+    publish = next(s for s in steps(job) if s.get("name") == "Publish the GitHub release")
+    assert "gh release create" in publish["run"]
+    assert '"$LAMBDA_ZIP" "$LAMBDA_ZIP.sha256"' in publish["run"]
+    assert publish["env"]["GH_TOKEN"] == "${{ github.token }}"
+
