@@ -1,0 +1,200 @@
+"""scripts/fetch-release.sh, the deploy path without a Rust toolchain: it must leave a zip at the path
+it prints only when the zip is the release's (its published SHA-256, and its provenance attestation
+when gh can check it), and must fail without leaving one otherwise. `gh` and `curl` are stand-ins on
+PATH that serve a release from a directory and record how they were called; everything else is real."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "fetch-release.sh"
+TAG = "v1.2.3"
+GITHUB_REPO = "example-org/nat-asg-hook"
+ZIP = b"PK\x03\x04 stand-in for the arm64 bootstrap zip"
+
+# The real tools the script uses; nothing else is on its PATH (so a gh installed on this machine
+# cannot stand in for the fake one, or be there when a test wants none).
+SYSTEM_TOOLS = ("bash", "sed", "git", "dirname", "mkdir", "mktemp", "rm", "mv", "cut", "sha256sum", "cat")
+
+FAKE_GH = """#!/usr/bin/env bash
+echo "gh $*" >> "$FAKE_LOG"
+case "$1 $2" in
+  "auth status") exit "${FAKE_GH_AUTH:-0}" ;;
+  "release download")
+    dir=""; while [ $# -gt 0 ]; do [ "$1" = --dir ] && dir="$2"; shift; done
+    cp "$FAKE_RELEASE"/* "$dir"/ ;;
+  "attestation verify") exit "${FAKE_ATTESTATION:-0}" ;;
+  *) exit 64 ;;
+esac
+"""
+
+FAKE_CURL = """#!/usr/bin/env bash
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in --output) out="$2"; shift ;; --proto|--tlsv1.2) [ "$1" = --proto ] && shift ;; -*) ;; *) url="$1" ;; esac
+  shift
+done
+echo "curl $url" >> "$FAKE_LOG"
+[ -f "$FAKE_RELEASE/${url##*/}" ] || exit 22
+cp "$FAKE_RELEASE/${url##*/}" "$out"
+"""
+
+
+def sha256_line(data: bytes) -> str:
+    return f"{hashlib.sha256(data).hexdigest()}  bootstrap.zip\n"
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "bootstrap.zip").write_bytes(ZIP)
+    (release / "bootstrap.zip.sha256").write_text(sha256_line(ZIP))
+
+    system = tmp_path / "system-bin"
+    system.mkdir()
+    for tool in SYSTEM_TOOLS:
+        found = shutil.which(tool)
+        assert found, tool
+        (system / tool).symlink_to(found)
+    (system / "env").symlink_to(shutil.which("env"))
+    (system / "cp").symlink_to(shutil.which("cp"))
+
+    # A copy outside any clone: the script's fallback to its clone's GitHub origin finds nothing.
+    script = tmp_path / "scripts" / SCRIPT.name
+    script.parent.mkdir()
+    shutil.copy(SCRIPT, script)
+
+    fakes = tmp_path / "fake-bin"
+    fakes.mkdir()
+    for name, body in (("gh", FAKE_GH), ("curl", FAKE_CURL)):
+        (fakes / name).write_text(body)
+        (fakes / name).chmod(0o755)
+
+    class World:
+        root = tmp_path
+        dest = tmp_path / "out"
+        log = tmp_path / "calls.log"
+
+        def run(self, *args: str, gh: bool = True, **env: str) -> subprocess.CompletedProcess:
+            if not gh:
+                (fakes / "gh").unlink(missing_ok=True)
+            environ = {
+                "PATH": f"{fakes}{os.pathsep}{system}",
+                "HOME": str(tmp_path),
+                "FAKE_RELEASE": str(release),
+                "FAKE_LOG": str(self.log),
+                **env,
+            }
+            return subprocess.run(["bash", str(script), *args], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60)
+
+        def calls(self) -> list[str]:
+            return self.log.read_text().splitlines() if self.log.exists() else []
+
+        def leftovers(self) -> list[str]:
+            return sorted(p.name for p in self.dest.iterdir()) if self.dest.exists() else []
+
+    world = World()
+    world.release = release
+    return world
+
+
+def test_with_gh_the_zip_is_downloaded_checked_attested_and_its_path_printed(world):
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert proc.returncode == 0, proc.stderr
+    printed = Path(proc.stdout.strip())
+    assert printed == world.dest / "bootstrap.zip" and printed.is_absolute()
+    assert printed.read_bytes() == ZIP
+    assert world.leftovers() == ["bootstrap.zip", "bootstrap.zip.sha256"], "no scratch directory is left"
+    calls = world.calls()
+    assert any(c.startswith(f"gh release download {TAG} --repo {GITHUB_REPO}") for c in calls), calls
+    assert any(c.startswith("gh attestation verify ") and c.endswith(f"--repo {GITHUB_REPO}") for c in calls), calls
+
+
+def test_a_zip_whose_checksum_differs_is_not_left_at_the_path(world):
+    (world.release / "bootstrap.zip").write_bytes(ZIP + b"tampered")
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert world.leftovers() == []
+    assert not any("attestation" in c for c in world.calls()), "nothing more is asked of a zip that failed its checksum"
+
+
+def test_a_failed_download_keeps_the_zip_verified_before(world):
+    first = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert first.returncode == 0, first.stderr
+    (world.release / "bootstrap.zip.sha256").write_text(sha256_line(b"another zip"))
+    again = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert again.returncode == 1
+    assert (world.dest / "bootstrap.zip").read_bytes() == ZIP
+    assert world.leftovers() == ["bootstrap.zip", "bootstrap.zip.sha256"]
+
+
+def test_a_zip_without_valid_provenance_is_refused(world):
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, FAKE_ATTESTATION="1")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert world.leftovers() == []
+
+
+def test_a_checksum_file_for_another_name_is_refused(world):
+    (world.release / "bootstrap.zip.sha256").write_text(sha256_line(ZIP).replace("bootstrap.zip", "other.zip"))
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert proc.returncode == 1 and world.leftovers() == []
+
+
+@pytest.mark.parametrize("gh", [False, True], ids=["no-gh", "gh-logged-out"])
+def test_without_a_logged_in_gh_curl_downloads_the_public_assets_and_the_checksum_is_checked(world, gh):
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, gh=gh, FAKE_GH_AUTH="1")
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).read_bytes() == ZIP
+    curls = [c for c in world.calls() if c.startswith("curl ")]
+    assert curls == [
+        f"curl https://github.com/{GITHUB_REPO}/releases/download/{TAG}/bootstrap.zip",
+        f"curl https://github.com/{GITHUB_REPO}/releases/download/{TAG}/bootstrap.zip.sha256",
+    ]
+    assert not any("attestation" in c for c in world.calls())
+
+
+def test_require_attestation_fails_when_gh_cannot_verify(world):
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, "--require-attestation", gh=False)
+    assert proc.returncode == 1 and world.leftovers() == []
+
+
+def test_the_default_destination_is_dist_tag_and_the_repository_may_come_from_gh_repo(world):
+    proc = world.run(TAG, GH_REPO=GITHUB_REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == world.root / "dist" / TAG / "bootstrap.zip"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--repo", GITHUB_REPO],
+        ["latest", "--repo", GITHUB_REPO],
+        ["v1/../../x", "--repo", GITHUB_REPO],
+        [TAG, "--repo", GITHUB_REPO, "--dest"],
+        [TAG, "--repo", GITHUB_REPO, "--frobnicate"],
+        [TAG, TAG, "--repo", GITHUB_REPO],
+        [TAG, "--repo", "not-a-repo"],
+    ],
+    ids=["no-tag", "not-a-tag", "path-in-tag", "dest-without-dir", "unknown-option", "two-tags", "bad-repo"],
+)
+def test_bad_arguments_fail_before_any_download(world, args):
+    proc = world.run(*args)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("fetch-release: ")
+    assert world.calls() == []
+    assert world.leftovers() == []
+
+
+def test_without_a_repository_it_says_how_to_name_one(world):
+    proc = world.run(TAG)
+    assert proc.returncode == 1 and "--repo" in proc.stderr
+    assert world.calls() == []
