@@ -1,0 +1,200 @@
+# Several zones, every notable option: one customer managed key for everything the stack stores, an
+# alarm topic encrypted with it, protected EIPs, a pinned AMI. Each zone's NAT fails over to a
+# healthy sibling zone when it leaves.
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = var.tags
+  }
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  hook_name = "${var.name}-asg-hook"
+
+  # Zone -> NAT group name: the Auto Scaling group, its EIP's tags, the hook's configuration key.
+  groups = { for zone in keys(var.zones) : zone => "${var.name}-nat-${zone}" }
+}
+
+################################################################################
+# One key for the hook's logs, environment and dead-letter queue, the alarm topic and the NAT
+# instances' root volumes. Its policy names each AWS service that must use it: without these, logs,
+# dead letters, alarm notifications or NAT launches fail at run time, not at apply.
+################################################################################
+
+data "aws_iam_policy_document" "key" {
+  # checkov:skip=CKV_AWS_109: a key policy's resource is always "*" (the key itself); the account's IAM policies decide who administers it, as in AWS's default key policy
+  # checkov:skip=CKV_AWS_111: a key policy's resource is always "*" (the key itself); the account's IAM policies decide who administers it, as in AWS's default key policy
+  # checkov:skip=CKV_AWS_356: a key policy's resource is always "*" (the key itself); each service statement is limited by its conditions
+  statement {
+    sid       = "AccountIamPolicies"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+
+  statement {
+    sid       = "HookLogGroup"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:/aws/lambda/${local.hook_name}"]
+    }
+  }
+
+  # EventBridge sends failed events to the encrypted dead-letter queue; CloudWatch publishes alarms
+  # to the encrypted topic.
+  statement {
+    sid       = "DeadLettersAndAlarms"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+
+  # Auto Scaling launches the NAT instances with their encrypted root volumes through its
+  # service-linked role: without these two statements every launch fails.
+  statement {
+    sid       = "NatRootVolumes"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+  }
+
+  statement {
+    sid       = "NatRootVolumeGrants"
+    actions   = ["kms:CreateGrant"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name}: NAT hook logs, environment and dead letters, alarm topic, NAT root volumes"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.key.json
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}-nat"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-nat-alarms"
+  kms_master_key_id = aws_kms_key.this.arn
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.alarm_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+################################################################################
+# EIP -> hook -> NAT group, per zone
+################################################################################
+
+module "eip" {
+  source   = "../../terraform/modules/nat-instance/modules/static-eip"
+  for_each = local.groups
+
+  name    = each.value
+  protect = true # partners allow-list these addresses: `terraform destroy` stops here
+  tags    = var.tags
+}
+
+module "hook" {
+  source = "../../terraform/modules/nat-asg-hook"
+
+  name            = local.hook_name
+  lambda_zip_path = var.lambda_zip_path
+  architecture    = "arm64" # the release zip and `make build` are arm64
+  memory_size     = 256
+  timeout         = 30
+
+  # Reserve concurrency only where the account's quota leaves 100 unreserved after it (new accounts
+  # often have 10 in all): it caps the hook's calls to the EC2 API.
+  reserved_concurrent_executions = 5
+
+  reconcile_schedule  = "rate(5 minutes)"
+  log_retention_days  = 400
+  log_level           = "info"
+  kms_key_arn         = aws_kms_key.this.arn
+  alarm_sns_topic_arn = aws_sns_topic.alarms.arn
+  tags                = var.tags
+
+  groups = {
+    for zone, group in local.groups : group => {
+      availability_zone = zone
+      eip_allocation_id = module.eip[zone].allocation_id
+      route_table_ids   = var.zones[zone].private_route_table_ids
+    }
+  }
+}
+
+module "nat" {
+  source   = "../../terraform/modules/nat-instance"
+  for_each = local.groups
+
+  name           = each.value
+  vpc_id         = var.vpc_id
+  vpc_cidr_block = var.vpc_cidr_block
+  subnet_id      = var.zones[each.key].public_subnet_id
+
+  instance_type    = var.nat_instance_type
+  ami_id           = var.nat_ami_id
+  root_volume_size = 8
+  kms_key_arn      = aws_kms_key.this.arn
+
+  lifecycle_hook_heartbeat_timeout = 300
+  lifecycle_hook_default_result    = "ABANDON"
+
+  tags = var.tags # the launch template's tag specifications: default tags do not reach the instances
+
+  create_after = module.hook.launch_dependencies
+}
