@@ -241,3 +241,12 @@ def test_release_builds_the_arm64_zip_once_and_publishes_it_with_its_checksum_an
     assert '"$LAMBDA_ZIP" "$LAMBDA_ZIP.sha256"' in publish["run"]
     assert publish["env"]["GH_TOKEN"] == "${{ github.token }}"
 
+
+
+def test_release_assets_are_the_names_fetch_release_downloads():
+    script = (REPO / "scripts" / "fetch-release.sh").read_text()
+    release = RELEASE.read_text()
+    assert "sha256sum bootstrap.zip > bootstrap.zip.sha256" in release
+    assert "--pattern bootstrap.zip --pattern bootstrap.zip.sha256 " in script, "with gh"
+    assert "for asset in bootstrap.zip bootstrap.zip.sha256; do" in script, "with curl"
+    assert "gh attestation verify" in script
