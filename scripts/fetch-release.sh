@@ -9,8 +9,8 @@
 #     -var="lambda_zip_path=$(scripts/fetch-release.sh v0.1.0)"
 #
 # Proof: the zip's SHA-256 must be the one published beside it (bootstrap.zip.sha256), and, when the
-# GitHub CLI is installed and logged in, `gh attestation verify` must find the build provenance the
-# workflow signed for it in this repository. Without gh the checksum alone is checked and a warning
+# GitHub CLI is installed and logged in, `gh attestation verify` must find the build provenance that
+# this repository's release workflow signed for it. Without gh the checksum alone is checked and a warning
 # says so (--require-attestation makes that an error). A zip that fails a check is deleted: only a
 # verified zip is ever left at the printed path.
 #
@@ -126,8 +126,9 @@ fi
 note "SHA-256 matches: $actual"
 
 if $gh_ready; then
-  gh attestation verify "$work/bootstrap.zip" --repo "$repo" >&2 \
-    || die "bootstrap.zip of $tag has no valid build provenance attestation from $repo: not using it"
+  # Signed by this repository's release workflow, not merely by some workflow of the repository.
+  gh attestation verify "$work/bootstrap.zip" --repo "$repo" --signer-workflow "$repo/.github/workflows/release.yml" >&2 \
+    || die "bootstrap.zip of $tag has no valid build provenance attestation from $repo's release workflow: not using it"
   note "build provenance verified (gh attestation verify)"
 elif $require_attestation; then
   die "--require-attestation: the provenance can only be verified with the GitHub CLI, logged in (gh auth login)"

@@ -115,7 +115,10 @@ def test_with_gh_the_zip_is_downloaded_checked_attested_and_its_path_printed(wor
     assert world.leftovers() == ["bootstrap.zip", "bootstrap.zip.sha256"], "no scratch directory is left"
     calls = world.calls()
     assert any(c.startswith(f"gh release download {TAG} --repo {GITHUB_REPO}") for c in calls), calls
-    assert any(c.startswith("gh attestation verify ") and c.endswith(f"--repo {GITHUB_REPO}") for c in calls), calls
+    assert any(
+        c.startswith("gh attestation verify ") and c.endswith(f"--repo {GITHUB_REPO} --signer-workflow {GITHUB_REPO}/.github/workflows/release.yml")
+        for c in calls
+    ), calls
 
 
 def test_a_zip_whose_checksum_differs_is_not_left_at_the_path(world):
