@@ -47,7 +47,9 @@ def work(tmp_path_factory) -> Path:
     """terraform/ and examples/ side by side (the examples' module sources are relative), and a zip."""
     root = tmp_path_factory.mktemp("examples-apply")
     tf_lab.scratch_copy(root)
-    shutil.copytree(tf_lab.REPO / "examples", root / "examples", ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+    shutil.copytree(
+        tf_lab.REPO / "examples", root / "examples", ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl")
+    )
     # Any file named bootstrap will do: the emulator stores the package and never runs it here.
     tf_lab.build_zip(Path(shutil.which("true")), root)
     return root
@@ -76,15 +78,20 @@ def applied(emulator, work: Path, name: str, variables: dict) -> tuple[tf_lab.Te
 
 def test_minimal_applies_with_only_the_required_inputs_and_then_has_nothing_to_do(emulator, vpc, work):
     zone = ZONES[0]
-    tf, var_args, outputs = applied(emulator, work, "minimal", {
-        "region": "us-east-1",
-        "vpc_id": vpc["vpc_id"],
-        "vpc_cidr_block": VPC_CIDR,
-        "availability_zone": zone,
-        "public_subnet_id": vpc["subnets"][zone],
-        "private_route_table_id": vpc["tables"][zone],
-        "lambda_zip_path": str(work / "bootstrap.zip"),
-    })
+    tf, var_args, outputs = applied(
+        emulator,
+        work,
+        "minimal",
+        {
+            "region": "us-east-1",
+            "vpc_id": vpc["vpc_id"],
+            "vpc_cidr_block": VPC_CIDR,
+            "availability_zone": zone,
+            "public_subnet_id": vpc["subnets"][zone],
+            "private_route_table_id": vpc["tables"][zone],
+            "lambda_zip_path": str(work / "bootstrap.zip"),
+        },
+    )
 
     group = f"nat-{zone}"
     groups = emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
@@ -102,17 +109,22 @@ def test_minimal_applies_with_only_the_required_inputs_and_then_has_nothing_to_d
 
 @pytest.mark.xfail(strict=True, raises=KnownModuleBug, reason=f"{SQS_SSE_CONFLICT} (see SQS_SSE_CONFLICT); remove this mark with the fix")
 def test_complete_applies_with_every_option_and_then_has_nothing_to_do(emulator, vpc, work):
-    tf, var_args, outputs = applied(emulator, work, "complete", {
-        "region": "us-east-1",
-        "name": "example",
-        "vpc_id": vpc["vpc_id"],
-        "vpc_cidr_block": VPC_CIDR,
-        "zones": {zone: {"public_subnet_id": vpc["subnets"][zone], "private_route_table_ids": [vpc["tables"][zone]]} for zone in ZONES},
-        "lambda_zip_path": str(work / "bootstrap.zip"),
-        "nat_ami_id": AMI,
-        "nat_instance_type": "t3.nano",
-        "tags": {"Project": "nat-asg-hook"},
-    })
+    tf, var_args, outputs = applied(
+        emulator,
+        work,
+        "complete",
+        {
+            "region": "us-east-1",
+            "name": "example",
+            "vpc_id": vpc["vpc_id"],
+            "vpc_cidr_block": VPC_CIDR,
+            "zones": {zone: {"public_subnet_id": vpc["subnets"][zone], "private_route_table_ids": [vpc["tables"][zone]]} for zone in ZONES},
+            "lambda_zip_path": str(work / "bootstrap.zip"),
+            "nat_ami_id": AMI,
+            "nat_instance_type": "t3.nano",
+            "tags": {"Project": "nat-asg-hook"},
+        },
+    )
 
     assert set(outputs["autoscaling_group_names"]) == set(ZONES)
     config = json.loads(outputs["hook_config"])

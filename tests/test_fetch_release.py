@@ -116,7 +116,8 @@ def test_with_gh_the_zip_is_downloaded_checked_attested_and_its_path_printed(wor
     calls = world.calls()
     assert any(c.startswith(f"gh release download {TAG} --repo {GITHUB_REPO}") for c in calls), calls
     assert any(
-        c.startswith("gh attestation verify ") and c.endswith(f"--repo {GITHUB_REPO} --signer-workflow {GITHUB_REPO}/.github/workflows/release.yml")
+        c.startswith("gh attestation verify ")
+        and c.endswith(f"--repo {GITHUB_REPO} --signer-workflow {GITHUB_REPO}/.github/workflows/release.yml")
         for c in calls
     ), calls
 

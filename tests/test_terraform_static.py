@@ -94,7 +94,19 @@ def checkov_results() -> list[dict]:
     # No skip list, no config file: a check is skipped only by an inline comment next to the code.
     env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
     proc = subprocess.run(
-        [checkov_bin(), "-d", str(TERRAFORM), "-d", str(EXAMPLES), "--framework", "terraform", "--skip-download", "--compact", "-o", "json"],
+        [
+            checkov_bin(),
+            "-d",
+            str(TERRAFORM),
+            "-d",
+            str(EXAMPLES),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--compact",
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -160,9 +172,26 @@ def trivy(root: Path, *args: str) -> subprocess.CompletedProcess:
     """`trivy config .` over what the workflow scans, as it scans it: HIGH and CRITICAL, the checks
     built into the pinned binary (no download: TRIVY_SKIP_CHECK_UPDATE in the workflow)."""
     return subprocess.run(
-        [trivy_bin(), "config", "--skip-check-update", "--cache-dir", str(root.parent / "trivy-cache"), "--quiet",
-         "--severity", "HIGH,CRITICAL", "--format", "json", "--exit-code", "1", *args, "."],
-        cwd=root, capture_output=True, text=True, timeout=300,
+        [
+            trivy_bin(),
+            "config",
+            "--skip-check-update",
+            "--cache-dir",
+            str(root.parent / "trivy-cache"),
+            "--quiet",
+            "--severity",
+            "HIGH,CRITICAL",
+            "--format",
+            "json",
+            "--exit-code",
+            "1",
+            *args,
+            ".",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -321,7 +350,7 @@ def readme_table_names(text: str, section: str) -> set[str]:
     prefix = {"Inputs": "input", "Outputs": "output"}[section]
     rows = [line for line in match.group(1).splitlines() if line.startswith("| <a name=")]
     names = [re.match(rf'^\| <a name="{prefix}_([\w-]+)"></a> \[\1\]\(#{prefix}_\1\) \|', row) for row in rows]
-    assert all(names), [row for row, name in zip(rows, names) if not name]
+    assert all(names), [row for row, name in zip(rows, names, strict=True) if not name]
     return {name.group(1) for name in names}
 
 

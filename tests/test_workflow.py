@@ -229,7 +229,16 @@ def test_release_builds_the_arm64_zip_once_and_publishes_it_with_its_checksum_an
     assert not any("cache" in u for u in uses), "a release is built from the tag alone"
 
     names = [s.get("name") or s["uses"].split("@")[0] for s in steps(job)]
-    order = [names.index(n) for n in ("The tag is the crate's version", "make build", "SHA-256 of the zip", "actions/attest-build-provenance", "Publish the GitHub release")]
+    order = [
+        names.index(n)
+        for n in (
+            "The tag is the crate's version",
+            "make build",
+            "SHA-256 of the zip",
+            "actions/attest-build-provenance",
+            "Publish the GitHub release",
+        )
+    ]
     assert order == sorted(order), names
 
     checksum = next(s for s in steps(job) if s.get("name") == "SHA-256 of the zip")
@@ -240,7 +249,6 @@ def test_release_builds_the_arm64_zip_once_and_publishes_it_with_its_checksum_an
     assert "gh release create" in publish["run"]
     assert '"$LAMBDA_ZIP" "$LAMBDA_ZIP.sha256"' in publish["run"]
     assert publish["env"]["GH_TOKEN"] == "${{ github.token }}"
-
 
 
 def test_release_assets_are_the_names_fetch_release_downloads():
