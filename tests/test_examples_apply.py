@@ -89,6 +89,7 @@ def test_minimal_applies_with_only_the_required_inputs_and_then_has_nothing_to_d
             "availability_zone": zone,
             "public_subnet_id": vpc["subnets"][zone],
             "private_route_table_id": vpc["tables"][zone],
+            "ami_id": AMI,
             "lambda_zip_path": str(work / "bootstrap.zip"),
         },
     )

@@ -158,8 +158,15 @@ module "hook" {
   timeout         = 30
 
   # Reserve concurrency only where the account's quota leaves 100 unreserved after it (new accounts
-  # often have 10 in all): it caps the hook's calls to the EC2 API.
-  reserved_concurrent_executions = 5
+  # often have 10 in all, and the apply would fail there): zones + 2 lets the hook run while other
+  # functions are busy, and caps its calls to the EC2 API.
+  reserved_concurrent_executions = length(var.zones) + 2
+
+  # A zone whose NAT leaves borrows a healthy sibling zone's NAT (and egresses with its EIP) until
+  # its replacement proves itself; the alarms say when that, or a zone without a NAT, lasts.
+  failover                       = true
+  zone_without_nat_alarm_periods = 3
+  failover_alarm_minutes         = 15
 
   reconcile_schedule  = "rate(5 minutes)"
   log_retention_days  = 400
@@ -191,8 +198,14 @@ module "nat" {
   root_volume_size = 8
   kms_key_arn      = aws_kms_key.this.arn
 
-  lifecycle_hook_heartbeat_timeout = 300
-  lifecycle_hook_default_result    = "ABANDON"
+  # The instance proves itself (forwarding, masquerade, egress through its zone's EIP) before it
+  # takes its zone, and keeps checking: unhealthy, its group replaces it and the zone fails over.
+  check_ip_url                     = "https://checkip.amazonaws.com"
+  self_check_interval_seconds      = 10
+  unhealthy_after                  = 3
+  launch_hook_heartbeat_timeout    = 300
+  terminate_hook_heartbeat_timeout = 90
+  instance_warmup_seconds          = 60
 
   tags = var.tags # the launch template's tag specifications: default tags do not reach the instances
 

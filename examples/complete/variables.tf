@@ -37,7 +37,7 @@ variable "lambda_zip_path" {
 }
 
 variable "nat_ami_id" {
-  description = "The NAT instances' AMI, pinned: a new image is a deliberate change, never a side effect of an unrelated apply (Amazon Linux 2023, the architecture of nat_instance_type)"
+  description = "The NAT instances' AMI, pinned: a new image is a deliberate change, never a side effect of an unrelated apply (Amazon Linux 2023, the architecture of nat_instance_type; `make ami-latest` in this repository prints the newest)"
   type        = string
 }
 

@@ -40,6 +40,7 @@ module "nat" {
   vpc_id         = var.vpc_id
   vpc_cidr_block = var.vpc_cidr_block
   subnet_id      = var.public_subnet_id
+  ami_id         = var.ami_id
 
   create_after = module.hook.launch_dependencies
 }

@@ -28,6 +28,11 @@ variable "private_route_table_id" {
   type        = string
 }
 
+variable "ami_id" {
+  description = "The NAT instance's AMI, pinned (Amazon Linux 2023 arm64 for the default t4g instance type): `make ami-latest` in this repository prints the newest"
+  type        = string
+}
+
 variable "lambda_zip_path" {
   description = "The hook's bootstrap.zip: the path scripts/fetch-release.sh prints (no Rust needed), or target/lambda/nat-asg-hook/bootstrap.zip after `make build`"
   type        = string
