@@ -44,7 +44,7 @@ variable "az_count" {
 }
 
 variable "lambda_zip_path" {
-  description = "Path of the hook's bootstrap.zip; null takes what `make build` produces (target/lambda/nat-asg-hook/bootstrap.zip)"
+  description = "Path of the hook's bootstrap.zip: a release's (scripts/fetch-release.sh prints it); null takes what `make build` produces (target/lambda/nat-asg-hook/bootstrap.zip)"
   type        = string
   default     = null
 }

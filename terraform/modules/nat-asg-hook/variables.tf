@@ -10,12 +10,12 @@ variable "name" {
 }
 
 variable "lambda_zip_path" {
-  description = "Path of the built bootstrap.zip (`make build`: target/lambda/nat-asg-hook/bootstrap.zip)"
+  description = "Path of the function's bootstrap.zip: a release's, no Rust toolchain needed (`scripts/fetch-release.sh <tag>` downloads and verifies it and prints this path), or a local build's (`make build`: target/lambda/nat-asg-hook/bootstrap.zip)"
   type        = string
 
   validation {
     condition     = endswith(var.lambda_zip_path, ".zip")
-    error_message = "lambda_zip_path must be the bootstrap.zip that `make build` builds."
+    error_message = "lambda_zip_path must be a bootstrap.zip: a release's (scripts/fetch-release.sh prints its path) or the one `make build` builds."
   }
 }
 
