@@ -55,23 +55,11 @@ def work(tmp_path_factory) -> Path:
     return root
 
 
-class KnownModuleBug(Exception):
-    pass
-
-
-# The nat-asg-hook module's dead-letter queue sets sqs_managed_sse_enabled = false beside
-# kms_master_key_id when kms_key_arn is given: the AWS provider refuses both at apply once the key is
-# created in the same apply (known only then). sqs_managed_sse_enabled must be null with a key.
-SQS_SSE_CONFLICT = '"sqs_managed_sse_enabled": conflicts with kms_master_key_id'
-
-
 def applied(emulator, work: Path, name: str, variables: dict) -> tuple[tf_lab.Terraform, list[str], dict]:
     tf = tf_lab.Terraform(work / "examples" / name, emulator.env())
     tf.init(backend=False)
     var_args = [f"-var={key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in variables.items()]
     result = tf.apply(*var_args, check=False)
-    if result.code != 0 and SQS_SSE_CONFLICT in result.stderr:
-        raise KnownModuleBug(SQS_SSE_CONFLICT)
     assert result.code == 0, f"terraform apply exited {result.code}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return tf, var_args, tf.outputs()
 
@@ -108,7 +96,6 @@ def test_minimal_applies_with_only_the_required_inputs_and_then_has_nothing_to_d
     assert not changes, plan.stdout[-4000:]
 
 
-@pytest.mark.xfail(strict=True, raises=KnownModuleBug, reason=f"{SQS_SSE_CONFLICT} (see SQS_SSE_CONFLICT); remove this mark with the fix")
 def test_complete_applies_with_every_option_and_then_has_nothing_to_do(emulator, vpc, work):
     tf, var_args, outputs = applied(
         emulator,

@@ -128,8 +128,8 @@ resource "aws_cloudwatch_log_group" "this" {
 # and one wait is enough.
 resource "aws_sqs_queue" "dead_letter" {
   name                      = local.dead_letter_queue_name
-  message_retention_seconds = 1209600 # 14 days, the maximum: time to replay them
-  sqs_managed_sse_enabled   = var.kms_key_arn == null
+  message_retention_seconds = 1209600                               # 14 days, the maximum: time to replay them
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null # with a key, SSE-KMS; the provider refuses both set
   kms_master_key_id         = var.kms_key_arn
   policy                    = data.aws_iam_policy_document.dead_letter.json
   tags                      = var.tags
