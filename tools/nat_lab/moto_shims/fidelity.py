@@ -17,9 +17,27 @@ what moto reports back.
   SignatureDoesNotMatch, whatever the policy. For Lambda only, the signature comparison is skipped;
   the access key is still looked up and every action still authorized against the user's policies.
   Without enforcement moto checks no signature, and this changes nothing.
+- EC2 RunInstances with a launch template (the root stack's egress probes): AWS launches with the
+  template's network interfaces, instance profile and metadata options wherever the request gives
+  none; moto takes only the template's image, type, key, user data and security groups, and puts
+  the instance in the default VPC with a public IP, no profile and IMDSv1 allowed. Only the
+  RunInstances call itself is changed: the instances moto's Auto Scaling groups launch are not.
+- EC2 DescribeInstanceAttribute userData of an instance launched without user data: AWS answers an
+  empty UserData, moto (for an instance Terraform launched) a UserData whose value is the empty
+  string, which the provider reads as user data (its hash) and plans to change on every run.
+- IAM: every account holds AWS's managed policies; moto holds none unless it loads all of them
+  (about 1,300, MOTO_IAM_LOAD_MANAGED_POLICIES) into every IAM backend it starts. It holds the ones
+  the stack attaches (AWS_MANAGED_POLICIES), from moto's own copy of AWS's documents.
 """
 
 from __future__ import annotations
+
+import functools
+import json
+import threading
+
+# The AWS managed policies the stack attaches: the egress probe's role (modules/egress-probe).
+AWS_MANAGED_POLICIES = ("AmazonSSMManagedInstanceCore",)
 
 
 def _lambda_configuration() -> None:
@@ -114,9 +132,89 @@ def _lambda_signatures() -> None:
     IAMRequestBase.check_signature = patched
 
 
+def _run_instances_from_a_template() -> None:
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.responses.instances import InstanceResponse
+
+    in_request = threading.local()  # set while the RunInstances API call is answered
+    run_response, run_backend = InstanceResponse.run_instances, EC2Backend.run_instances
+
+    def patched_response(self):
+        in_request.active = True
+        try:
+            return run_response(self)
+        finally:
+            in_request.active = False
+
+    def patched_backend(self, image_id, count, user_data, security_group_names, **kwargs):
+        template = kwargs.get("launch_template")
+        if not (template and getattr(in_request, "active", False)):
+            return run_backend(self, image_id, count, user_data, security_group_names, **kwargs)
+        data = self._get_template_from_args(template).data
+        if not kwargs.get("nics") and not kwargs.get("subnet_id") and data.get("NetworkInterfaces"):
+            kwargs["nics"] = [dict(nic) for nic in data["NetworkInterfaces"]]
+        if not kwargs.get("metadata_options") and data.get("MetadataOptions"):
+            kwargs["metadata_options"] = dict(data["MetadataOptions"])
+        requested_profile = kwargs.get("iam_instance_profile_arn") or kwargs.get("iam_instance_profile_name")
+        reservation = run_backend(self, image_id, count, user_data, security_group_names, **kwargs)
+        profile = data.get("IamInstanceProfile") or {}
+        if not requested_profile and (profile.get("Arn") or profile.get("Name")):
+            for instance in reservation.instances:
+                self.associate_iam_instance_profile(
+                    instance_id=instance.id, iam_instance_profile_arn=profile.get("Arn"), iam_instance_profile_name=profile.get("Name")
+                )
+        return reservation
+
+    InstanceResponse.run_instances = patched_response
+    EC2Backend.run_instances = patched_backend
+
+
+def _no_user_data() -> None:
+    from moto.ec2.responses.instances import InstanceResponse
+
+    describe = InstanceResponse.describe_instance_attribute
+
+    def patched(self):
+        answer = describe(self)
+        result = answer.result
+        if isinstance(result, dict) and "UserData" in result:
+            value = result["UserData"]
+            if not value or (isinstance(value, dict) and not str(value.get("Value") or "")):
+                result["UserData"] = {}
+        return answer
+
+    InstanceResponse.describe_instance_attribute = patched
+
+
+@functools.cache
+def _aws_managed_policy_documents() -> dict:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    everything = json.loads(aws_managed_policies_data)
+    return {name: everything[name] for name in AWS_MANAGED_POLICIES}
+
+
+def _aws_managed_policies() -> None:
+    from moto.iam.models import AWSManagedPolicy, IAMBackend
+
+    init = IAMBackend._init_aws_policies
+
+    def patched(self):
+        loaded = init(self)  # all of them, when moto was asked to load them
+        if loaded:
+            return loaded
+        documents = _aws_managed_policy_documents()
+        return [AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data) for name, data in documents.items()]
+
+    IAMBackend._init_aws_policies = patched
+
+
 def install() -> None:
     _lambda_configuration()
     _launch_template_tags()
     _default_instance_warmup()
     _lifecycle_hook_placeholders()
     _lambda_signatures()
+    _run_instances_from_a_template()
+    _no_user_data()
+    _aws_managed_policies()
