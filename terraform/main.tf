@@ -187,3 +187,24 @@ module "nat" {
 
   create_after = module.hook.launch_dependencies
 }
+
+################################################################################
+# Optional (egress_probe): per zone an SSM-managed instance in the private subnet, from which
+# scripts/verify_nat.sh asks a check-IP service which address the zone's egress leaves with. Each is
+# created once its zone's NAT group is in service (Terraform waits for the group's capacity), so that
+# its SSM agent registers through the NAT at its first boot.
+################################################################################
+
+module "egress_probe" {
+  source   = "./modules/egress-probe"
+  for_each = var.egress_probe ? local.nat_group_names : {}
+
+  name          = "${var.name}-egress-probe-${each.key}"
+  vpc_id        = aws_vpc.this.id
+  subnet_id     = aws_subnet.private[each.key].id
+  ami_id        = var.nat_ami_id # the NAT's image: Amazon Linux 2023, pinned per environment
+  instance_type = var.egress_probe_instance_type
+  tags          = var.tags # the launch template's tag specifications: default_tags do not reach them
+
+  create_after = [module.nat[each.key].autoscaling_group_arn]
+}

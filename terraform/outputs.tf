@@ -29,8 +29,13 @@ output "nat_eip_allocation_ids" {
 }
 
 output "nat_public_ips" {
-  description = "Static public IPs (what partners allow-list), by zone"
+  description = "Static public IPs (what partners allow-list), by zone: the address each zone's egress must leave with (scripts/verify_nat.sh)"
   value       = { for zone, eip in module.eip : zone => eip.public_ip }
+}
+
+output "egress_probe_instance_ids" {
+  description = "Egress probe instance IDs, by zone (scripts/verify_nat.sh sends its check to them over SSM); {} when egress_probe is off"
+  value       = { for zone, probe in module.egress_probe : zone => probe.instance_id }
 }
 
 output "lambda_function_name" {

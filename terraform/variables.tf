@@ -72,6 +72,18 @@ variable "nat_check_ip_url" {
   default     = "https://checkip.amazonaws.com"
 }
 
+variable "egress_probe" {
+  description = "One egress probe per zone: a small SSM-managed instance in the zone's private subnet (no ingress, no key pair), from which scripts/verify_nat.sh proves that the zone's traffic leaves through the zone's own EIP. It costs one egress_probe_instance_type instance and an 8 GiB gp3 volume per zone (t4g.nano: about 4 USD a month per zone in us-east-1). Off by default; on in the test environment"
+  type        = bool
+  default     = false
+}
+
+variable "egress_probe_instance_type" {
+  description = "Instance type of the egress probes; they boot nat_ami_id, so its architecture must match that image's (arm64 for the default)"
+  type        = string
+  default     = "t4g.nano"
+}
+
 variable "failover" {
   description = "Whether a zone whose NAT leaves moves its private default routes to a healthy sibling zone's NAT until its own replacement proves itself"
   type        = bool

@@ -7,6 +7,12 @@ vpc_cidr     = "10.2.0.0/16"
 az_count     = 3
 protect_eips = false
 
+# No egress probes: the emulator runs no SSM agent to ask them, and the demo stays fast (the
+# data-plane lab asks from its own private hosts). -var egress_probe=true creates them in the
+# emulator all the same (tests/test_terraform_iam.py does).
+egress_probe               = false
+egress_probe_instance_type = "t3.nano" # x86_64, as the image below
+
 # ami-760aaa0f is in moto's built-in image catalogue (every moto 5 release); the emulator boots
 # nothing, so any image does. x86_64 throughout: the test binary is a host build.
 nat_ami_id          = "ami-760aaa0f"
