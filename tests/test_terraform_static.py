@@ -31,7 +31,7 @@ CONFIG_DIRS = sorted(
         if not {"environments", ".terraform"} & set(p.relative_to(TERRAFORM).parts)
     }
 )
-OUR_MODULES = ("modules/nat-asg-hook", "modules/nat-instance", "modules/nat-instance/modules/static-eip")
+OUR_MODULES = ("modules/nat-asg-hook", "modules/nat-instance", "modules/nat-instance/modules/static-eip", "modules/egress-probe")
 STACK_DIRS = (".", *OUR_MODULES)
 
 
@@ -329,6 +329,7 @@ def test_every_variable_has_description_type_and_default_in_that_order_or_is_req
         ("modules/nat-instance", {"name", "vpc_id", "vpc_cidr_block", "subnet_id", "ami_id"}),
         ("modules/nat-asg-hook", {"lambda_zip_path", "groups"}),
         ("modules/nat-instance/modules/static-eip", {"name"}),
+        ("modules/egress-probe", {"name", "vpc_id", "subnet_id", "ami_id"}),
         (".", {"nat_ami_id"}),
     ],
 )
@@ -440,3 +441,90 @@ def test_nothing_reads_what_the_next_major_provider_deprecates():
     for path in TERRAFORM.rglob("*.tf"):
         if ".terraform" not in path.parts:
             assert not re.search(r"data\.aws_region\.\w+\.name\b", path.read_text()), path
+
+
+# --- the egress probe (modules/egress-probe, the root's egress_probe) --------------------------------
+
+PROBE = "modules/egress-probe"
+SSM_CORE = "iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def probe_resources() -> dict[str, str]:
+    return {name: body for path in tf_files(PROBE) for name, body in blocks(path.read_text(), "resource").items()}
+
+
+def test_the_egress_probe_takes_nothing_in_and_sends_only_https_and_http_out():
+    group = probe_resources()["aws_security_group.this"]
+    assert re.search(r"^  ingress = \[\]$", group, re.M), "no ingress, declared (Terraform removes any added by hand)"
+    assert not re.search(r"^  ingress \{", group, re.M)
+    rules = re.findall(r"^  egress \{\n(.*?)^  \}", group, re.M | re.S)
+    ports = set()
+    for rule in rules:
+        settings = dict(re.findall(r"^    (\w+)\s*=\s*(.+)$", rule, re.M))
+        assert settings["protocol"] == '"tcp"' and settings["from_port"] == settings["to_port"]
+        assert settings["cidr_blocks"] == '["0.0.0.0/0"]'
+        ports.add(int(settings["from_port"]))
+    assert ports == {443, 80} and len(rules) == 2
+
+
+def test_the_probe_instance_is_shaped_by_its_launch_template_as_the_checkov_skips_say(checkov_results):
+    """checkov does not follow an instance's launch_template: the skips on aws_instance.this name the
+    template, and this holds the template to them."""
+    resources = probe_resources()
+    template, instance = resources["aws_launch_template.this"], resources["aws_instance.this"]
+    for setting in (
+        'http_tokens                 = "required"',
+        "http_put_response_hop_limit = 1",
+        "ebs_optimized = true",
+        "encrypted             = true",
+        "associate_public_ip_address = false",
+        "subnet_id                   = var.subnet_id",
+        "arn = aws_iam_instance_profile.this.arn",
+    ):
+        assert setting in template, setting
+    for absent in ("key_name", "user_data", "monitoring"):
+        assert absent not in template, f"the probe's template sets {absent}"
+    assert "id      = aws_launch_template.this.id" in instance
+    assert "version = aws_launch_template.this.latest_version" in instance
+    assert not re.search(r"^  (ami|instance_type|subnet_id|user_data|key_name|associate_public_ip_address)\s*=", instance, re.M)
+    skipped = {
+        c["check_id"]
+        for report in checkov_results
+        for c in report["results"]["skipped_checks"]
+        if c["resource"].endswith("module.egress_probe.aws_instance.this")
+    }
+    assert skipped == {"CKV_AWS_79", "CKV_AWS_135", "CKV_AWS_8", "CKV2_AWS_41", "CKV_AWS_126"}
+
+
+def test_the_probe_role_holds_only_the_ssm_core_managed_policy():
+    resources = probe_resources()
+    attachments = [body for name, body in resources.items() if name.startswith("aws_iam_role_policy_attachment.")]
+    assert len(attachments) == 1 and SSM_CORE in attachments[0]
+    assert not [name for name in resources if name.startswith(("aws_iam_role_policy.", "aws_iam_policy."))]
+
+
+def test_the_deploy_role_may_terminate_what_the_probe_is_tagged_and_attach_what_it_attaches():
+    """The deploy role terminates only instances carrying the probe's purpose tag (never a NAT: their
+    groups terminate them), and attaches no managed policy but the probe's."""
+    main = (TERRAFORM / PROBE / "main.tf").read_text()
+    assert '"nat-asg-hook:purpose" = "egress-probe"' in main
+    assert "nat-asg-hook:group" not in re.sub(r"#.*", "", main), "the hook must never take the probe for a NAT"
+    compute = json.loads((TERRAFORM / "policies" / "terraform-compute.json").read_text())
+    by_action = {a: s for s in compute["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    terminate = by_action["ec2:TerminateInstances"]["Condition"]["StringEquals"]
+    assert terminate == {"aws:ResourceTag/Project": "nat-asg-hook", "aws:ResourceTag/nat-asg-hook:purpose": "egress-probe"}
+    for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy"):
+        assert by_action[action]["Condition"] == {"ArnEquals": {"iam:PolicyARN": f"arn:${{partition}}:{SSM_CORE}"}}
+        assert by_action[action]["Resource"].endswith(":role/${stack_name}-*")
+
+
+def test_egress_probes_are_off_by_default_and_on_only_in_test():
+    variable = blocks((TERRAFORM / "variables.tf").read_text(), "variable")["egress_probe"]
+    assert re.search(r"^  type\s*=\s*bool$", variable, re.M) and re.search(r"^  default\s*=\s*false$", variable, re.M)
+    assert {env: tfvars(env)["egress_probe"] for env in ("test", "prod", "local")} == {"test": "true", "prod": "false", "local": "false"}
+    call = blocks((TERRAFORM / "main.tf").read_text(), "module")["egress_probe"]
+    assert "for_each = var.egress_probe ? local.nat_group_names : {}" in call
+    assert "subnet_id     = aws_subnet.private[each.key].id" in call
+    outputs = blocks((TERRAFORM / "outputs.tf").read_text(), "output")
+    assert "module.egress_probe" in outputs["egress_probe_instance_ids"]
+    assert "module.eip" in outputs["nat_public_ips"], "scripts/verify_nat.sh compares with each zone's static EIP"
