@@ -90,6 +90,19 @@ def test_apply_builds_every_zone_and_renders_the_hook_config(stack, emulator):
         assert eip_eni(emulator, outputs["nat_eip_allocation_ids"][zone]) is None
 
 
+def test_without_egress_probe_the_only_instances_are_the_nat_groups_and_the_eips_are_the_outputs(stack, emulator):
+    """The local environment leaves egress_probe off: no probe, `egress_probe_instance_ids` is {}, and
+    `nat_public_ips` (what scripts/verify_nat.sh compares with) are the zones' static EIPs."""
+    outputs, ec2 = stack.outputs, emulator.client("ec2")
+    assert outputs["egress_probe_instance_ids"] == {}
+    running = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"] if i["State"]["Name"] == "running"}
+    assert running == {i for group in stack.config["groups"] for i in in_service(emulator, group)}
+    assert not [t for t in ec2.describe_launch_templates()["LaunchTemplates"] if "egress-probe" in t["LaunchTemplateName"]]
+    for zone in ZONES:
+        [address] = ec2.describe_addresses(AllocationIds=[outputs["nat_eip_allocation_ids"][zone]])["Addresses"]
+        assert outputs["nat_public_ips"][zone] == address["PublicIp"]
+
+
 def test_every_nat_group_has_its_launch_and_terminate_hooks(stack, emulator):
     autoscaling = emulator.client("autoscaling")
     for group in stack.config["groups"]:

@@ -1,6 +1,7 @@
 """The `test` environment as it is deployed (its vars.tfvars: two zones, its CIDR, the pinned NAT image,
-arm64), applied by Terraform to moto with the local environment's emulator files: right after the
-apply, a plan has nothing to do, and a second plan in a row neither. Nothing in the stack may drift on
+arm64, an egress probe per zone), applied by Terraform to moto with the local environment's emulator
+files: the probes are where scripts/verify_nat.sh expects them; right after the apply, a plan has
+nothing to do, and a second plan in a row neither. Nothing in the stack may drift on
 its own (an image that follows a parameter, a value the provider normalises): a clean plan is what
 makes a real plan reviewable. Then destroy leaves the emulator as it found it."""
 
@@ -27,6 +28,36 @@ def emulator(logs):
     server.stop()
 
 
+def assert_one_egress_probe_per_zone(emulator, outputs: dict) -> None:
+    """The test environment turns egress_probe on: per zone one running instance in the zone's private
+    subnet, without a public IP, IMDSv2 only, with the SSM profile (AmazonSSMManagedInstanceCore
+    and nothing else) and a group that lets nothing in; and the EIP each zone must leave with."""
+    ec2, iam = emulator.client("ec2"), emulator.client("iam")
+    probes = outputs["egress_probe_instance_ids"]
+    assert sorted(probes) == sorted(outputs["private_subnet_ids"]) == sorted(outputs["nat_public_ips"])
+    for zone, instance_id in probes.items():
+        [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        [instance] = reservation["Instances"]
+        assert instance["State"]["Name"] == "running"
+        assert instance["SubnetId"] == outputs["private_subnet_ids"][zone], zone
+        assert instance["Placement"]["AvailabilityZone"] == zone
+        assert not instance.get("PublicIpAddress") and not instance.get("KeyName")
+        assert instance["MetadataOptions"]["HttpTokens"] == "required"
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        assert tags["nat-asg-hook:purpose"] == "egress-probe" and "nat-asg-hook:group" not in tags
+
+        profile_name = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
+        [role] = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
+        attached = iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+        assert [p["PolicyArn"] for p in attached] == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+        assert iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"] == []
+
+        [eni] = instance["NetworkInterfaces"]
+        for group in ec2.describe_security_groups(GroupIds=[g["GroupId"] for g in eni["Groups"]])["SecurityGroups"]:
+            assert group["IpPermissions"] == []
+            assert sorted(p["FromPort"] for p in group["IpPermissionsEgress"]) == [80, 443]
+
+
 def test_the_test_environment_plans_clean_twice_in_a_row(emulator, tmp_path, logs):
     baseline = tf_lab.inventory(emulator)
     lambda_zip = tf_lab.build_zip(hook.hook_bin(), tmp_path)
@@ -40,6 +71,7 @@ def test_the_test_environment_plans_clean_twice_in_a_row(emulator, tmp_path, log
                 "LaunchTemplateVersions"
             ]
             assert version["LaunchTemplateData"]["ImageId"] == PINNED_AMI, "the environment's pinned image"
+        assert_one_egress_probe_per_zone(emulator, outputs)
         for attempt in (1, 2):
             changed, plan = tf.plan_changes(*var_args)
             assert not changed, f"plan {attempt}:\n{plan.stdout[-6000:]}"
