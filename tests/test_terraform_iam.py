@@ -153,6 +153,9 @@ def lab(logs, tmp_path_factory) -> Lab:
     try:
         lambda_zip = tf_lab.build_zip(hook.hook_bin(), work)
         tf, var_args = tf_lab.local_environment(work, emulator.endpoint, emulator.env(), lambda_zip)
+        # With the egress probes (off in local, on in test): the deploy role launches, attaches the
+        # SSM policy to, and terminates instances of its own, not only the NAT groups'.
+        var_args = [*var_args, "-var=egress_probe=true"]
         keys = emulator.create_users({"admin": ADMIN_POLICY, "deploy": role_form(policies.DEPLOY), "plan": role_form(policies.PLAN)})
         emulator.enforce_iam()
         lab = Lab(emulator, tf.workdir, var_args, work, keys)
@@ -184,6 +187,17 @@ def test_the_deploy_role_applies_the_whole_stack(lab):
     found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(groups))["AutoScalingGroups"]
     assert sorted(g["AutoScalingGroupName"] for g in found) == sorted(groups)
     assert lab.admin("lambda").get_function(FunctionName=lab.outputs["lambda_function_name"])["Configuration"]["State"] == "Active"
+    probes = lab.outputs["egress_probe_instance_ids"]
+    assert sorted(probes) == sorted(lab.outputs["private_subnet_ids"])
+    iam = lab.admin("iam")
+    reservations = lab.admin("ec2").describe_instances(InstanceIds=list(probes.values()))["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    assert len(instances) == len(probes) and all(i["State"]["Name"] == "running" for i in instances)
+    for instance in instances:
+        profile = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
+        [role] = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]
+        attached = iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+        assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
 
 
 def test_the_plan_role_reads_everything_and_sees_no_change(lab):
@@ -304,3 +318,6 @@ def test_the_deploy_role_destroys_the_whole_stack(lab):
     lab.admin("ec2").delete_network_interface(NetworkInterfaceId=lab.spare_eni)  # the test's own, not the stack's
     lab.terraform("deploy").destroy(*lab.var_args)
     assert not lab.admin("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    probes = list(lab.outputs["egress_probe_instance_ids"].values())
+    states = {i["State"]["Name"] for r in lab.admin("ec2").describe_instances(InstanceIds=probes)["Reservations"] for i in r["Instances"]}
+    assert probes and states <= {"shutting-down", "terminated"}
