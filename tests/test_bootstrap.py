@@ -282,6 +282,31 @@ def test_policies_scope_writes_to_the_stack_and_its_state(account, moto):
                 ), (name, resources)
 
 
+def test_the_deploy_role_terminates_only_egress_probes_and_attaches_only_the_ssm_core_policy(account, moto):
+    """What the deploy role was given for the stack's egress probes, as attached in this account: it
+    terminates an instance only when it carries the probe's purpose tag (a NAT is its group's to
+    terminate), and attaches to the stack's roles no managed policy but AmazonSSMManagedInstanceCore."""
+    iam = moto.client("iam")
+    statements = []
+    for policy in iam.list_attached_role_policies(RoleName="terraform-role")["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+        statements += (json.loads(document) if isinstance(document, str) else document)["Statement"]
+    granting = {
+        action: [s for s in statements if action in policies.as_list(s["Action"])]
+        for action in ("ec2:TerminateInstances", "iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    }
+    [terminate] = granting["ec2:TerminateInstances"]
+    assert terminate["Resource"] == f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*"
+    assert terminate["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/Project": "nat-asg-hook", "aws:ResourceTag/nat-asg-hook:purpose": "egress-probe"}
+    }
+    for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy"):
+        [attach] = granting[action]
+        assert attach["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/{STACK}-*"
+        assert attach["Condition"] == {"ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}}
+
+
 def test_running_it_again_changes_nothing(account, moto, sandbox):
     must(run_bootstrap(moto, sandbox, "--profile", PROFILE, "--env", ENV, "--apply"))
     iam = moto.client("iam")
