@@ -327,9 +327,9 @@ def conclusions(args, paths: list[dict], cold: dict, sizes: dict) -> list[str]:
         + ", ".join(f"{own_warm[n]:.1f} ms at N={n}" for n in sorted(own_warm))
         + "; moto's own processing on the critical path is "
         + ", ".join(f"{emu[n]:.0f} ms at N={n}" for n in sorted(emu))
-        + f" (one Python process answering the act round's {n_max + 2} concurrent calls one after another; EC2"
+        + f" (one Python process answering the routes round's {n_max} concurrent calls one after another; EC2"
         f" serves them in parallel). Caveat for large N in AWS: EC2 throttles mutating calls with a token bucket per"
-        f" account and Region (the documented default holds 50), so at N = 50 the act round's 52 writes can meet"
+        f" account and Region (the documented default holds 50), so at N = 50 the 52 writes of a launch can meet"
         f" `RequestLimitExceeded`; the SDK retries it with backoff (the soak below injects exactly that).",
         f"3. **Cold start: nothing worth taking.** Init is {r_init:.1f} ms against {p_init:.0f} ms for a Python boto3 "
         f"client pair ({p_init / r_init:.0f}×). The first event after init (a launch, N = 1) spends {first_own:.1f} ms of"
