@@ -1,0 +1,75 @@
+"""The lab's moto server process (see motoserver.py): started on a free loopback port, always stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+from ..moto import free_port, wait_for_port
+from .motoserver import REGION
+
+TOOLS = Path(__file__).resolve().parents[2]
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class Emulator:
+    def __init__(self, log_dir: Path, health_check_seconds: float = 0.0):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"moto-lab-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH", "")]))
+        env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nat_lab.lab.motoserver", str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        try:
+            wait_for_port(self.port, proc=self.proc)
+        except Exception:
+            self.stop()
+            raise
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **CREDENTIALS)
+
+    def env(self) -> dict[str, str]:
+        """For a child process (the hook, the AWS CLI) to use this emulator."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
+            AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"],
+            AWS_REGION=REGION,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE="/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        )
+        return env
+
+    def state(self, since: int = -1, wait: float = 0.0) -> dict:
+        """The data plane's view of the emulator (motoserver.snapshot), as soon as it is newer than
+        generation `since`, or after `wait` seconds."""
+        url = f"{self.endpoint}/lab-api/state?since={since}&wait={wait}"
+        with urllib.request.urlopen(url, timeout=wait + 10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
