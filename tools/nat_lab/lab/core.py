@@ -1,0 +1,288 @@
+"""The lab, assembled: the emulator, the world, the fabric, the echo, the private hosts, the NAT
+instances, and one follower thread that makes the data plane follow the emulator.
+
+The follower long-polls the emulator's snapshot (it answers as soon as anything changed) and, in
+this order: boots a namespace for every instance a NAT group launched, tears down the namespace of
+every instance that stopped running, makes the fabric's routes, 1:1 NAT and source/dest checks what
+the snapshot says, tells each instance's IMDS its public address, records what changed (for the
+timelines), and hands the snapshot to the listeners (the EventBridge stand-in).
+
+`Lab` is a context manager; whatever happens, `close()` stops everything it started and removes
+every namespace it made (also at interpreter exit, and the next lab sweeps a crashed one's).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import netns
+from . import world as lab_world
+from .emulator import Emulator
+from .fabric import LIVE, Fabric
+from .instance import Instances
+from .motoserver import REGION
+from .traffic import Echo, Prober
+
+
+@dataclass
+class Settings:
+    """The model's parameters (all reported with the results)."""
+
+    zones: tuple[str, ...] = lab_world.ZONES
+    probe_rate: float = 20.0  # new connections per second per zone
+    probe_timeout: float = 1.0
+    event_delay: float = 1.0  # EventBridge delivery delay, seconds
+    api_latency: float = 0.05  # added to every AWS request the hook makes, seconds
+    schedule_seconds: float = 20.0  # the reconcile rule's period in the lab (rate(5 minutes) in AWS)
+    health_check_seconds: float = 10.0  # how long a group takes to notice an instance that stopped running
+    refresh_warmup: float = 5.0  # an instance refresh keeps the old instance this long after the new one is InService
+    self_check_interval_seconds: int | None = None  # module variable; None: the module's default
+    unhealthy_after: int | None = None  # module variable; None: the module's default
+    launch_attempts: int = 5  # nat-self-check's LAUNCH_ATTEMPTS (90 s of retries in AWS: 18 x 5 s)
+    launch_retry_seconds: float = 1.0  # nat-self-check's LAUNCH_RETRY_SECONDS
+    max_seconds: float = 900.0  # the probes' hard bound
+
+    def module_settings(self, check_ip_url: str) -> dict[str, object]:
+        found: dict[str, object] = {"check_ip_url": check_ip_url}
+        if self.self_check_interval_seconds is not None:
+            found["self_check_interval_seconds"] = self.self_check_interval_seconds
+        if self.unhealthy_after is not None:
+            found["unhealthy_after"] = self.unhealthy_after
+        return found
+
+
+@dataclass
+class Change:
+    at: float
+    kind: str  # launch, in-service, terminating, gone, route, eip, event, action, ...
+    zone: str
+    detail: str
+
+
+@dataclass
+class Timeline:
+    changes: list[Change] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, at: float, kind: str, zone: str, detail: str) -> None:
+        with self._lock:
+            self.changes.append(Change(at, kind, zone, detail))
+
+    def since(self, at: float) -> list[Change]:
+        with self._lock:
+            return [c for c in self.changes if c.at >= at]
+
+
+class Lab:
+    def __init__(self, run_dir: Path, settings: Settings | None = None, module: Path | None = None,
+                 user_data: dict[str, str] | None = None, transform=None):
+        """`user_data` replaces zones' rendered scripts; `transform(script) -> script` rewrites every
+        zone's (the broken variants)."""
+        reason = netns.unavailable()
+        if reason:
+            raise netns.LabError(reason)
+        self.settings = settings or Settings()
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.monotonic()
+        self.timeline = Timeline()
+        self.listeners: list = []
+        self.state: dict = {}
+        self._routes: dict[str, str] = {}  # zone -> the fabric's default route target
+        self._eips: dict[str, str | None] = {}  # zone -> the instance holding its EIP
+        self.registry = netns.Registry()
+        self._stop = threading.Event()
+        self._closed = False
+        self.emulator: Emulator | None = None
+        self.echo: Echo | None = None
+        self.probers: dict[str, Prober] = {}
+        self.instances: Instances | None = None
+        self._follower: threading.Thread | None = None
+        atexit.register(self.close)
+        self._previous_sigterm = signal.getsignal(signal.SIGTERM)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            netns.sweep()
+            self._start(module, user_data, transform)
+        except BaseException:
+            self.close()
+            raise
+
+    def clock(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _on_sigterm(self, *_):
+        raise SystemExit(143)
+
+    def _start(self, module, user_data, transform) -> None:
+        s = self.settings
+        self.emulator = Emulator(self.run_dir / "logs", health_check_seconds=s.health_check_seconds)
+        self.world = lab_world.seed_network(self.emulator, s.zones)
+        self.fabric = Fabric(self.registry, self.world.vpc_id, self.world.vpc_cidr)
+        self.echo = Echo(self.fabric.inet, self.clock)
+        plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(self.echo.url), module=module)
+        scripts = {z: (user_data or {}).get(z, p.user_data) for z, p in plans.items()}
+        if transform is not None:
+            scripts = {z: transform(text) for z, text in scripts.items()}
+        self.instances = Instances(
+            self.registry, self.run_dir, self.emulator.env(), REGION,
+            boot_env={"LAUNCH_ATTEMPTS": str(s.launch_attempts), "LAUNCH_RETRY_SECONDS": str(s.launch_retry_seconds)},
+        )
+        for zone in self.world.zones.values():
+            ns = self.registry.add(f"host-{zone.name[-1]}")
+            self.fabric.attach(f"host:{zone.name}", ns, zone.host_ip, zone.private_cidr, zone.private_subnet)
+        self.state = self.emulator.state()
+        self._follower = threading.Thread(target=self._follow, name="follower", daemon=True)
+        self._follower.start()
+        lab_world.launch_groups(self.emulator, self.world, plans, scripts)
+
+    # --- probes -----------------------------------------------------------------------------------
+
+    def start_probes(self) -> None:
+        s = self.settings
+        for zone in self.world.zones.values():
+            ns = netns.PREFIX + f"host-{zone.name[-1]}"
+            self.probers[zone.name] = Prober(ns, zone.name, self.clock, s.probe_rate, s.probe_timeout, s.max_seconds)
+
+    def stop_probes(self) -> dict:
+        found = {}
+        for zone, prober in self.probers.items():
+            prober.stop()
+            found[zone] = prober.snapshot()
+        self.probers = {}
+        return found
+
+    # --- following the emulator -------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        generation = self.state.get("generation", -1)
+        while not self._stop.is_set():
+            try:
+                state = self.emulator.state(since=generation, wait=0.5)
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            if state["generation"] == generation:
+                continue
+            generation = state["generation"]
+            try:
+                self._apply(state)
+            except Exception as exc:  # recorded; the next change tries again
+                self.timeline.add(self.clock(), "lab-error", "", repr(exc))
+
+    def _apply(self, state: dict) -> None:
+        previous = self.state
+        group_zone = {z.group: z for z in self.world.zones.values()}
+        member = {i: g for g, v in state["groups"].items() for i in v["instances"]}
+        for instance_id, instance in state["instances"].items():
+            group = member.get(instance_id) or self._former_group(instance_id)
+            zone = group_zone.get(group or "")
+            if zone is None:
+                continue
+            known = instance_id in self.instances.live or instance_id in self.instances.gone
+            if instance["state"] in LIVE and not known:
+                self._boot(instance_id, instance, zone, state)
+            elif instance["state"] not in LIVE and instance_id in self.instances.live:
+                self.fabric.detach(instance_id)
+                self.instances.terminate(instance_id)
+                self.timeline.add(self.clock(), "gone", zone.name, instance_id)
+        view = self.fabric.follow(state)
+        for instance_id, live in list(self.instances.live.items()):
+            eni = state["enis"].get(state["instances"].get(instance_id, {}).get("eni") or "", {})
+            live.public_ip = eni.get("public_ip")
+        self._record(previous, state, view)
+        self.state = state
+        for listener in list(self.listeners):
+            listener(previous, state)
+
+    def _former_group(self, instance_id: str) -> str | None:
+        for instance in (self.instances.live.get(instance_id), self.instances.gone.get(instance_id)):
+            if instance is not None:
+                return instance.group
+        return None
+
+    def _boot(self, instance_id: str, instance: dict, zone, state: dict) -> None:
+        encoded = self.emulator.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        script = base64.b64decode(encoded.get("UserData", {}).get("Value", "") or b"").decode()
+        eni = state["enis"].get(instance["eni"] or "", {})
+        booted = self.instances.launch(instance_id, zone.name, zone.group, instance["private_ip"], script, eni.get("public_ip"))
+        self.fabric.attach(instance_id, booted.ns, instance["private_ip"], zone.public_cidr, zone.public_subnet, instance=instance_id)
+        self.instances.start(booted)
+        self.timeline.add(self.clock(), "launch", zone.name, instance_id)
+
+    def _record(self, previous: dict, state: dict, view) -> None:
+        now = self.clock()
+        for zone in self.world.zones.values():
+            target = view.routes.get(zone.route_table, "none")
+            if self._routes.get(zone.name) != target:
+                self._routes[zone.name] = target
+                self.timeline.add(now, "route", zone.name, target)
+            eni = state["addresses"].get(zone.eip_allocation, {}).get("eni")
+            holder = state["enis"].get(eni or "", {}).get("instance") if eni else None
+            if self._eips.get(zone.name, "unset") != holder:
+                self._eips[zone.name] = holder
+                self.timeline.add(now, "eip", zone.name, holder or "none")
+            before = previous.get("groups", {}).get(zone.group, {}).get("instances", {})
+            for instance_id, member in state["groups"].get(zone.group, {}).get("instances", {}).items():
+                was = before.get(instance_id, {}).get("lifecycle")
+                if member["lifecycle"] != was:
+                    self.timeline.add(now, "lifecycle", zone.name, f"{instance_id} {member['lifecycle']}")
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def wait(self, predicate, timeout: float) -> bool:
+        """Wait until `predicate(state)` holds for the fabric's latest state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.state):
+                return True
+            time.sleep(0.05)
+        return bool(predicate(self.state))
+
+    def in_service(self, zone: str) -> list[str]:
+        group = self.world.zones[zone].group
+        members = self.state.get("groups", {}).get(group, {}).get("instances", {})
+        return [i for i, m in members.items() if m["lifecycle"] == "InService"]
+
+    # --- the end ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        for prober in self.probers.values():
+            prober.stop()
+        if self._follower is not None:
+            self._follower.join(timeout=5)
+        if self.instances is not None:
+            self.instances.close()
+        if self.echo is not None:
+            self.echo.stop()
+        self.registry.close()
+        if self.emulator is not None:
+            self.emulator.stop()
+        atexit.unregister(self.close)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def default_module() -> Path:
+    override = os.environ.get("NAT_LAB_MODULE")
+    return Path(override) if override else lab_world.MODULE

@@ -1,0 +1,273 @@
+"""The lab's NAT world: the root stack's layout seeded into the lab's emulator, and each zone's NAT
+group built from what Terraform plans for the nat-instance module.
+
+The user data is never copied: a scratch root module calls `terraform/modules/nat-instance` once
+per zone, `terraform plan` renders it (the module's own `templatefile`, with the lab's check-IP
+URL), and the planned launch template (user data, temporary public IP, metadata options) and the
+group's lifecycle hooks are what the lab's groups launch from.
+
+Layout, as the root stack builds it: a VPC (10.2.0.0/16, the local environment's), per zone a
+public subnet (a /24) routed to the internet gateway and a private subnet (a /20) with its own
+route table, whose default route the hook owns (none at first), and a static EIP.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import terraform as tf_lab
+from .emulator import Emulator
+
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+VPC_CIDR = "10.2.0.0/16"
+NAME = "nat-lab"
+AMI = "ami-760aaa0f"  # in moto's image catalogue (the local environment's)
+INSTANCE_TYPE = "t3.nano"
+DESTINATION = "0.0.0.0/0"
+MODULE = tf_lab.TERRAFORM_DIR / "modules" / "nat-instance"
+LAUNCH_HOOK = "nat-asg-hook-launch"
+TERMINATE_HOOK = "nat-asg-hook-terminate"
+
+
+@dataclass
+class Zone:
+    name: str
+    group: str
+    public_subnet: str
+    public_cidr: str
+    private_subnet: str
+    private_cidr: str
+    route_table: str
+    eip_allocation: str
+    eip: str
+    launch_template: str = ""
+    host_ip: str = ""  # the zone's private host (a probe, not an EC2 instance)
+
+
+@dataclass
+class Plan:
+    """What Terraform planned for one zone's nat-instance module."""
+
+    user_data: str  # the rendered script
+    launch_template_data: dict
+    hooks: list[dict]
+    max_size: int
+
+
+@dataclass
+class LabWorld:
+    vpc_id: str
+    vpc_cidr: str
+    internet_gateway: str
+    public_table: str
+    zones: dict[str, Zone] = field(default_factory=dict)
+    plans: dict[str, Plan] = field(default_factory=dict)
+
+    def hook_config(self, failover: bool = True) -> dict:
+        return {
+            "groups": {
+                z.group: {"availability_zone": z.name, "eip_allocation_id": z.eip_allocation, "route_table_ids": [z.route_table]}
+                for z in self.zones.values()
+            },
+            "destination_cidr_block": DESTINATION,
+            "failover": failover,
+        }
+
+    def zone_of_group(self, group: str) -> Zone | None:
+        return next((z for z in self.zones.values() if z.group == group), None)
+
+
+def seed_network(emulator: Emulator, zones=ZONES) -> LabWorld:
+    ec2 = emulator.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_table, DestinationCidrBlock=DESTINATION, GatewayId=igw)
+    world = LabWorld(vpc, VPC_CIDR, igw, public_table)
+    network = ipaddress.ip_network(VPC_CIDR)
+    for i, zone in enumerate(zones):
+        public_cidr = str(list(network.subnets(new_prefix=network.prefixlen + 8))[i])
+        private_net = list(network.subnets(new_prefix=network.prefixlen + 4))[i + 1]
+        public = ec2.create_subnet(VpcId=vpc, CidrBlock=public_cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        ec2.associate_route_table(RouteTableId=public_table, SubnetId=public)
+        private = ec2.create_subnet(VpcId=vpc, CidrBlock=str(private_net), AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=table, SubnetId=private)
+        # moto draws EIPs from 127.0.0.0/8, which no namespace routes: the lab names them, from
+        # TEST-NET-2 (198.51.100.0/24), one per zone.
+        address = ec2.allocate_address(Domain="vpc", Address=f"198.51.100.{11 + i}")
+        world.zones[zone] = Zone(
+            name=zone,
+            group=f"{NAME}-{zone}",
+            public_subnet=public,
+            public_cidr=public_cidr,
+            private_subnet=private,
+            private_cidr=str(private_net),
+            route_table=table,
+            eip_allocation=address["AllocationId"],
+            eip=address["PublicIp"],
+            host_ip=str(private_net.network_address + 100),
+        )
+    return world
+
+
+def module_variables(module: Path) -> set[str]:
+    return {m.group(1) for tf in module.glob("*.tf") for m in re.finditer(r'^variable\s+"([^"]+)"', tf.read_text(), re.M)}
+
+
+ROOT = """terraform {{
+  required_providers {{
+    aws = {{ source = "hashicorp/aws" }}
+  }}
+}}
+
+provider "aws" {{
+  region                      = "us-east-1"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  skip_requesting_account_id  = true
+  endpoints {{
+{endpoints}
+  }}
+}}
+
+variable "zones" {{
+  type = any
+}}
+
+module "nat" {{
+  source   = "{module}"
+  for_each = var.zones
+{arguments}
+}}
+"""
+SERVICES = ("autoscaling", "ec2", "iam", "kms", "logs", "ssm", "sts", "cloudwatch", "events", "lambda", "sqs")
+
+
+def plan_module(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
+    """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
+    given when the module declares them (check_ip_url, self-check timings); unknown ones are left
+    out, so the lab runs with whatever the module offers."""
+    module = module or MODULE
+    declared = module_variables(module)
+    per_zone = {
+        z.name: {
+            "name": z.group,
+            "vpc_id": world.vpc_id,
+            "vpc_cidr_block": world.vpc_cidr,
+            "subnet_id": z.public_subnet,
+            "ami_id": AMI,
+            "instance_type": INSTANCE_TYPE,
+            **{k: v for k, v in settings.items() if k in declared},
+        }
+        for z in world.zones.values()
+    }
+    names = sorted(next(iter(per_zone.values())))
+    root = workdir / "nat-lab-plan"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "main.tf").write_text(
+        ROOT.format(
+            endpoints="\n".join(f'    {s} = "{emulator.endpoint}"' for s in SERVICES),
+            module=module,
+            arguments="\n".join(f"  {n} = each.value.{n}" for n in names),
+        )
+    )
+    (root / "terraform.tfvars.json").write_text(json.dumps({"zones": per_zone}))
+    tf = tf_lab.Terraform(root, emulator.env())
+    tf.init()
+    tf.run("plan", "-input=false", "-no-color", "-out=lab.tfplan")
+    planned = json.loads(tf.run("show", "-json", "lab.tfplan").stdout)
+    plans = {}
+    for zone in world.zones:
+        prefix = f'module.nat["{zone}"].'
+        after = {
+            r["address"][len(prefix):]: r["change"]["after"]
+            for r in planned["resource_changes"]
+            if r["address"].startswith(prefix) and r.get("change", {}).get("after") is not None
+        }
+        template = after["aws_launch_template.this"]
+        group = after["aws_autoscaling_group.this"]
+        plans[zone] = Plan(
+            user_data=base64.b64decode(template["user_data"]).decode(),
+            launch_template_data=_launch_template_data(template),
+            hooks=[
+                {
+                    "LifecycleHookName": h["name"],
+                    "LifecycleTransition": h["lifecycle_transition"],
+                    "HeartbeatTimeout": int(h.get("heartbeat_timeout") or 3600),
+                    "DefaultResult": h.get("default_result") or "ABANDON",
+                }
+                for h in group.get("initial_lifecycle_hook") or []
+            ],
+            max_size=int(group.get("max_size") or 1),
+        )
+    return plans
+
+
+def _launch_template_data(planned: dict) -> dict:
+    interfaces = planned.get("network_interfaces") or [{}]
+    public = str(interfaces[0].get("associate_public_ip_address") or "false").lower() == "true"
+    metadata = (planned.get("metadata_options") or [{}])[0]
+    return {
+        "ImageId": planned.get("image_id") or AMI,
+        "InstanceType": planned.get("instance_type") or INSTANCE_TYPE,
+        "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": public, "DeleteOnTermination": True}],
+        "MetadataOptions": {
+            "HttpEndpoint": metadata.get("http_endpoint") or "enabled",
+            "HttpTokens": metadata.get("http_tokens") or "required",
+            "HttpPutResponseHopLimit": int(metadata.get("http_put_response_hop_limit") or 1),
+        },
+    }
+
+
+def launch_groups(emulator: Emulator, world: LabWorld, plans: dict[str, Plan], user_data: dict[str, str] | None = None) -> None:
+    """Per zone, the launch template and the group as planned (hooks in place before the first
+    launch, as `initial_lifecycle_hook` does), then one instance each. `user_data` replaces a zone's
+    rendered script (the broken variants a test feeds the lab)."""
+    ec2 = emulator.client("ec2")
+    autoscaling = emulator.client("autoscaling")
+    world.plans = plans
+    for zone in world.zones.values():
+        plan = plans[zone.name]
+        script = (user_data or {}).get(zone.name, plan.user_data)
+        data = dict(plan.launch_template_data, UserData=base64.b64encode(script.encode()).decode())
+        zone.launch_template = ec2.create_launch_template(LaunchTemplateName=zone.group, LaunchTemplateData=data)["LaunchTemplate"][
+            "LaunchTemplateId"
+        ]
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=zone.group,
+            MinSize=0,
+            MaxSize=max(plan.max_size, 2),  # launch before terminate: the refresh runs two at once
+            DesiredCapacity=0,
+            LaunchTemplate={"LaunchTemplateId": zone.launch_template, "Version": "$Latest"},
+            VPCZoneIdentifier=zone.public_subnet,
+        )
+        for hook in plan.hooks:
+            autoscaling.put_lifecycle_hook(AutoScalingGroupName=zone.group, **hook)
+    for zone in world.zones.values():
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=zone.group, MinSize=1, DesiredCapacity=1)
+
+
+def new_version(emulator: Emulator, zone: Zone, script: str) -> None:
+    """A new launch template version with `script` as its user data, made the default (what an
+    apply that changes the user data does)."""
+    ec2 = emulator.client("ec2")
+    data = dict(_current_data(emulator, zone), UserData=base64.b64encode(script.encode()).decode())
+    version = ec2.create_launch_template_version(LaunchTemplateId=zone.launch_template, LaunchTemplateData=data)
+    number = str(version["LaunchTemplateVersion"]["VersionNumber"])
+    ec2.modify_launch_template(LaunchTemplateId=zone.launch_template, DefaultVersion=number)
+
+
+def _current_data(emulator: Emulator, zone: Zone) -> dict:
+    versions = emulator.client("ec2").describe_launch_template_versions(LaunchTemplateId=zone.launch_template, Versions=["$Latest"])
+    data = versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    return {k: v for k, v in data.items() if k != "UserData"}
