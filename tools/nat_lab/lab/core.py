@@ -30,6 +30,8 @@ from .instance import Instances
 from .motoserver import REGION
 from .traffic import Echo, Prober
 
+REPO = Path(__file__).resolve().parents[3]
+
 
 @dataclass
 class Settings:
@@ -93,7 +95,8 @@ class Lab:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.t0 = time.monotonic()
         self.timeline = Timeline()
-        self.listeners: list = []
+        self.listeners: list = []  # called with (previous, state) after every change the fabric followed
+        self.on_boot: list = []  # called with (instance id, zone) when an instance's namespace is up
         self.state: dict = {}
         self._routes: dict[str, str] = {}  # zone -> the fabric's default route target
         self._eips: dict[str, str | None] = {}  # zone -> the instance holding its EIP
@@ -217,6 +220,8 @@ class Lab:
         eni = state["enis"].get(instance["eni"] or "", {})
         booted = self.instances.launch(instance_id, zone.name, zone.group, instance["private_ip"], script, eni.get("public_ip"))
         self.fabric.attach(instance_id, booted.ns, instance["private_ip"], zone.public_cidr, zone.public_subnet, instance=instance_id)
+        for callback in list(self.on_boot):
+            callback(instance_id, zone.name)
         self.instances.start(booted)
         self.timeline.add(self.clock(), "launch", zone.name, instance_id)
 

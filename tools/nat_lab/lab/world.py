@@ -14,6 +14,7 @@ route table, whose default route the hook owns (none at first), and a static EIP
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import json
 import re
@@ -153,11 +154,30 @@ module "nat" {{
 SERVICES = ("autoscaling", "ec2", "iam", "kms", "logs", "ssm", "sts", "cloudwatch", "events", "lambda", "sqs")
 
 
+_PLANS: dict[str, dict[str, Plan]] = {}
+
+
+def _fingerprint(module: Path, settings: dict[str, object], zones) -> str:
+    digest = hashlib.sha256(json.dumps([str(module), settings, list(zones)], sort_keys=True).encode())
+    for path in sorted(module.rglob("*")):
+        if path.is_file() and ".terraform" not in path.parts:
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def plan_module(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
     """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
     given when the module declares them (check_ip_url, self-check timings); unknown ones are left
-    out, so the lab runs with whatever the module offers."""
+    out, so the lab runs with whatever the module offers. Nothing the lab reads depends on the
+    resources' IDs, so a plan is made once per module content and settings in a process."""
     module = module or MODULE
+    key = _fingerprint(module, settings, world.zones)
+    if key not in _PLANS:
+        _PLANS[key] = _plan(emulator, world, workdir, settings, module)
+    return _PLANS[key]
+
+
+def _plan(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
     declared = module_variables(module)
     per_zone = {
         z.name: {

@@ -1,0 +1,111 @@
+"""`make lab`: every scenario, with failover on and off, plus the baseline without a hook; writes
+target/lab/egress.json, docs/egress.md and docs/egress/*.png.
+
+    python -m nat_lab.lab [--short] [--scenarios a,b] [--modes none,on,off] [--event-delay S] ...
+
+Needs root (network namespaces); exits 2 saying why when the machine cannot run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .. import hook as hook_lab
+from . import netns, report
+from .core import REPO, Lab, Settings, default_module
+from .eventbridge import EventBridge
+from .hookwire import Hook
+from .scenarios import SCENARIOS, execute, settle
+
+SHORT = [("planned-refresh", "on"), ("terminated-by-group", "on")]
+MODE_NAMES = {"none": "no hook", "on": "failover on", "off": "failover off"}
+
+
+def plan_runs(scenarios: list[str], modes: list[str]) -> list[tuple[str, str]]:
+    runs = []
+    for mode in modes:
+        for name in scenarios:
+            needs_hook = SCENARIOS[name].needs_hook
+            if (mode == "none") != (not needs_hook):
+                continue
+            runs.append((name, mode))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nat_lab.lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help=f"only {', '.join(f'{s} ({m})' for s, m in SHORT)}")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--modes", default="none,on,off", help="none (no hook), on, off (failover)")
+    parser.add_argument("--out", type=Path, default=REPO / "target" / "lab")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs" / "egress.md", help="the report; '-' for none")
+    parser.add_argument("--module", type=Path, default=None, help="the nat-instance module (default: terraform/modules/nat-instance)")
+    parser.add_argument("--probe-rate", type=float, default=Settings.probe_rate)
+    parser.add_argument("--event-delay", type=float, default=Settings.event_delay)
+    parser.add_argument("--api-latency", type=float, default=Settings.api_latency)
+    parser.add_argument("--schedule", type=float, default=Settings.schedule_seconds)
+    args = parser.parse_args(argv)
+
+    reason = netns.unavailable()
+    if reason:
+        print(f"lab: {reason}", file=sys.stderr)
+        return 2
+    names = [s for s in args.scenarios.split(",") if s]
+    unknown = [s for s in names if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
+    runs = SHORT if args.short else plan_runs(names, [m for m in args.modes.split(",") if m])
+    binary = None
+    try:
+        binary = hook_lab.hook_bin()
+    except FileNotFoundError as exc:
+        print(f"lab: {exc}: only the runs without a hook", file=sys.stderr)
+        runs = [(s, m) for s, m in runs if m == "none"]
+    settings = Settings(probe_rate=args.probe_rate, event_delay=args.event_delay, api_latency=args.api_latency,
+                        schedule_seconds=args.schedule)
+    started = time.monotonic()
+    rows: list[dict] = []
+    pictures: dict[tuple[str, str], str] = {}
+    docs = None if str(args.docs) == "-" else args.docs
+    run_dir = args.out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    failures = 0
+    with Lab(run_dir, settings, module=args.module or default_module()) as lab:
+        for mode in dict.fromkeys(m for _, m in runs):
+            hook = None
+            if mode != "none":
+                hook = Hook(lab.emulator, lab.world.hook_config(failover=mode == "on"), run_dir / "logs", settings.api_latency, binary)
+            bridge = EventBridge(lab, hook.function if hook else None, settings.event_delay, settings.schedule_seconds)
+            bridge.start_schedule()
+            try:
+                for name, run_mode in runs:
+                    if run_mode != mode:
+                        continue
+                    scenario = SCENARIOS[name]
+                    if not settle(lab, bridge):
+                        print(f"lab: the world is not whole before {name} ({MODE_NAMES[mode]}); running it anyway", file=sys.stderr)
+                    print(f"lab: {name} ({MODE_NAMES[mode]})", file=sys.stderr)
+                    run, probes = execute(lab, bridge, scenario, failover=mode == "on", hook=hook is not None)
+                    found = report.measure(lab, run, probes, str(binary) if hook else None)
+                    rows += found
+                    failures += sum(1 for r in found if r["foreign_sources"] or not r["ends_on_own_eip"] and r["hook"])
+                    if docs is not None:
+                        relative = f"egress/{name}-{mode}.png"
+                        report.picture(lab, run, probes, found, docs.parent / relative)
+                        pictures[(name, MODE_NAMES[mode])] = relative
+            finally:
+                bridge.stop()
+                if hook is not None:
+                    hook.stop()
+    elapsed = time.monotonic() - started
+    command = "make lab" if not args.short else "python -m nat_lab.lab --short"
+    path = report.write(rows, args.out, docs, pictures, elapsed, command)
+    print(f"lab: {len(rows)} results in {path} ({elapsed:.0f} s); {failures} with foreign sources or not back on their own EIP",
+          file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The EventBridge stand-in: turns what happens in the emulator into the events AWS sends, keeps
+those the hook's rules subscribe to (CONTRACT: launch, terminate, state-change, reconcile), and
+delivers each to the function after the delivery delay, the way an asynchronous invocation does
+(a function error is retried, twice).
+
+What it watches (every snapshot the lab's follower sees):
+- a group's instance entering InService: `EC2 Instance Launch Successful` (the instance completed
+  its own launch lifecycle action; a group without a launch hook puts it InService at once);
+- a group's instance entering Terminating:Wait: `EC2 Instance-terminate Lifecycle Action` with the
+  action's token and hook name;
+- any instance leaving running: `EC2 Instance State-change Notification` for every state AWS
+  passes through (stopping then stopped; shutting-down then terminated: moto jumps to the last);
+- the reconcile rule's schedule: `Scheduled Event` every `schedule_seconds`.
+An instance entering Pending:Wait makes AWS send `EC2 Instance-launch Lifecycle Action`, which the
+rules no longer subscribe to: it is recorded, never delivered.
+
+A scenario can lose events (`lose(predicate)`: EventBridge never delivers them) to show what the
+schedule heals.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .motoserver import ACCOUNT, REGION
+from .world import TERMINATE_HOOK, LabWorld
+
+LAUNCH_SUCCESSFUL = "EC2 Instance Launch Successful"
+TERMINATE_ACTION = "EC2 Instance-terminate Lifecycle Action"
+LAUNCH_ACTION = "EC2 Instance-launch Lifecycle Action"
+STATE_CHANGE = "EC2 Instance State-change Notification"
+SCHEDULED = "Scheduled Event"
+LEAVING_STATES = ("stopping", "stopped", "shutting-down", "terminated")
+PATH_TO = {"terminated": ("shutting-down", "terminated"), "stopped": ("stopping", "stopped")}
+RETRIES = 2
+RETRY_SECONDS = 1.0
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _envelope(detail_type: str, source: str, resources: list[str], detail: dict) -> dict:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": _now(),
+        "region": REGION,
+        "resources": resources,
+        "detail": detail,
+    }
+
+
+def _group_arn(group: str) -> str:
+    return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:{uuid.uuid5(uuid.NAMESPACE_DNS, group)}:autoScalingGroupName/{group}"
+
+
+def _instance_arn(instance: str) -> str:
+    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance}"
+
+
+def launch_successful(group: str, instance: str, zone: str, subnet: str) -> dict:
+    activity = str(uuid.uuid4())
+    return _envelope(LAUNCH_SUCCESSFUL, "aws.autoscaling", [_group_arn(group), _instance_arn(instance)], {
+        "StatusCode": "InProgress",
+        "Description": f"Launching a new EC2 instance: {instance}",
+        "AutoScalingGroupName": group,
+        "ActivityId": activity,
+        "Details": {"Availability Zone": zone, "Subnet ID": subnet},
+        "RequestId": activity,
+        "StatusMessage": "",
+        "EndTime": _now(),
+        "EC2InstanceId": instance,
+        "StartTime": _now(),
+        "Cause": "An instance was started in response to a difference between desired and actual capacity.",
+        "Origin": "EC2",
+        "Destination": "AutoScalingGroup",
+    })
+
+
+def lifecycle_action(detail_type: str, group: str, hook: str, instance: str, token: str, transition: str) -> dict:
+    origin, destination = ("AutoScalingGroup", "EC2") if "TERMINATING" in transition else ("EC2", "AutoScalingGroup")
+    return _envelope(detail_type, "aws.autoscaling", [_group_arn(group)], {
+        "LifecycleActionToken": token,
+        "AutoScalingGroupName": group,
+        "LifecycleHookName": hook,
+        "EC2InstanceId": instance,
+        "LifecycleTransition": transition,
+        "Origin": origin,
+        "Destination": destination,
+    })
+
+
+def state_change(instance: str, state: str) -> dict:
+    return _envelope(STATE_CHANGE, "aws.ec2", [_instance_arn(instance)], {"instance-id": instance, "state": state})
+
+
+def scheduled(rule: str) -> dict:
+    return _envelope(SCHEDULED, "aws.events", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"], {})
+
+
+def subscribed(event: dict, groups: set[str]) -> bool:
+    """The hook's rules, as CONTRACT.md fixes them."""
+    detail, kind = event["detail"], event["detail-type"]
+    if kind == LAUNCH_SUCCESSFUL:
+        return detail.get("AutoScalingGroupName") in groups
+    if kind == TERMINATE_ACTION:
+        return detail.get("AutoScalingGroupName") in groups and detail.get("LifecycleHookName") == TERMINATE_HOOK
+    if kind == STATE_CHANGE:
+        return detail.get("state") in LEAVING_STATES
+    return kind == SCHEDULED
+
+
+@dataclass
+class Delivery:
+    kind: str
+    instance: str
+    zone: str
+    observed: float  # when the stand-in saw it happen
+    sent: float = 0.0
+    done: float = 0.0
+    attempts: int = 0
+    outcome: str = ""  # the result's outcome, "error: ...", "lost", "not subscribed"
+    result: dict | None = None
+    event: dict = field(default_factory=dict)
+
+
+def event_label(event: dict) -> tuple[str, str]:
+    detail = event["detail"]
+    return detail.get("EC2InstanceId") or detail.get("instance-id") or "", detail.get("state", "")
+
+
+class Function:
+    """The hook served by `cargo lambda watch` (nat_lab.hook.LambdaWatch), invoked through the
+    Lambda Invoke API it emulates, as EventBridge invokes a target."""
+
+    def __init__(self, watch, timeout: float = 90.0):
+        self.watch = watch
+        self.url = f"http://127.0.0.1:{watch.port}/2015-03-31/functions/nat-asg-hook/invocations"
+        self.timeout = timeout
+
+    def __call__(self, event: dict) -> tuple[bool, dict | None, str]:
+        request = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+                failed = bool(response.headers.get("X-Amz-Function-Error"))
+        except urllib.error.HTTPError as exc:
+            return False, None, f"HTTP {exc.code}: {exc.read()[:300]!r}"
+        except OSError as exc:
+            return False, None, repr(exc)
+        try:
+            body = json.loads(payload) if payload else None
+        except ValueError:
+            body = None
+        if failed or not isinstance(body, dict) or "errorType" in body or "errorMessage" in body:
+            return False, body if isinstance(body, dict) else None, payload[:300].decode(errors="replace")
+        return True, body, ""
+
+
+class EventBridge:
+    def __init__(self, lab, target, delay: float, schedule_seconds: float, rule_prefix: str = "nat-lab-asg-hook"):
+        """`target(event) -> (ok, result, error)`; None: nothing is delivered (the baseline)."""
+        self.lab = lab
+        self.world: LabWorld = lab.world
+        self.target = target
+        self.delay = delay
+        self.schedule_seconds = schedule_seconds
+        self.rule = f"{rule_prefix}-reconcile"
+        self.groups = {z.group for z in self.world.zones.values()}
+        self.deliveries: list[Delivery] = []
+        self._losses: list = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._schedule: threading.Thread | None = None
+        lab.listeners.append(self.observe)
+
+    # --- what happened ------------------------------------------------------------------------------
+
+    def observe(self, previous: dict, state: dict) -> None:
+        now = self.lab.clock()
+        zone_of = {z.group: z for z in self.world.zones.values()}
+        for group, members in state["groups"].items():
+            before = previous.get("groups", {}).get(group, {}).get("instances", {})
+            zone = zone_of.get(group)
+            for instance, member in members["instances"].items():
+                was = before.get(instance, {}).get("lifecycle")
+                now_state = member["lifecycle"]
+                if now_state == was:
+                    continue
+                if now_state == "InService":
+                    subnet = state["instances"].get(instance, {}).get("subnet", "")
+                    self._emit(now, launch_successful(group, instance, zone.name if zone else "", subnet), zone)
+                action = state.get("lifecycle_actions", {}).get(instance)
+                if action and now_state == "Terminating:Wait":
+                    self._emit(now, lifecycle_action(TERMINATE_ACTION, group, action["hook"], instance, action["token"], action["transition"]), zone)
+                if action and now_state == "Pending:Wait":
+                    self._emit(now, lifecycle_action(LAUNCH_ACTION, group, action["hook"], instance, action["token"], action["transition"]), zone)
+        for instance, info in state["instances"].items():
+            was = previous.get("instances", {}).get(instance, {}).get("state")
+            if was is None or was == info["state"] or info["state"] not in LEAVING_STATES:
+                continue
+            zone = self._zone_of_instance(instance, state, previous)
+            path = PATH_TO.get(info["state"], (info["state"],))
+            for step in path[path.index(was) + 1:] if was in path else path:
+                self._emit(now, state_change(instance, step), zone)
+
+    def _zone_of_instance(self, instance: str, *states: dict):
+        zone_of = {z.group: z for z in self.world.zones.values()}
+        for state in states:
+            for group, members in state.get("groups", {}).items():
+                if instance in members["instances"]:
+                    return zone_of.get(group)
+        found = self.lab.instances.live.get(instance) or self.lab.instances.gone.get(instance)
+        return self.world.zones.get(found.zone) if found else None
+
+    def lose(self, predicate) -> None:
+        """EventBridge will not deliver the next event `predicate(event)` accepts."""
+        with self._lock:
+            self._losses.append(predicate)
+
+    # --- delivering --------------------------------------------------------------------------------
+
+    def _emit(self, at: float, event: dict, zone) -> None:
+        instance, state = event_label(event)
+        kind = event["detail-type"] + (f" {state}" if state else "")
+        delivery = Delivery(kind, instance, zone.name if zone else "", at, event=event)
+        with self._lock:
+            self.deliveries.append(delivery)
+            lost = next((p for p in self._losses if p(event)), None)
+            if lost is not None:
+                self._losses.remove(lost)
+        if not subscribed(event, self.groups):
+            delivery.outcome = "not subscribed"
+            return
+        if lost is not None:
+            delivery.outcome = "lost"
+            return
+        if self.target is None:
+            delivery.outcome = "no hook"
+            return
+        timer = threading.Timer(self.delay, self._deliver, args=(delivery,))
+        timer.daemon = True
+        timer.start()
+
+    def _deliver(self, delivery: Delivery) -> None:
+        for attempt in range(1 + RETRIES):
+            if self._stop.is_set():
+                delivery.outcome = delivery.outcome or "not delivered: lab stopped"
+                return
+            delivery.attempts = attempt + 1
+            delivery.sent = delivery.sent or self.lab.clock()
+            ok, result, error = self.target(delivery.event)
+            delivery.done = self.lab.clock()
+            delivery.result = result
+            if ok:
+                delivery.outcome = str((result or {}).get("outcome", "ok"))
+                return
+            delivery.outcome = f"error: {error}"
+            time.sleep(RETRY_SECONDS)
+
+    def start_schedule(self) -> None:
+        def run() -> None:
+            while not self._stop.wait(self.schedule_seconds):
+                self._emit(self.lab.clock(), scheduled(self.rule), None)
+
+        self._schedule = threading.Thread(target=run, name="schedule", daemon=True)
+        self._schedule.start()
+
+    def reconcile_now(self) -> None:
+        """One scheduled event now (the rule fires), delivered after the delay like any other."""
+        self._emit(self.lab.clock(), scheduled(self.rule), None)
+
+    def since(self, at: float) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self.deliveries if d.observed >= at]
+
+    def pending(self) -> int:
+        """Deliveries not finished yet."""
+        with self._lock:
+            return sum(1 for d in self.deliveries if not d.outcome)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.lab.listeners and self.observe in self.lab.listeners:
+            self.lab.listeners.remove(self.observe)

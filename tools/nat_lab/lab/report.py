@@ -1,0 +1,251 @@
+"""What the probes measured, per run and zone, and the report: target/lab/egress.json, docs/egress.md
+and a timeline picture per run (docs/egress/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .traffic import Probe
+
+
+def longest_outage(probes: list[Probe], rate: float) -> tuple[float, bool, float | None]:
+    """The longest run of consecutive failed probes (by start time), in ms: from the first failed
+    probe's start to the next successful probe's start; a run that lasts to the end counts until
+    one probe interval after the last probe. Returns (ms, whether it lasted to the end, its start)."""
+    ordered = sorted(probes, key=lambda p: p.start)
+    longest, open_ended, at = 0.0, False, None
+    run_start = None
+    for probe in ordered:
+        if not probe.ok:
+            if run_start is None:
+                run_start = probe.start
+            continue
+        if run_start is not None:
+            if probe.start - run_start > longest:
+                longest, open_ended, at = probe.start - run_start, False, run_start
+            run_start = None
+    if run_start is not None and ordered:
+        end = ordered[-1].start + 1.0 / rate
+        if end - run_start > longest:
+            longest, open_ended, at = end - run_start, True, run_start
+    return round(longest * 1000.0), open_ended, at
+
+
+def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -> list[dict]:
+    """One object per zone of the run (the zones it hit first)."""
+    s = lab.settings
+    all_eips = {z.eip for z in lab.world.zones.values()}
+    deliveries = run.bridge.since(run.acted - 30.0) if run.bridge is not None else []
+    changes = lab.timeline.since(run.acted - 30.0)
+    rows = []
+    zones = run.zones + [z for z in lab.world.zones if z not in run.zones]
+    for zone_name in zones:
+        zone = lab.world.zones[zone_name]
+        mine = probes.get(zone_name, [])
+        ok = [p for p in mine if p.ok]
+        sources = sorted({p.source for p in ok})
+        outage_ms, open_ended, outage_at = longest_outage(mine, s.probe_rate)
+        final = mine[-int(s.probe_rate):]  # the last second
+        routed_to = [c.detail for c in changes if c.kind == "route" and c.zone == zone_name and c.at >= run.acted]
+        eip_to = [c.detail for c in changes if c.kind == "eip" and c.zone == zone_name and c.at >= run.acted]
+        rows.append({
+            "scenario": run.scenario.name,
+            "title": run.scenario.title,
+            "failover": run.failover,
+            "hook": run.hook,
+            "zone": zone_name,
+            "hit": zone_name in run.zones,
+            "probes": len(mine),
+            "failed": len(mine) - len(ok),
+            "outage_ms": outage_ms,
+            "outage_open": open_ended,
+            "outage_starts_s": None if outage_at is None else round(outage_at - run.acted, 3),
+            "sources": sources,
+            "eips": [zone.eip] + sorted(x for x in sources if x in all_eips and x != zone.eip),
+            "foreign_sources": sum(1 for p in ok if p.source not in all_eips),
+            "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != zone.eip),
+            "ends_on_own_eip": bool(final) and all(p.ok and p.source == zone.eip for p in final),
+            "moved_to_abandoned": sorted(i for i in run.abandoned if i in routed_to or i in eip_to),
+            "abandoned": sorted(run.abandoned),
+            "events": [
+                {"kind": d.kind, "instance": d.instance, "observed_s": round(d.observed - run.acted, 3),
+                 "delivered_s": round(d.sent - run.acted, 3) if d.sent else None,
+                 "done_s": round(d.done - run.acted, 3) if d.done else None, "outcome": d.outcome}
+                for d in deliveries if d.zone in ("", zone_name)
+            ],
+            "notes": list(run.notes),
+            "probe_rate": s.probe_rate,
+            "event_delay_s": s.event_delay,
+            "api_latency_ms": round(s.api_latency * 1000),
+            "parameters": parameters(lab, hook_binary),
+        })
+    return rows
+
+
+def parameters(lab, hook_binary: str | None) -> dict:
+    s = lab.settings
+    return {
+        "probe_rate_per_s": s.probe_rate,
+        "probe_timeout_s": s.probe_timeout,
+        "event_delay_s": s.event_delay,
+        "api_latency_ms": round(s.api_latency * 1000),
+        "schedule_s": s.schedule_seconds,
+        "group_health_check_s": s.health_check_seconds,
+        "refresh_warmup_s": s.refresh_warmup,
+        "self_check_interval_s": s.self_check_interval_seconds or "module default",
+        "unhealthy_after": s.unhealthy_after or "module default",
+        "launch_attempts": s.launch_attempts,
+        "launch_retry_s": s.launch_retry_seconds,
+        "hook_binary": hook_binary or "none",
+    }
+
+
+# --- the timeline picture ----------------------------------------------------------------------------
+
+
+def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    zones = [r["zone"] for r in rows]
+    eip_zone = {z.eip: z.name for z in lab.world.zones.values()}
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(zones)))
+    colours = {"own": "#2a9d4b", "sibling": "#e9a23b", "failed": "#d62828", "foreign": "#7b2cbf"}
+    for y, zone in enumerate(zones):
+        own = lab.world.zones[zone].eip
+        points: dict[str, list[float]] = {k: [] for k in colours}
+        for p in probes.get(zone, []):
+            kind = "failed" if not p.ok else "own" if p.source == own else "sibling" if p.source in eip_zone else "foreign"
+            points[kind].append(p.start - run.acted)
+        for kind, xs in points.items():
+            if xs:
+                ax.scatter(xs, [y] * len(xs), s=9, marker="|", color=colours[kind], label=kind if y == 0 else None)
+    markers = [(d["delivered_s"], d["kind"].replace("EC2 Instance ", "").replace(" Notification", ""), d["outcome"])
+               for r in rows[:1] for d in r["events"] if d["delivered_s"] is not None]
+    for at, label, outcome in markers:
+        ax.axvline(at, color="#457b9d", lw=0.8, ls="--")
+        ax.text(at, len(zones) - 0.45, f"{label}: {outcome}", rotation=90, fontsize=6, va="top", ha="right", color="#1d3557")
+    for change in lab.timeline.since(run.acted - 5.0):
+        if change.kind == "action":
+            ax.axvline(change.at - run.acted, color="black", lw=0.8)
+    ax.axvline(0, color="black", lw=1.2)
+    ax.set_yticks(range(len(zones)), [f"{z}\n(EIP {lab.world.zones[z].eip})" for z in zones], fontsize=7)
+    ax.set_ylim(-0.6, len(zones) - 0.4)
+    ax.set_xlabel("seconds since the act (black line); dashed: the hook receives an event")
+    mode = "no hook" if not run.hook else f"failover {'on' if run.failover else 'off'}"
+    ax.set_title(f"{run.scenario.title} ({mode})", fontsize=9)
+    ax.legend(loc="lower left", fontsize=7, ncol=4, title="probe: left with", title_fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- the documents -----------------------------------------------------------------------------------
+
+LIMITS = """\
+## What the lab cannot model
+
+- **Real boot times.** A lab NAT boots in about two seconds (a namespace, no kernel, no cloud-init,
+  no package install); an EC2 instance takes tens of seconds to a few minutes to boot and prove
+  itself. Every "waits for its replacement" figure here is a lower bound.
+- **EventBridge's and Lambda's real delays.** Delivery is a fixed delay (the parameter), every event
+  arrives, in order of occurrence, once, unless a scenario loses it; AWS delivers at least once, with
+  a variable delay, sometimes out of order. One function instance serves every invocation in turn;
+  Lambda would run concurrent ones in parallel. Cold starts are not modelled.
+- **The schedule.** The reconcile rule fires every `schedule_s` seconds in the lab, not
+  `rate(5 minutes)`: a zone that only the schedule heals waits up to five minutes in AWS.
+- **Conntrack of long-lived flows.** Every probe is a new connection. A connection open through the
+  old NAT when the routes move dies in AWS (the new NAT has no state for it, and the EIP left the old
+  one); the lab does not measure those.
+- **The control plane's timing.** The emulator applies a change at once and the fabric follows it
+  within milliseconds; AWS propagates a route or EIP change in an unspecified time (usually well
+  under a second). API latency is the proxy's fixed delay per request, not AWS's distribution.
+- **An EIP leaving an instance.** AWS may give the old NAT a new public IP when its EIP moves away;
+  the lab gives it none (its egress stops at the gateway).
+- **Auto Scaling's own timing.** A group notices an instance that stopped running after
+  `group_health_check_s`; refresh warm-up is `refresh_warmup_s` (the module's is 60 s: it only delays
+  the old NAT's termination, not the cutover). Instance refresh checkpoints, health check grace and
+  capacity rebalancing are not modelled.
+"""
+
+
+def _mode(row: dict) -> str:
+    return "no hook" if not row["hook"] else "on" if row["failover"] else "off"
+
+
+def markdown(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: float, command: str) -> str:
+    params = rows[0]["parameters"] if rows else {}
+    lines = [
+        "# Egress through a NAT replacement: the data-plane lab",
+        "",
+        f"Generated by `{command}` ({elapsed:.0f} s on this machine). Real packets through the",
+        "nat-instance module's real user data, in Linux network namespaces: per zone, a private host",
+        "opens new TCP connections to an echo service on the lab's \"internet\", which reports the source",
+        "address it saw. See `tools/nat_lab/lab/` and docs/local-development.md.",
+        "",
+        "## Parameters",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in params.items()],
+        "",
+        "## Results",
+        "",
+        "`outage_ms`: the longest run of failed probes (new connections that got no answer within the",
+        "probe timeout), from the first failed probe to the next good one; `open` when it lasted to the",
+        "end of the run. `failed over`: good probes that left with a sibling zone's EIP. `foreign`:",
+        "good probes that left with an address that is no zone's EIP (must be 0).",
+        "",
+        "| scenario | failover | zone | hit | probes | failed | outage_ms | failed over | foreign | sources | ends on own EIP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        outage = f"{r['outage_ms']}{' (open)' if r['outage_open'] else ''}"
+        lines.append(
+            f"| {r['scenario']} | {_mode(r)} | {r['zone']} | {'yes' if r['hit'] else ''} | {r['probes']} | {r['failed']} | {outage} | "
+            f"{r['failed_over_probes']} | {r['foreign_sources']} | {', '.join(r['sources'])} | {'yes' if r['ends_on_own_eip'] else 'NO'} |"
+        )
+    lines += ["", "## Goals", "", *goals(rows), "", LIMITS, "## Timelines", ""]
+    for (scenario, mode), path in pictures.items():
+        lines += [f"### {scenario}, {mode}", "", f"![{scenario} {mode}]({path})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def goals(rows: list[dict]) -> list[str]:
+    """The issue's goals against what was measured (figures, not assertions)."""
+    out = []
+
+    def hit(scenario: str, mode: str) -> list[dict]:
+        return [r for r in rows if r["scenario"] == scenario and _mode(r) == mode and r["hit"]]
+
+    refresh = hit("planned-refresh", "on") + hit("planned-refresh", "off")
+    if refresh:
+        worst = max(r["outage_ms"] for r in refresh)
+        out.append(f"- Planned refresh, longest outage <= 250 ms: **{worst} ms** ({'met' if worst <= 250 else 'NOT met'}).")
+    for scenario in ("terminated-by-group", "killed"):
+        found = hit(scenario, "on")
+        if found:
+            delay = found[0]["event_delay_s"] * 1000
+            worst = max(r["outage_ms"] for r in found)
+            out.append(f"- {scenario}, failover on, <= event delay + 500 ms ({delay + 500:.0f} ms): **{worst} ms** "
+                       f"({'met' if worst <= delay + 500 else 'NOT met'}).")
+    foreign = sum(r["foreign_sources"] for r in rows)
+    out.append(f"- Foreign sources in every run: **{foreign}** ({'met' if foreign == 0 else 'NOT met'}).")
+    waits = [r for r in rows if _mode(r) == "off" and r["hit"]]
+    if waits:
+        out.append("- Without failover, how long the zone waits for its replacement (lab boot times: a lower bound):")
+        out += [f"  - {r['scenario']}: {r['outage_ms']} ms{' (still waiting at the end)' if r['outage_open'] else ''}" for r in waits]
+    return out
+
+
+def write(rows: list[dict], out_dir: Path, docs: Path | None, pictures: dict, elapsed: float, command: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "egress.json"
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+    if docs is not None:
+        docs.write_text(markdown(rows, pictures, elapsed, command))
+    return path

@@ -1,0 +1,248 @@
+"""The scenarios: what happens to a zone's NAT, and what the probes measured while it happened.
+
+Each run starts from a converged world (every zone on its own NAT: EIP, source/dest check off,
+default route), probes every zone for a lead-in, acts, waits until the zone is whole again (its
+group's new instance holds the EIP and the route, and the old one is gone) or the run's bound, keeps
+probing for a tail, and measures. The group's behaviour is AWS's (see motoserver.py); the lab only
+does what an operator, AWS or a failure would do: start a refresh, terminate, kill, break the
+forwarding, block an instance's network, lose an event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import netns
+from .core import Lab
+from .eventbridge import LAUNCH_SUCCESSFUL, EventBridge
+
+LEAD_IN = 2.0
+TAIL = 2.0
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    act: Callable[[Run], None]
+    zones: int = 1  # how many zones it hits (the first ones)
+    bound: float = 90.0  # the longest the run waits for the zones to be whole again
+    needs_hook: bool = True
+
+
+@dataclass
+class Run:
+    lab: Lab
+    bridge: EventBridge
+    scenario: Scenario
+    failover: bool
+    hook: bool
+    zones: list[str]
+    acted: float = 0.0
+    old: dict[str, str] = field(default_factory=dict)  # zone -> the NAT it had before the act
+    abandoned: set[str] = field(default_factory=set)  # instances whose launch was abandoned
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def autoscaling(self):
+        return self.lab.emulator.client("autoscaling")
+
+    @property
+    def ec2(self):
+        return self.lab.emulator.client("ec2")
+
+    def group(self, zone: str) -> str:
+        return self.lab.world.zones[zone].group
+
+    def mark(self, label: str, zone: str = "") -> None:
+        self.lab.timeline.add(self.lab.clock(), "action", zone, label)
+
+
+# --- what the world looks like ---------------------------------------------------------------------
+
+
+def members(state: dict, group: str) -> dict:
+    return state.get("groups", {}).get(group, {}).get("instances", {})
+
+
+def own_nat(state: dict, lab: Lab, zone: str) -> str | None:
+    """The zone's NAT when the zone is whole: its group's one InService instance (no other member
+    left), running, holding the EIP and the route, source/dest check off."""
+    z = lab.world.zones[zone]
+    group = members(state, z.group)
+    in_service = [i for i, m in group.items() if m["lifecycle"] == "InService"]
+    if len(in_service) != 1 or len(group) != 1:
+        return None
+    [instance] = in_service
+    info = state["instances"].get(instance, {})
+    eni = info.get("eni")
+    route = state["route_tables"].get(z.route_table, {}).get("routes", {}).get("0.0.0.0/0", {})
+    eip_on = state["addresses"].get(z.eip_allocation, {}).get("eni")
+    target = route.get("eni") or state["instances"].get(route.get("instance") or "", {}).get("eni")
+    if info.get("state") != "running" or eip_on != eni or target != eni or info.get("source_dest_check"):
+        return None
+    if instance not in lab.instances.live:
+        return None
+    return instance
+
+
+def whole(lab: Lab, zones) -> bool:
+    return all(own_nat(lab.state, lab, z) for z in zones)
+
+
+def converge_by_hand(lab: Lab) -> None:
+    """What an operator does without the hook: each zone's EIP, source/dest check and default route
+    onto its group's InService instance."""
+    ec2 = lab.emulator.client("ec2")
+    for zone in lab.world.zones.values():
+        in_service = lab.in_service(zone.name)
+        if not in_service:
+            continue
+        eni = lab.state["instances"][in_service[-1]]["eni"]
+        ec2.associate_address(AllocationId=zone.eip_allocation, NetworkInterfaceId=eni, AllowReassociation=True)
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
+        routes = lab.state["route_tables"][zone.route_table]["routes"]
+        if "0.0.0.0/0" in routes:
+            ec2.replace_route(RouteTableId=zone.route_table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=eni)
+        else:
+            ec2.create_route(RouteTableId=zone.route_table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=eni)
+
+
+# --- the acts --------------------------------------------------------------------------------------
+
+
+def _wait_new_in_service(run: Run, zone: str, old: str, timeout: float) -> str | None:
+    def found(state):
+        return [i for i, m in members(state, run.group(zone)).items() if m["lifecycle"] == "InService" and i != old]
+
+    if run.lab.wait(lambda s: found(s), timeout):
+        return found(run.lab.state)[0]
+    return None
+
+
+def refresh(run: Run, zone: str) -> None:
+    """An instance refresh, launch before terminate (max healthy 200 %): one more instance, and once
+    it is InService and warmed up, the old one terminates through the terminate hook."""
+    old = run.old[zone]
+    run.mark("instance refresh starts", zone)
+    run.autoscaling.set_desired_capacity(AutoScalingGroupName=run.group(zone), DesiredCapacity=2)
+    new = _wait_new_in_service(run, zone, old, 120)
+    if new is None:
+        run.notes.append(f"{zone}: the refresh's new instance never went InService")
+        return
+    time.sleep(run.lab.settings.refresh_warmup)
+    run.mark("refresh terminates the old instance", zone)
+    run.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=old, ShouldDecrementDesiredCapacity=True)
+
+
+def planned_refresh(run: Run) -> None:
+    refresh(run, run.zones[0])
+
+
+def terminated_by_group(run: Run) -> None:
+    for zone in run.zones:
+        run.mark("group terminates the NAT", zone)
+        run.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=run.old[zone], ShouldDecrementDesiredCapacity=False)
+
+
+def killed(run: Run) -> None:
+    ids = [run.old[z] for z in run.zones]
+    for zone in run.zones:
+        run.mark("NAT killed (TerminateInstances)", zone)
+    run.ec2.terminate_instances(InstanceIds=ids)
+
+
+def forwarding_breaks(run: Run) -> None:
+    zone = run.zones[0]
+    instance = run.lab.instances.live[run.old[zone]]
+    run.mark("forwarding breaks (ip_forward=0)", zone)
+    netns.sysctl(instance.ns, **{"net.ipv4.ip_forward": 0})
+
+
+def self_check_fails(run: Run) -> None:
+    """A refresh whose first new instance has no egress (its network is broken): its self-check
+    fails, it abandons its launch; the group launches another, which works."""
+    zone = run.zones[0]
+    lab = run.lab
+    blocked: list[str] = []
+
+    def block_first(instance_id: str, booted_zone: str) -> None:
+        if booted_zone == zone and not blocked:
+            blocked.append(instance_id)
+            lab.fabric.blocked.add(instance_id)
+            lab.timeline.add(lab.clock(), "action", zone, f"{instance_id}: egress blocked")
+
+    lab.on_boot.append(block_first)
+    try:
+        refresh(run, zone)
+    finally:
+        if block_first in lab.on_boot:
+            lab.on_boot.remove(block_first)
+    run.abandoned.update(blocked)
+
+
+def launch_event_lost(run: Run) -> None:
+    zone = run.zones[0]
+    group = run.group(zone)
+    old = run.old[zone]
+    run.bridge.lose(lambda e: e["detail-type"] == LAUNCH_SUCCESSFUL and e["detail"].get("AutoScalingGroupName") == group
+                    and e["detail"].get("EC2InstanceId") != old)
+    run.mark("the replacement's Launch Successful will be lost", zone)
+    terminated_by_group(run)
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("planned-refresh", "Planned instance refresh (launch before terminate)", planned_refresh),
+        Scenario("terminated-by-group", "NAT terminated by its group", terminated_by_group),
+        Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
+        Scenario("forwarding-breaks", "NAT whose forwarding breaks (self-check marks it Unhealthy)", forwarding_breaks, bound=150.0),
+        Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
+        Scenario("launch-event-lost", "The replacement's launch event is lost (the schedule heals)", launch_event_lost),
+        Scenario("two-zones-down", "Two zones' NATs killed at once", killed, zones=2),
+        Scenario("no-hook", "Baseline, no hook at all: NAT killed", killed, bound=15.0, needs_hook=False),
+    )
+}
+
+
+# --- running one -----------------------------------------------------------------------------------
+
+
+def settle(lab: Lab, bridge: EventBridge | None, timeout: float = 60.0) -> bool:
+    """Wait until every zone is whole; a reconcile is asked for when it takes long (the schedule
+    would come), and without a hook the lab converges by hand."""
+    zones = list(lab.world.zones)
+    if lab.wait(lambda s: whole(lab, zones), min(10.0, timeout)):
+        return True
+    if bridge is None or bridge.target is None:
+        converge_by_hand(lab)
+    else:
+        bridge.reconcile_now()
+    return lab.wait(lambda s: whole(lab, zones), timeout)
+
+
+def execute(lab: Lab, bridge: EventBridge, scenario: Scenario, failover: bool, hook: bool) -> tuple[Run, dict]:
+    """One run: returns it and the probes per zone."""
+    zones = list(lab.world.zones)[: scenario.zones]
+    run = Run(lab, bridge, scenario, failover, hook, zones)
+    run.old = {z: own_nat(lab.state, lab, z) or "" for z in lab.world.zones}
+    lab.start_probes()
+    started = lab.clock()
+    time.sleep(LEAD_IN)
+    run.acted = lab.clock()
+    lab.timeline.add(run.acted, "act", "", scenario.name)
+    scenario.act(run)
+
+    def done(state) -> bool:
+        if not scenario.needs_hook or not hook:
+            return False  # nothing will make it whole: the run lasts its bound
+        return all((own_nat(state, lab, z) or run.old[z]) != run.old[z] for z in zones) and not bridge.pending()
+
+    lab.wait(done, max(0.0, scenario.bound - (lab.clock() - run.acted)))
+    time.sleep(TAIL)
+    probes = lab.stop_probes()
+    run.notes.append(f"window {started:.1f}-{lab.clock():.1f} s")
+    return run, probes
