@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-delay", type=float, default=Settings.event_delay)
     parser.add_argument("--api-latency", type=float, default=Settings.api_latency)
     parser.add_argument("--schedule", type=float, default=Settings.schedule_seconds)
+    parser.add_argument("--serve", type=float, metavar="SECONDS", default=0.0,
+                        help="bring the lab up with the hook (failover on), write OUT/lab-state.tsv for "
+                             "scripts/verify_nat.sh --lab, and keep it up SECONDS (Ctrl-C ends it earlier)")
+    parser.add_argument("--boot-delay", type=float, default=Settings.boot_delay, help="seconds before an instance's user data runs")
     args = parser.parse_args(argv)
 
     reason = netns.unavailable()
@@ -65,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab: {exc}: only the runs without a hook", file=sys.stderr)
         runs = [(s, m) for s, m in runs if m == "none"]
     settings = Settings(probe_rate=args.probe_rate, event_delay=args.event_delay, api_latency=args.api_latency,
-                        schedule_seconds=args.schedule)
+                        schedule_seconds=args.schedule, boot_delay=args.boot_delay)
+    if args.serve:
+        return serve(settings, args, binary)
     started = time.monotonic()
     rows: list[dict] = []
     pictures: dict[tuple[str, str], str] = {}
@@ -105,6 +111,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lab: {len(rows)} results in {path} ({elapsed:.0f} s); {failures} with foreign sources or not back on their own EIP",
           file=sys.stderr)
     return 1 if failures else 0
+
+
+def serve(settings: Settings, args, binary) -> int:
+    run_dir = args.out / f"serve-{time.strftime('%Y%m%d-%H%M%S')}"
+    with Lab(run_dir, settings, module=args.module or default_module()) as lab:
+        hook = Hook(lab.emulator, lab.world.hook_config(failover=True), run_dir / "logs", settings.api_latency, binary) if binary else None
+        bridge = EventBridge(lab, hook.function if hook else None, settings.event_delay, settings.schedule_seconds)
+        bridge.start_schedule()
+        state_file = args.out / "lab-state.tsv"
+        try:
+            whole = settle(lab, bridge)
+            lab.write_state_file(state_file)
+            print(f"lab: up ({'every zone on its own NAT' if whole else 'NOT every zone on its own NAT'}); "
+                  f"scripts/verify_nat.sh --lab {state_file}; namespaces {netns.PREFIX}*; emulator {lab.emulator.endpoint}",
+                  file=sys.stderr)
+            time.sleep(args.serve)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            state_file.unlink(missing_ok=True)
+            bridge.stop()
+            if hook is not None:
+                hook.stop()
+    return 0
 
 
 if __name__ == "__main__":

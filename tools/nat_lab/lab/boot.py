@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 PATH = "/opt/nat-lab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,6 +88,7 @@ def build_root(instance: Path) -> Path:
 
 def main() -> None:
     instance = Path(sys.argv[1]).resolve()
+    boot_delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     root = build_root(instance)
     environment = (instance / "environment").read_text()
     console = os.open(instance / "console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -94,6 +96,7 @@ def main() -> None:
     os.dup2(console, 2)
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
+    time.sleep(boot_delay)  # the rest of an EC2 boot, before cloud-init runs the user data
     os.chroot(root)
     os.chdir("/")
     env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}

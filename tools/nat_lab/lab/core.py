@@ -49,6 +49,7 @@ class Settings:
     unhealthy_after: int | None = None  # module variable; None: the module's default
     launch_attempts: int = 5  # nat-self-check's LAUNCH_ATTEMPTS (90 s of retries in AWS: 18 x 5 s)
     launch_retry_seconds: float = 1.0  # nat-self-check's LAUNCH_RETRY_SECONDS
+    boot_delay: float = 5.0  # seconds an instance "boots" before its user data runs (EC2: tens of seconds)
     max_seconds: float = 900.0  # the probes' hard bound
 
     def module_settings(self, check_ip_url: str) -> dict[str, object]:
@@ -85,8 +86,8 @@ class Timeline:
 class Lab:
     def __init__(self, run_dir: Path, settings: Settings | None = None, module: Path | None = None,
                  user_data: dict[str, str] | None = None, transform=None):
-        """`user_data` replaces zones' rendered scripts; `transform(script) -> script` rewrites every
-        zone's (the broken variants)."""
+        """`user_data` replaces zones' rendered scripts; `transform(zone, script) -> script` rewrites
+        them (the broken variants)."""
         reason = netns.unavailable()
         if reason:
             raise netns.LabError(reason)
@@ -134,18 +135,29 @@ class Lab:
         plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(self.echo.url), module=module)
         scripts = {z: (user_data or {}).get(z, p.user_data) for z, p in plans.items()}
         if transform is not None:
-            scripts = {z: transform(text) for z, text in scripts.items()}
+            scripts = {z: transform(z, text) for z, text in scripts.items()}
         self.instances = Instances(
             self.registry, self.run_dir, self.emulator.env(), REGION,
             boot_env={"LAUNCH_ATTEMPTS": str(s.launch_attempts), "LAUNCH_RETRY_SECONDS": str(s.launch_retry_seconds)},
+            boot_delay=s.boot_delay,
         )
         for zone in self.world.zones.values():
             ns = self.registry.add(f"host-{zone.name[-1]}")
             self.fabric.attach(f"host:{zone.name}", ns, zone.host_ip, zone.private_cidr, zone.private_subnet)
+        self.state_file = self.write_state_file(self.run_dir / "lab-state.tsv")
         self.state = self.emulator.state()
         self._follower = threading.Thread(target=self._follow, name="follower", daemon=True)
         self._follower.start()
         lab_world.launch_groups(self.emulator, self.world, plans, scripts)
+
+    def write_state_file(self, path: Path) -> Path:
+        """What `scripts/verify_nat.sh --lab FILE` reads: the check-IP URL, and per zone its private
+        host's namespace and its EIP (tab-separated)."""
+        lines = [f"check_ip_url\t{self.echo.url}"]
+        lines += [f"zone\t{z.name}\t{netns.PREFIX}host-{z.name[-1]}\t{z.eip}" for z in self.world.zones.values()]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     # --- probes -----------------------------------------------------------------------------------
 

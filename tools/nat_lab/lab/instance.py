@@ -118,12 +118,13 @@ class Instances:
     """The lab's NAT instances by id."""
 
     def __init__(self, registry: netns.Registry, run_dir: Path, api_env: dict[str, str], region: str,
-                 boot_env: dict[str, str] | None = None):
+                 boot_env: dict[str, str] | None = None, boot_delay: float = 0.0):
         self.registry = registry
         self.run_dir = run_dir / "instances"
         self.api_env = api_env
         self.region = region
         self.boot_env = boot_env or {}
+        self.boot_delay = boot_delay
         self.live: dict[str, Instance] = {}
         self.gone: dict[str, Instance] = {}
         self._lock = threading.Lock()
@@ -152,7 +153,7 @@ class Instances:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(TOOLS)}
         instance.boot = subprocess.Popen(
             ["ip", "netns", "exec", instance.ns, "unshare", "--mount", "--propagation", "private",
-             sys.executable, "-m", "nat_lab.lab.boot", str(instance.directory)],
+             sys.executable, "-m", "nat_lab.lab.boot", str(instance.directory), str(self.boot_delay)],
             env=env, stdin=subprocess.DEVNULL, stdout=open(instance.directory / "boot.log", "wb"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )

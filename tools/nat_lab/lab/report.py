@@ -36,8 +36,8 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
     """One object per zone of the run (the zones it hit first)."""
     s = lab.settings
     all_eips = {z.eip for z in lab.world.zones.values()}
-    deliveries = run.bridge.since(run.acted - 30.0) if run.bridge is not None else []
-    changes = lab.timeline.since(run.acted - 30.0)
+    deliveries = run.bridge.since(run.started) if run.bridge is not None else []
+    changes = lab.timeline.since(run.started)
     rows = []
     zones = run.zones + [z for z in lab.world.zones if z not in run.zones]
     for zone_name in zones:
@@ -71,7 +71,8 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
             "events": [
                 {"kind": d.kind, "instance": d.instance, "observed_s": round(d.observed - run.acted, 3),
                  "delivered_s": round(d.sent - run.acted, 3) if d.sent else None,
-                 "done_s": round(d.done - run.acted, 3) if d.done else None, "outcome": d.outcome}
+                 "done_s": round(d.done - run.acted, 3) if d.done else None, "outcome": d.outcome,
+                 "actions": [a.get("action", "?") for a in (d.result or {}).get("actions", []) if isinstance(a, dict)]}
                 for d in deliveries if d.zone in ("", zone_name)
             ],
             "notes": list(run.notes),
@@ -97,6 +98,7 @@ def parameters(lab, hook_binary: str | None) -> dict:
         "unhealthy_after": s.unhealthy_after or "module default",
         "launch_attempts": s.launch_attempts,
         "launch_retry_s": s.launch_retry_seconds,
+        "boot_delay_s": s.boot_delay,
         "hook_binary": hook_binary or "none",
     }
 
@@ -128,7 +130,7 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
     for at, label, outcome in markers:
         ax.axvline(at, color="#457b9d", lw=0.8, ls="--")
         ax.text(at, len(zones) - 0.45, f"{label}: {outcome}", rotation=90, fontsize=6, va="top", ha="right", color="#1d3557")
-    for change in lab.timeline.since(run.acted - 5.0):
+    for change in lab.timeline.since(run.started):
         if change.kind == "action":
             ax.axvline(change.at - run.acted, color="black", lw=0.8)
     ax.axvline(0, color="black", lw=1.2)
@@ -150,8 +152,9 @@ LIMITS = """\
 ## What the lab cannot model
 
 - **Real boot times.** A lab NAT boots in about two seconds (a namespace, no kernel, no cloud-init,
-  no package install); an EC2 instance takes tens of seconds to a few minutes to boot and prove
-  itself. Every "waits for its replacement" figure here is a lower bound.
+  no package install) plus `boot_delay_s`; an EC2 instance takes tens of seconds to a few minutes to
+  boot and prove itself. Every "waits for its replacement" figure here is a lower bound (raise
+  `--boot-delay` to see a slower boot).
 - **EventBridge's and Lambda's real delays.** Delivery is a fixed delay (the parameter), every event
   arrives, in order of occurrence, once, unless a scenario loses it; AWS delivers at least once, with
   a variable delay, sometimes out of order. One function instance serves every invocation in turn;

@@ -40,6 +40,7 @@ class Run:
     failover: bool
     hook: bool
     zones: list[str]
+    started: float = 0.0  # probes start
     acted: float = 0.0
     old: dict[str, str] = field(default_factory=dict)  # zone -> the NAT it had before the act
     abandoned: set[str] = field(default_factory=set)  # instances whose launch was abandoned
@@ -190,7 +191,7 @@ def launch_event_lost(run: Run) -> None:
     run.bridge.lose(lambda e: e["detail-type"] == LAUNCH_SUCCESSFUL and e["detail"].get("AutoScalingGroupName") == group
                     and e["detail"].get("EC2InstanceId") != old)
     run.mark("the replacement's Launch Successful will be lost", zone)
-    terminated_by_group(run)
+    killed(run)
 
 
 SCENARIOS = {
@@ -201,7 +202,7 @@ SCENARIOS = {
         Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
         Scenario("forwarding-breaks", "NAT whose forwarding breaks (self-check marks it Unhealthy)", forwarding_breaks, bound=150.0),
         Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
-        Scenario("launch-event-lost", "The replacement's launch event is lost (the schedule heals)", launch_event_lost),
+        Scenario("launch-event-lost", "NAT killed, its replacement's launch event lost (the schedule heals)", launch_event_lost),
         Scenario("two-zones-down", "Two zones' NATs killed at once", killed, zones=2),
         Scenario("no-hook", "Baseline, no hook at all: NAT killed", killed, bound=15.0, needs_hook=False),
     )
@@ -230,7 +231,7 @@ def execute(lab: Lab, bridge: EventBridge, scenario: Scenario, failover: bool, h
     run = Run(lab, bridge, scenario, failover, hook, zones)
     run.old = {z: own_nat(lab.state, lab, z) or "" for z in lab.world.zones}
     lab.start_probes()
-    started = lab.clock()
+    run.started = lab.clock()
     time.sleep(LEAD_IN)
     run.acted = lab.clock()
     lab.timeline.add(run.acted, "act", "", scenario.name)
@@ -244,5 +245,5 @@ def execute(lab: Lab, bridge: EventBridge, scenario: Scenario, failover: bool, h
     lab.wait(done, max(0.0, scenario.bound - (lab.clock() - run.acted)))
     time.sleep(TAIL)
     probes = lab.stop_probes()
-    run.notes.append(f"window {started:.1f}-{lab.clock():.1f} s")
+    run.notes.append(f"window {run.started:.1f}-{lab.clock():.1f} s")
     return run, probes

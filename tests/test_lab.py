@@ -1,0 +1,161 @@
+"""The short data-plane lab: real packets through the nat-instance module's real user data, in
+network namespaces (tools/nat_lab/lab). Assertions are on what the probes measured (the source
+address the echo saw for every new connection) and on the emulator's state, never on logs or
+timers. `make lab` runs every scenario and writes docs/egress.md; this is the part `make test` runs.
+
+Root only (network namespaces, nftables, mount namespaces): elsewhere every test here skips,
+saying why."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from nat_lab import hook as hook_lab
+from nat_lab.lab import netns
+from nat_lab.lab.core import REPO, Lab, Settings, default_module
+from nat_lab.lab.eventbridge import LAUNCH_SUCCESSFUL, EventBridge
+from nat_lab.lab.hookwire import Hook
+from nat_lab.lab.report import measure
+from nat_lab.lab.scenarios import SCENARIOS, converge_by_hand, execute, own_nat, settle
+
+pytestmark = pytest.mark.skipif(netns.unavailable() is not None, reason=f"data-plane lab: {netns.unavailable()}")
+
+VERIFY = REPO / "scripts" / "verify_nat.sh"
+
+
+def hook_binary() -> Path:
+    try:
+        return hook_lab.hook_bin()
+    except FileNotFoundError as exc:
+        pytest.skip(f"the hook binary is needed: {exc}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with Lab(tmp_path_factory.mktemp("lab"), Settings(), module=default_module()) as running:
+        yield running
+    assert not [n for n in netns.lab_namespaces() if n.startswith(netns.PREFIX)], "the lab left namespaces behind"
+
+
+@pytest.fixture(scope="module")
+def hooked(lab):
+    """The hook (failover on) behind the latency proxy, and the EventBridge stand-in delivering to it."""
+    hook = Hook(lab.emulator, lab.world.hook_config(failover=True), lab.run_dir / "logs", lab.settings.api_latency, hook_binary())
+    bridge = EventBridge(lab, hook.function, lab.settings.event_delay, lab.settings.schedule_seconds)
+    bridge.start_schedule()
+    try:
+        assert settle(lab, bridge), f"the zones never came up on their own NATs: {lab.timeline.changes[-20:]}"
+        yield bridge
+    finally:
+        bridge.stop()
+        hook.stop()
+
+
+def run(lab, bridge, name):
+    assert settle(lab, bridge), "the world is not whole before the run"
+    done, probes = execute(lab, bridge, SCENARIOS[name], failover=True, hook=True)
+    return done, {r["zone"]: r for r in measure(lab, done, probes, str(hook_binary()))}
+
+
+def test_planned_refresh_leaves_only_through_the_zone_eip(lab, hooked):
+    done, rows = run(lab, hooked, "planned-refresh")
+    zone = lab.world.zones[done.zones[0]]
+    row = rows[zone.name]
+    assert row["probes"] > 0 and row["failed"] < row["probes"] / 2, row
+    assert row["foreign_sources"] == 0
+    assert row["sources"] == [zone.eip], "a planned refresh never leaves with another address"
+    assert row["ends_on_own_eip"]
+    new = own_nat(lab.state, lab, zone.name)
+    assert new and new != done.old[zone.name], "the zone is on the refresh's new instance"
+    assert lab.state["instances"][done.old[zone.name]]["state"] == "terminated"
+    for other in rows.values():
+        if other["zone"] != zone.name:
+            assert other["failed"] == 0 and other["sources"] == [lab.world.zones[other["zone"]].eip]
+
+
+def test_nat_terminated_by_its_group_fails_over_to_a_sibling_and_comes_back(lab, hooked):
+    done, rows = run(lab, hooked, "terminated-by-group")
+    zone = lab.world.zones[done.zones[0]]
+    row = rows[zone.name]
+    eips = {z.eip for z in lab.world.zones.values()}
+    assert row["foreign_sources"] == 0
+    assert set(row["sources"]) <= eips and zone.eip in row["sources"]
+    assert row["ends_on_own_eip"]
+    # While the old NAT was leaving, the zone's default route went to a sibling zone's NAT.
+    routed = [c.detail for c in lab.timeline.since(done.acted) if c.kind == "route" and c.zone == zone.name]
+    nat_zone = {i.id: i.zone for i in [*lab.instances.live.values(), *lab.instances.gone.values()]}
+    assert any(nat_zone.get(target) not in (None, zone.name) for target in routed), routed
+    assert row["failed_over_probes"] > 0
+
+
+def test_verify_nat_lab_mode_tells_own_eip_from_failed_over(lab, hooked):
+    assert settle(lab, hooked)
+    state_file = lab.write_state_file(lab.run_dir / "verify-state.tsv")
+    ok = subprocess.run([str(VERIFY), "--lab", str(state_file)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count(" ok ") == len(lab.world.zones)
+
+    zone = next(iter(lab.world.zones.values()))
+    old = own_nat(lab.state, lab, zone.name)
+    # The replacement's launch event is lost: the zone stays on its sibling until the schedule.
+    hooked.lose(lambda e: e["detail-type"] == LAUNCH_SUCCESSFUL and e["detail"]["AutoScalingGroupName"] == zone.group)
+    lab.emulator.client("ec2").terminate_instances(InstanceIds=[old])
+    siblings = {z.eip for z in lab.world.zones.values() if z.name != zone.name}
+    assert lab.wait(lambda s: lab.fabric.view.routes.get(zone.route_table) not in (old, "blackhole", "none"), 30)
+    failed_over = subprocess.run([str(VERIFY), "--lab", str(state_file)], capture_output=True, text=True, timeout=60)
+    assert failed_over.returncode == 1, failed_over.stdout + failed_over.stderr
+    line = next(x for x in failed_over.stdout.splitlines() if x.startswith(zone.name))
+    assert "FAILED OVER" in line and any(eip in line for eip in siblings), line
+    assert settle(lab, hooked, timeout=90)
+
+
+# --- a broken user data makes the lab fail ------------------------------------------------------------
+
+
+def without_masquerade(script: str) -> str:
+    """The real user data with its masquerade rule taken out of the nftables configuration."""
+    broken, count = re.subn(r"^\s*oifname .* masquerade\n", "", script, flags=re.M)
+    assert count == 1, "the masquerade rule is no longer where this test takes it out"
+    return broken
+
+
+def forwarding_off_after_the_check(script: str) -> str:
+    """The real user data, and after it has proved itself, forwarding turned off: a breakage its
+    launch check cannot see, only the traffic (and later the timer) can."""
+    return script.rstrip("\n") + "\nsysctl -q -w net.ipv4.ip_forward=0\n"
+
+
+def test_a_user_data_that_does_not_masquerade_or_forward_fails_the_lab(tmp_path):
+    first, second, third = Settings().zones
+    variants = {first: without_masquerade, second: forwarding_off_after_the_check}
+    with Lab(tmp_path, Settings(), module=default_module(), transform=lambda zone, s: variants.get(zone, str)(s)) as lab:
+        # No hook: what an operator would do by hand, onto whatever each group holds InService.
+        assert lab.wait(lambda s: lab.in_service(second) and lab.in_service(third), 60)
+        abandoned = lambda: [i for i in lab.instances.gone.values() if i.zone == first]  # noqa: E731
+        assert lab.wait(lambda s: abandoned(), 60), "the zone without masquerade never abandoned a launch"
+        converge_by_hand(lab)
+        assert lab.wait(lambda s: own_nat(s, lab, second) and own_nat(s, lab, third), 10)
+        lab.start_probes()
+        time.sleep(3)
+        probes = lab.stop_probes()
+        verified = subprocess.run([str(VERIFY), "--lab", str(lab.state_file)], capture_output=True, text=True, timeout=60)
+
+        # Without masquerade, the launch self-check fails: the instance abandons its launch (the
+        # group replaces it, with the same user data), nothing ever routes to it, no egress.
+        assert not lab.in_service(first)
+        assert "abandoning" in abandoned()[0].console()
+        assert lab.state["route_tables"][lab.world.zones[first].route_table]["routes"].get("0.0.0.0/0") is None
+        assert probes[first] and not any(p.ok for p in probes[first])
+        # Forwarding off after the launch check: the NAT is in service, the routes are on it, and
+        # not one probe gets through.
+        assert probes[second] and not any(p.ok for p in probes[second])
+        # The real user data: every probe leaves with the zone's EIP.
+        assert probes[third] and all(p.ok and p.source == lab.world.zones[third].eip for p in probes[third])
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    verdicts = {line.split()[0]: line for line in verified.stdout.splitlines()}
+    assert "NO EGRESS" in verdicts[first] and "NO EGRESS" in verdicts[second] and " ok " in verdicts[third]
