@@ -47,9 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-delay", type=float, default=Settings.event_delay)
     parser.add_argument("--api-latency", type=float, default=Settings.api_latency)
     parser.add_argument("--schedule", type=float, default=Settings.schedule_seconds)
-    parser.add_argument("--serve", type=float, metavar="SECONDS", default=0.0,
-                        help="bring the lab up with the hook (failover on), write OUT/lab-state.tsv for "
-                             "scripts/verify_nat.sh --lab, and keep it up SECONDS (Ctrl-C ends it earlier)")
+    parser.add_argument(
+        "--serve",
+        type=float,
+        metavar="SECONDS",
+        default=0.0,
+        help="bring the lab up with the hook (failover on), write OUT/lab-state.tsv for "
+        "scripts/verify_nat.sh --lab, and keep it up SECONDS (Ctrl-C ends it earlier)",
+    )
     parser.add_argument("--boot-delay", type=float, default=Settings.boot_delay, help="seconds before an instance's user data runs")
     args = parser.parse_args(argv)
 
@@ -68,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"lab: {exc}: only the runs without a hook", file=sys.stderr)
         runs = [(s, m) for s, m in runs if m == "none"]
-    settings = Settings(probe_rate=args.probe_rate, event_delay=args.event_delay, api_latency=args.api_latency,
-                        schedule_seconds=args.schedule, boot_delay=args.boot_delay)
+    settings = Settings(
+        probe_rate=args.probe_rate,
+        event_delay=args.event_delay,
+        api_latency=args.api_latency,
+        schedule_seconds=args.schedule,
+        boot_delay=args.boot_delay,
+    )
     if args.serve:
         return serve(settings, args, binary)
     started = time.monotonic()
@@ -108,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     command = "make lab" if not args.short else "python -m nat_lab.lab --short"
     path = report.write(rows, args.out, docs, pictures, elapsed, command)
-    print(f"lab: {len(rows)} results in {path} ({elapsed:.0f} s); {failures} with foreign sources or not back on their own EIP",
-          file=sys.stderr)
+    print(
+        f"lab: {len(rows)} results in {path} ({elapsed:.0f} s); {failures} with foreign sources or not back on their own EIP",
+        file=sys.stderr,
+    )
     return 1 if failures else 0
 
 
@@ -123,9 +135,11 @@ def serve(settings: Settings, args, binary) -> int:
         try:
             whole = settle(lab, bridge)
             lab.write_state_file(state_file)
-            print(f"lab: up ({'every zone on its own NAT' if whole else 'NOT every zone on its own NAT'}); "
-                  f"scripts/verify_nat.sh --lab {state_file}; namespaces {netns.PREFIX}*; emulator {lab.emulator.endpoint}",
-                  file=sys.stderr)
+            print(
+                f"lab: up ({'every zone on its own NAT' if whole else 'NOT every zone on its own NAT'}); "
+                f"scripts/verify_nat.sh --lab {state_file}; namespaces {netns.PREFIX}*; emulator {lab.emulator.endpoint}",
+                file=sys.stderr,
+            )
             time.sleep(args.serve)
         except KeyboardInterrupt:
             pass

@@ -84,8 +84,14 @@ class Timeline:
 
 
 class Lab:
-    def __init__(self, run_dir: Path, settings: Settings | None = None, module: Path | None = None,
-                 user_data: dict[str, str] | None = None, transform=None):
+    def __init__(
+        self,
+        run_dir: Path,
+        settings: Settings | None = None,
+        module: Path | None = None,
+        user_data: dict[str, str] | None = None,
+        transform=None,
+    ):
         """`user_data` replaces zones' rendered scripts; `transform(zone, script) -> script` rewrites
         them (the broken variants)."""
         reason = netns.unavailable()
@@ -137,7 +143,10 @@ class Lab:
         if transform is not None:
             scripts = {z: transform(z, text) for z, text in scripts.items()}
         self.instances = Instances(
-            self.registry, self.run_dir, self.emulator.env(), REGION,
+            self.registry,
+            self.run_dir,
+            self.emulator.env(),
+            REGION,
             boot_env={"LAUNCH_ATTEMPTS": str(s.launch_attempts), "LAUNCH_RETRY_SECONDS": str(s.launch_retry_seconds)},
             boot_delay=s.boot_delay,
         )

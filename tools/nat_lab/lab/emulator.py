@@ -31,7 +31,10 @@ class Emulator:
         env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nat_lab.lab.motoserver", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         try:
             wait_for_port(self.port, proc=self.proc)

@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .motoserver import ACCOUNT, REGION
 from .world import TERMINATE_HOOK, LabWorld
@@ -44,7 +44,7 @@ RETRY_SECONDS = 1.0
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _envelope(detail_type: str, source: str, resources: list[str], detail: dict) -> dict:
@@ -71,34 +71,44 @@ def _instance_arn(instance: str) -> str:
 
 def launch_successful(group: str, instance: str, zone: str, subnet: str) -> dict:
     activity = str(uuid.uuid4())
-    return _envelope(LAUNCH_SUCCESSFUL, "aws.autoscaling", [_group_arn(group), _instance_arn(instance)], {
-        "StatusCode": "InProgress",
-        "Description": f"Launching a new EC2 instance: {instance}",
-        "AutoScalingGroupName": group,
-        "ActivityId": activity,
-        "Details": {"Availability Zone": zone, "Subnet ID": subnet},
-        "RequestId": activity,
-        "StatusMessage": "",
-        "EndTime": _now(),
-        "EC2InstanceId": instance,
-        "StartTime": _now(),
-        "Cause": "An instance was started in response to a difference between desired and actual capacity.",
-        "Origin": "EC2",
-        "Destination": "AutoScalingGroup",
-    })
+    return _envelope(
+        LAUNCH_SUCCESSFUL,
+        "aws.autoscaling",
+        [_group_arn(group), _instance_arn(instance)],
+        {
+            "StatusCode": "InProgress",
+            "Description": f"Launching a new EC2 instance: {instance}",
+            "AutoScalingGroupName": group,
+            "ActivityId": activity,
+            "Details": {"Availability Zone": zone, "Subnet ID": subnet},
+            "RequestId": activity,
+            "StatusMessage": "",
+            "EndTime": _now(),
+            "EC2InstanceId": instance,
+            "StartTime": _now(),
+            "Cause": "An instance was started in response to a difference between desired and actual capacity.",
+            "Origin": "EC2",
+            "Destination": "AutoScalingGroup",
+        },
+    )
 
 
 def lifecycle_action(detail_type: str, group: str, hook: str, instance: str, token: str, transition: str) -> dict:
     origin, destination = ("AutoScalingGroup", "EC2") if "TERMINATING" in transition else ("EC2", "AutoScalingGroup")
-    return _envelope(detail_type, "aws.autoscaling", [_group_arn(group)], {
-        "LifecycleActionToken": token,
-        "AutoScalingGroupName": group,
-        "LifecycleHookName": hook,
-        "EC2InstanceId": instance,
-        "LifecycleTransition": transition,
-        "Origin": origin,
-        "Destination": destination,
-    })
+    return _envelope(
+        detail_type,
+        "aws.autoscaling",
+        [_group_arn(group)],
+        {
+            "LifecycleActionToken": token,
+            "AutoScalingGroupName": group,
+            "LifecycleHookName": hook,
+            "EC2InstanceId": instance,
+            "LifecycleTransition": transition,
+            "Origin": origin,
+            "Destination": destination,
+        },
+    )
 
 
 def state_change(instance: str, state: str) -> dict:
@@ -150,8 +160,9 @@ class Function:
         self.timeout = timeout
 
     def __call__(self, event: dict) -> tuple[bool, dict | None, str]:
-        request = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url, data=json.dumps(event).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = response.read()
@@ -203,17 +214,16 @@ class EventBridge:
                     subnet = state["instances"].get(instance, {}).get("subnet", "")
                     self._emit(now, launch_successful(group, instance, zone.name if zone else "", subnet), zone)
                 action = state.get("lifecycle_actions", {}).get(instance)
-                if action and now_state == "Terminating:Wait":
-                    self._emit(now, lifecycle_action(TERMINATE_ACTION, group, action["hook"], instance, action["token"], action["transition"]), zone)
-                if action and now_state == "Pending:Wait":
-                    self._emit(now, lifecycle_action(LAUNCH_ACTION, group, action["hook"], instance, action["token"], action["transition"]), zone)
+                kind = {"Terminating:Wait": TERMINATE_ACTION, "Pending:Wait": LAUNCH_ACTION}.get(now_state)
+                if action and kind:
+                    self._emit(now, lifecycle_action(kind, group, action["hook"], instance, action["token"], action["transition"]), zone)
         for instance, info in state["instances"].items():
             was = previous.get("instances", {}).get(instance, {}).get("state")
             if was is None or was == info["state"] or info["state"] not in LEAVING_STATES:
                 continue
             zone = self._zone_of_instance(instance, state, previous)
             path = PATH_TO.get(info["state"], (info["state"],))
-            for step in path[path.index(was) + 1:] if was in path else path:
+            for step in path[path.index(was) + 1 :] if was in path else path:
                 self._emit(now, state_change(instance, step), zone)
 
     def _zone_of_instance(self, instance: str, *states: dict):

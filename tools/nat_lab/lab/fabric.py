@@ -76,8 +76,16 @@ class Fabric:
         netns.ip(self.inet, "route", "add", "default", "via", GATEWAY_ADDRESS)
         netns.ip(self.vpc, "addr", "add", f"{GATEWAY_ADDRESS}/30", "dev", "igw")
         netns.ip(self.vpc, "link", "set", "igw", "up")
-        netns.sysctl(self.vpc, **{"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0,
-                                  "net.ipv4.conf.all.send_redirects": 0, "net.ipv4.conf.default.send_redirects": 0})
+        netns.sysctl(
+            self.vpc,
+            **{
+                "net.ipv4.ip_forward": 1,
+                "net.ipv4.conf.all.rp_filter": 0,
+                "net.ipv4.conf.default.rp_filter": 0,
+                "net.ipv4.conf.all.send_redirects": 0,
+                "net.ipv4.conf.default.send_redirects": 0,
+            },
+        )
         netns.run("ip", "-n", self.vpc, "rule", "add", "pref", "100", "to", vpc_cidr, "lookup", "main")
         self._load_ruleset(self._render_ruleset({}, set(), set()))
 

@@ -117,8 +117,15 @@ def aws_standin(env: dict[str, str], region: str) -> str:
 class Instances:
     """The lab's NAT instances by id."""
 
-    def __init__(self, registry: netns.Registry, run_dir: Path, api_env: dict[str, str], region: str,
-                 boot_env: dict[str, str] | None = None, boot_delay: float = 0.0):
+    def __init__(
+        self,
+        registry: netns.Registry,
+        run_dir: Path,
+        api_env: dict[str, str],
+        region: str,
+        boot_env: dict[str, str] | None = None,
+        boot_delay: float = 0.0,
+    ):
         self.registry = registry
         self.run_dir = run_dir / "instances"
         self.api_env = api_env
@@ -152,9 +159,25 @@ class Instances:
     def start(self, instance: Instance) -> None:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(TOOLS)}
         instance.boot = subprocess.Popen(
-            ["ip", "netns", "exec", instance.ns, "unshare", "--mount", "--propagation", "private",
-             sys.executable, "-m", "nat_lab.lab.boot", str(instance.directory), str(self.boot_delay)],
-            env=env, stdin=subprocess.DEVNULL, stdout=open(instance.directory / "boot.log", "wb"), stderr=subprocess.STDOUT,
+            [
+                "ip",
+                "netns",
+                "exec",
+                instance.ns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                sys.executable,
+                "-m",
+                "nat_lab.lab.boot",
+                str(instance.directory),
+                str(self.boot_delay),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=open(instance.directory / "boot.log", "wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

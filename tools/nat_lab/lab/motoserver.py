@@ -339,16 +339,16 @@ def snapshot() -> dict:
             "routes": routes,
         }
     addresses = {
-        a.allocation_id: {"public_ip": a.public_ip, "eni": a.eni.id if a.eni is not None else None} for a in ec2.addresses if a.allocation_id
+        a.allocation_id: {"public_ip": a.public_ip, "eni": a.eni.id if a.eni is not None else None}
+        for a in ec2.addresses
+        if a.allocation_id
     }
     groups = {}
     for group in autoscaling.autoscaling_groups.values():
         groups[group.name] = {
             "desired": group.desired_capacity,
             "max": group.max_size,
-            "instances": {
-                s.instance.id: {"lifecycle": s.lifecycle_state, "health": s.health_status} for s in group.instance_states
-            },
+            "instances": {s.instance.id: {"lifecycle": s.lifecycle_state, "health": s.health_status} for s in group.instance_states},
         }
     return {
         "generation": FEED.generation,

@@ -9,6 +9,7 @@ the lab has no link to the machine's network at all.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -86,10 +87,8 @@ def kill_all(name: str, grace: float = 1.0) -> None:
         if not found:
             return
         for pid in found:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and pids(name):
             time.sleep(0.05)

@@ -46,41 +46,49 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
         ok = [p for p in mine if p.ok]
         sources = sorted({p.source for p in ok})
         outage_ms, open_ended, outage_at = longest_outage(mine, s.probe_rate)
-        final = mine[-int(s.probe_rate):]  # the last second
+        final = mine[-int(s.probe_rate) :]  # the last second
         routed_to = [c.detail for c in changes if c.kind == "route" and c.zone == zone_name and c.at >= run.acted]
         eip_to = [c.detail for c in changes if c.kind == "eip" and c.zone == zone_name and c.at >= run.acted]
-        rows.append({
-            "scenario": run.scenario.name,
-            "title": run.scenario.title,
-            "failover": run.failover,
-            "hook": run.hook,
-            "zone": zone_name,
-            "hit": zone_name in run.zones,
-            "probes": len(mine),
-            "failed": len(mine) - len(ok),
-            "outage_ms": outage_ms,
-            "outage_open": open_ended,
-            "outage_starts_s": None if outage_at is None else round(outage_at - run.acted, 3),
-            "sources": sources,
-            "eips": [zone.eip] + sorted(x for x in sources if x in all_eips and x != zone.eip),
-            "foreign_sources": sum(1 for p in ok if p.source not in all_eips),
-            "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != zone.eip),
-            "ends_on_own_eip": bool(final) and all(p.ok and p.source == zone.eip for p in final),
-            "moved_to_abandoned": sorted(i for i in run.abandoned if i in routed_to or i in eip_to),
-            "abandoned": sorted(run.abandoned),
-            "events": [
-                {"kind": d.kind, "instance": d.instance, "observed_s": round(d.observed - run.acted, 3),
-                 "delivered_s": round(d.sent - run.acted, 3) if d.sent else None,
-                 "done_s": round(d.done - run.acted, 3) if d.done else None, "outcome": d.outcome,
-                 "actions": [a.get("action", "?") for a in (d.result or {}).get("actions", []) if isinstance(a, dict)]}
-                for d in deliveries if d.zone in ("", zone_name)
-            ],
-            "notes": list(run.notes),
-            "probe_rate": s.probe_rate,
-            "event_delay_s": s.event_delay,
-            "api_latency_ms": round(s.api_latency * 1000),
-            "parameters": parameters(lab, hook_binary),
-        })
+        rows.append(
+            {
+                "scenario": run.scenario.name,
+                "title": run.scenario.title,
+                "failover": run.failover,
+                "hook": run.hook,
+                "zone": zone_name,
+                "hit": zone_name in run.zones,
+                "probes": len(mine),
+                "failed": len(mine) - len(ok),
+                "outage_ms": outage_ms,
+                "outage_open": open_ended,
+                "outage_starts_s": None if outage_at is None else round(outage_at - run.acted, 3),
+                "sources": sources,
+                "eips": [zone.eip] + sorted(x for x in sources if x in all_eips and x != zone.eip),
+                "foreign_sources": sum(1 for p in ok if p.source not in all_eips),
+                "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != zone.eip),
+                "ends_on_own_eip": bool(final) and all(p.ok and p.source == zone.eip for p in final),
+                "moved_to_abandoned": sorted(i for i in run.abandoned if i in routed_to or i in eip_to),
+                "abandoned": sorted(run.abandoned),
+                "events": [
+                    {
+                        "kind": d.kind,
+                        "instance": d.instance,
+                        "observed_s": round(d.observed - run.acted, 3),
+                        "delivered_s": round(d.sent - run.acted, 3) if d.sent else None,
+                        "done_s": round(d.done - run.acted, 3) if d.done else None,
+                        "outcome": d.outcome,
+                        "actions": [a.get("action", "?") for a in (d.result or {}).get("actions", []) if isinstance(a, dict)],
+                    }
+                    for d in deliveries
+                    if d.zone in ("", zone_name)
+                ],
+                "notes": list(run.notes),
+                "probe_rate": s.probe_rate,
+                "event_delay_s": s.event_delay,
+                "api_latency_ms": round(s.api_latency * 1000),
+                "parameters": parameters(lab, hook_binary),
+            }
+        )
     return rows
 
 
@@ -125,8 +133,12 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
         for kind, xs in points.items():
             if xs:
                 ax.scatter(xs, [y] * len(xs), s=9, marker="|", color=colours[kind], label=kind if y == 0 else None)
-    markers = [(d["delivered_s"], d["kind"].replace("EC2 Instance ", "").replace(" Notification", ""), d["outcome"])
-               for r in rows[:1] for d in r["events"] if d["delivered_s"] is not None]
+    markers = [
+        (d["delivered_s"], d["kind"].replace("EC2 Instance ", "").replace(" Notification", ""), d["outcome"])
+        for r in rows[:1]
+        for d in r["events"]
+        if d["delivered_s"] is not None
+    ]
     for at, label, outcome in markers:
         ax.axvline(at, color="#457b9d", lw=0.8, ls="--")
         ax.text(at, len(zones) - 0.45, f"{label}: {outcome}", rotation=90, fontsize=6, va="top", ha="right", color="#1d3557")
@@ -187,7 +199,7 @@ def markdown(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: fl
         "",
         f"Generated by `{command}` ({elapsed:.0f} s on this machine). Real packets through the",
         "nat-instance module's real user data, in Linux network namespaces: per zone, a private host",
-        "opens new TCP connections to an echo service on the lab's \"internet\", which reports the source",
+        'opens new TCP connections to an echo service on the lab\'s "internet", which reports the source',
         "address it saw. See `tools/nat_lab/lab/` and docs/local-development.md.",
         "",
         "## Parameters",
@@ -234,8 +246,10 @@ def goals(rows: list[dict]) -> list[str]:
         if found:
             delay = found[0]["event_delay_s"] * 1000
             worst = max(r["outage_ms"] for r in found)
-            out.append(f"- {scenario}, failover on, <= event delay + 500 ms ({delay + 500:.0f} ms): **{worst} ms** "
-                       f"({'met' if worst <= delay + 500 else 'NOT met'}).")
+            out.append(
+                f"- {scenario}, failover on, <= event delay + 500 ms ({delay + 500:.0f} ms): **{worst} ms** "
+                f"({'met' if worst <= delay + 500 else 'NOT met'})."
+            )
     foreign = sum(r["foreign_sources"] for r in rows)
     out.append(f"- Foreign sources in every run: **{foreign}** ({'met' if foreign == 0 else 'NOT met'}).")
     waits = [r for r in rows if _mode(r) == "off" and r["hit"]]

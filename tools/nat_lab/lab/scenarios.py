@@ -188,8 +188,13 @@ def launch_event_lost(run: Run) -> None:
     zone = run.zones[0]
     group = run.group(zone)
     old = run.old[zone]
-    run.bridge.lose(lambda e: e["detail-type"] == LAUNCH_SUCCESSFUL and e["detail"].get("AutoScalingGroupName") == group
-                    and e["detail"].get("EC2InstanceId") != old)
+    run.bridge.lose(
+        lambda e: (
+            e["detail-type"] == LAUNCH_SUCCESSFUL
+            and e["detail"].get("AutoScalingGroupName") == group
+            and e["detail"].get("EC2InstanceId") != old
+        )
+    )
     run.mark("the replacement's Launch Successful will be lost", zone)
     killed(run)
 

@@ -12,6 +12,7 @@ timeout (a dropped SYN is retransmitted only after a second: a probe started dur
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import selectors
 import socket
@@ -134,10 +135,8 @@ class Prober:
                 text = entry.data.split(b"\r\n\r\n", 1)[-1].decode("latin-1").strip()
                 entry.probe.source = text
                 entry.probe.ok = bool(text)
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 selector.unregister(entry.sock)
-            except (KeyError, ValueError):
-                pass
             entry.sock.close()
             opened.pop(id(entry), None)
 

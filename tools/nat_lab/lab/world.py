@@ -165,7 +165,9 @@ def _fingerprint(module: Path, settings: dict[str, object], zones) -> str:
     return digest.hexdigest()
 
 
-def plan_module(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
+def plan_module(
+    emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None
+) -> dict[str, Plan]:
     """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
     given when the module declares them (check_ip_url, self-check timings); unknown ones are left
     out, so the lab runs with whatever the module offers. Nothing the lab reads depends on the
@@ -210,7 +212,7 @@ def _plan(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str
     for zone in world.zones:
         prefix = f'module.nat["{zone}"].'
         after = {
-            r["address"][len(prefix):]: r["change"]["after"]
+            r["address"][len(prefix) :]: r["change"]["after"]
             for r in planned["resource_changes"]
             if r["address"].startswith(prefix) and r.get("change", {}).get("after") is not None
         }
