@@ -18,7 +18,7 @@ export TF_PLUGIN_DIR
 HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
 export HOOK_BIN
 
-.PHONY: help venv bin build test test-rust test-py lint fmt demo bench watch invoke tf-check ami-latest clean
+.PHONY: help venv bin build test test-rust test-py lint fmt demo bench lab watch invoke tf-check ami-latest clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,7 @@ build: venv ## Build the arm64 Lambda zip: target/lambda/nat-asg-hook/bootstrap.
 
 test: venv ## The whole test suite (what CI runs)
 	cargo nextest run --workspace
+	scripts/lab-deps.sh
 	$(PY) -m pytest tests
 
 demo: venv bin ## The whole story against a local AWS emulator; stops everything it started
@@ -49,10 +50,19 @@ bench: venv build ## Benchmarks, not tests (the release builds, ~30 min cold): w
 	cargo build --release --package nat-asg-hook
 	$(PY) -m nat_lab.bench --bin target/release/nat-asg-hook --zip target/lambda/nat-asg-hook/bootstrap.zip
 
+# The binary the lab serves: built by `make bin` only when it is missing (HOOK_BIN=... to use another).
+$(HOOK_BIN):
+	$(MAKE) bin
+
+lab: venv $(HOOK_BIN) ## The data-plane lab (root, ~6 min): every scenario, failover on and off; writes target/lab/egress.json, docs/egress.md
+	scripts/lab-deps.sh
+	PYTHONPATH=tools $(PY) -m nat_lab.lab
+
 test-rust: ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace
 
 test-py: venv ## Emulator, Terraform and tooling tests only (uses the binary test-rust built)
+	scripts/lab-deps.sh
 	$(PY) -m pytest tests
 
 lint: venv ## cargo fmt --check, clippy with warnings denied; ruff check and ruff format --check on the Python
