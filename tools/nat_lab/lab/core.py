@@ -178,6 +178,8 @@ class Lab:
 
     def stop_probes(self) -> dict:
         found = {}
+        for prober in self.probers.values():
+            prober.halt()  # every zone's last probe at the same time
         for zone, prober in self.probers.items():
             prober.stop()
             found[zone] = prober.snapshot()

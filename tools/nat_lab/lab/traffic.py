@@ -111,8 +111,12 @@ class Prober:
         self._lock = threading.Lock()
         self._thread = netns.thread_in(ns, self._run, f"probe-{zone}")
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """No new probe from now on (the open ones still finish)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.halt()
         self._thread.join(timeout=self.timeout + 2)
 
     def snapshot(self) -> list[Probe]:
