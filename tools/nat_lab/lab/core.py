@@ -220,7 +220,7 @@ class Lab:
                 self._boot(instance_id, instance, zone, state)
             elif instance["state"] not in LIVE and instance_id in self.instances.live:
                 self.fabric.detach(instance_id)
-                self.instances.terminate(instance_id)
+                self.instances.terminate(instance_id, wait=False)
                 self.timeline.add(self.clock(), "gone", zone.name, instance_id)
         view = self.fabric.follow(state)
         for instance_id, live in list(self.instances.live.items()):

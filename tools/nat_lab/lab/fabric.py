@@ -112,10 +112,12 @@ class Fabric:
             return attachment
 
     def detach(self, key: str) -> None:
-        """Forget a host whose namespace is gone (its veth went with it, and so did its routes)."""
+        """Cut a host off at once (an instance that stopped running forwards nothing more, whatever
+        its processes still do while they are being stopped): its veth goes, and with it its routes."""
         with self._lock:
             attachment = self.attachments.pop(key, None)
             if attachment is not None:
+                netns.ip(self.vpc, "link", "del", attachment.ifname, check=False)
                 self._applied_rules = {r for r in self._applied_rules if r[0] != attachment.ifname}
 
     # --- following the emulator -------------------------------------------------------------------

@@ -134,6 +134,7 @@ class Instances:
         self.boot_delay = boot_delay
         self.live: dict[str, Instance] = {}
         self.gone: dict[str, Instance] = {}
+        self._teardowns: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def launch(self, instance_id: str, zone: str, group: str, private_ip: str, user_data: str, public_ip: str | None) -> Instance:
@@ -181,19 +182,30 @@ class Instances:
             start_new_session=True,
         )
 
-    def terminate(self, instance_id: str) -> None:
+    def terminate(self, instance_id: str, wait: bool = True) -> None:
+        """The instance is gone: its processes are stopped and its namespace removed, in the
+        background unless `wait` (the fabric has already cut it off)."""
         with self._lock:
             instance = self.live.pop(instance_id, None)
-        if instance is None:
-            return
+            if instance is None:
+                return
+            self.gone[instance_id] = instance
+        teardown = threading.Thread(target=self._teardown, args=(instance,), name=f"teardown-{instance_id}", daemon=True)
+        teardown.start()
+        self._teardowns.append(teardown)
+        if wait:
+            teardown.join()
+
+    def _teardown(self, instance: Instance) -> None:
         if instance.imds is not None:
             instance.imds.shutdown()
             instance.imds.server_close()
         self.registry.remove(instance.ns)  # every process in it first
         if instance.boot is not None:
             instance.boot.wait(timeout=5)
-        self.gone[instance_id] = instance
 
     def close(self) -> None:
         for instance_id in list(self.live):
-            self.terminate(instance_id)
+            self.terminate(instance_id, wait=False)
+        for teardown in self._teardowns:
+            teardown.join(timeout=10)
