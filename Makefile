@@ -56,7 +56,7 @@ $(HOOK_BIN):
 
 lab: venv $(HOOK_BIN) ## The data-plane lab (root, ~6 min): every scenario, failover on and off; writes target/lab/egress.json, docs/egress.md
 	scripts/lab-deps.sh
-	PYTHONPATH=tools $(PY) -m nat_lab.lab
+	$(PY) -m nat_lab.lab
 
 test-rust: ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from nat_lab import REPO
 from nat_lab import hook as hook_lab
 from nat_lab.lab import netns
-from nat_lab.lab.core import REPO, Lab, Settings, default_module
+from nat_lab.lab.core import Lab, Settings, default_module
 from nat_lab.lab.eventbridge import LAUNCH_SUCCESSFUL, EventBridge
 from nat_lab.lab.hookwire import Hook
 from nat_lab.lab.report import measure

@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from .. import REPO
 from .. import hook as hook_lab
 from . import netns, report
-from .core import REPO, Lab, Settings, default_module
+from .core import Lab, Settings, default_module
 from .eventbridge import EventBridge
 from .hookwire import Hook
 from .scenarios import SCENARIOS, execute, settle

@@ -30,8 +30,6 @@ from .instance import Instances
 from .motoserver import REGION
 from .traffic import Echo, Prober
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 @dataclass
 class Settings:

@@ -13,9 +13,9 @@ from pathlib import Path
 import boto3
 
 from ..moto import free_port, wait_for_port
+from ..moto_shims import SITE
 from .motoserver import REGION
 
-TOOLS = Path(__file__).resolve().parents[2]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -27,7 +27,8 @@ class Emulator:
         self.log_path = log_dir / f"moto-lab-{self.port}.log"
         self._log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH", "")]))
+        # motoserver installs nat_lab's moto patches itself: never twice through sitecustomize.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE))
         env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nat_lab.lab.motoserver", str(self.port)],

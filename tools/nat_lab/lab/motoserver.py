@@ -1,28 +1,19 @@
-"""The lab's AWS emulator: moto server, with the Auto Scaling behaviour a NAT replacement goes
-through, and a change feed for the fabric.
+"""The lab's AWS emulator: moto server with nat_lab's patches (`nat_lab.moto_shims`, Auto Scaling's
+lifecycle in `hooks` mode: Pending:Wait, Terminating:Wait, CompleteLifecycleAction, heartbeats,
+Unhealthy replaced), plus what only the data plane needs, and a change feed for the fabric.
 
-moto launches an Auto Scaling group's instances straight into InService and knows no lifecycle
-action: for the hook, every new instance would look proven the moment it exists, and a leaving one
-would vanish at once. This module, loaded into the moto server process (`python -m
-nat_lab.lab.motoserver PORT`), makes the groups behave as AWS documents it:
+Loaded into the moto server process (`python -m nat_lab.lab.motoserver PORT`), on top of the shims:
 
-- a launch with a launch lifecycle hook waits in `Pending:Wait` until someone completes the action
-  (`CompleteLifecycleAction`: CONTINUE -> InService; ABANDON -> the instance is terminated and the
-  group launches another) or its heartbeat runs out (the hook's default result);
-- a termination by the group (TerminateInstanceInAutoScalingGroup, an Unhealthy instance, an
-  instance that stopped running) with a terminate lifecycle hook waits in `Terminating:Wait`, the
-  instance still running, until the action is completed or times out; then EC2 terminates it;
-- `SetInstanceHealth Unhealthy` makes the group replace the instance (terminate, launch another);
-- an instance the group holds that stops running outside the group (TerminateInstances) is replaced
-  after `LAB_HEALTH_CHECK_SECONDS` (the EC2 health check's grace; 0 by default: at once);
-- the launch template's `AssociatePublicIpAddress` gives the instance a temporary public IP (moto
-  only honours it for launch configurations and `RunInstances`).
-
-`GET /lab-api/state?since=G&wait=S` answers with a snapshot of everything the data plane follows
-(instances, ENIs, public addresses, source/dest checks, route tables, groups), as soon as the
-generation (a counter of mutating requests and of the changes the group behaviour makes on its own)
-exceeds G, or after S seconds. One lock serialises every request, the snapshot and the background
-behaviour, so a snapshot is never half a change.
+- the launch template's `AssociatePublicIpAddress` gives a group's instance a temporary public IP
+  (moto only honours it for launch configurations and `RunInstances`): the NAT proves itself with
+  it before it holds the EIP;
+- an instance the group holds that stops running outside the group (TerminateInstances) is
+  replaced after `LAB_HEALTH_CHECK_SECONDS` (the group's health check; moto replaces it at once);
+- `GET /lab-api/state?since=G&wait=S` answers with a snapshot of everything the data plane follows
+  (instances, ENIs, public addresses, source/dest checks, route tables, groups, open lifecycle
+  actions), as soon as the generation (a counter of mutating requests and of the changes the groups
+  make on their own) exceeds G, or after S seconds. One lock serialises every request, the snapshot
+  and the background behaviour, so a snapshot is never half a change.
 """
 
 from __future__ import annotations
@@ -34,13 +25,9 @@ import sys
 import threading
 import time
 import urllib.parse
-import uuid
-from dataclasses import dataclass
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
-TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 READS = ("Describe", "Get", "List")
 LEAVING = ("stopping", "stopped", "shutting-down", "terminated")
 
@@ -58,22 +45,6 @@ class Feed:
 
 
 FEED = Feed()
-
-
-@dataclass
-class Action:
-    """An open lifecycle action."""
-
-    group: str
-    hook: str
-    transition: str
-    token: str
-    deadline: float
-    default_result: str
-    heartbeat: int
-
-
-ACTIONS: dict[str, Action] = {}  # instance id -> its open lifecycle action
 LEFT_AT: dict[str, float] = {}  # instance id -> when the group saw it stop running
 
 
@@ -84,88 +55,13 @@ def _backends():
     return autoscaling_backends[ACCOUNT][REGION], ec2_backends[ACCOUNT][REGION]
 
 
-def _hook(group, transition: str):
-    autoscaling, _ = _backends()
-    for hook in autoscaling.lifecycle_hooks.values():
-        if hook.auto_scaling_group_name == group.name and hook.lifecycle_transition == transition:
-            return hook
-    return None
-
-
-def _open(state, group, transition: str) -> bool:
-    """Put the instance into the transition's wait state if the group has a hook for it."""
-    hook = _hook(group, transition)
-    if hook is None:
-        return False
-    heartbeat = int(hook.heartbeat_timeout)
-    ACTIONS[state.instance.id] = Action(
-        group.name, hook.name, transition, str(uuid.uuid4()), time.monotonic() + heartbeat, hook.default_result, heartbeat
-    )
-    state.lifecycle_state = "Pending:Wait" if transition == LAUNCHING else "Terminating:Wait"
-    return True
-
-
-def _state_of(instance_id: str):
-    autoscaling, _ = _backends()
-    for group in autoscaling.autoscaling_groups.values():
-        for state in group.instance_states:
-            if state.instance.id == instance_id:
-                return group, state
-    return None, None
-
-
-def _finish_termination(group, state) -> None:
-    _, ec2 = _backends()
-    ACTIONS.pop(state.instance.id, None)
-    if state in group.instance_states:
-        group.instance_states.remove(state)
-    if state.instance._state.name not in ("terminated",):
-        ec2.terminate_instances([state.instance.id])
-
-
-def _begin_termination(group, state, decrement: bool) -> None:
-    """The group terminates `state`'s instance: through Terminating:Wait when it has a terminate
-    hook; a replacement is launched at once unless `decrement`."""
-    if state.lifecycle_state.startswith("Terminating"):
-        return
-    ACTIONS.pop(state.instance.id, None)
-    if decrement:
-        group.desired_capacity = max(0, (group.desired_capacity or 0) - 1)
-    if not _open(state, group, TERMINATING):
-        _finish_termination(group, state)
-    group.set_desired_capacity(group.desired_capacity)
-
-
-def complete(group_name: str, hook_name: str, instance_id: str, token: str, result: str) -> None:
-    from moto.autoscaling.exceptions import ValidationError
-
-    if not instance_id and token:
-        instance_id = next((i for i, a in ACTIONS.items() if a.token == token), "")
-    action = ACTIONS.get(instance_id)
-    if action is None or action.group != group_name or action.hook != hook_name:
-        raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
-    group, state = _state_of(instance_id)
-    del ACTIONS[instance_id]
-    if action.transition == LAUNCHING:
-        if result == "CONTINUE":
-            state.lifecycle_state = "InService"
-        else:
-            _finish_termination(group, state)
-            group.set_desired_capacity(group.desired_capacity)
-    else:
-        _finish_termination(group, state)
-
-
-def _install_group_behaviour() -> None:
+def _install_data_plane_behaviour() -> None:
+    """On top of the lifecycle shim's group behaviour: the temporary public IP, and a health check
+    that takes its time to notice an instance terminated outside the group."""
     from moto.autoscaling import models
     from moto.ec2.utils import random_public_ip
 
-    group_class = models.FakeAutoScalingGroup
-    backend_class = models.AutoScalingBackend
-    launch = group_class.replace_autoscaling_group_instances
-
-    def active_instances(self):
-        return [s for s in self.instance_states if not s.lifecycle_state.startswith(("Terminating", "Terminated", "Standby"))]
+    launch = models.FakeAutoScalingGroup.replace_autoscaling_group_instances
 
     def replace_autoscaling_group_instances(self, count_needed, propagated_tags):
         before = {s.instance.id for s in self.instance_states}
@@ -174,89 +70,31 @@ def _install_group_behaviour() -> None:
         if self.ec2_launch_template is not None:
             data = self.ec2_launch_template.get_version(self.launch_template_version).data
         interfaces = data.get("NetworkInterfaces") or [{}]
-        public = str(interfaces[0].get("AssociatePublicIpAddress", "")).lower() == "true"
+        if str(interfaces[0].get("AssociatePublicIpAddress", "")).lower() != "true":
+            return
         for state in self.instance_states:
-            if state.instance.id in before:
-                continue
             eni = state.instance.nics[0]
-            if public and not eni.public_ip:
+            if state.instance.id not in before and not eni.public_ip:
                 eni.public_ip_auto_assign = True
                 eni.public_ip = random_public_ip()
-            _open(state, self, LAUNCHING)
-
-    def terminate_instance(self, instance_id, should_decrement):
-        group, state = _state_of(instance_id)
-        if state is None:
-            from moto.autoscaling.exceptions import ValidationError
-
-            raise ValidationError(f"Instance Id not found - No managed instance found for instance ID: {instance_id}")
-        original = group.desired_capacity
-        _begin_termination(group, state, should_decrement)
-        return models.TerminateInstanceActivity(state.instance, original)
-
-    def set_instance_health(self, instance_id, health_status):
-        group, state = _state_of(instance_id)
-        if state is None:
-            from moto.autoscaling.exceptions import ValidationError
-
-            raise ValidationError(f"Instance Id not found - No managed instance found for instance ID: {instance_id}")
-        state.health_status = health_status
-        if health_status == "Unhealthy" and not state.lifecycle_state.startswith("Terminating"):
-            _begin_termination(group, state, decrement=False)
 
     def notify_terminate_instances(self, instance_ids):
-        """moto replaces an instance terminated outside the group at once; the group's health check
-        does (`tick`), after its grace."""
+        """moto takes an instance terminated outside the group out of it and replaces it at once;
+        the group's health check does (`tick`), after its grace."""
 
-    group_class.active_instances = active_instances
-    group_class.replace_autoscaling_group_instances = replace_autoscaling_group_instances
-    backend_class.terminate_instance = terminate_instance
-    backend_class.set_instance_health = set_instance_health
-    backend_class.notify_terminate_instances = notify_terminate_instances
-
-
-def _install_lifecycle_calls() -> None:
-    from moto.autoscaling.responses import AutoScalingResponse
-    from moto.core.responses import EmptyResult
-
-    def complete_lifecycle_action(self):
-        complete(
-            self._get_param("AutoScalingGroupName"),
-            self._get_param("LifecycleHookName"),
-            self._get_param("InstanceId") or "",
-            self._get_param("LifecycleActionToken") or "",
-            self._get_param("LifecycleActionResult"),
-        )
-        return EmptyResult()
-
-    def record_lifecycle_action_heartbeat(self):
-        from moto.autoscaling.exceptions import ValidationError
-
-        instance_id = self._get_param("InstanceId") or ""
-        action = ACTIONS.get(instance_id)
-        if action is None:
-            raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
-        action.deadline = time.monotonic() + action.heartbeat
-        return EmptyResult()
-
-    AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
-    AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+    models.FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+    models.AutoScalingBackend.notify_terminate_instances = notify_terminate_instances
 
 
 def tick() -> bool:
-    """What the groups do on their own: heartbeats that run out, and instances that stopped running
-    outside the group. True when something changed."""
+    """The group's health check: an instance it holds that stopped running outside the group leaves
+    it, Unhealthy, after `LAB_HEALTH_CHECK_SECONDS`, and the group launches its replacement. True
+    when something changed."""
+    from nat_lab.moto_shims import lifecycle
+
     autoscaling, _ = _backends()
     changed = False
     now = time.monotonic()
-    for instance_id, action in list(ACTIONS.items()):
-        if action.deadline <= now:
-            try:
-                complete(action.group, action.hook, instance_id, "", action.default_result)
-            except Exception as exc:  # a model that moved under us: the action is gone either way
-                print(f"lab: heartbeat expiry of {instance_id}: {exc}", file=sys.stderr)
-                ACTIONS.pop(instance_id, None)
-            changed = True
     grace = float(os.environ.get("LAB_HEALTH_CHECK_SECONDS", "0"))
     for group in list(autoscaling.autoscaling_groups.values()):
         for state in list(group.instance_states):
@@ -267,7 +105,8 @@ def tick() -> bool:
                 continue
             LEFT_AT.pop(state.instance.id, None)
             state.health_status = "Unhealthy"
-            ACTIONS.pop(state.instance.id, None)
+            book = lifecycle.ledger(autoscaling)
+            book.active[:] = [a for a in book.active if a.instance != state.instance.id]
             group.instance_states.remove(state)
             group.set_desired_capacity(group.desired_capacity)
             changed = True
@@ -292,6 +131,19 @@ def _ticker() -> None:
 
 def _sdc(value) -> bool:
     return str(value).lower() not in ("false", "0")
+
+
+def _open_actions(autoscaling) -> dict:
+    """instance id -> its open lifecycle action (the shim's ledger): the hook and token an
+    EventBridge stand-in puts in the lifecycle-action event."""
+    from nat_lab.moto_shims import lifecycle
+
+    found = {}
+    for action in lifecycle.ledger(autoscaling).active:
+        found.setdefault(
+            action.instance, {"group": action.group, "hook": action.hook, "transition": action.transition, "token": action.token}
+        )
+    return found
 
 
 def snapshot() -> dict:
@@ -358,9 +210,7 @@ def snapshot() -> dict:
         "route_tables": tables,
         "addresses": addresses,
         "groups": groups,
-        "lifecycle_actions": {
-            i: {"group": a.group, "hook": a.hook, "transition": a.transition, "token": a.token} for i, a in ACTIONS.items()
-        },
+        "lifecycle_actions": _open_actions(autoscaling),
     }
 
 
@@ -413,10 +263,14 @@ def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import run_simple
 
+    from nat_lab.moto_shims import install
+    from nat_lab.moto_shims.lifecycle import MODE_ENV
+
     port = int((argv or sys.argv[1:])[0])
     os.environ.setdefault("MOTO_PORT", str(port))
-    _install_group_behaviour()
-    _install_lifecycle_calls()
+    os.environ[MODE_ENV] = "hooks"  # Auto Scaling's lifecycle: Pending:Wait, Terminating:Wait
+    install()
+    _install_data_plane_behaviour()
     threading.Thread(target=_ticker, name="lab-groups", daemon=True).start()
     app = LabApp(DomainDispatcherApplication(create_backend_app))
     run_simple("127.0.0.1", port, app, threaded=True)

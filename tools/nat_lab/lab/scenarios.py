@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..state import StateReader
+from ..world import World
 from . import netns
 from .core import Lab
 from .eventbridge import LAUNCH_SUCCESSFUL, EventBridge
@@ -68,25 +70,44 @@ def members(state: dict, group: str) -> dict:
     return state.get("groups", {}).get(group, {}).get("instances", {})
 
 
+class Judge:
+    """The lab's judgements of the control plane, made with the one state reader (nat_lab.state),
+    read again only when the emulator changed."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.reader = StateReader(lab.emulator, World.from_config(lab.world.hook_config()))
+        self._generation: int | None = None
+        self._state = None
+
+    def state(self):
+        generation = self.lab.state.get("generation")
+        if generation != self._generation or self._state is None:
+            self._generation = generation
+            self._state = self.reader.read()
+        return self._state
+
+    def own_nat(self, zone: str) -> str | None:
+        """The zone's NAT when the zone is whole: converged (EIP, source/dest check off, every
+        default route) on the newest instance its group holds InService, no other instance left in
+        the group (a refresh or a replacement is over), and its namespace up in the lab."""
+        found = self.state().zone(zone)
+        owner = found.owner
+        if owner is None or len(found.instances) != 1 or not found.converged():
+            return None
+        return owner.id if owner.id in self.lab.instances.live else None
+
+
+def judge(lab: Lab) -> Judge:
+    found = getattr(lab, "judge", None)
+    if found is None:
+        found = lab.judge = Judge(lab)
+    return found
+
+
 def own_nat(state: dict, lab: Lab, zone: str) -> str | None:
-    """The zone's NAT when the zone is whole: its group's one InService instance (no other member
-    left), running, holding the EIP and the route, source/dest check off."""
-    z = lab.world.zones[zone]
-    group = members(state, z.group)
-    in_service = [i for i, m in group.items() if m["lifecycle"] == "InService"]
-    if len(in_service) != 1 or len(group) != 1:
-        return None
-    [instance] = in_service
-    info = state["instances"].get(instance, {})
-    eni = info.get("eni")
-    route = state["route_tables"].get(z.route_table, {}).get("routes", {}).get("0.0.0.0/0", {})
-    eip_on = state["addresses"].get(z.eip_allocation, {}).get("eni")
-    target = route.get("eni") or state["instances"].get(route.get("instance") or "", {}).get("eni")
-    if info.get("state") != "running" or eip_on != eni or target != eni or info.get("source_dest_check"):
-        return None
-    if instance not in lab.instances.live:
-        return None
-    return instance
+    """`Judge.own_nat`; `state` (the snapshot a wait hands over) only says when to read again."""
+    return judge(lab).own_nat(zone)
 
 
 def whole(lab: Lab, zones) -> bool:
