@@ -162,3 +162,17 @@ def test_a_user_data_that_does_not_masquerade_or_forward_fails_the_lab(tmp_path)
     assert verified.returncode == 1, verified.stdout + verified.stderr
     verdicts = {line.split()[0]: line for line in verified.stdout.splitlines()}
     assert "NO EGRESS" in verdicts[first] and "NO EGRESS" in verdicts[second] and " ok " in verdicts[third]
+
+
+def test_a_crashed_labs_namespaces_are_swept_and_a_live_ones_are_not():
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a lab process that died without cleaning up: its pid is free
+    crashed = netns.add(f"nl{gone.pid}-crashed")
+    live = netns.add(f"{netns.PREFIX}still-running")
+    try:
+        removed = netns.sweep()
+        assert crashed in removed and not netns.exists(crashed)
+        assert netns.exists(live)
+    finally:
+        netns.delete(crashed)
+        netns.delete(live)

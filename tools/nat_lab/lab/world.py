@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .. import terraform as tf_lab
 from .emulator import Emulator
+from .netns import LabError
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 VPC_CIDR = "10.2.0.0/16"
@@ -181,6 +182,11 @@ def plan_module(
 
 def _plan(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
     declared = module_variables(module)
+    if "check_ip_url" not in declared:
+        raise LabError(
+            f"{module} has no check_ip_url variable: the lab runs the module's self-checking user data "
+            "(the instance proves itself against a check-IP URL, here the lab's echo) and this module has none"
+        )
     per_zone = {
         z.name: {
             "name": z.group,
