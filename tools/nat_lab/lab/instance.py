@@ -82,7 +82,6 @@ class _Imds(BaseHTTPRequestHandler):
             "/latest/meta-data/placement/availability-zone": i.zone,
             "/latest/meta-data/local-ipv4": i.private_ip,
             "/latest/meta-data/public-ipv4": i.public_ip,
-            "/latest/meta-data/autoscaling/target-lifecycle-state": None,
             "/latest/dynamic/instance-identity/document": json.dumps(
                 {"instanceId": i.id, "region": i.region, "availabilityZone": i.zone, "privateIp": i.private_ip}
             ),
