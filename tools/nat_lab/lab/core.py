@@ -62,7 +62,7 @@ class Settings:
 @dataclass
 class Change:
     at: float
-    kind: str  # launch, in-service, terminating, gone, route, eip, event, action, ...
+    kind: str  # launch, lifecycle, gone, route, eip (the follower); act, action (a scenario); lab-error
     zone: str
     detail: str
 

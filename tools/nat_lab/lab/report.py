@@ -131,8 +131,18 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
             kind = "failed" if not p.ok else "own" if p.source == own else "sibling" if p.source in eip_zone else "foreign"
             points[kind].append(p.start - run.acted)
         for kind, xs in points.items():
-            if xs:
-                ax.scatter(xs, [y] * len(xs), s=9, marker="|", color=colours[kind], label=kind if y == 0 else None)
+            if xs:  # a lost probe is drawn larger, on top: one in a thousand must show
+                size, width = (60, 1.6) if kind in ("failed", "foreign") else (9, 1.0)
+                ax.scatter(
+                    xs,
+                    [y] * len(xs),
+                    s=size,
+                    linewidths=width,
+                    marker="|",
+                    color=colours[kind],
+                    label=kind if y == 0 else None,
+                    zorder=3 if kind in ("failed", "foreign") else 2,
+                )
     markers = [
         (d["delivered_s"], d["kind"].replace("EC2 Instance ", "").replace(" Notification", ""), d["outcome"])
         for r in rows[:1]
@@ -159,6 +169,29 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
 
 
 # --- the documents -----------------------------------------------------------------------------------
+
+READING = """\
+## Why the numbers are what they are
+
+- **Planned refresh**: the new NAT proves itself and goes InService while the old one still serves;
+  the hook then moves the EIP first (identity round) and the routes one API round later. Between the
+  two, the zone's traffic still reaches the old NAT, which no longer has a public address: those
+  probes are lost (about one API round, the price of never leaving with another address).
+- **Terminated by the group, failover on**: the old NAT waits in Terminating:Wait, still forwarding,
+  while the hook moves the zone to a sibling's NAT; only then does it complete the terminate action.
+  Nothing is lost; the zone leaves through the sibling's EIP until its replacement proves itself.
+- **Killed outside the group**: nothing forwards from the kill on; the zone is dark until the
+  state-change event reaches the hook (the event delay) and the hook fails it over (failover on), or
+  until the group notices (`group_health_check_s`), its replacement boots and proves itself and its
+  launch event arrives (failover off).
+- **Forwarding breaks**: the NAT looks alive from outside; its own self-check notices after
+  `unhealthy_after` failed checks `self_check_interval_s` apart (the module's defaults: 3 x 10 s),
+  marks itself Unhealthy, and the group's termination hands the zone over.
+- **Self-check fails**: the new instance never proves itself and abandons its launch; nothing moves
+  to it, and the zone stays on its old NAT until a good replacement proves itself.
+- **Launch event lost**: failover on, the zone stays on the sibling (egress works) until the next
+  scheduled reconcile takes it back; failover off, it is dark until then.
+"""
 
 LIMITS = """\
 ## What the lab cannot model
@@ -224,7 +257,7 @@ def markdown(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: fl
             f"| {r['scenario']} | {_mode(r)} | {r['zone']} | {'yes' if r['hit'] else ''} | {r['probes']} | {r['failed']} | {outage} | "
             f"{r['failed_over_probes']} | {r['foreign_sources']} | {', '.join(r['sources'])} | {'yes' if r['ends_on_own_eip'] else 'NO'} |"
         )
-    lines += ["", "## Goals", "", *goals(rows), "", LIMITS, "## Timelines", ""]
+    lines += ["", "## Goals", "", *goals(rows), "", READING, LIMITS, "## Timelines", ""]
     for (scenario, mode), path in pictures.items():
         lines += [f"### {scenario}, {mode}", "", f"![{scenario} {mode}]({path})", ""]
     return "\n".join(lines) + "\n"
