@@ -9,8 +9,11 @@ saying why."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,9 +39,18 @@ def hook_binary() -> Path:
         pytest.skip(f"the hook binary is needed: {exc}")
 
 
+@contextmanager
+def run_dir():
+    """The lab's own directory, not pytest's tmp_path: the NAT instances' files (their /etc, their
+    scripts) live there while they run, and another pytest on the machine may prune old tmp_paths."""
+    path = Path(tempfile.mkdtemp(prefix="test-lab-", dir=REPO / "target"))
+    yield path  # kept when the test fails: the instances' consoles and the lab's timeline are there
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with Lab(tmp_path_factory.mktemp("lab"), Settings(), module=default_module()) as running:
+def lab():
+    with run_dir() as path, Lab(path, Settings(), module=default_module()) as running:
         yield running
     assert not [n for n in netns.lab_namespaces() if n.startswith(netns.PREFIX)], "the lab left namespaces behind"
 
@@ -132,10 +144,10 @@ def forwarding_off_after_the_check(script: str) -> str:
     return script.rstrip("\n") + "\nsysctl -q -w net.ipv4.ip_forward=0\n"
 
 
-def test_a_user_data_that_does_not_masquerade_or_forward_fails_the_lab(tmp_path):
+def test_a_user_data_that_does_not_masquerade_or_forward_fails_the_lab():
     first, second, third = Settings().zones
     variants = {first: without_masquerade, second: forwarding_off_after_the_check}
-    with Lab(tmp_path, Settings(), module=default_module(), transform=lambda zone, s: variants.get(zone, str)(s)) as lab:
+    with run_dir() as path, Lab(path, Settings(), module=default_module(), transform=lambda zone, s: variants.get(zone, str)(s)) as lab:
         # No hook: what an operator would do by hand, onto whatever each group holds InService.
         assert lab.wait(lambda s: lab.in_service(second) and lab.in_service(third), 60)
         abandoned = lambda: [i for i in lab.instances.gone.values() if i.zone == first]  # noqa: E731

@@ -138,7 +138,7 @@ def serve(settings: Settings, args, binary) -> int:
             lab.write_state_file(state_file)
             print(
                 f"lab: up ({'every zone on its own NAT' if whole else 'NOT every zone on its own NAT'}); "
-                f"scripts/verify_nat.sh --lab {state_file}; namespaces {netns.PREFIX}*; emulator {lab.emulator.endpoint}",
+                f"scripts/verify_nat.sh --lab {state_file}; namespaces {lab.registry.prefix}*; emulator {lab.emulator.endpoint}",
                 file=sys.stderr,
             )
             time.sleep(args.serve)

@@ -161,7 +161,7 @@ class Lab:
         """What `scripts/verify_nat.sh --lab FILE` reads: the check-IP URL, and per zone its private
         host's namespace and its EIP (tab-separated)."""
         lines = [f"check_ip_url\t{self.echo.url}"]
-        lines += [f"zone\t{z.name}\t{netns.PREFIX}host-{z.name[-1]}\t{z.eip}" for z in self.world.zones.values()]
+        lines += [f"zone\t{z.name}\t{self.registry.prefix}host-{z.name[-1]}\t{z.eip}" for z in self.world.zones.values()]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -171,7 +171,7 @@ class Lab:
     def start_probes(self) -> None:
         s = self.settings
         for zone in self.world.zones.values():
-            ns = netns.PREFIX + f"host-{zone.name[-1]}"
+            ns = self.registry.prefix + f"host-{zone.name[-1]}"
             self.probers[zone.name] = Prober(ns, zone.name, self.clock, s.probe_rate, s.probe_timeout, s.max_seconds)
 
     def stop_probes(self) -> dict:
@@ -293,6 +293,9 @@ class Lab:
             self._follower.join(timeout=5)
         if self.instances is not None:
             self.instances.close()
+        with self.timeline._lock:
+            changes = list(self.timeline.changes)
+        (self.run_dir / "timeline.txt").write_text("".join(f"{c.at:9.3f} {c.kind:9} {c.zone:11} {c.detail}\n" for c in changes))
         if self.echo is not None:
             self.echo.stop()
         self.registry.close()

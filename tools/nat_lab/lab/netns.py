@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ CLONE_NEWNET = 0x40000000
 COMMAND_TIMEOUT = 20.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_labs = itertools.count(1)
 
 
 class LabError(RuntimeError):
@@ -141,15 +143,17 @@ def sweep() -> list[str]:
 
 
 class Registry:
-    """The namespaces of this lab, removed by `close()` in reverse order of creation (the lab calls
-    it from `finally` and from `atexit`)."""
+    """The namespaces of one lab, named `nl<pid>-<n>-<role>` (two labs of one process never share
+    one), removed by `close()` in reverse order of creation (the lab calls it from `finally` and
+    from `atexit`)."""
 
     def __init__(self) -> None:
+        self.prefix = f"{PREFIX}{next(_labs)}-"
         self._names: list[str] = []
         self._lock = threading.Lock()
 
     def add(self, role: str) -> str:
-        name = PREFIX + role
+        name = self.prefix + role
         if exists(name):
             delete(name)
         add(name)
