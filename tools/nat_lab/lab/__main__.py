@@ -9,6 +9,7 @@ Needs root (network namespaces); exits 2 saying why when the machine cannot run 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     pictures: dict[tuple[str, str], str] = {}
     docs = None if str(args.docs) == "-" else args.docs
     run_dir = args.out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    for old in sorted(args.out.glob("run-*"))[:-2]:  # the two last runs' logs and instance files stay
+        shutil.rmtree(old, ignore_errors=True)
     failures = 0
     with Lab(run_dir, settings, module=args.module or default_module()) as lab:
         for mode in dict.fromkeys(m for _, m in runs):
