@@ -283,6 +283,12 @@ def goals(rows: list[dict]) -> list[str]:
                 f"- {scenario}, failover on, <= event delay + 500 ms ({delay + 500:.0f} ms): **{worst} ms** "
                 f"({'met' if worst <= delay + 500 else 'NOT met'})."
             )
+    for r in (r for r in rows if r["scenario"] == "self-check-fails" and r["hit"]):
+        moved = ", ".join(r["moved_to_abandoned"]) or "nothing"
+        out.append(
+            f"- Self-check fails ({_mode(r)}): abandoned {', '.join(r['abandoned']) or 'none'}; "
+            f"EIP or routes moved to it: **{moved}** ({'met' if r['abandoned'] and not r['moved_to_abandoned'] else 'NOT met'})."
+        )
     foreign = sum(r["foreign_sources"] for r in rows)
     out.append(f"- Foreign sources in every run: **{foreign}** ({'met' if foreign == 0 else 'NOT met'}).")
     waits = [r for r in rows if _mode(r) == "off" and r["hit"]]
