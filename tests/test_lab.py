@@ -48,9 +48,14 @@ def run_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+# Shorter than make lab's, for time: a 3 s boot still outlasts the 1 s event delay (a replacement is
+# never InService before the event about the NAT it replaces arrives), as EC2's boot does.
+SHORT = Settings(boot_delay=3.0, refresh_warmup=2.0, schedule_seconds=10.0)
+
+
 @pytest.fixture(scope="module")
 def lab():
-    with run_dir() as path, Lab(path, Settings(), module=default_module()) as running:
+    with run_dir() as path, Lab(path, SHORT, module=default_module()) as running:
         yield running
     assert not [n for n in netns.lab_namespaces() if n.startswith(netns.PREFIX)], "the lab left namespaces behind"
 
@@ -105,6 +110,17 @@ def test_nat_terminated_by_its_group_fails_over_to_a_sibling_and_comes_back(lab,
     nat_zone = {i.id: i.zone for i in [*lab.instances.live.values(), *lab.instances.gone.values()]}
     assert any(nat_zone.get(target) not in (None, zone.name) for target in routed), routed
     assert row["failed_over_probes"] > 0
+
+
+def test_a_new_nat_that_fails_its_self_check_abandons_and_nothing_moves_to_it(lab, hooked):
+    done, rows = run(lab, hooked, "self-check-fails")
+    zone = lab.world.zones[done.zones[0]]
+    row = rows[zone.name]
+    [abandoned] = done.abandoned
+    assert "abandoning" in lab.instances.gone[abandoned].console()
+    assert row["moved_to_abandoned"] == [], "neither the EIP nor a route ever went to the abandoned instance"
+    assert row["sources"] == [zone.eip] and row["foreign_sources"] == 0
+    assert row["ends_on_own_eip"] and own_nat(lab.state, lab, zone.name) not in (None, done.old[zone.name], abandoned)
 
 
 def test_verify_nat_lab_mode_tells_own_eip_from_failed_over(lab, hooked):

@@ -193,7 +193,8 @@ class Fabric:
             check_rules.append(f'    iifname "{ifname}" ip saddr != {ip} drop')
             check_rules.append(f'    oifname "{ifname}" ip daddr != {ip} drop')
         for ifname in sorted(blocked):
-            check_rules.append(f'    iifname "{ifname}" ip daddr != {self.vpc_cidr} drop')
+            # refused, not dropped: its self-check fails at once instead of after curl's timeout
+            check_rules.append(f'    iifname "{ifname}" ip daddr != {self.vpc_cidr} reject with icmp type admin-prohibited')
         return "\n".join(
             [
                 "table ip vpc",
