@@ -184,6 +184,11 @@ class Lab:
         self.probers = {}
         return found
 
+    def probes_now(self) -> dict[str, list]:
+        """Every zone's probes so far while they run (copies; a probe still open has `end == 0`):
+        what a live view reads, without stopping them."""
+        return {zone: prober.snapshot() for zone, prober in dict(self.probers).items()}
+
     # --- following the emulator -------------------------------------------------------------------
 
     def _follow(self) -> None:

@@ -251,9 +251,12 @@ def settle(lab: Lab, bridge: EventBridge | None, timeout: float = 60.0) -> bool:
     return lab.wait(lambda s: whole(lab, zones), timeout)
 
 
-def execute(lab: Lab, bridge: EventBridge, scenario: Scenario, failover: bool, hook: bool) -> tuple[Run, dict]:
-    """One run: returns it and the probes per zone."""
-    zones = list(lab.world.zones)[: scenario.zones]
+def execute(
+    lab: Lab, bridge: EventBridge, scenario: Scenario, failover: bool, hook: bool, zones: list[str] | None = None
+) -> tuple[Run, dict]:
+    """One run: returns it and the probes per zone. `zones`: the zones it hits (default: the first
+    `scenario.zones`)."""
+    zones = zones or list(lab.world.zones)[: scenario.zones]
     run = Run(lab, bridge, scenario, failover, hook, zones)
     run.old = {z: own_nat(lab.state, lab, z) or "" for z in lab.world.zones}
     lab.start_probes()
