@@ -7,6 +7,7 @@ zones: VPC, subnets, route tables, the hook's Lambda, EventBridge wiring, IAM, q
 one NAT Auto Scaling group per zone), serves the real binary as that Lambda function under
 `cargo lambda watch` with the Terraform output `hook_config` as its configuration, and tells the
 stories of the design, each checked against the emulator's state. Ends with `terraform destroy`.
+Then, as root, "Live egress": two stories in the data-plane lab with real packets (live_egress.py).
 Exits non-zero if any story ends wrong. Stops everything it started.
 
 moto runs no instance: where a NAT's user data would pass its self-check and complete its own
@@ -26,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import events, hook
+from . import events, hook, live_egress
 from . import terraform as tf_lab
 from .moto import Moto
 from .world import World, in_service, snapshot
@@ -161,13 +162,35 @@ class Demo:
         self.terraform = None
         try:
             self.build_world()
-            code = self.tell(started)
+            self.tell()
         finally:
             self.destroy()
-        self.say(f"   total {time.monotonic() - started:.1f}s")
-        return code
+        self.live_egress()
+        return self.verdict(started)
 
-    def tell(self, started: float) -> int:
+    def live_egress(self) -> None:
+        reason = live_egress.skipped()
+        if reason:
+            self.say()
+            self.say(f"   live egress skipped: {reason}")
+            return
+        self.heading("Live egress: real packets through the real user data, per zone, once a second")
+        try:
+            live_egress.tell(self, self.workdir / "lab")
+        except Exception as exc:  # noqa: BLE001 - told as a failed story; the lab has stopped what it started
+            self.check(False, f"live egress: {type(exc).__name__}: {exc}")
+
+    def verdict(self, started: float) -> int:
+        elapsed = time.monotonic() - started
+        if self.failures:
+            self.say(style(f"   {len(self.failures)} check(s) failed in {elapsed:.1f}s:", "31"))
+            for f in self.failures:
+                self.say(f"     - {f}")
+            return 1
+        self.say(style(f"   every story ended right ({elapsed:.1f}s)", "32"))
+        return 0
+
+    def tell(self) -> None:
         self.say(f"   moto at {self.moto.endpoint} (Auto Scaling lifecycle hooks honoured)")
         self.function = hook.LambdaWatch(self.env, self.config_path.read_text(), self.logs)
         try:
@@ -184,14 +207,6 @@ class Demo:
             self.function.stop()
         self.heading("The end: every zone green")
         self.verify(expect_healthy=True)
-        elapsed = time.monotonic() - started
-        if self.failures:
-            self.say(style(f"   {len(self.failures)} check(s) failed in {elapsed:.1f}s:", "31"))
-            for f in self.failures:
-                self.say(f"     - {f}")
-            return 1
-        self.say(style(f"   every story ended right ({elapsed:.1f}s)", "32"))
-        return 0
 
     def stories(self) -> None:
         groups = sorted(self.world.groups.values(), key=lambda g: g.name)
