@@ -205,7 +205,7 @@ class Demo:
             self.stories()
         finally:
             self.function.stop()
-        self.heading("The end: every zone green")
+        self.heading("The end of the control-plane stories: every zone green")
         self.verify(expect_healthy=True)
 
     def stories(self) -> None:
