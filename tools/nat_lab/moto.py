@@ -27,6 +27,23 @@ LIFECYCLES = ("lenient", "hooks")
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
+def client_env(endpoint: str, credentials: dict[str, str] = CREDENTIALS) -> dict[str, str]:
+    """Environment for a child process (the hook, terraform, cargo lambda, the AWS CLI) to reach the
+    emulator at `endpoint` and nothing else: no profile, no instance metadata."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID=credentials["aws_access_key_id"],
+        AWS_SECRET_ACCESS_KEY=credentials["aws_secret_access_key"],
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -138,19 +155,7 @@ class Moto:
 
     def env(self, **credentials) -> dict[str, str]:
         """Environment for a child process (the hook, terraform, cargo lambda) to use this emulator."""
-        creds = credentials or CREDENTIALS
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            AWS_ENDPOINT_URL=self.endpoint,
-            AWS_ACCESS_KEY_ID=creds["aws_access_key_id"],
-            AWS_SECRET_ACCESS_KEY=creds["aws_secret_access_key"],
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_CONFIG_FILE="/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        )
-        return env
+        return client_env(self.endpoint, credentials or CREDENTIALS)
 
     def __enter__(self) -> Moto:
         return self

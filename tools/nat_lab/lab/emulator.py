@@ -12,11 +12,9 @@ from pathlib import Path
 
 import boto3
 
-from ..moto import free_port, wait_for_port
+from ..moto import CREDENTIALS, client_env, free_port, wait_for_port
 from ..moto_shims import SITE
 from .motoserver import REGION
-
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class Emulator:
@@ -48,18 +46,7 @@ class Emulator:
 
     def env(self) -> dict[str, str]:
         """For a child process (the hook, the AWS CLI) to use this emulator."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            AWS_ENDPOINT_URL=self.endpoint,
-            AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
-            AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"],
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_CONFIG_FILE="/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        )
-        return env
+        return client_env(self.endpoint)
 
     def state(self, since: int = -1, wait: float = 0.0) -> dict:
         """The data plane's view of the emulator (motoserver.snapshot), as soon as it is newer than
