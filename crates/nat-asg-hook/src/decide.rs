@@ -116,6 +116,18 @@ pub enum Refusal {
     ZoneMismatch { group: String, instance_id: String, instance_zone: String, group_zone: String },
 }
 
+impl Refusal {
+    /// The configured group the refusal is about.
+    pub fn group(&self) -> &str {
+        match self {
+            Self::GroupMissing { group }
+            | Self::AddressMissing { group, .. }
+            | Self::RouteTablesMissing { group, .. }
+            | Self::ZoneMismatch { group, .. } => group,
+        }
+    }
+}
+
 /// Decides what to do about `subject`, given everything observed.
 pub fn decide(config: &Config, subject: Subject<'_>, world: &World) -> Result<Decision, Refusal> {
     match subject {

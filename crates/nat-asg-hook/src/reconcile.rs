@@ -87,21 +87,11 @@ pub async fn execute(
         return Ok(reports);
     }
     let mut reports = reports;
-    let failures: Vec<(String, String)> = plan.refused.iter().map(|r| (refused_group(r), r.to_string())).collect();
+    let failures: Vec<(String, String)> = plan.refused.iter().map(|r| (r.group().to_owned(), r.to_string())).collect();
     for (group, reason) in &failures {
         reports.push(GroupReport::new(Outcome::Failed, Some(group), None).with_reason(reason.clone()));
     }
     Err(HookError::Reconcile { failures, report: Box::new(crate::report::Report::many(None, reports, mode)) })
-}
-
-fn refused_group(refusal: &crate::decide::Refusal) -> String {
-    use crate::decide::Refusal::*;
-    match refusal {
-        GroupMissing { group }
-        | AddressMissing { group, .. }
-        | RouteTablesMissing { group, .. }
-        | ZoneMismatch { group, .. } => group.clone(),
-    }
 }
 
 /// One round of concurrent calls. On any failure, the error lists what this and earlier rounds

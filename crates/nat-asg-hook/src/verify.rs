@@ -55,7 +55,7 @@ pub async fn verify(clients: &Clients, config: &Config) -> Vec<GroupHealth> {
         .iter()
         .map(|(name, group)| {
             let zone = plan.zone(name).ok_or_else(|| {
-                plan.refused.iter().map(ToString::to_string).find(|r| r.contains(name.as_str())).unwrap_or_default()
+                plan.refused.iter().find(|r| r.group() == name).map(ToString::to_string).unwrap_or_default()
             });
             assess(name, group, &world, zone)
         })
