@@ -63,39 +63,20 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-class Moto:
-    """A moto server process, with nat_lab's patches loaded (`nat_lab.moto_shims`: fidelity fixes,
-    and the Auto Scaling lifecycle actions moto lacks). `env()` gives what a child process needs to
-    reach it.
+class ServerProcess:
+    """An emulator server on a free loopback port, in its own session, logging to `log_dir`: started
+    by `_start`, always stopped (`stop`, or leaving the `with` block). Shared by `Moto` and the lab's
+    emulator."""
 
-    `lifecycle`: "lenient" (moto's own lifecycle: instances InService at once; a lifecycle action can
-    be completed once per instance and hook) or "hooks" (Auto Scaling's: launch and terminate hooks
-    hold instances in Pending:Wait / Terminating:Wait until CompleteLifecycleAction or the heartbeat
-    timeout). `lifecycle_actions()` returns what was completed and what is waiting."""
-
-    def __init__(self, log_dir: Path | None = None, extra_env: dict[str, str] | None = None, lifecycle: str = "lenient"):
-        if lifecycle not in LIFECYCLES:
-            raise ValueError(f"lifecycle must be one of {LIFECYCLES}, not {lifecycle!r}")
-        self.lifecycle = lifecycle
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        log_dir = log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp"))
+    def _start(self, argv: list[str], env: dict[str, str], log_dir: Path, port: int, log_name: str) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"moto-{self.port}.log"
-        env = {**os.environ, **(extra_env or {})}
-        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
-        env["PYTHONPATH"] = os.pathsep.join([str(SITE), *paths])
-        env[lifecycle_shim.MODE_ENV] = lifecycle
+        self.log_path = log_dir / log_name
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            wait_for_port(self.port, proc=self.proc)
+            wait_for_port(port, proc=self.proc)
         except Exception:
             self.stop()
             raise
@@ -109,6 +90,38 @@ class Moto:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()
+
+    def client(self, service: str, **credentials):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Moto(ServerProcess):
+    """A moto server process, with nat_lab's patches loaded (`nat_lab.moto_shims`: fidelity fixes,
+    and the Auto Scaling lifecycle actions moto lacks). `env()` gives what a child process needs to
+    reach it.
+
+    `lifecycle`: "lenient" (moto's own lifecycle: instances InService at once; a lifecycle action can
+    be completed once per instance and hook) or "hooks" (Auto Scaling's: launch and terminate hooks
+    hold instances in Pending:Wait / Terminating:Wait until CompleteLifecycleAction or the heartbeat
+    timeout). `lifecycle_actions()` returns what was completed and what is waiting."""
+
+    def __init__(self, log_dir: Path | None = None, extra_env: dict[str, str] | None = None, lifecycle: str = "lenient"):
+        if lifecycle not in LIFECYCLES:
+            raise ValueError(f"lifecycle must be one of {LIFECYCLES}, not {lifecycle!r}")
+        self.lifecycle = lifecycle
+        port = free_port()
+        env = {**os.environ, **(extra_env or {})}
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
+        env["PYTHONPATH"] = os.pathsep.join([str(SITE), *paths])
+        env[lifecycle_shim.MODE_ENV] = lifecycle
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        self._start(argv, env, log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp")), port, f"moto-{port}.log")
 
     def reset(self) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).read()
@@ -150,15 +163,6 @@ class Moto:
         with urllib.request.urlopen(signed, timeout=10) as answer:
             return json.loads(answer.read())
 
-    def client(self, service: str, **credentials):
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))
-
     def env(self, **credentials) -> dict[str, str]:
         """Environment for a child process (the hook, terraform, cargo lambda) to use this emulator."""
         return client_env(self.endpoint, credentials or CREDENTIALS)
-
-    def __enter__(self) -> Moto:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
