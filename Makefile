@@ -18,18 +18,29 @@ export TF_PLUGIN_DIR
 HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
 export HOOK_BIN
 
-.PHONY: help venv bin build test test-rust test-py lint fmt demo bench lab watch invoke tf-check ami-latest clean
+.PHONY: help venv lock nextest bin build test test-rust test-py lint fmt demo bench lab watch invoke tf-check ami-latest clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# One resolve for the test tools and tools/nat_lab (editable: the tests and tools import the tree).
-$(VENV)/.installed: tests/requirements.txt pyproject.toml
+# The Python tools install from the lock (requirements.txt: exact versions, hashes required), never
+# from a fresh resolve, so a new machine gets what CI tested; then nat_lab itself, editable, with no
+# resolve of its own. `make lock` regenerates the lock from pyproject.toml's ranges.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt -e .
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip check
 	touch $@
 
-venv: $(VENV)/.installed ## Install nat_lab and the Python tools (moto, cargo-lambda, zig, pytest, ruff) into .venv
+venv: $(VENV)/.installed ## Install nat_lab and the locked Python tools (moto, cargo-lambda, zig, pytest, ruff, ...) into .venv
+
+# Keeps every locked version that still satisfies pyproject.toml; UPGRADE=moto (or UPGRADE=all) moves
+# on purpose. The lock is universal (every platform's hashes) for Python 3.11 and newer.
+lock: venv ## Regenerate requirements.txt from pyproject.toml (UPGRADE=pkg or UPGRADE=all to move versions)
+	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --generate-hashes \
+		--quiet -o requirements.txt $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
 bin: ## Build the host binary the tests and the demo run (with the tests: one SDK build)
 	cargo nextest run --workspace --no-run

