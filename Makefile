@@ -42,14 +42,21 @@ lock: venv ## Regenerate requirements.txt from pyproject.toml (UPGRADE=pkg or UP
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --generate-hashes \
 		--quiet -o requirements.txt $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
-bin: ## Build the host binary the tests and the demo run (with the tests: one SDK build)
+# cargo-nextest, pinned (the workflow's NEXTEST_VERSION too): installed from crates.io, locked, only
+# when the machine has no nextest of this version.
+NEXTEST_VERSION := 0.9.143
+nextest: ## Install cargo-nextest $(NEXTEST_VERSION) unless it is already there
+	@cargo nextest --version 2>/dev/null | grep -q "^cargo-nextest $(NEXTEST_VERSION) " \
+		|| cargo install cargo-nextest --locked --version "$(NEXTEST_VERSION)"
+
+bin: nextest ## Build the host binary the tests and the demo run (with the tests: one SDK build)
 	cargo nextest run --workspace --no-run
 
 build: venv ## Build the arm64 Lambda zip: target/lambda/nat-asg-hook/bootstrap.zip
 	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 	cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook
 
-test: venv ## The whole test suite (what CI runs)
+test: venv nextest ## The whole test suite (what CI runs)
 	cargo nextest run --workspace
 	scripts/lab-deps.sh
 	$(PY) -m pytest tests
@@ -69,7 +76,7 @@ lab: venv $(HOOK_BIN) ## The data-plane lab (root, ~6 min): every scenario, fail
 	scripts/lab-deps.sh
 	$(PY) -m nat_lab.lab
 
-test-rust: ## Unit and mocked-AWS tests only
+test-rust: nextest ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace
 
 test-py: venv ## Emulator, Terraform and tooling tests only (uses the binary test-rust built)

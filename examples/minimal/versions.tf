@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.46, < 6"
+      version = "5.100.0" # pinned exactly, like the stack's root: an example is a root too
     }
   }
 }

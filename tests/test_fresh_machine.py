@@ -1,0 +1,86 @@
+"""A fresh machine gets exactly what was tested: the Python tools from one hash lock made from
+pyproject.toml's ranges, cargo tools and Terraform providers at pinned versions, and upgrades that
+arrive as pull requests (Dependabot) rather than on someone's clone."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib.metadata import version
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from nat_lab import REPO
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+LOCK = (REPO / "requirements.txt").read_text()
+
+
+def locked() -> dict[str, list[str]]:
+    """name -> the versions the lock pins (one per environment marker)."""
+    found: dict[str, list[str]] = {}
+    for name, pinned in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", LOCK, re.M):
+        found.setdefault(canonicalize_name(name), []).append(pinned)
+    return found
+
+
+def declared() -> list[Requirement]:
+    project = PYPROJECT["project"]
+    lines = project["dependencies"] + [line for group in project["optional-dependencies"].values() for line in group]
+    return [Requirement(line) for line in lines]
+
+
+def test_every_locked_requirement_is_pinned_exactly_with_hashes():
+    entries = re.split(r"\n(?=[A-Za-z0-9])", LOCK.split("\n", 2)[2].strip())
+    assert len(entries) > 50
+    for entry in entries:
+        head = entry.splitlines()[0]
+        assert re.match(r"^[A-Za-z0-9_.\-]+(\[[^\]]+\])?==\S+", head), head
+        assert "--hash=sha256:" in entry, f"{head}: no hash, and make venv requires them"
+
+
+@pytest.mark.parametrize("requirement", declared(), ids=str)
+def test_the_lock_satisfies_every_range_pyproject_declares(requirement):
+    pins = locked().get(canonicalize_name(requirement.name))
+    assert pins, f"{requirement.name} is declared in pyproject.toml but not locked: run `make lock`"
+    for pinned in pins:
+        assert requirement.specifier.contains(pinned, prereleases=True), f"{requirement.name}=={pinned} is outside {requirement.specifier}"
+
+
+@pytest.mark.parametrize("requirement", declared(), ids=str)
+def test_this_virtualenv_runs_the_locked_versions(requirement):
+    assert version(requirement.name) in locked()[canonicalize_name(requirement.name)], f"{requirement.name}: rerun make venv"
+
+
+def test_the_lock_header_names_the_command_that_regenerates_it():
+    makefile = (REPO / "Makefile").read_text()
+    header = LOCK.splitlines()[1]
+    command = re.search(r"\$\(VENV\)/bin/uv (pip compile [^\\\n]+)", makefile)
+    assert command, "make lock runs uv pip compile"
+    assert header.strip("# ").startswith("uv " + command.group(1).strip()), (header, command.group(1))
+
+
+def test_nextest_is_pinned_to_the_version_the_workflow_installs():
+    makefile = re.search(r"^NEXTEST_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.M)
+    workflow = yaml.safe_load((REPO / ".github/workflows/prepare-for-demo.yml").read_text())
+    assert makefile and workflow["env"]["NEXTEST_VERSION"] == makefile.group(1)
+
+
+@pytest.mark.parametrize("root", ["terraform", "terraform/bootstrap", "examples/minimal", "examples/complete"])
+def test_every_terraform_root_pins_the_aws_provider_exactly_and_commits_no_platform_lock(root):
+    text = (REPO / root / "versions.tf").read_text()
+    pinned = re.search(r'source\s*=\s*"hashicorp/aws"\s*version\s*=\s*"([^"]+)"', text)
+    assert pinned and re.fullmatch(r"\d+\.\d+\.\d+", pinned.group(1)), f"{root}: pin the provider exactly"
+    assert not (REPO / root / ".terraform.lock.hcl").exists(), "a lock made from one platform's mirror breaks the others"
+
+
+def test_dependabot_proposes_every_ecosystem_the_repository_pins():
+    config = yaml.safe_load((REPO / ".github/dependabot.yml").read_text())
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"pip", "cargo", "github-actions", "terraform"}
+    assert all(u["target-branch"] == "development" for u in updates.values()), "upgrades go where CI and review happen"
+    assert set(updates["terraform"]["directories"]) == {"/terraform", "/terraform/bootstrap", "/examples/minimal", "/examples/complete"}
+    assert updates["pip"]["groups"]["emulator"]["patterns"] == ["moto"], "a moto upgrade comes alone: the patches follow it"
