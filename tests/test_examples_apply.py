@@ -16,6 +16,7 @@ import pytest
 
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import Moto
+from nat_lab.standin import LaunchStandIn
 
 ZONES = ("us-east-1a", "us-east-1b")
 VPC_CIDR = "10.9.0.0/16"
@@ -25,7 +26,7 @@ AMI = "ami-760aaa0f"
 
 @pytest.fixture(scope="module")
 def emulator(logs):
-    server = Moto(log_dir=logs, extra_env=tf_lab.moto_extra_env())
+    server = Moto(log_dir=logs)
     yield server
     server.stop()
 
@@ -59,7 +60,8 @@ def applied(emulator, work: Path, name: str, variables: dict) -> tuple[tf_lab.Te
     tf = tf_lab.Terraform(work / "examples" / name, emulator.env())
     tf.init(backend=False)
     var_args = [f"-var={key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in variables.items()]
-    result = tf.apply(*var_args, check=False)
+    with LaunchStandIn(emulator, on_failure=tf.abort):  # each NAT's user data completes its launch action
+        result = tf.apply(*var_args, check=False)
     assert result.code == 0, f"terraform apply exited {result.code}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return tf, var_args, tf.outputs()
 

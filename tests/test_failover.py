@@ -40,7 +40,7 @@ def replay(env, config, tmp_path, event):
 @pytest.fixture(scope="module")
 def lifecycle_moto(logs):
     """An emulator that runs Auto Scaling's lifecycle hooks, for this module."""
-    server = Moto(log_dir=logs, lifecycle="hooks")
+    server = Moto(log_dir=logs)
     yield server
     server.stop()
 

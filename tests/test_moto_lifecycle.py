@@ -4,13 +4,14 @@ from the emulator: lifecycle states, EC2 states, the group's members, and the re
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from nat_lab import events, hook
-from nat_lab.moto import Moto
+from nat_lab import REPO, events, hook, moto_shims
+from nat_lab.moto import Moto, MotoPatchError
 from nat_lab.world import assert_converged, in_service, seed_world
 
 LAUNCH_HOOK = "nat-asg-hook-launch"
@@ -81,42 +82,12 @@ def refused(call) -> str:
     return error.value.response["Error"]["Message"]
 
 
-# --- lenient (every Moto by default): moto's own lifecycle, completions answered once ------------------
-
-
-def test_lenient_a_completion_succeeds_once_and_is_recorded(fresh_moto):
-    moto = fresh_moto
-    make_group(moto)
-    [(instance, state)] = members(moto).items()
-    assert state == "InService"  # lenient: the hook changes nothing in moto's lifecycle
-    heartbeat = moto.client("autoscaling").record_lifecycle_action_heartbeat
-    heartbeat(AutoScalingGroupName="nat-a", LifecycleHookName=LAUNCH_HOOK, InstanceId=instance)
-    complete(moto, InstanceId=instance)
-    message = refused(lambda: complete(moto, InstanceId=instance))
-    assert message == f"No active Lifecycle Action found with instance ID {instance}"
-    refused(lambda: heartbeat(AutoScalingGroupName="nat-a", LifecycleHookName=LAUNCH_HOOK, InstanceId=instance))
-    refused(lambda: complete(moto, result="MAYBE", InstanceId="i-0123456789abcdef0"))
-
-    ledger = moto.lifecycle_actions()
-    assert ledger["mode"] == "lenient" and ledger["active"] == []
-    assert [(c["call"], c["instance"], c["result"], c["accepted"]) for c in ledger["calls"]] == [
-        ("RecordLifecycleActionHeartbeat", instance, None, True),
-        ("CompleteLifecycleAction", instance, "CONTINUE", True),
-        ("CompleteLifecycleAction", instance, "CONTINUE", False),
-        ("RecordLifecycleActionHeartbeat", instance, None, False),
-        ("CompleteLifecycleAction", "i-0123456789abcdef0", "MAYBE", False),
-    ]
-    assert all(c["group"] == "nat-a" and c["hook"] == LAUNCH_HOOK for c in ledger["calls"])
-    moto.reset()
-    assert moto.lifecycle_actions()["calls"] == []
-
-
-# --- hooks: Auto Scaling's lifecycle -------------------------------------------------------------------
+# --- every Moto: Auto Scaling's lifecycle --------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def hooks_server(logs):
-    server = Moto(log_dir=logs, lifecycle="hooks")
+    server = Moto(log_dir=logs)
     yield server
     server.stop()
 
@@ -125,6 +96,23 @@ def hooks_server(logs):
 def hooks(hooks_server):
     hooks_server.reset()
     return hooks_server
+
+
+def test_a_group_without_hooks_is_in_service_at_once_and_has_no_action_to_complete(hooks):
+    make_group(hooks, launch_timeout=None)
+    [(instance, state)] = members(hooks).items()
+    assert state == "InService"
+    message = refused(lambda: complete(hooks, InstanceId=instance))
+    assert message == f"No active Lifecycle Action found with instance ID {instance}"
+    refused(lambda: complete(hooks, result="MAYBE", InstanceId="i-0123456789abcdef0"))
+    ledger = hooks.lifecycle_actions()
+    assert ledger["active"] == []
+    assert [(c["call"], c["instance"], c["accepted"]) for c in ledger["calls"]] == [
+        ("CompleteLifecycleAction", instance, False),
+        ("CompleteLifecycleAction", "i-0123456789abcdef0", False),
+    ]
+    hooks.reset()
+    assert hooks.lifecycle_actions() == {"calls": [], "active": []}
 
 
 def test_a_launch_waits_for_continue_then_goes_in_service(hooks):
@@ -259,3 +247,36 @@ def test_the_hook_completes_a_terminate_action_and_the_group_lets_the_old_nat_go
     assert again.result["lifecycle_action"] == "already completed", again.result
     assert [c["accepted"] for c in hooks.lifecycle_actions()["calls"]] == [True, False]
     assert members(hooks, g.name) == {new: "InService"}
+
+
+# --- the patches prove themselves at start ----------------------------------------------------------
+
+# Every patch the server's self-check drives (nat_lab.moto_shims.selfcheck); lambda-signatures only
+# matters under IAM enforcement, where tests/test_terraform_iam.py depends on it.
+CHECKED = sorted(set(moto_shims.patches()) - {"fidelity.lambda-signatures"})
+
+
+@pytest.mark.parametrize("patch", CHECKED)
+def test_a_patch_that_no_longer_takes_effect_stops_the_server_at_start_naming_it(patch, logs, monkeypatch):
+    """As with a moto whose internals moved: the patch is left out, and the server must refuse to
+    serve, naming the moto version and that patch, instead of a tool waiting on the behaviour."""
+    monkeypatch.setenv(moto_shims.SKIP_ENV, patch)
+    with pytest.raises(MotoPatchError) as refused_start:
+        Moto(log_dir=logs)
+    message = str(refused_start.value)
+    assert f"moto {moto_shims.moto_version()}" in message and repr(patch) in message, message
+    assert f"written for moto {moto_shims.WRITTEN_FOR}" in message, message
+
+
+def test_a_private_name_that_is_gone_is_named_with_its_patch():
+    with pytest.raises(moto_shims.ShimError) as gone, moto_shims.patching("lifecycle"):
+        from moto.autoscaling import models
+
+        models.FakeAutoScalingGroup.no_such_method  # noqa: B018 - the name moto no longer has
+    assert "'lifecycle'" in str(gone.value) and "no_such_method" in str(gone.value)
+
+
+def test_the_lock_installs_the_moto_the_patches_were_written_for():
+    assert moto_shims.moto_version() == moto_shims.WRITTEN_FOR, "make lock moved moto: port the patches, then WRITTEN_FOR"
+    locked = re.search(r"^moto==(\S+) ", (REPO / "requirements.txt").read_text(), re.M)
+    assert locked and locked.group(1) == moto_shims.WRITTEN_FOR

@@ -21,6 +21,7 @@ import pytest
 from nat_lab import events, hook
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import Moto
+from nat_lab.standin import LaunchStandIn
 from nat_lab.state import read_state
 from nat_lab.world import DESTINATION, World, eip_eni, in_service, routes
 
@@ -61,7 +62,8 @@ def stack(emulator, tmp_path_factory, logs) -> Stack:
     baseline = tf_lab.inventory(emulator)
     lambda_zip = tf_lab.build_zip(hook.hook_bin(), work)
     tf, var_args = tf_lab.local_environment(work, emulator.endpoint, emulator.env(), lambda_zip)
-    applied = tf.apply(*var_args)
+    with LaunchStandIn(emulator, on_failure=tf.abort):  # each NAT's user data completes its launch action
+        applied = tf.apply(*var_args)
     yield Stack(tf, var_args, applied.stdout, tf.outputs(), baseline, work)
     (logs / "terraform-local-timings.json").write_text(json.dumps(tf.timings, indent=2))
 

@@ -15,6 +15,7 @@ import pytest
 from nat_lab import hook
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import Moto
+from nat_lab.standin import LaunchStandIn
 
 PINNED_AMI = re.search(
     r'^nat_ami_id\s*=\s*"([^"]+)"', (tf_lab.TERRAFORM_DIR / "environments" / "test" / "vars.tfvars").read_text(), re.M
@@ -62,7 +63,8 @@ def test_the_test_environment_plans_clean_twice_in_a_row(emulator, tmp_path, log
     baseline = tf_lab.inventory(emulator)
     lambda_zip = tf_lab.build_zip(hook.hook_bin(), tmp_path)
     tf, var_args = tf_lab.emulated_environment(tmp_path, "test", emulator.endpoint, emulator.env(), lambda_zip)
-    tf.apply(*var_args)
+    with LaunchStandIn(emulator, on_failure=tf.abort):  # each NAT's user data completes its launch action
+        tf.apply(*var_args)
     try:
         outputs = tf.outputs()
         assert sorted(outputs["nat_autoscaling_group_names"]) == ["us-east-1a", "us-east-1b"]

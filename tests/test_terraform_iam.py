@@ -41,6 +41,7 @@ from nat_lab import events, hook, policies
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import ADMIN_POLICY, REGION, Moto
 from nat_lab.policies import as_list
+from nat_lab.standin import LaunchStandIn
 from nat_lab.state import read_state
 from nat_lab.world import DESTINATION, World, in_service, primary_eni, routes
 
@@ -159,7 +160,9 @@ def lab(logs, tmp_path_factory) -> Lab:
         keys = emulator.create_users({"admin": ADMIN_POLICY, "deploy": role_form(policies.DEPLOY), "plan": role_form(policies.PLAN)})
         emulator.enforce_iam()
         lab = Lab(emulator, tf.workdir, var_args, work, keys)
-        lab.terraform("deploy").apply(*var_args)
+        deploy = lab.terraform("deploy")
+        with LaunchStandIn(emulator, credentials=keys["admin"], on_failure=deploy.abort):  # each NAT's own launch action
+            deploy.apply(*var_args)
 
         lab.outputs = lab.terraform("deploy").outputs()
         role = lab.outputs["lambda_role_name"]

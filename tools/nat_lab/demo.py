@@ -23,13 +23,13 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from . import events, hook, live_egress
 from . import terraform as tf_lab
 from .moto import Moto
+from .standin import LaunchStandIn
 from .world import World, in_service, snapshot
 
 LAUNCH_HOOK = "nat-asg-hook-launch"
@@ -106,31 +106,11 @@ class Demo:
         self.say(f"   {instance} passed its self-check and completed its own launch action: CONTINUE → InService")
 
     def boot_while(self, work):
-        """Runs `work` while a stand-in for the NAT instances' user data proves every instance that
-        waits on its launch action (Terraform's apply waits for the groups' capacity in service)."""
-        stop = threading.Event()
-
-        def boot():
-            while not stop.wait(0.3):
-                try:
-                    for action in self.moto.lifecycle_actions()["active"]:
-                        if action["hook"] == LAUNCH_HOOK:
-                            self.autoscaling.complete_lifecycle_action(
-                                AutoScalingGroupName=action["group"],
-                                LifecycleHookName=LAUNCH_HOOK,
-                                InstanceId=action["instance"],
-                                LifecycleActionResult="CONTINUE",
-                            )
-                except Exception:  # noqa: BLE001 - the emulator may be between states; try again
-                    continue
-
-        thread = threading.Thread(target=boot, daemon=True)
-        thread.start()
-        try:
+        """Runs `work` (a terraform apply or destroy) while a stand-in for the NAT instances' user data
+        proves every instance that waits on its launch action; a stand-in that cannot do its job
+        stops terraform rather than letting it wait out its ten minutes for capacity."""
+        with LaunchStandIn(self.moto, on_failure=self.terraform.abort):
             return work()
-        finally:
-            stop.set()
-            thread.join(timeout=5)
 
     # --- the stories -----------------------------------------------------------------------------
 
@@ -287,7 +267,7 @@ def main() -> int:
     ).parse_args()
     with tempfile.TemporaryDirectory(prefix="nat-asg-hook-demo-") as tmp:
         workdir = Path(tmp)
-        with Moto(log_dir=workdir / "logs", lifecycle="hooks") as moto:
+        with Moto(log_dir=workdir / "logs") as moto:
             return Demo(moto, workdir, workdir / "logs").run()
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import REPO
-from .moto import free_port, wait_for_port
+from .process import Process, free_port
 
 FUNCTION = "nat-asg-hook"
 
@@ -64,21 +63,16 @@ class LambdaWatch:
     def __init__(self, env: dict, config_json: str, log_dir: Path, binary: Path | None = None, port: int | None = None):
         self.port = port or free_port()
         self.env = env
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self._watch_log = open(log_dir / f"cargo-lambda-watch-{self.port}.log", "wb")
         self.function_log_path = log_dir / f"function-{self.port}.log"
-        self._function_log = open(self.function_log_path, "wb")
-        self.watch = subprocess.Popen(
-            [cargo_lambda(), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
-            env=env,
-            cwd=REPO,
-            stdout=self._watch_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         self.function = None
+        self.watch = Process(
+            [cargo_lambda(), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
+            env,
+            log_dir / f"cargo-lambda-watch-{self.port}.log",
+            cwd=REPO,
+        )
         try:
-            wait_for_port(self.port, proc=self.watch)
+            self.watch.wait_for_port(self.port)
             function_env = dict(
                 env,
                 AWS_LAMBDA_FUNCTION_NAME=FUNCTION,
@@ -88,13 +82,7 @@ class LambdaWatch:
                 AWS_LAMBDA_LOG_FORMAT="JSON",
                 NAT_ASG_HOOK_CONFIG=config_json,
             )
-            self.function = subprocess.Popen(
-                [str(binary or hook_bin())],
-                env=function_env,
-                stdout=self._function_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.function = Process([str(binary or hook_bin())], function_env, self.function_log_path)
         except Exception:
             self.stop()
             raise
@@ -118,15 +106,8 @@ class LambdaWatch:
 
     def stop(self) -> None:
         for proc in (self.function, self.watch):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        self._watch_log.close()
-        self._function_log.close()
+            if proc is not None:
+                proc.stop()
 
     def __enter__(self) -> LambdaWatch:
         return self

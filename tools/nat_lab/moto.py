@@ -1,29 +1,23 @@
-"""The AWS emulator: moto server on a free loopback port, started and always stopped."""
+"""The AWS emulator: the patched moto server (`nat_lab.moto_shims.server`) on a free loopback port,
+started, proven and always stopped: the one way the tests, the demo, the benchmarks and the lab get it."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.parse
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import boto3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
-from .moto_shims import SITE
-from .moto_shims import lifecycle as lifecycle_shim
+from .moto_shims import WRITTEN_FOR, moto_version
+from .process import Process, free_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-LIFECYCLES = ("lenient", "hooks")
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -44,55 +38,59 @@ def client_env(endpoint: str, credentials: dict[str, str] = CREDENTIALS) -> dict
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class MotoPatchError(RuntimeError):
+    """The patched server stopped at start: a patch does not hold with the installed moto."""
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+class Moto:
+    """The patched moto server (fidelity fixes, Auto Scaling's lifecycle hooks; `nat_lab.moto_shims`)
+    on a free loopback port, logging to `log_dir`. It is returned once the server has checked every
+    patch (`/nat-lab/ready`); a patch that does not hold raises MotoPatchError naming the moto
+    version and the patch. `env()` gives what a child process needs to reach it.
+
+    `data_plane`: the lab's emulator (`nat_lab.lab.motoserver`): temporary public IPs, the groups'
+    health check after `health_check_seconds`, and `state()`, the feed the fabric follows."""
+
+    READY_SECONDS = 60.0  # moto's import and the self-check take 2-5 s; a loaded CI machine more
+
+    def __init__(self, log_dir: Path | None = None, data_plane: bool = False, health_check_seconds: float = 0.0):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.data_plane = data_plane
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
+        argv = [sys.executable, "-m", "nat_lab.moto_shims.server", "--port", str(self.port)] + (["--data-plane"] if data_plane else [])
+        log_dir = log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp"))
+        self.process = Process(argv, env, log_dir / f"moto-{'lab-' if data_plane else ''}{self.port}.log")
+        self.log_path = self.process.log_path
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-class ServerProcess:
-    """An emulator server on a free loopback port, in its own session, logging to `log_dir`: started
-    by `_start`, always stopped (`stop`, or leaving the `with` block). Shared by `Moto` and the lab's
-    emulator."""
-
-    def _start(self, argv: list[str], env: dict[str, str], log_dir: Path, port: int, log_name: str) -> None:
-        self.port = port
-        self.endpoint = f"http://127.0.0.1:{port}"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / log_name
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            wait_for_port(port, proc=self.proc)
+            self._wait_ready()
         except Exception:
-            self.stop()
+            self.process.stop()
             raise
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.READY_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.process.log_tail()
+                if self.process.returncode == 3:
+                    raise MotoPatchError(next((line for line in reversed(tail.splitlines()) if "does not hold" in line), tail))
+                raise RuntimeError(f"the moto server exited with {self.process.returncode} at start; {self.log_path}:\n{tail}")
             try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+                with urllib.request.urlopen(f"{self.endpoint}/nat-lab/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(
+            f"the moto server (moto {moto_version()}, patches written for {WRITTEN_FOR}) did not finish checking its patches "
+            f"in {self.READY_SECONDS:.0f}s; {self.log_path}:\n{self.process.log_tail()}"
+        )
 
-    def client(self, service: str, **credentials):
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))
+    def stop(self) -> None:
+        self.process.stop()
 
     def __enter__(self):
         return self
@@ -100,28 +98,8 @@ class ServerProcess:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-class Moto(ServerProcess):
-    """A moto server process, with nat_lab's patches loaded (`nat_lab.moto_shims`: fidelity fixes,
-    and the Auto Scaling lifecycle actions moto lacks). `env()` gives what a child process needs to
-    reach it.
-
-    `lifecycle`: "lenient" (moto's own lifecycle: instances InService at once; a lifecycle action can
-    be completed once per instance and hook) or "hooks" (Auto Scaling's: launch and terminate hooks
-    hold instances in Pending:Wait / Terminating:Wait until CompleteLifecycleAction or the heartbeat
-    timeout). `lifecycle_actions()` returns what was completed and what is waiting."""
-
-    def __init__(self, log_dir: Path | None = None, extra_env: dict[str, str] | None = None, lifecycle: str = "lenient"):
-        if lifecycle not in LIFECYCLES:
-            raise ValueError(f"lifecycle must be one of {LIFECYCLES}, not {lifecycle!r}")
-        self.lifecycle = lifecycle
-        port = free_port()
-        env = {**os.environ, **(extra_env or {})}
-        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE)]
-        env["PYTHONPATH"] = os.pathsep.join([str(SITE), *paths])
-        env[lifecycle_shim.MODE_ENV] = lifecycle
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        self._start(argv, env, log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp")), port, f"moto-{port}.log")
+    def client(self, service: str, **credentials):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))
 
     def reset(self) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).read()
@@ -147,21 +125,23 @@ class Moto(ServerProcess):
             keys[user] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
         return keys
 
-    def lifecycle_actions(self, **credentials) -> dict:
-        """The lifecycle stand-in's ledger (`nat_lab.moto_shims.lifecycle`): {"mode", "calls",
-        "active"}. `calls`: every CompleteLifecycleAction, RecordLifecycleActionHeartbeat and
-        heartbeat timeout, in order, each {"call", "group", "hook", "instance", "token", "result",
-        "accepted", "error", "monotonic"}; `active`: the actions waiting, each {"group", "hook",
-        "instance", "transition", "token", "seconds_left"}. Emptied by `reset()`."""
-        creds = credentials or CREDENTIALS
-        body = urllib.parse.urlencode({"Action": lifecycle_shim.LISTING, "Version": "2011-01-01"})
-        request = AWSRequest(
-            method="POST", url=f"{self.endpoint}/", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
-        )
-        SigV4Auth(Credentials(creds["aws_access_key_id"], creds["aws_secret_access_key"]), "autoscaling", REGION).add_auth(request)
-        signed = urllib.request.Request(request.url, data=body.encode(), headers=dict(request.headers.items()), method="POST")
-        with urllib.request.urlopen(signed, timeout=10) as answer:
+    def lifecycle_actions(self) -> dict:
+        """The lifecycle stand-in's ledger (`nat_lab.moto_shims.lifecycle`): {"calls", "active"}.
+        `calls`: every CompleteLifecycleAction, RecordLifecycleActionHeartbeat and heartbeat
+        timeout, in order, each {"call", "group", "hook", "instance", "token", "result", "accepted",
+        "error", "monotonic"}; `active`: the actions waiting, each {"group", "hook", "instance",
+        "transition", "token", "seconds_left"}. Emptied by `reset()`."""
+        with urllib.request.urlopen(f"{self.endpoint}/nat-lab/lifecycle-actions?region={REGION}", timeout=10) as answer:
             return json.loads(answer.read())
+
+    def state(self, since: int = -1, wait: float = 0.0) -> dict:
+        """The data plane's view of the emulator (`nat_lab.lab.motoserver.snapshot`), as soon as it is
+        newer than generation `since`, or after `wait` seconds. Only with `data_plane`."""
+        if not self.data_plane:
+            raise RuntimeError("state() is the data-plane lab's feed: start Moto(data_plane=True)")
+        url = f"{self.endpoint}/lab-api/state?since={since}&wait={wait}"
+        with urllib.request.urlopen(url, timeout=wait + 10) as response:
+            return json.loads(response.read())
 
     def env(self, **credentials) -> dict[str, str]:
         """Environment for a child process (the hook, terraform, cargo lambda) to use this emulator."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -100,14 +102,39 @@ class Terraform:
 
     def __post_init__(self) -> None:
         self.env = base_env(self.env or None)
+        self._aborted = threading.Event()
+        self._abort_reason = ""
+
+    def abort(self, reason: str) -> None:
+        """Stops the running command (from another thread): it raises TerraformError with `reason`."""
+        self._abort_reason = reason
+        self._aborted.set()
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+        """The command, within `timeout` seconds and until `abort()`: either stops it and raises."""
         cmd = [terraform_bin(), f"-chdir={self.workdir}", *args]
+        self._aborted.clear()  # an abort stops the command it was meant for, not the clean-up after it
         start = time.monotonic()
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
-        result = Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        while True:
+            try:
+                stdout, stderr = proc.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                late = time.monotonic() - start > timeout
+                if not (late or self._aborted.is_set()):
+                    continue
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    stdout, stderr = proc.communicate(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    stdout, stderr = proc.communicate()
+                why = f"no end after {timeout:.0f}s" if late else self._abort_reason
+                raise TerraformError(f"terraform {args[0]} stopped: {why}\n{stdout[-3000:]}\n{stderr[-3000:]}") from None
+        result = Result(proc.returncode, stdout, stderr, time.monotonic() - start)
         if check and proc.returncode != 0:
-            raise TerraformError(f"terraform {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+            raise TerraformError(f"terraform {' '.join(args)} exited {proc.returncode}\n{stdout[-6000:]}\n{stderr[-6000:]}")
         return result
 
     def init(self, backend: bool = True) -> Result:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from .. import events, hook
 from ..moto import Moto
+from ..process import Process
 from ..proxy import Proxy, Record, rounds
 from ..soak import Settings, run_soak
 from ..world import assert_converged, replace_instance, seed_world
@@ -135,7 +134,6 @@ class Function:
 
     def __init__(self, cmd: list[str], env: dict, log: Path):
         self.api = RuntimeApi()
-        self._log = open(log, "ab")
         env = dict(
             env,
             AWS_LAMBDA_RUNTIME_API=self.api.address,
@@ -145,7 +143,7 @@ class Function:
             AWS_LAMBDA_LOG_FORMAT="JSON",
         )
         self.spawned = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = Process(cmd, env, log)
         if not self.api.polled.wait(60):
             self.stop()
             raise TimeoutError(f"{cmd[0]} never polled the Runtime API; see {log}")
@@ -164,10 +162,8 @@ class Function:
         rss = 0
         if self.proc.poll() is None:
             rss = self.peak_rss_kib()
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
+        self.proc.stop()
         self.api.stop()
-        self._log.close()
         return rss
 
 

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..moto import Moto
 from . import netns
 from . import world as lab_world
-from .emulator import Emulator
 from .fabric import LIVE, Fabric
 from .instance import Instances
 from .motoserver import REGION
@@ -108,7 +108,7 @@ class Lab:
         self.registry = netns.Registry()
         self._stop = threading.Event()
         self._closed = False
-        self.emulator: Emulator | None = None
+        self.emulator: Moto | None = None
         self.echo: Echo | None = None
         self.probers: dict[str, Prober] = {}
         self.instances: Instances | None = None
@@ -132,7 +132,7 @@ class Lab:
 
     def _start(self, module, user_data, transform) -> None:
         s = self.settings
-        self.emulator = Emulator(self.run_dir / "logs", health_check_seconds=s.health_check_seconds)
+        self.emulator = Moto(self.run_dir / "logs", data_plane=True, health_check_seconds=s.health_check_seconds)
         self.world = lab_world.seed_network(self.emulator, s.zones)
         self.fabric = Fabric(self.registry, self.world.vpc_id, self.world.vpc_cidr)
         self.echo = Echo(self.fabric.inet, self.clock)

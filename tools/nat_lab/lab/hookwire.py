@@ -9,13 +9,13 @@ import json
 from pathlib import Path
 
 from ..hook import LambdaWatch
+from ..moto import Moto
 from ..proxy import Proxy
-from .emulator import Emulator
 from .eventbridge import Function
 
 
 class Hook:
-    def __init__(self, emulator: Emulator, config: dict, log_dir: Path, latency: float, binary: Path | None = None):
+    def __init__(self, emulator: Moto, config: dict, log_dir: Path, latency: float, binary: Path | None = None):
         self.emulator = emulator
         self.proxy = Proxy(emulator.endpoint, latency=latency)
         self.watch = None

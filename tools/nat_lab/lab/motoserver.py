@@ -1,8 +1,9 @@
-"""The lab's AWS emulator: moto server with nat_lab's patches (`nat_lab.moto_shims`, Auto Scaling's
-lifecycle in `hooks` mode: Pending:Wait, Terminating:Wait, CompleteLifecycleAction, heartbeats,
-Unhealthy replaced), plus what only the data plane needs, and a change feed for the fabric.
+"""What only the data-plane lab needs of the emulator, on top of nat_lab's moto patches
+(`nat_lab.moto_shims`: Auto Scaling's lifecycle, Pending:Wait, Terminating:Wait, heartbeats,
+Unhealthy replaced), and a change feed for the fabric.
 
-Loaded into the moto server process (`python -m nat_lab.lab.motoserver PORT`), on top of the shims:
+Loaded into the patched moto server process by `Moto(data_plane=True)`
+(`python -m nat_lab.moto_shims.server --data-plane`), which checks it at start like every patch:
 
 - the launch template's `AssociatePublicIpAddress` gives a group's instance a temporary public IP
   (moto only honours it for launch configurations and `RunInstances`): the NAT proves itself with
@@ -55,7 +56,7 @@ def _backends():
     return autoscaling_backends[ACCOUNT][REGION], ec2_backends[ACCOUNT][REGION]
 
 
-def _install_data_plane_behaviour() -> None:
+def install() -> None:
     """On top of the lifecycle shim's group behaviour: the temporary public IP, and a health check
     that takes its time to notice an instance terminated outside the group."""
     from moto.autoscaling import models
@@ -113,15 +114,27 @@ def tick() -> bool:
     return changed
 
 
+def start_ticker() -> None:
+    """The groups' health check, in the background for the server's lifetime."""
+    threading.Thread(target=_ticker, name="lab-groups", daemon=True).start()
+
+
 def _ticker() -> None:
+    """Runs `tick` every 50 ms. An error is printed; the same error again stops the server (exit 4):
+    a lab whose groups no longer follow their health check must fail loudly, not run on."""
+    last = None
     while True:
         time.sleep(0.05)
         with FEED.lock:
             try:
                 changed = tick()
-            except Exception as exc:  # keep ticking: a lab must not lose its groups to one error
-                print(f"lab: tick: {exc!r}", file=sys.stderr)
-                changed = False
+                last = None
+            except Exception as exc:  # one error may be a passing state; the same one twice is a fault
+                print(f"lab: tick: {exc!r}", file=sys.stderr, flush=True)
+                if repr(exc) == last:
+                    print("lab: the same tick error twice: stopping the emulator", file=sys.stderr, flush=True)
+                    os._exit(4)
+                last, changed = repr(exc), False
         if changed:
             FEED.bump()
 
@@ -257,24 +270,3 @@ class LabApp:
             payload = json.dumps(snapshot()).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
-
-
-def main(argv: list[str] | None = None) -> None:
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import run_simple
-
-    from nat_lab.moto_shims import install
-    from nat_lab.moto_shims.lifecycle import MODE_ENV
-
-    port = int((argv or sys.argv[1:])[0])
-    os.environ.setdefault("MOTO_PORT", str(port))
-    os.environ[MODE_ENV] = "hooks"  # Auto Scaling's lifecycle: Pending:Wait, Terminating:Wait
-    install()
-    _install_data_plane_behaviour()
-    threading.Thread(target=_ticker, name="lab-groups", daemon=True).start()
-    app = LabApp(DomainDispatcherApplication(create_backend_app))
-    run_simple("127.0.0.1", port, app, threaded=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import terraform as tf_lab
-from .emulator import Emulator
+from ..moto import Moto
 from .netns import LabError
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -84,7 +84,7 @@ class LabWorld:
         return next((z for z in self.zones.values() if z.group == group), None)
 
 
-def seed_network(emulator: Emulator, zones=ZONES) -> LabWorld:
+def seed_network(emulator: Moto, zones=ZONES) -> LabWorld:
     ec2 = emulator.client("ec2")
     vpc = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
@@ -166,9 +166,7 @@ def _fingerprint(module: Path, settings: dict[str, object], zones) -> str:
     return digest.hexdigest()
 
 
-def plan_module(
-    emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None
-) -> dict[str, Plan]:
+def plan_module(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
     """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
     given when the module declares them (check_ip_url, self-check timings); unknown ones are left
     out, so the lab runs with whatever the module offers. Nothing the lab reads depends on the
@@ -180,7 +178,7 @@ def plan_module(
     return _PLANS[key]
 
 
-def _plan(emulator: Emulator, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
+def _plan(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
     declared = module_variables(module)
     if "check_ip_url" not in declared:
         raise LabError(
@@ -257,7 +255,7 @@ def _launch_template_data(planned: dict) -> dict:
     }
 
 
-def launch_groups(emulator: Emulator, world: LabWorld, plans: dict[str, Plan], user_data: dict[str, str] | None = None) -> None:
+def launch_groups(emulator: Moto, world: LabWorld, plans: dict[str, Plan], user_data: dict[str, str] | None = None) -> None:
     """Per zone, the launch template and the group as planned (hooks in place before the first
     launch, as `initial_lifecycle_hook` does), then one instance each. `user_data` replaces a zone's
     rendered script (the broken variants a test feeds the lab)."""
@@ -285,7 +283,7 @@ def launch_groups(emulator: Emulator, world: LabWorld, plans: dict[str, Plan], u
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=zone.group, MinSize=1, DesiredCapacity=1)
 
 
-def new_version(emulator: Emulator, zone: Zone, script: str) -> None:
+def new_version(emulator: Moto, zone: Zone, script: str) -> None:
     """A new launch template version with `script` as its user data, made the default (what an
     apply that changes the user data does)."""
     ec2 = emulator.client("ec2")
@@ -295,7 +293,7 @@ def new_version(emulator: Emulator, zone: Zone, script: str) -> None:
     ec2.modify_launch_template(LaunchTemplateId=zone.launch_template, DefaultVersion=number)
 
 
-def _current_data(emulator: Emulator, zone: Zone) -> dict:
+def _current_data(emulator: Moto, zone: Zone) -> dict:
     versions = emulator.client("ec2").describe_launch_template_versions(LaunchTemplateId=zone.launch_template, Versions=["$Latest"])
     data = versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
     return {k: v for k, v in data.items() if k != "UserData"}

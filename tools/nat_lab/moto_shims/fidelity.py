@@ -209,12 +209,13 @@ def _aws_managed_policies() -> None:
     IAMBackend._init_aws_policies = patched
 
 
-def install() -> None:
-    _lambda_configuration()
-    _launch_template_tags()
-    _default_instance_warmup()
-    _lifecycle_hook_placeholders()
-    _lambda_signatures()
-    _run_instances_from_a_template()
-    _no_user_data()
-    _aws_managed_policies()
+PATCHES = {
+    "fidelity.lambda-configuration": _lambda_configuration,
+    "fidelity.launch-template-tags": _launch_template_tags,
+    "fidelity.default-instance-warmup": _default_instance_warmup,
+    "fidelity.lifecycle-hook-placeholders": _lifecycle_hook_placeholders,
+    "fidelity.lambda-signatures": _lambda_signatures,
+    "fidelity.run-instances-from-a-template": _run_instances_from_a_template,
+    "fidelity.no-user-data": _no_user_data,
+    "fidelity.aws-managed-policies": _aws_managed_policies,
+}

@@ -2,40 +2,33 @@
 
 moto 5 answers CompleteLifecycleAction and RecordLifecycleActionHeartbeat with HTTP 500, and
 ignores lifecycle hooks: a group's instances go InService at once and leave at once. This module,
-loaded into the moto server process (see `nat_lab.moto_shims`), answers both calls, records every
-one of them, and, when asked, runs lifecycle hooks the way Auto Scaling does. Two modes, chosen per
-server by the environment variable NAT_LAB_MOTO_LIFECYCLE (`Moto(lifecycle=...)` sets it):
+loaded into the moto server process (`nat_lab.moto_shims.server`), answers both calls, records every
+one of them, and runs lifecycle hooks the way Auto Scaling does:
 
-`lenient` (the default; what every test before the lifecycle design relied on)
-    Hooks change nothing: instances are InService at once, as moto has them. CompleteLifecycleAction
-    succeeds the first time for a (group, hook, instance) and then answers AWS's
-    `ValidationError: No active Lifecycle Action found with instance ID ...`; a heartbeat succeeds
-    until then.
-
-`hooks` (Auto Scaling's lifecycle)
-    - Launch: a group with an `autoscaling:EC2_INSTANCE_LAUNCHING` hook launches instances into
-      `Pending:Wait`; they count towards the desired capacity. CONTINUE (once every launch hook of
-      the instance is completed) puts the instance InService; ABANDON terminates it and the group
-      launches a replacement (into `Pending:Wait` again).
-    - Terminate: with an `autoscaling:EC2_INSTANCE_TERMINATING` hook, TerminateInstanceInAutoScalingGroup
-      puts the instance in `Terminating:Wait` (still running in EC2, no longer counted: the group
-      launches its replacement at once); CONTINUE or ABANDON then terminates it and it leaves the group.
-    - SetInstanceHealth Unhealthy on an InService or pending instance replaces it the same way (AWS
-      does after its health check).
-    - A heartbeat pushes the action's deadline out by the hook's heartbeat timeout; at the deadline
-      (checked on every request the server answers) the hook's default result is applied.
-    - Completing an action that is not active (done, never started, another group's) is AWS's
-      ValidationError. `LifecycleHookSpecificationList` of CreateAutoScalingGroup (Terraform's
-      `initial_lifecycle_hook`), which moto ignores, creates the hooks before the first instances
-      launch, as AWS does.
-    Not modelled: an instance terminated through EC2 (TerminateInstances) leaves its group at once
-    without the terminate hooks (moto's own behaviour; AWS notices at its next health check), and
-    the group launches its replacement (into Pending:Wait with a launch hook); an abandoned launch
-    does not run the terminate hooks; no EventBridge events are emitted (moto emits none).
+- Launch: a group with an `autoscaling:EC2_INSTANCE_LAUNCHING` hook launches instances into
+  `Pending:Wait`; they count towards the desired capacity. CONTINUE (once every launch hook of the
+  instance is completed) puts the instance InService; ABANDON terminates it and the group launches
+  a replacement (into `Pending:Wait` again).
+- Terminate: with an `autoscaling:EC2_INSTANCE_TERMINATING` hook, TerminateInstanceInAutoScalingGroup
+  puts the instance in `Terminating:Wait` (still running in EC2, no longer counted: the group
+  launches its replacement at once); CONTINUE or ABANDON then terminates it and it leaves the group.
+- SetInstanceHealth Unhealthy on an InService or pending instance replaces it the same way (AWS does
+  after its health check).
+- A heartbeat pushes the action's deadline out by the hook's heartbeat timeout; at the deadline
+  (checked on every request the server answers) the hook's default result is applied.
+- Completing an action that is not active (done, never started, another group's) is AWS's
+  ValidationError. `LifecycleHookSpecificationList` of CreateAutoScalingGroup (Terraform's
+  `initial_lifecycle_hook`), which moto ignores, creates the hooks before the first instances
+  launch, as AWS does.
+- A group without hooks behaves as moto has it: instances InService at once.
+Not modelled: an instance terminated through EC2 (TerminateInstances) leaves its group at once
+without the terminate hooks (moto's own behaviour; AWS notices at its next health check), and the
+group launches its replacement (into Pending:Wait with a launch hook); an abandoned launch does not
+run the terminate hooks; no EventBridge events are emitted (moto emits none).
 
 Every CompleteLifecycleAction and RecordLifecycleActionHeartbeat (and every timeout) is recorded
-with its answer. The extra action `NatLabLifecycleActions` (signed for service `autoscaling`; use
-`nat_lab.moto.Moto.lifecycle_actions()`) returns, as JSON, `{"mode", "calls", "active"}`: the calls,
+with its answer. `listing()` (served by the patched server at `GET /nat-lab/lifecycle-actions`, outside
+moto's request routing; use `nat_lab.moto.Moto.lifecycle_actions()`) returns `{"calls", "active"}`: the calls,
 each `{"call", "group", "hook", "instance", "token", "result", "accepted", "error", "monotonic"}`,
 and the active actions, each `{"group", "hook", "instance", "transition", "token", "seconds_left"}`
 (the token and hook an EventBridge stand-in puts in the lifecycle-action event it sends).
@@ -44,8 +37,6 @@ and the active actions, each `{"group", "hook", "instance", "transition", "token
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 import uuid
@@ -54,16 +45,10 @@ from dataclasses import dataclass, field
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
-LISTING = "NatLabLifecycleActions"
-MODE_ENV = "NAT_LAB_MOTO_LIFECYCLE"
 COUNTED = ("InService", "Pending", "Pending:Wait", "Pending:Proceed")  # towards the desired capacity
 
 _lock = threading.RLock()  # the server is threaded: two completions of one action must not both succeed
 _waiting = weakref.WeakSet()  # backends with active actions (a reset drops the backends, and with them these)
-
-
-def hooks_mode() -> bool:
-    return os.environ.get(MODE_ENV, "lenient") == "hooks"
 
 
 @dataclass
@@ -93,7 +78,6 @@ class Ledger:
     """Per Auto Scaling backend (a moto-api reset starts a new one)."""
 
     active: list[Action] = field(default_factory=list)
-    completed: set[tuple[str, str, str]] = field(default_factory=set)  # lenient mode: (group, hook, instance or token)
     calls: list[dict] = field(default_factory=list)
 
 
@@ -102,6 +86,15 @@ def ledger(backend) -> Ledger:
     if found is None:
         found = backend._nat_lab_lifecycle = Ledger()
     return found
+
+
+def listing(account: str, region: str) -> dict:
+    """The ledger of one Auto Scaling backend: {"calls", "active"} (see the module's docstring)."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    with _lock:
+        book = ledger(autoscaling_backends[account][region])
+        return {"calls": list(book.calls), "active": [a.as_dict() for a in book.active]}
 
 
 def install() -> None:
@@ -114,7 +107,6 @@ def install() -> None:
     terminate_instance = backend_cls.terminate_instance
     set_instance_health = backend_cls.set_instance_health
     create_group = response_cls.create_auto_scaling_group
-    parse_parameters = response_cls.parse_parameters
     call_action = BaseResponse.call_action
 
     def hooks_of(backend, group: str, transition: str) -> list:
@@ -168,8 +160,6 @@ def install() -> None:
     def replace_autoscaling_group_instances(self, count_needed, propagated_tags):
         before = {id(s) for s in self.instance_states}
         replace_instances(self, count_needed, propagated_tags)
-        if not hooks_mode():
-            return
         hooks = hooks_of(self.autoscaling_backend, self.name, LAUNCHING)
         if not hooks:
             return
@@ -184,7 +174,7 @@ def install() -> None:
 
     def terminate(self, instance_id, should_decrement):
         state = state_of(self, instance_id)
-        if not hooks_mode() or state is None:
+        if state is None:
             return terminate_instance(self, instance_id, should_decrement)
         group = state.instance.autoscaling_group
         hooks = hooks_of(self, group.name, TERMINATING)
@@ -205,20 +195,19 @@ def install() -> None:
     def health(self, instance_id, health_status):
         set_instance_health(self, instance_id, health_status)
         state = state_of(self, instance_id)
-        if hooks_mode() and health_status == "Unhealthy" and state is not None and state.lifecycle_state in COUNTED:
+        if health_status == "Unhealthy" and state is not None and state.lifecycle_state in COUNTED:
             self.terminate_instance(instance_id, False)
 
     def create_auto_scaling_group(self):
-        if hooks_mode():
-            name = self._get_param("AutoScalingGroupName")
-            for spec in self._get_param("LifecycleHookSpecificationList", []) or []:
-                self.autoscaling_backend.create_lifecycle_hook(
-                    name=spec["LifecycleHookName"],
-                    as_name=name,
-                    transition=spec["LifecycleTransition"],
-                    timeout=spec.get("HeartbeatTimeout"),
-                    result=spec.get("DefaultResult"),
-                )
+        name = self._get_param("AutoScalingGroupName")
+        for spec in self._get_param("LifecycleHookSpecificationList", []) or []:
+            self.autoscaling_backend.create_lifecycle_hook(
+                name=spec["LifecycleHookName"],
+                as_name=name,
+                transition=spec["LifecycleTransition"],
+                timeout=spec.get("HeartbeatTimeout"),
+                result=spec.get("DefaultResult"),
+            )
         return create_group(self)
 
     def record(call, group, hook, instance, token, result, accepted, error=None) -> dict:
@@ -248,7 +237,7 @@ def install() -> None:
                 error = f"Invalid LifecycleActionResult {result!r}: CONTINUE or ABANDON"
             elif not instance and not token:
                 error = "Either InstanceId or LifecycleActionToken must be given"
-            elif hooks_mode():
+            else:
                 action = next(
                     (
                         a
@@ -267,12 +256,6 @@ def install() -> None:
                     finish(backend, action, result)
                 else:
                     action.deadline = time.monotonic() + action.timeout
-            else:
-                key = (group, hook, instance or token)
-                if key in book.completed:
-                    error = f"No active Lifecycle Action found with instance ID {instance}"
-                elif call == "CompleteLifecycleAction":
-                    book.completed.add(key)
             book.calls.append(record(call, group, hook, instance, token, result, error is None, error))
         if error:
             raise ValidationError(error)
@@ -283,22 +266,6 @@ def install() -> None:
 
     def record_lifecycle_action_heartbeat(self):
         return answer(self, "RecordLifecycleActionHeartbeat")
-
-    def nat_lab_lifecycle_actions(self):
-        with _lock:
-            book = ledger(self.autoscaling_backend)
-            body = {
-                "mode": "hooks" if hooks_mode() else "lenient",
-                "calls": list(book.calls),
-                "active": [a.as_dict() for a in book.active],
-            }
-        return json.dumps(body), {"Content-Type": "application/json"}
-
-    def parse(self, request):
-        if self._get_action() == LISTING:  # not in botocore's model: nothing to parse
-            self.params = {}
-            return
-        parse_parameters(self, request)
 
     def any_call_action(self):
         if _waiting:
@@ -314,6 +281,4 @@ def install() -> None:
     response_cls.create_auto_scaling_group = create_auto_scaling_group
     response_cls.complete_lifecycle_action = complete_lifecycle_action
     response_cls.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
-    response_cls.nat_lab_lifecycle_actions = nat_lab_lifecycle_actions
-    response_cls.parse_parameters = parse
     BaseResponse.call_action = any_call_action

@@ -1,0 +1,194 @@
+"""Each patched behaviour driven once through the server's own HTTP API, at start.
+
+`run(endpoint)` raises ShimError naming the first patch whose behaviour is not there (an answer
+moto gives without the patch, or an error). It works in a region of its own and the server resets
+the emulator afterwards, so nothing of it is left for the server's users. About 40 requests: well
+under a second. Not checked here: `fidelity.lambda-signatures` (it matters only with IAM enforced;
+tests/test_terraform_iam.py depends on it) and `fidelity.aws-managed-policies` beyond one policy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+import zipfile
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import ShimError
+
+REGION = "eu-west-3"  # a region of its own: nothing the tools seed lives there
+CREDENTIALS = {"aws_access_key_id": "selfcheck", "aws_secret_access_key": "selfcheck"}
+LAUNCH, TERMINATE = "selfcheck-launch", "selfcheck-terminate"
+
+
+class Check:
+    def __init__(self, endpoint: str, data_plane: bool):
+        self.endpoint = endpoint
+        self.data_plane = data_plane
+        config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15)
+        self.clients = {
+            name: boto3.client(name, endpoint_url=endpoint, region_name=REGION, config=config, **CREDENTIALS)
+            for name in ("ec2", "autoscaling", "iam", "lambda")
+        }
+
+    def __getattr__(self, name):
+        return self.clients[name]
+
+    def ledger(self) -> dict:
+        url = f"{self.endpoint}/nat-lab/lifecycle-actions?region={REGION}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def members(self, group: str) -> dict[str, str]:
+        [found] = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+        return {i["InstanceId"]: i["LifecycleState"] for i in found["Instances"]}
+
+    def complete(self, group: str, hook: str, instance: str, result: str = "CONTINUE") -> None:
+        self.autoscaling.complete_lifecycle_action(
+            AutoScalingGroupName=group, LifecycleHookName=hook, InstanceId=instance, LifecycleActionResult=result
+        )
+
+
+def expect(patch: str, ok: bool, seen) -> None:
+    if not ok:
+        raise ShimError(patch, f"saw {seen!r}")
+
+
+def run(endpoint: str, data_plane: bool = False) -> None:
+    """Every patched behaviour once; ShimError on the first that does not hold."""
+    c = Check(endpoint, data_plane)
+    current = "setup"
+    try:
+        current = "fidelity.launch-template-tags"
+        vpc = c.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = c.ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+        ami = c.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        data = {"ImageId": ami, "InstanceType": "t4g.nano"}
+        if data_plane:
+            data["NetworkInterfaces"] = [{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "SubnetId": subnet}]
+        c.ec2.create_launch_template(
+            LaunchTemplateName="selfcheck",
+            LaunchTemplateData=data,
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "Project", "Value": "selfcheck"}]}],
+        )
+        [version] = c.ec2.describe_launch_template_versions(LaunchTemplateName="selfcheck")["LaunchTemplateVersions"]
+        expect(current, "TagSpecifications" not in version["LaunchTemplateData"], version["LaunchTemplateData"])
+
+        current = "fidelity.default-instance-warmup"
+        hooks = [
+            {
+                "LifecycleHookName": LAUNCH,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "HeartbeatTimeout": 300,
+                "DefaultResult": "ABANDON",
+            },
+            {
+                "LifecycleHookName": TERMINATE,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                "HeartbeatTimeout": 300,
+                "DefaultResult": "CONTINUE",
+            },
+        ]
+        c.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="selfcheck",
+            MinSize=1,
+            MaxSize=2,
+            DesiredCapacity=1,
+            DefaultInstanceWarmup=60,
+            LaunchTemplate={"LaunchTemplateName": "selfcheck", "Version": "$Latest"},
+            VPCZoneIdentifier=subnet,
+            LifecycleHookSpecificationList=hooks,
+        )
+        [group] = c.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["selfcheck"])["AutoScalingGroups"]
+        expect(current, group.get("DefaultInstanceWarmup") == 60, group.get("DefaultInstanceWarmup"))
+
+        current = "fidelity.lifecycle-hook-placeholders"
+        found = c.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="selfcheck")["LifecycleHooks"]
+        expect("lifecycle (hooks created with the group)", {h["LifecycleHookName"] for h in found} == {LAUNCH, TERMINATE}, found)
+        expect(current, not any(h.get("RoleARN") or h.get("NotificationTargetARN") for h in found), found)
+
+        current = "lifecycle (launch held in Pending:Wait)"
+        [(instance, state)] = c.members("selfcheck").items()
+        expect(current, state == "Pending:Wait", state)
+
+        current = "lifecycle (the ledger at /nat-lab/lifecycle-actions)"
+        active = c.ledger()["active"]
+        expect(current, [(a["instance"], a["hook"]) for a in active] == [(instance, LAUNCH)], active)
+
+        if data_plane:
+            current = "lab.temporary-public-ip"
+            [reservation] = c.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
+            expect(current, bool(reservation["Instances"][0].get("PublicIpAddress")), reservation["Instances"][0].get("PublicIpAddress"))
+
+        current = "lifecycle (CompleteLifecycleAction CONTINUE)"
+        c.complete("selfcheck", LAUNCH, instance)
+        expect(current, c.members("selfcheck") == {instance: "InService"}, c.members("selfcheck"))
+        current = "lifecycle (a completed action is AWS's ValidationError)"
+        try:
+            c.complete("selfcheck", LAUNCH, instance)
+        except ClientError as exc:
+            expect(current, exc.response["Error"]["Code"] == "ValidationError", exc.response["Error"])
+        else:
+            expect(current, False, "the second completion succeeded")
+
+        current = "lifecycle (terminate held in Terminating:Wait)"
+        c.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance, ShouldDecrementDesiredCapacity=False)
+        states = c.members("selfcheck")
+        expect(current, states.get(instance) == "Terminating:Wait", states)
+        current = "lifecycle (RecordLifecycleActionHeartbeat)"
+        c.autoscaling.record_lifecycle_action_heartbeat(AutoScalingGroupName="selfcheck", LifecycleHookName=TERMINATE, InstanceId=instance)
+        current = "lifecycle (CompleteLifecycleAction on a terminate action)"
+        c.complete("selfcheck", TERMINATE, instance)
+        expect(current, instance not in c.members("selfcheck"), c.members("selfcheck"))
+        calls = [(x["call"], x["instance"], x["accepted"]) for x in c.ledger()["calls"]]
+        expect("lifecycle (every call recorded)", len(calls) == 4 and [a for _, _, a in calls] == [True, False, True, True], calls)
+
+        current = "fidelity.run-instances-from-a-template"
+        profile = c.iam.create_instance_profile(InstanceProfileName="selfcheck")["InstanceProfile"]
+        c.ec2.create_launch_template(
+            LaunchTemplateName="selfcheck-run",
+            LaunchTemplateData={
+                "ImageId": ami,
+                "InstanceType": "t4g.nano",
+                "IamInstanceProfile": {"Arn": profile["Arn"]},
+                "MetadataOptions": {"HttpTokens": "required"},
+                "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": subnet, "AssociatePublicIpAddress": False}],
+            },
+        )
+        [ran] = c.ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": "selfcheck-run"})["Instances"]
+        expect(current, ran.get("SubnetId") == subnet and ran.get("MetadataOptions", {}).get("HttpTokens") == "required", ran)
+
+        current = "fidelity.no-user-data"  # what the provider sends for an instance without user data
+        [blank] = c.ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, UserData="", SubnetId=subnet)["Instances"]
+        attribute = c.ec2.describe_instance_attribute(InstanceId=blank["InstanceId"], Attribute="userData")
+        expect(current, not attribute.get("UserData"), attribute.get("UserData"))
+
+        current = "fidelity.aws-managed-policies"
+        policy = c.iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")["Policy"]
+        expect(current, policy["PolicyName"] == "AmazonSSMManagedInstanceCore", policy)
+
+        current = "fidelity.lambda-configuration"
+        role = c.iam.create_role(RoleName="selfcheck", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("bootstrap", "#!/bin/sh\n")
+        dead = "arn:aws:sqs:eu-west-3:123456789012:selfcheck"
+        c.clients["lambda"].create_function(
+            FunctionName="selfcheck",
+            Runtime="provided.al2023",
+            Handler="bootstrap",
+            Role=role,
+            Code={"ZipFile": archive.getvalue()},
+            DeadLetterConfig={"TargetArn": dead},
+            LoggingConfig={"LogFormat": "JSON"},
+        )
+        config = c.clients["lambda"].get_function(FunctionName="selfcheck")["Configuration"]
+        expect(current, config.get("DeadLetterConfig", {}).get("TargetArn") == dead and "LoggingConfig" in config, config)
+    except ShimError:
+        raise
+    except (ClientError, BotoCoreError, OSError, ValueError, KeyError) as exc:
+        raise ShimError(current, f"{type(exc).__name__}: {exc}") from exc
