@@ -42,61 +42,13 @@ class MotoPatchError(RuntimeError):
     """The patched server stopped at start: a patch does not hold with the installed moto."""
 
 
-class Moto:
-    """The patched moto server (fidelity fixes, Auto Scaling's lifecycle hooks; `nat_lab.moto_shims`)
-    on a free loopback port, logging to `log_dir`. It is returned once the server has checked every
-    patch (`/nat-lab/ready`); a patch that does not hold raises MotoPatchError naming the moto
-    version and the patch. `env()` gives what a child process needs to reach it.
+class Endpoint:
+    """A running patched moto server at `endpoint` (one `Moto` started, or one started by hand:
+    `python -m nat_lab.moto_shims.server --port 5000`): its clients, its ledger, its environment."""
 
-    `data_plane`: the lab's emulator (`nat_lab.lab.motoserver`): temporary public IPs, the groups'
-    health check after `health_check_seconds`, and `state()`, the feed the fabric follows."""
-
-    READY_SECONDS = 60.0  # moto's import and the self-check take 2-5 s; a loaded CI machine more
-
-    def __init__(self, log_dir: Path | None = None, data_plane: bool = False, health_check_seconds: float = 0.0):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+    def __init__(self, endpoint: str, data_plane: bool = False):
+        self.endpoint = endpoint.rstrip("/")
         self.data_plane = data_plane
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
-        argv = [sys.executable, "-m", "nat_lab.moto_shims.server", "--port", str(self.port)] + (["--data-plane"] if data_plane else [])
-        log_dir = log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp"))
-        self.process = Process(argv, env, log_dir / f"moto-{'lab-' if data_plane else ''}{self.port}.log")
-        self.log_path = self.process.log_path
-        try:
-            self._wait_ready()
-        except Exception:
-            self.process.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.READY_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.process.log_tail()
-                if self.process.returncode == 3:
-                    raise MotoPatchError(next((line for line in reversed(tail.splitlines()) if "does not hold" in line), tail))
-                raise RuntimeError(f"the moto server exited with {self.process.returncode} at start; {self.log_path}:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/nat-lab/ready", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(
-            f"the moto server (moto {moto_version()}, patches written for {WRITTEN_FOR}) did not finish checking its patches "
-            f"in {self.READY_SECONDS:.0f}s; {self.log_path}:\n{self.process.log_tail()}"
-        )
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def client(self, service: str, **credentials):
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **(credentials or CREDENTIALS))
@@ -146,3 +98,59 @@ class Moto:
     def env(self, **credentials) -> dict[str, str]:
         """Environment for a child process (the hook, terraform, cargo lambda) to use this emulator."""
         return client_env(self.endpoint, credentials or CREDENTIALS)
+
+
+class Moto(Endpoint):
+    """The patched moto server (fidelity fixes, Auto Scaling's lifecycle hooks; `nat_lab.moto_shims`)
+    on a free loopback port, logging to `log_dir`. It is returned once the server has checked every
+    patch (`/nat-lab/ready`); a patch that does not hold raises MotoPatchError naming the moto
+    version and the patch. `env()` gives what a child process needs to reach it.
+
+    `data_plane`: the lab's emulator (`nat_lab.lab.motoserver`): temporary public IPs, the groups'
+    health check after `health_check_seconds`, and `state()`, the feed the fabric follows."""
+
+    READY_SECONDS = 60.0  # moto's import and the self-check take 2-5 s; a loaded CI machine more
+
+    def __init__(self, log_dir: Path | None = None, data_plane: bool = False, health_check_seconds: float = 0.0):
+        self.port = free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}", data_plane)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
+        argv = [sys.executable, "-m", "nat_lab.moto_shims.server", "--port", str(self.port)] + (["--data-plane"] if data_plane else [])
+        log_dir = log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp"))
+        self.process = Process(argv, env, log_dir / f"moto-{'lab-' if data_plane else ''}{self.port}.log")
+        self.log_path = self.process.log_path
+        try:
+            self._wait_ready()
+        except Exception:
+            self.process.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.READY_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.process.log_tail()
+                if self.process.returncode == 3:
+                    raise MotoPatchError(next((line for line in reversed(tail.splitlines()) if "does not hold" in line), tail))
+                raise RuntimeError(f"the moto server exited with {self.process.returncode} at start; {self.log_path}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/nat-lab/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(
+            f"the moto server (moto {moto_version()}, patches written for {WRITTEN_FOR}) did not finish checking its patches "
+            f"in {self.READY_SECONDS:.0f}s; {self.log_path}:\n{self.process.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -86,3 +86,27 @@ class LaunchStandIn:
         self._thread.join(timeout=self.interval + 15)
         if self.failure and exc[0] is None:
             raise StandInError(self.failure)
+
+
+def main() -> int:
+    """`python -m nat_lab.standin --endpoint URL`: the stand-in beside a `terraform apply` run by hand
+    against a patched moto server (docs/local-development.md), until Ctrl-C."""
+    import argparse
+
+    from .moto import Endpoint
+
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--endpoint", default="http://127.0.0.1:5000", help="the patched moto server (default %(default)s)")
+    args = parser.parse_args()
+    with LaunchStandIn(Endpoint(args.endpoint)) as standin:
+        print(f"completing every launch action waiting at {args.endpoint} with CONTINUE; Ctrl-C stops", flush=True)
+        try:
+            while standin.failure is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
