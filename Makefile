@@ -38,7 +38,8 @@ venv: $(VENV)/.installed ## Install nat_lab and the locked Python tools (moto, c
 
 # Keeps every locked version that still satisfies pyproject.toml; UPGRADE=moto (or UPGRADE=all) moves
 # on purpose. The lock is universal (every platform's hashes) for Python 3.11 and newer.
-lock: venv ## Regenerate requirements.txt from pyproject.toml (UPGRADE=pkg or UPGRADE=all to move versions)
+lock: ## Regenerate requirements.txt from pyproject.toml (UPGRADE=pkg or UPGRADE=all to move versions)
+	test -x $(VENV)/bin/uv || $(MAKE) venv
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --generate-hashes \
 		--quiet -o requirements.txt $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
