@@ -15,7 +15,9 @@ export TF_PLUGIN_DIR
 
 # The one debug build of the SDK per run: `cargo nextest run` builds the tests and the binary
 # together (same features), and everything after it uses that binary.
-HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
+# Cargo's output directory: ./target, or $CARGO_TARGET_DIR where the user keeps one.
+TARGET      := $(abspath $(or $(CARGO_TARGET_DIR),target))
+HOOK_BIN    ?= $(TARGET)/debug/nat-asg-hook
 export HOOK_BIN
 
 .PHONY: help venv lock nextest bin build test test-rust test-py lint fmt demo bench lab watch invoke tf-check ami-latest clean
@@ -67,7 +69,7 @@ demo: venv bin ## The whole story against a local AWS emulator; stops everything
 
 bench: venv build ## Benchmarks, not tests (the release builds, ~30 min cold): writes docs/benchmarks.md
 	cargo build --release --package nat-asg-hook
-	$(PY) -m nat_lab.bench --bin target/release/nat-asg-hook --zip target/lambda/nat-asg-hook/bootstrap.zip
+	$(PY) -m nat_lab.bench --bin $(TARGET)/release/nat-asg-hook --zip $(TARGET)/lambda/nat-asg-hook/bootstrap.zip
 
 # The binary the lab serves: built by `make bin` only when it is missing (HOOK_BIN=... to use another).
 $(HOOK_BIN):
