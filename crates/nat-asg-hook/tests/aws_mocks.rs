@@ -769,13 +769,13 @@ async fn a_state_change_fails_the_zone_over() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_state_change_of_an_unrelated_instance_is_one_read_round_and_no_mutating_call() {
+async fn a_state_change_of_an_unrelated_instance_costs_one_call_and_no_mutating_call() {
     let aws = Aws::new(State::converged());
     let report = handle(&aws, state_change("i-0000000000000beef", "stopped")).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "ignored");
     assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
-    assert_eq!(aws.describe_groups.num_calls(), 0, "no second round");
-    assert_eq!(aws.reads(), 3, "addresses, tables and the instance, concurrently");
+    assert_eq!(aws.reads(), 1, "the rule sees every instance of the region: one DescribeInstances each");
+    assert_eq!(aws.describe_instances.num_calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
