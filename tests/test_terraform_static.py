@@ -514,7 +514,10 @@ def test_the_deploy_role_may_terminate_what_the_probe_is_tagged_and_attach_what_
     terminate = by_action["ec2:TerminateInstances"]["Condition"]["StringEquals"]
     assert terminate == {"aws:ResourceTag/Project": "nat-asg-hook", "aws:ResourceTag/nat-asg-hook:purpose": "egress-probe"}
     for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy"):
-        assert by_action[action]["Condition"] == {"ArnEquals": {"iam:PolicyARN": f"arn:${{partition}}:{SSM_CORE}"}}
+        assert by_action[action]["Condition"] == {
+            "ArnEquals": {"iam:PolicyARN": f"arn:${{partition}}:{SSM_CORE}"},
+            "StringEquals": {"iam:PermissionsBoundary": "${boundary_policy_arn}"},
+        }
         assert by_action[action]["Resource"].endswith(":role/${stack_name}-*")
 
 
@@ -524,7 +527,7 @@ def test_egress_probes_are_off_by_default_and_on_only_in_test():
     assert {env: tfvars(env)["egress_probe"] for env in ("test", "prod", "local")} == {"test": "true", "prod": "false", "local": "false"}
     call = blocks((TERRAFORM / "main.tf").read_text(), "module")["egress_probe"]
     assert "for_each = var.egress_probe ? local.nat_group_names : {}" in call
-    assert "subnet_id     = aws_subnet.private[each.key].id" in call
+    assert re.search(r"^  subnet_id += aws_subnet\.private\[each\.key\]\.id$", call, re.M)
     outputs = blocks((TERRAFORM / "outputs.tf").read_text(), "output")
     assert "module.egress_probe" in outputs["egress_probe_instance_ids"]
     assert "module.eip" in outputs["nat_public_ips"], "scripts/verify_nat.sh compares with each zone's static EIP"

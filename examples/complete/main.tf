@@ -175,6 +175,9 @@ module "hook" {
   alarm_sns_topic_arn = aws_sns_topic.alarms.arn
   tags                = var.tags
 
+  # The role's permissions boundary, where the account requires one of whoever creates roles.
+  permissions_boundary = var.permissions_boundary
+
   groups = {
     for zone, group in local.groups : group => {
       availability_zone = zone
@@ -207,7 +210,8 @@ module "nat" {
   terminate_hook_heartbeat_timeout = 90
   instance_warmup_seconds          = 60
 
-  tags = var.tags # the launch template's tag specifications: default tags do not reach the instances
+  permissions_boundary = var.permissions_boundary
+  tags                 = var.tags # the launch template's tag specifications: default tags do not reach the instances
 
   create_after = module.hook.launch_dependencies
 }
