@@ -33,10 +33,12 @@ resource "aws_vpc" "this" {
   tags                 = { Name = var.name }
 }
 
-# Nothing uses the default security group: empty it.
+# Nothing uses the default security group: empty it. Untagged: the deploy role may not tag a group it
+# did not create (tags decide what it may change), and emptying takes only revoking its rules.
 resource "aws_default_security_group" "this" {
+  provider = aws.untagged
+
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name}-default-unused" }
 }
 
 resource "aws_internet_gateway" "this" {
