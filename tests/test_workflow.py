@@ -146,7 +146,11 @@ def test_pull_requests_and_pushes_check_build_and_plan_the_test_environment(work
     plan = jobs["plan"]
     assert "environments/test/backend-test.hcl" in json.dumps(plan)
     assert (REPO / "terraform" / "environments" / "test" / "backend-test.hcl").is_file()
-    assert any(s.get("uses", "").startswith("actions/upload-artifact@") and "tfplan" in s["with"]["path"] for s in steps(plan))
+    [upload] = [s for s in steps(plan) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    # The text only: a binary plan file carries the state, sensitive values included.
+    assert upload["with"]["path"] == "terraform/test.tfplan.txt"
+    planned = next(s for s in steps(plan) if s.get("name") == "terraform plan (test)")
+    assert "rm -f terraform/test.tfplan\n" in planned["run"]
     assert "build" in plan["needs"], "the plan reads the zip's hash"
 
 
@@ -170,6 +174,39 @@ def test_demo_jobs_sit_behind_the_demo_and_teardown_environments(workflow):
     assert "environments/$DEMO_ENV/backend-$DEMO_ENV.hcl" in init["run"]
     verify = next(s for s in steps(apply) if s.get("name") == "nat-asg-hook verify")
     assert "output -raw hook_config" in verify["run"] and "verify --config" in verify["run"]
+
+
+def test_a_demo_deploys_and_runs_only_what_its_own_build_made_with_the_locked_tools(workflow):
+    """The demo's zip and verify binary come from Demo (build): Cargo.lock as is, no Python package but
+    the hash-pinned build tools, and no id-token in that job; the jobs holding the deploy role build
+    and install nothing."""
+    jobs = workflow["jobs"]
+    build = jobs["demo-build"]
+    assert build["permissions"] == {"contents": "read"}, "nothing it runs can ask for an OIDC token"
+    assert "workflow_dispatch" in build["if"]
+    runs = "\n".join(s.get("run", "") for s in steps(build))
+    assert "cargo build --locked --package nat-asg-hook" in runs
+    assert "cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook --locked" in runs
+    assert "make " not in runs, "make installs the whole Python tool set"
+    [install] = [s for s in steps(build) if "pip" in s.get("run", "")]
+    assert "--require-hashes" in install["run"] and "--no-deps" in install["run"] and "-r requirements-build.txt" in install["run"]
+    assert not any("cache" in s.get("uses", "") for s in steps(build)), "built from the checkout alone"
+    [upload] = [s for s in steps(build) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["name"] == "demo-build"
+    assert set(upload["with"]["path"].strip().splitlines()) == {"${{ env.LAMBDA_ZIP }}", "target/debug/nat-asg-hook"}
+
+    for name in ("demo-apply", "demo-destroy"):
+        job = jobs[name]
+        downloads = [s["with"]["name"] for s in steps(job) if s.get("uses", "").startswith("actions/download-artifact@")]
+        assert downloads == ["demo-build"], (name, downloads)
+        job_runs = "\n".join(s.get("run", "") for s in steps(job))
+        for tool in ("cargo ", "pip ", "make ", "python"):
+            assert tool not in job_runs, (name, tool)
+    assert "demo-build" in jobs["demo-apply"]["needs"]
+    verify = next(s for s in steps(jobs["demo-apply"]) if s.get("name") == "nat-asg-hook verify")
+    assert "target/debug/nat-asg-hook verify" in verify["run"]
+    rust_uploads = [s["with"]["name"] for s in steps(jobs["rust"]) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert rust_uploads == [], "the test job's binary, built beside the whole tool set, is never deployed or run with the role"
 
 
 @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.y*ml")), ids=lambda p: p.name)
