@@ -202,11 +202,31 @@ def test_state_bucket_is_versioned_kms_encrypted_private_and_tls_only(account, m
     assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
     assert s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
 
-    [deny] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
+    statements = {st["Sid"]: st for st in json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]}
+    deny = statements["DenyInsecureTransport"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
     [expiry] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert expiry["Status"] == "Enabled" and expiry["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+
+
+def test_the_state_is_written_with_the_state_key_only(account, moto):
+    """The bucket policy refuses a PutObject that asks for SSE-S3 or names another key, and the backend
+    file names the key the bootstrap made (its alias). (moto refuses every object call here already,
+    plain http: the conditions are checked on the policy S3 holds.)"""
+    key_arn = state_key_arn(moto)
+    [alias] = [a for a in moto.client("kms").list_aliases(KeyId=key_arn)["Aliases"] if a["AliasName"] == f"alias/{BUCKET}"]
+    statements = {st["Sid"]: st for st in json.loads(moto.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]}
+    objects = f"arn:aws:s3:::{BUCKET}/*"
+    other_encryption, other_keys = statements["DenyOtherEncryption"], statements["DenyOtherKeys"]
+    for deny in (other_encryption, other_keys):
+        assert deny["Effect"] == "Deny" and deny["Principal"] in ("*", {"AWS": "*"})
+        assert deny["Action"] == "s3:PutObject" and deny["Resource"] == objects
+    assert other_encryption["Condition"] == {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}
+    allowed_keys = other_keys["Condition"]["StringNotEqualsIfExists"]["s3:x-amz-server-side-encryption-aws-kms-key-id"]
+    assert sorted(allowed_keys) == sorted([key_arn, alias["AliasName"], alias["AliasArn"]])
+    backend = (REPO / "terraform" / "environments" / ENV / f"backend-{ENV}.hcl").read_text()
+    assert hcl_string("kms_key_id", BACKEND) == alias["AliasName"] and "encrypt      = true" in backend
 
 
 def test_state_bucket_refuses_plain_http(account, moto):
@@ -482,3 +502,12 @@ def test_profile_from_aws_profile_when_not_given(moto, sandbox):
     """--profile defaults to $AWS_PROFILE, and is checked just the same."""
     run = run_bootstrap(moto, sandbox, "--env", ENV, AWS_PROFILE="not-there")
     assert run.code == 2 and "AWS profile 'not-there' not found" in run.stderr
+
+
+@pytest.mark.parametrize("env", ["test", "prod"])
+def test_every_backend_file_names_its_buckets_state_key(env):
+    """The bootstrap's key alias is alias/<bucket>: a backend without kms_key_id would ask for SSE-S3,
+    which the bucket refuses."""
+    backend = REPO / "terraform" / "environments" / env / f"backend-{env}.hcl"
+    assert hcl_string("kms_key_id", backend) == f"alias/{hcl_string('bucket', backend)}"
+    assert re.search(r"^encrypt\s*=\s*true$", backend.read_text(), re.M)
