@@ -198,6 +198,10 @@ module "nat" {
   permissions_boundary = local.permissions_boundary
   tags                 = var.tags # the launch template's tag specifications: default_tags do not reach them
 
+  # Every zone's private subnets (a failed-over zone leaves through a sibling's NAT), nothing else:
+  # the public subnets and the NATs themselves have nothing to send through one.
+  ingress_cidr_blocks = [for zone in local.zones : aws_subnet.private[zone].cidr_block]
+
   create_after = module.hook.launch_dependencies
 }
 

@@ -231,6 +231,26 @@ def test_the_deploy_role_applies_the_whole_stack(lab):
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
 
 
+def test_the_nat_security_groups_admit_the_private_subnets_only_and_the_default_group_is_empty(lab):
+    """Only the private subnets send through a NAT (every zone's: a failed-over zone uses a sibling's);
+    the public subnets, where the NATs and anything else public live, reach no NAT's address. The
+    VPC's default group, which the deploy role may only empty, has no rule left."""
+    ec2 = lab.admin("ec2")
+    subnets = ec2.describe_subnets(SubnetIds=list(lab.outputs["private_subnet_ids"].values()))["Subnets"]
+    private = sorted(s["CidrBlock"] for s in subnets)
+    vpc = subnets[0]["VpcId"]
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+    nat_groups = [g for g in groups if g["GroupName"] in lab.config["groups"]]
+    assert len(nat_groups) == len(lab.config["groups"])
+    for group in nat_groups:
+        [rule] = group["IpPermissions"]
+        assert rule["IpProtocol"] == "-1"
+        assert sorted(r["CidrIp"] for r in rule["IpRanges"]) == private, group["GroupName"]
+    [default] = [g for g in groups if g["GroupName"] == "default"]
+    assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
+    assert not default.get("Tags"), "the deploy role may not tag a group it did not create"
+
+
 def test_the_plan_role_reads_everything_and_sees_no_change(lab):
     changes, plan = lab.terraform("plan").plan_changes(*lab.var_args)
     assert not changes, plan.stdout[-4000:]

@@ -194,7 +194,10 @@ module "nat" {
   name           = each.value
   vpc_id         = var.vpc_id
   vpc_cidr_block = var.vpc_cidr_block
-  subnet_id      = var.zones[each.key].public_subnet_id
+  # What the security group admits: only the private subnets send through a NAT. The whole VPC
+  # here, for brevity; name the private subnets' CIDR blocks where they are known.
+  ingress_cidr_blocks = [var.vpc_cidr_block]
+  subnet_id           = var.zones[each.key].public_subnet_id
 
   instance_type    = var.nat_instance_type
   ami_id           = var.nat_ami_id
