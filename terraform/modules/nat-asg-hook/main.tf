@@ -165,6 +165,7 @@ resource "aws_cloudwatch_event_rule" "launch" {
   description = "A NAT group's instance is InService: it proved itself, cut over to it"
 
   event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.autoscaling"]
     detail-type = ["EC2 Instance Launch Successful"]
     detail = {
@@ -181,6 +182,7 @@ resource "aws_cloudwatch_event_rule" "terminate" {
   description = "A NAT group's instance is terminating: hand its zone over, then complete the terminate hook"
 
   event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.autoscaling"]
     detail-type = ["EC2 Instance-terminate Lifecycle Action"]
     detail = {
@@ -204,6 +206,7 @@ resource "aws_cloudwatch_event_rule" "state_change" {
   description = "An EC2 instance of the region is stopping, stopped, shutting down or terminated: if a NAT, hand its zone over"
 
   event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.ec2"]
     detail-type = ["EC2 Instance State-change Notification"]
     detail = {
