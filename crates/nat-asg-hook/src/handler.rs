@@ -171,6 +171,9 @@ impl Hook {
             warn!(instance_id = %instance, sibling = %failover.auto_scaling_group, "zone failed over to a sibling");
         }
         let (Some(action), Some(group)) = (&leaving.lifecycle, &leaving.group) else { return result };
+        if matches!(&result, Ok(report) if report.summary.outcome == Outcome::Stale) {
+            return result; // not a real terminate action: nothing to complete, nothing moved
+        }
         let handover = match &result {
             Ok(_) => Handover::Done,
             Err(e) => Handover::Failed { retryable: !e.is_permanent() },

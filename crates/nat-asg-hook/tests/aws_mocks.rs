@@ -703,6 +703,16 @@ async fn a_terminate_action_with_a_newer_instance_in_service_cuts_over_to_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_terminate_action_for_a_nat_its_group_holds_in_service_moves_and_completes_nothing() {
+    // Replayed or forged: the group never began terminating NEW, which carries the zone.
+    let aws = Aws::new(State::converged());
+    let report = handle(&aws, terminating(NEW)).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
+    assert_eq!((aws.route("rtb-000000a1"), aws.eip("eipalloc-0000000a")), (Some(eni(NEW)), Some(eni(NEW))));
+}
+
+#[tokio::test(start_paused = true)]
 async fn failover_off_leaves_the_routes_and_still_continues() {
     let aws = Aws::new(State::alone_and_leaving());
     let mut hook = aws.hook();
