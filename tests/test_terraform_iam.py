@@ -54,6 +54,7 @@ NEEDED = (*OBSERVE, "ec2:AssociateAddress", "ec2:ModifyNetworkInterfaceAttribute
 ALLOWED = {
     *NEEDED,
     "autoscaling:CompleteLifecycleAction",
+    "autoscaling:RecordLifecycleActionHeartbeat",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sqs:SendMessage",

@@ -210,7 +210,7 @@ module "nat" {
   self_check_interval_seconds      = 10
   unhealthy_after                  = 3
   launch_hook_heartbeat_timeout    = 300
-  terminate_hook_heartbeat_timeout = 90
+  terminate_hook_heartbeat_timeout = 150
   instance_warmup_seconds          = 60
 
   permissions_boundary = var.permissions_boundary

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatOutput;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance as AsgInstance, LifecycleState};
 use aws_sdk_ec2::operation::associate_address::AssociateAddressOutput;
 use aws_sdk_ec2::operation::create_route::CreateRouteOutput;
@@ -252,6 +253,7 @@ struct Aws {
     replace: Rule,
     create: Rule,
     complete: Rule,
+    heartbeat: Rule,
 }
 
 impl Aws {
@@ -378,6 +380,13 @@ impl Aws {
             ));
             CompleteLifecycleActionOutput::builder().build()
         });
+        let s = Arc::clone(&state);
+        let heartbeat =
+            mock!(aws_sdk_autoscaling::Client::record_lifecycle_action_heartbeat).then_compute_output(move |r| {
+                let mut state = s.lock().unwrap();
+                state.log.push(format!("heartbeat {} {}", r.lifecycle_hook_name().unwrap(), r.instance_id().unwrap()));
+                RecordLifecycleActionHeartbeatOutput::builder().build()
+            });
         Self {
             state,
             describe_instances,
@@ -389,6 +398,7 @@ impl Aws {
             replace,
             create,
             complete,
+            heartbeat,
         }
     }
 
@@ -402,7 +412,7 @@ impl Aws {
             &self.replace,
             &self.create,
         ];
-        let asg_rules = [&self.describe_groups, &self.complete];
+        let asg_rules = [&self.describe_groups, &self.complete, &self.heartbeat];
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules, |c| c
             .retry_config(retry_config())
             .timeout_config(timeout_config()));
@@ -756,6 +766,10 @@ async fn a_handover_a_retry_can_fix_does_not_complete_one_no_retry_can_fix_does(
     let err = handle(&aws, terminating(OLD)).await.unwrap_err();
     assert!(!err.is_permanent(), "{err}");
     assert_eq!(aws.complete.num_calls(), 0, "Lambda redelivers while the instance still forwards");
+    let log = aws.log();
+    let heartbeats = log.iter().filter(|l| l.starts_with("heartbeat nat-asg-hook-terminate")).count();
+    assert!(heartbeats >= 2, "retried within the invocation, the action kept alive meanwhile: {log:?}");
+    assert!(log.last().unwrap().starts_with("heartbeat"), "the last word keeps it alive for Lambda's retry: {log:?}");
 
     let mut aws = Aws::new(State::alone_and_leaving());
     aws.replace = mock!(aws_sdk_ec2::Client::replace_route).then_http_response(|| {

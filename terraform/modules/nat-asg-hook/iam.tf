@@ -81,11 +81,12 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
-  # The terminate hook's action, once the leaving instance's zone is handed over. (The launch hook
-  # is the instance's own: it completes it from its user data.)
+  # The terminate hook's action: kept alive (heartbeat) while a hand-over is retried, completed
+  # once the leaving instance's zone is handed over. (The launch hook is the instance's own: it
+  # completes it from its user data.)
   statement {
     sid       = "CompleteTerminations"
-    actions   = ["autoscaling:CompleteLifecycleAction"]
+    actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]
     resources = local.group_arns
   }
 

@@ -20,8 +20,10 @@ locals {
   terminate_hook_name = "nat-asg-hook-terminate"
 
   # An event older than this is stale anyway: the scheduled reconcile heals what it would have fixed.
-  # The age is counted twice (at EventBridge, then in Lambda's queue).
-  maximum_event_age_seconds = 120
+  # The age is counted twice (at EventBridge, then in Lambda's queue). Long enough for Lambda's two
+  # asynchronous retries (1 and 2 minutes after attempts of up to the timeout), which a terminate
+  # hand-over relies on while its heartbeats keep the leaving NAT in its group.
+  maximum_event_age_seconds = 300
 
   rules = {
     launch       = aws_cloudwatch_event_rule.launch

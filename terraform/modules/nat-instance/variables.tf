@@ -101,13 +101,13 @@ variable "launch_hook_heartbeat_timeout" {
 }
 
 variable "terminate_hook_heartbeat_timeout" {
-  description = "Seconds a terminating instance waits for the hook to hand its zone over and complete the terminate lifecycle action; when it runs out the instance goes anyway (CONTINUE)"
+  description = "Seconds a terminating instance waits for the hook to hand its zone over and complete the terminate lifecycle action; when it runs out the instance goes anyway (CONTINUE). The hook renews it with a heartbeat while it retries a hand-over; it must outlast Lambda's longest retry delay (2 minutes) plus a start"
   type        = number
-  default     = 90
+  default     = 150
 
   validation {
-    condition     = var.terminate_hook_heartbeat_timeout >= 30 && var.terminate_hook_heartbeat_timeout <= 600
-    error_message = "terminate_hook_heartbeat_timeout must be between 30 and 600 seconds."
+    condition     = var.terminate_hook_heartbeat_timeout >= 150 && var.terminate_hook_heartbeat_timeout <= 600
+    error_message = "terminate_hook_heartbeat_timeout must be between 150 and 600 seconds: Lambda's second retry comes 2 minutes after the first, and the instance must still be there for it."
   }
 }
 
