@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nat_lab import policies
+import policies
 from nat_lab import terraform as tf_lab
 
 REPO = Path(__file__).resolve().parents[1]

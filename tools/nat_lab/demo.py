@@ -7,7 +7,7 @@ zones: VPC, subnets, route tables, the hook's Lambda, EventBridge wiring, IAM, q
 one NAT Auto Scaling group per zone), serves the real binary as that Lambda function under
 `cargo lambda watch` with the Terraform output `hook_config` as its configuration, and tells the
 stories of the design, each checked against the emulator's state. Ends with `terraform destroy`.
-Then, as root, "Live egress": two stories in the data-plane lab with real packets (live_egress.py).
+Then, as root, "Live egress": two stories in the data-plane lab with real packets (lab/live_egress.py).
 Exits non-zero if any story ends wrong. Stops everything it started.
 
 moto runs no instance: where a NAT's user data would pass its self-check and complete its own
@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import events, hook, live_egress
+from . import events, hook
 from . import terraform as tf_lab
+from .lab import live_egress
 from .moto import Moto
 from .standin import LaunchStandIn
 from .world import World, in_service, snapshot

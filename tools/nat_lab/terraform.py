@@ -202,13 +202,6 @@ def emulated_environment(workdir: Path, name: str, endpoint: str, env: dict[str,
     return tf, var_args
 
 
-def moto_extra_env() -> dict[str, str]:
-    """Nothing: every `Moto` loads the moto shims itself now (`nat_lab.moto_shims`). Kept only so
-    that `Moto(extra_env=tf_lab.moto_extra_env())`, written before that, still works; delete it
-    once no branch calls it."""
-    return {}
-
-
 def inventory(moto) -> dict[str, set[str]]:
     """Everything the stack can create, as the emulator lists it: compare one taken before `apply`
     with one taken after `destroy` to prove nothing is left behind."""

@@ -11,7 +11,8 @@ namespaces that have no link to the machine's network (root only).
 - `traffic`: the echo on the "internet" and the private hosts' probes;
 - `eventbridge`, `hookwire`: the events AWS would send, delivered to the real binary behind
   `cargo lambda watch` and the latency proxy;
-- `core`: the lab assembled; `scenarios`: what happens to a NAT; `report`: egress.json, egress.md.
+- `core`: the lab assembled; `scenarios`: what happens to a NAT; `report`: egress.json, egress.md;
+- `live_egress`: the demo's last part, two stories told live in the lab's world.
 
 `python -m nat_lab.lab` (make lab) runs every scenario; tests/test_lab.py is the short lab.
 """

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-import time
 from dataclasses import dataclass, field
 
 from . import netns
@@ -222,12 +221,3 @@ class Fabric:
     def _load_ruleset(self, ruleset: str) -> None:
         netns.nft(self.vpc, ruleset)
         self._ruleset = ruleset
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

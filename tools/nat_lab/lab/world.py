@@ -80,9 +80,6 @@ class LabWorld:
             "failover": failover,
         }
 
-    def zone_of_group(self, group: str) -> Zone | None:
-        return next((z for z in self.zones.values() if z.group == group), None)
-
 
 def seed_network(emulator: Moto, zones=ZONES) -> LabWorld:
     ec2 = emulator.client("ec2")
@@ -281,19 +278,3 @@ def launch_groups(emulator: Moto, world: LabWorld, plans: dict[str, Plan], user_
             autoscaling.put_lifecycle_hook(AutoScalingGroupName=zone.group, **hook)
     for zone in world.zones.values():
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=zone.group, MinSize=1, DesiredCapacity=1)
-
-
-def new_version(emulator: Moto, zone: Zone, script: str) -> None:
-    """A new launch template version with `script` as its user data, made the default (what an
-    apply that changes the user data does)."""
-    ec2 = emulator.client("ec2")
-    data = dict(_current_data(emulator, zone), UserData=base64.b64encode(script.encode()).decode())
-    version = ec2.create_launch_template_version(LaunchTemplateId=zone.launch_template, LaunchTemplateData=data)
-    number = str(version["LaunchTemplateVersion"]["VersionNumber"])
-    ec2.modify_launch_template(LaunchTemplateId=zone.launch_template, DefaultVersion=number)
-
-
-def _current_data(emulator: Moto, zone: Zone) -> dict:
-    versions = emulator.client("ec2").describe_launch_template_versions(LaunchTemplateId=zone.launch_template, Versions=["$Latest"])
-    data = versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-    return {k: v for k, v in data.items() if k != "UserData"}

@@ -1,4 +1,4 @@
-"""The demo's last part, "Live egress": the data-plane lab's world (tools/nat_lab/lab: three zones,
+"""The demo's last part, "Live egress": the data-plane lab's world (this package: three zones,
 each NAT instance a network namespace running the module's real user data, the hook with failover
 on behind the EventBridge stand-in) and two stories told there while every zone's private host
 probes the echo service at 20 new connections a second: a planned instance refresh in the first
@@ -17,13 +17,13 @@ from __future__ import annotations
 import threading
 import time
 
-from . import hook as hook_lab
-from .lab import netns
-from .lab.core import Lab, Settings, default_module
-from .lab.eventbridge import EventBridge
-from .lab.hookwire import Hook
-from .lab.report import measure
-from .lab.scenarios import SCENARIOS, execute, settle
+from .. import hook as hook_lab
+from . import netns
+from .core import Lab, Settings, default_module
+from .eventbridge import EventBridge
+from .hookwire import Hook
+from .report import measure
+from .scenarios import SCENARIOS, execute, settle
 
 # Short, for the demo's time: a 3 s boot still outlasts the 1 s event delay (a replacement is never
 # InService before the event about the NAT it replaces arrives), and the group notices a dead

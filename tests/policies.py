@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from . import REPO
+from nat_lab import REPO
 
 POLICIES = REPO / "terraform" / "policies"
 DEPLOY = ("terraform-compute", "terraform-guardrails", "terraform-hook", "terraform-network", "terraform-read", "terraform-state")
