@@ -13,6 +13,7 @@ import time
 import pytest
 
 from nat_lab import events, hook
+from nat_lab.constants import TERMINATE_HOOK
 from nat_lab.proxy import Proxy
 from nat_lab.world import assert_converged, in_service, primary_eni, replace_instance, seed_world
 
@@ -28,7 +29,7 @@ def hold_leaving_instances(moto, world) -> None:
     running, until the hook completes its terminate action (once: a second completion is refused)."""
     for name in world.groups:
         moto.client("autoscaling").put_lifecycle_hook(
-            LifecycleHookName="nat-asg-hook-terminate",
+            LifecycleHookName=TERMINATE_HOOK,
             AutoScalingGroupName=name,
             LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
             HeartbeatTimeout=300,
@@ -154,7 +155,7 @@ def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_m
         if r.action == "CompleteLifecycleAction":
             # Only the old instances' terminate actions, and only to let them go.
             assert r.params.get("InstanceId") in old.values(), r.params
-            assert (r.params.get("LifecycleHookName"), r.params.get("LifecycleActionResult")) == ("nat-asg-hook-terminate", "CONTINUE")
+            assert (r.params.get("LifecycleHookName"), r.params.get("LifecycleActionResult")) == (TERMINATE_HOOK, "CONTINUE")
     assert hook.run(moto.env(), "verify", config=config).code == 0
 
 

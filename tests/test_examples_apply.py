@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from nat_lab import terraform as tf_lab
+from nat_lab.constants import ZONES as ALL_ZONES
 from nat_lab.moto import Moto
 from nat_lab.standin import LaunchStandIn
 
-ZONES = ("us-east-1a", "us-east-1b")
+ZONES = ALL_ZONES[:2]
 VPC_CIDR = "10.9.0.0/16"
 # In moto's built-in image catalogue (see terraform/environments/local); the emulator boots nothing.
 AMI = "ami-760aaa0f"

@@ -14,6 +14,7 @@ import json
 import pytest
 
 from nat_lab import events, hook
+from nat_lab.constants import LAUNCH_HOOK, TERMINATE_HOOK
 from nat_lab.moto import Moto
 from nat_lab.proxy import Proxy
 from nat_lab.world import (
@@ -26,9 +27,6 @@ from nat_lab.world import (
     seed_world,
     snapshot,
 )
-
-LAUNCH_HOOK = "nat-asg-hook-launch"
-TERMINATE_HOOK = "nat-asg-hook-terminate"
 
 
 def replay(env, config, tmp_path, event):

@@ -20,9 +20,10 @@ import pytest
 
 from nat_lab import REPO
 from nat_lab import hook as hook_lab
+from nat_lab.events import LAUNCH_SUCCESSFUL
 from nat_lab.lab import netns
 from nat_lab.lab.core import Lab, Settings, default_module
-from nat_lab.lab.eventbridge import LAUNCH_SUCCESSFUL, EventBridge
+from nat_lab.lab.eventbridge import EventBridge
 from nat_lab.lab.hookwire import Hook
 from nat_lab.lab.report import measure
 from nat_lab.lab.scenarios import SCENARIOS, converge_by_hand, execute, own_nat, settle

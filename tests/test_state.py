@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from nat_lab.state import DESTINATION, read_state
+from nat_lab.constants import DESTINATION
+from nat_lab.state import read_state
 from nat_lab.world import assert_converged, replace_instance
 
 

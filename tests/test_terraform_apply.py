@@ -20,13 +20,12 @@ import pytest
 
 from nat_lab import events, hook
 from nat_lab import terraform as tf_lab
+from nat_lab.constants import DESTINATION, LAUNCH_HOOK, LEAVING_STATES, TERMINATE_HOOK, ZONES
 from nat_lab.moto import Moto
 from nat_lab.standin import LaunchStandIn
 from nat_lab.state import read_state
-from nat_lab.world import DESTINATION, World, eip_eni, in_service, routes
+from nat_lab.world import World, eip_eni, in_service, routes
 
-ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
-LEAVING_STATES = ["stopping", "stopped", "shutting-down", "terminated"]
 RULES = ("launch", "terminate", "state-change", "reconcile")
 
 
@@ -109,8 +108,8 @@ def test_every_nat_group_has_its_launch_and_terminate_hooks(stack, emulator):
     autoscaling = emulator.client("autoscaling")
     for group in stack.config["groups"]:
         hooks = {h["LifecycleHookName"]: h for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]}
-        assert set(hooks) == {"nat-asg-hook-launch", "nat-asg-hook-terminate"}
-        launch, terminate = hooks["nat-asg-hook-launch"], hooks["nat-asg-hook-terminate"]
+        assert set(hooks) == {LAUNCH_HOOK, TERMINATE_HOOK}
+        launch, terminate = hooks[LAUNCH_HOOK], hooks[TERMINATE_HOOK]
         assert (launch["LifecycleTransition"], launch["DefaultResult"]) == ("autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON")
         assert launch["HeartbeatTimeout"] >= 240, "boot, set-up and self-check fit in the launch heartbeat"
         assert (terminate["LifecycleTransition"], terminate["DefaultResult"]) == ("autoscaling:EC2_INSTANCE_TERMINATING", "CONTINUE")
@@ -127,7 +126,7 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         assert data["MetadataOptions"]["HttpTokens"] == "required"
         user_data = base64.b64decode(data["UserData"]).decode()
         assert f"AUTO_SCALING_GROUP_NAME='{group}'" in user_data
-        assert "LAUNCH_HOOK_NAME='nat-asg-hook-launch'" in user_data
+        assert f"LAUNCH_HOOK_NAME='{LAUNCH_HOOK}'" in user_data
         assert "/usr/local/sbin/nat-self-check launch" in user_data
 
         profile = iam.get_instance_profile(InstanceProfileName=data["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1])["InstanceProfile"]
@@ -153,20 +152,20 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
     assert pattern["launch"] == {
         "account": account,
         "source": ["aws.autoscaling"],
-        "detail-type": ["EC2 Instance Launch Successful"],
+        "detail-type": [events.LAUNCH_SUCCESSFUL],
         "detail": {"AutoScalingGroupName": groups},
     }
     assert pattern["terminate"] == {
         "account": account,
         "source": ["aws.autoscaling"],
-        "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
-        "detail": {"AutoScalingGroupName": groups, "LifecycleHookName": ["nat-asg-hook-terminate"]},
+        "detail-type": [events.TERMINATE_ACTION],
+        "detail": {"AutoScalingGroupName": groups, "LifecycleHookName": [TERMINATE_HOOK]},
     }
     assert pattern["state-change"] == {
         "account": account,
         "source": ["aws.ec2"],
-        "detail-type": ["EC2 Instance State-change Notification"],
-        "detail": {"state": LEAVING_STATES},
+        "detail-type": [events.STATE_CHANGE],
+        "detail": {"state": list(LEAVING_STATES)},
     }
     assert pattern["reconcile"] is None
     assert events_client.describe_rule(Name=f"{name}-reconcile")["ScheduleExpression"] == "rate(5 minutes)"

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from nat_lab import terraform as tf_lab
+from nat_lab.constants import LAUNCH_HOOK
 
 MODULE = tf_lab.TERRAFORM_DIR / "modules" / "nat-instance"
 SELF_CHECK = MODULE / "nat-self-check.sh"
@@ -34,7 +35,6 @@ VPC_CIDR = "10.9.0.0/16"
 CHECK_IP_URL = "https://checkip.example.test/"
 INSTANCE_ID = "i-0123456789abcdef0"
 PUBLIC_IP = "203.0.113.7"
-LAUNCH_HOOK = "nat-asg-hook-launch"
 RULE = f'oifname "ens5" ip saddr {VPC_CIDR} ip daddr != {VPC_CIDR} masquerade'
 ROUTES = (
     "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"

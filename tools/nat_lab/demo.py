@@ -28,12 +28,11 @@ from pathlib import Path
 
 from . import events, hook
 from . import terraform as tf_lab
+from .constants import LAUNCH_HOOK
 from .lab import live_egress
 from .moto import Moto
 from .standin import LaunchStandIn
 from .world import World, in_service, snapshot
-
-LAUNCH_HOOK = "nat-asg-hook-launch"
 
 TTY = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 

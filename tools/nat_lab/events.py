@@ -1,4 +1,11 @@
-"""Events built from the saved files in events/, retargeted at the emulator's groups and instances."""
+"""Every EventBridge event the laboratory sends, built from the saved files in events/ (the
+vocabulary: their detail-types, fields and values are what AWS sends), retargeted at the emulator's
+groups and instances. The tests, the demo, the soak, the benchmarks and the lab's EventBridge
+stand-in all build their events here.
+
+A built event keeps its file's `time` unless it is sent now (`sent_now`, and always for a
+terminate action or a state change): the hook treats an old launch event whose instance it cannot
+find as stale, a fresh one as worth retrying."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import REPO
+from .constants import ACCOUNT, REGION, ZONES
 
 EVENTS = REPO / "events"
 
@@ -16,47 +24,93 @@ def load(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
-def launch(group: str, instance_id: str, zone: str = "us-east-1a", kind: str = "launch-successful") -> dict:
-    """`kind` is `launch-successful` or `launch-lifecycle-action` (the names of the saved files)."""
-    event = load(f"{kind}.json")
-    event["id"] = str(uuid.uuid4())
-    detail = event["detail"]
-    detail["AutoScalingGroupName"] = group
-    detail["EC2InstanceId"] = instance_id
-    if "Details" in detail:
-        detail["Details"]["Availability Zone"] = zone
-    if "LifecycleActionToken" in detail:
-        detail["LifecycleActionToken"] = str(uuid.uuid4())
-    event["resources"] = [f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{group}"]
-    return event
+LAUNCH_SUCCESSFUL = load("launch-successful.json")["detail-type"]
+LAUNCH_ACTION = load("launch-lifecycle-action.json")["detail-type"]
+TERMINATE_ACTION = load("terminate-lifecycle-action.json")["detail-type"]
+STATE_CHANGE = load("instance-state-change.json")["detail-type"]
+SCHEDULED = load("scheduled-reconcile.json")["detail-type"]
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def terminate(group: str, instance_id: str) -> dict:
-    """The group's terminate lifecycle action for `instance_id`, sent now."""
-    event = load("terminate-lifecycle-action.json")
-    event["id"] = str(uuid.uuid4())
-    event["time"] = now()
-    event["detail"].update(AutoScalingGroupName=group, EC2InstanceId=instance_id, LifecycleActionToken=str(uuid.uuid4()))
-    event["resources"] = [f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{group}"]
+def group_arn(group: str) -> str:
+    """The group's ARN; its id part is the same for a group name every time, as a group's is."""
+    return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:{uuid.uuid5(uuid.NAMESPACE_DNS, group)}:autoScalingGroupName/{group}"
+
+
+def instance_arn(instance_id: str) -> str:
+    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"
+
+
+def _fresh(name: str, sent_now: bool) -> dict:
+    """The saved event `name` with a new id, in the emulator's region and account."""
+    event = load(name)
+    event.update(id=str(uuid.uuid4()), account=ACCOUNT, region=REGION)
+    if sent_now:
+        event["time"] = now()
+    return event
+
+
+def launch(
+    group: str,
+    instance_id: str,
+    zone: str = ZONES[0],
+    kind: str = "launch-successful",
+    *,
+    subnet: str | None = None,
+    token: str | None = None,
+    hook: str | None = None,
+    sent_now: bool = False,
+) -> dict:
+    """`kind` is `launch-successful` or `launch-lifecycle-action` (the names of the saved files).
+    A lifecycle action gets `token` (a new one by default) and, when given, `hook`."""
+    event = _fresh(f"{kind}.json", sent_now)
+    detail = event["detail"]
+    detail.update(AutoScalingGroupName=group, EC2InstanceId=instance_id)
+    if "Description" in detail:
+        detail["Description"] = f"Launching a new EC2 instance: {instance_id}"
+    if "Details" in detail:
+        detail["Details"]["Availability Zone"] = zone
+        if subnet is not None:
+            detail["Details"]["Subnet ID"] = subnet
+    if sent_now and "StartTime" in detail:
+        detail["StartTime"] = detail["EndTime"] = event["time"]
+    if "LifecycleActionToken" in detail:
+        detail["LifecycleActionToken"] = token or str(uuid.uuid4())
+        if hook is not None:
+            detail["LifecycleHookName"] = hook
+    event["resources"] = [group_arn(group)] + ([instance_arn(instance_id)] if kind == "launch-successful" else [])
+    return event
+
+
+def terminate(group: str, instance_id: str, *, token: str | None = None, hook: str | None = None) -> dict:
+    """The group's terminate lifecycle action for `instance_id`, sent now; `token` a new one by
+    default, `hook` the saved event's (the module's terminate hook) by default."""
+    event = _fresh("terminate-lifecycle-action.json", sent_now=True)
+    event["detail"].update(AutoScalingGroupName=group, EC2InstanceId=instance_id, LifecycleActionToken=token or str(uuid.uuid4()))
+    if hook is not None:
+        event["detail"]["LifecycleHookName"] = hook
+    event["resources"] = [group_arn(group)]
     return event
 
 
 def state_change(instance_id: str, state: str) -> dict:
     """EC2's notification that `instance_id` entered `state`, sent now."""
-    event = load("instance-state-change.json")
-    event["id"] = str(uuid.uuid4())
-    event["time"] = now()
+    event = _fresh("instance-state-change.json", sent_now=True)
     event["detail"] = {"instance-id": instance_id, "state": state}
-    event["resources"] = [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"]
+    event["resources"] = [instance_arn(instance_id)]
     return event
 
 
-def scheduled() -> dict:
-    return load("scheduled-reconcile.json")
+def scheduled(rule: str | None = None) -> dict:
+    """The reconcile schedule's event: the saved one as it is, or, for `rule`, that rule's, sent now."""
+    if rule is None:
+        return load("scheduled-reconcile.json")
+    event = _fresh("scheduled-reconcile.json", sent_now=True)
+    event["resources"] = [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"]
+    return event
 
 
 def write(event: dict, directory: Path, name: str | None = None) -> Path:

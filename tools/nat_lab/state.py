@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-DESTINATION = "0.0.0.0/0"
+from .constants import DESTINATION
 
 
 def primary_eni(instance: dict) -> str | None:

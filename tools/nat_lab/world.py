@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import state
-from .state import DESTINATION
+from .constants import DESTINATION, ZONES
 
-ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 UNRELATED_CIDR = "172.16.0.0/12"
 
 

@@ -14,13 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .. import events, hook
+from ..constants import ACCOUNT, FUNCTION, REGION, ZONES
 from ..moto import Moto
 from ..process import Process
 from ..proxy import Proxy, Record, rounds
 from ..soak import Settings, run_soak
 from ..world import assert_converged, in_service, replace_instance, seed_world
 
-ZONE = "us-east-1a"
+ZONE = ZONES[0]
 
 BOTO3_INIT = """
 import os, urllib.request
@@ -76,7 +77,7 @@ class RuntimeApi:
                     {
                         "Lambda-Runtime-Aws-Request-Id": request_id,
                         "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                        "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:nat-asg-hook",
+                        "Lambda-Runtime-Invoked-Function-Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}",
                         "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
                     },
                 )
@@ -195,7 +196,7 @@ def summarize(records: list[Record], window: tuple[float, float], latency: float
     }
 
 
-SIBLING_ZONE = "us-east-1b"
+SIBLING_ZONE = ZONES[1]
 UNRELATED = "i-0123456789abcdef0"  # an instance of the region that is none of the NATs'
 
 

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..constants import REGION, ZONES
 from ..moto import Moto
 from . import netns
 from . import world as lab_world
 from .fabric import LIVE, Fabric
 from .instance import Instances
-from .motoserver import REGION
 from .traffic import Echo, Prober
 
 
@@ -35,7 +35,7 @@ from .traffic import Echo, Prober
 class Settings:
     """The model's parameters (all reported with the results)."""
 
-    zones: tuple[str, ...] = lab_world.ZONES
+    zones: tuple[str, ...] = ZONES
     probe_rate: float = 20.0  # new connections per second per zone
     probe_timeout: float = 1.0
     event_delay: float = 1.0  # EventBridge delivery delay, seconds

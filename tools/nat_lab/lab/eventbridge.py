@@ -25,98 +25,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from .motoserver import ACCOUNT, REGION
-from .world import TERMINATE_HOOK, LabWorld
+from .. import events
+from ..constants import LEAVING_STATES, TERMINATE_HOOK
+from ..events import LAUNCH_SUCCESSFUL, SCHEDULED, STATE_CHANGE, TERMINATE_ACTION
+from .world import LabWorld
 
-LAUNCH_SUCCESSFUL = "EC2 Instance Launch Successful"
-TERMINATE_ACTION = "EC2 Instance-terminate Lifecycle Action"
-LAUNCH_ACTION = "EC2 Instance-launch Lifecycle Action"
-STATE_CHANGE = "EC2 Instance State-change Notification"
-SCHEDULED = "Scheduled Event"
-LEAVING_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 PATH_TO = {"terminated": ("shutting-down", "terminated"), "stopped": ("stopping", "stopped")}
 RETRIES = 2
 RETRY_SECONDS = 1.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _envelope(detail_type: str, source: str, resources: list[str], detail: dict) -> dict:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": ACCOUNT,
-        "time": _now(),
-        "region": REGION,
-        "resources": resources,
-        "detail": detail,
-    }
-
-
-def _group_arn(group: str) -> str:
-    return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:{uuid.uuid5(uuid.NAMESPACE_DNS, group)}:autoScalingGroupName/{group}"
-
-
-def _instance_arn(instance: str) -> str:
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance}"
-
-
-def launch_successful(group: str, instance: str, zone: str, subnet: str) -> dict:
-    activity = str(uuid.uuid4())
-    return _envelope(
-        LAUNCH_SUCCESSFUL,
-        "aws.autoscaling",
-        [_group_arn(group), _instance_arn(instance)],
-        {
-            "StatusCode": "InProgress",
-            "Description": f"Launching a new EC2 instance: {instance}",
-            "AutoScalingGroupName": group,
-            "ActivityId": activity,
-            "Details": {"Availability Zone": zone, "Subnet ID": subnet},
-            "RequestId": activity,
-            "StatusMessage": "",
-            "EndTime": _now(),
-            "EC2InstanceId": instance,
-            "StartTime": _now(),
-            "Cause": "An instance was started in response to a difference between desired and actual capacity.",
-            "Origin": "EC2",
-            "Destination": "AutoScalingGroup",
-        },
-    )
-
-
-def lifecycle_action(detail_type: str, group: str, hook: str, instance: str, token: str, transition: str) -> dict:
-    origin, destination = ("AutoScalingGroup", "EC2") if "TERMINATING" in transition else ("EC2", "AutoScalingGroup")
-    return _envelope(
-        detail_type,
-        "aws.autoscaling",
-        [_group_arn(group)],
-        {
-            "LifecycleActionToken": token,
-            "AutoScalingGroupName": group,
-            "LifecycleHookName": hook,
-            "EC2InstanceId": instance,
-            "LifecycleTransition": transition,
-            "Origin": origin,
-            "Destination": destination,
-        },
-    )
-
-
-def state_change(instance: str, state: str) -> dict:
-    return _envelope(STATE_CHANGE, "aws.ec2", [_instance_arn(instance)], {"instance-id": instance, "state": state})
-
-
-def scheduled(rule: str) -> dict:
-    return _envelope(SCHEDULED, "aws.events", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"], {})
 
 
 def subscribed(event: dict, groups: set[str]) -> bool:
@@ -210,13 +128,18 @@ class EventBridge:
                 now_state = member["lifecycle"]
                 if now_state == was:
                     continue
+                zone_name = zone.name if zone else ""
                 if now_state == "InService":
                     subnet = state["instances"].get(instance, {}).get("subnet", "")
-                    self._emit(now, launch_successful(group, instance, zone.name if zone else "", subnet), zone)
+                    self._emit(now, events.launch(group, instance, zone_name, subnet=subnet, sent_now=True), zone)
                 action = state.get("lifecycle_actions", {}).get(instance)
-                kind = {"Terminating:Wait": TERMINATE_ACTION, "Pending:Wait": LAUNCH_ACTION}.get(now_state)
-                if action and kind:
-                    self._emit(now, lifecycle_action(kind, group, action["hook"], instance, action["token"], action["transition"]), zone)
+                if action and now_state == "Terminating:Wait":
+                    self._emit(now, events.terminate(group, instance, token=action["token"], hook=action["hook"]), zone)
+                elif action and now_state == "Pending:Wait":
+                    launch_action = events.launch(
+                        group, instance, zone_name, "launch-lifecycle-action", token=action["token"], hook=action["hook"], sent_now=True
+                    )
+                    self._emit(now, launch_action, zone)
         for instance, info in state["instances"].items():
             was = previous.get("instances", {}).get(instance, {}).get("state")
             if was is None or was == info["state"] or info["state"] not in LEAVING_STATES:
@@ -224,7 +147,7 @@ class EventBridge:
             zone = self._zone_of_instance(instance, state, previous)
             path = PATH_TO.get(info["state"], (info["state"],))
             for step in path[path.index(was) + 1 :] if was in path else path:
-                self._emit(now, state_change(instance, step), zone)
+                self._emit(now, events.state_change(instance, step), zone)
 
     def _zone_of_instance(self, instance: str, *states: dict):
         zone_of = {z.group: z for z in self.world.zones.values()}
@@ -283,14 +206,14 @@ class EventBridge:
     def start_schedule(self) -> None:
         def run() -> None:
             while not self._stop.wait(self.schedule_seconds):
-                self._emit(self.lab.clock(), scheduled(self.rule), None)
+                self._emit(self.lab.clock(), events.scheduled(self.rule), None)
 
         self._schedule = threading.Thread(target=run, name="schedule", daemon=True)
         self._schedule.start()
 
     def reconcile_now(self) -> None:
         """One scheduled event now (the rule fires), delivered after the delay like any other."""
-        self._emit(self.lab.clock(), scheduled(self.rule), None)
+        self._emit(self.lab.clock(), events.scheduled(self.rule), None)
 
     def since(self, at: float) -> list[Delivery]:
         with self._lock:

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..events import LAUNCH_SUCCESSFUL
 from ..state import StateReader
 from ..world import World
 from . import netns
 from .core import Lab
-from .eventbridge import LAUNCH_SUCCESSFUL, EventBridge
+from .eventbridge import EventBridge
 
 LEAD_IN = 2.0
 TAIL = 2.0

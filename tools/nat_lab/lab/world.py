@@ -22,18 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import terraform as tf_lab
+from ..constants import DESTINATION, REGION, ZONES
 from ..moto import Moto
 from .netns import LabError
 
-ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 VPC_CIDR = "10.2.0.0/16"
 NAME = "nat-lab"
 AMI = "ami-760aaa0f"  # in moto's image catalogue (the local environment's)
 INSTANCE_TYPE = "t3.nano"
-DESTINATION = "0.0.0.0/0"
 MODULE = tf_lab.TERRAFORM_DIR / "modules" / "nat-instance"
-LAUNCH_HOOK = "nat-asg-hook-launch"
-TERMINATE_HOOK = "nat-asg-hook-terminate"
 
 
 @dataclass
@@ -127,7 +124,7 @@ ROOT = """terraform {{
 }}
 
 provider "aws" {{
-  region                      = "us-east-1"
+  region                      = "{region}"
   access_key                  = "testing"
   secret_key                  = "testing"
   skip_credentials_validation = true
@@ -199,6 +196,7 @@ def _plan(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[str, ob
     root.mkdir(parents=True, exist_ok=True)
     (root / "main.tf").write_text(
         ROOT.format(
+            region=REGION,
             endpoints="\n".join(f'    {s} = "{emulator.endpoint}"' for s in SERVICES),
             module=module,
             arguments="\n".join(f"  {n} = each.value.{n}" for n in names),

@@ -15,7 +15,8 @@ directly, never through the proxy), each breach a violation in words:
 
 from __future__ import annotations
 
-from ..state import DESTINATION, State
+from ..constants import DESTINATION
+from ..state import State
 from ..world import World, assert_converged, unrelated_touched
 from .stream import Event
 
