@@ -64,7 +64,7 @@ def lab():
 @pytest.fixture(scope="module")
 def hooked(lab):
     """The hook (failover on) behind the latency proxy, and the EventBridge stand-in delivering to it."""
-    hook = Hook(lab.emulator, lab.world.hook_config(failover=True), lab.run_dir / "logs", lab.settings.api_latency, hook_binary())
+    hook = Hook(lab.emulator, lab.world.config(failover=True), lab.run_dir / "logs", lab.settings.api_latency, hook_binary())
     bridge = EventBridge(lab, hook.function, lab.settings.event_delay, lab.settings.schedule_seconds)
     bridge.start_schedule()
     try:
@@ -84,16 +84,16 @@ def run(lab, bridge, name):
 def test_planned_refresh_leaves_only_through_the_zone_eip(lab, hooked):
     done, rows = run(lab, hooked, "planned-refresh")
     zone = lab.world.zones[done.zones[0]]
-    row = rows[zone.name]
+    row = rows[zone.zone]
     assert row["probes"] > 0 and row["failed"] < row["probes"] / 2, row
     assert row["foreign_sources"] == 0
     assert row["sources"] == [zone.eip], "a planned refresh never leaves with another address"
     assert row["ends_on_own_eip"]
-    new = own_nat(lab.state, lab, zone.name)
-    assert new and new != done.old[zone.name], "the zone is on the refresh's new instance"
-    assert lab.state["instances"][done.old[zone.name]]["state"] == "terminated"
+    new = own_nat(lab.state, lab, zone.zone)
+    assert new and new != done.old[zone.zone], "the zone is on the refresh's new instance"
+    assert lab.state.state_of(done.old[zone.zone]) == "terminated"
     for other in rows.values():
-        if other["zone"] != zone.name:  # untouched (a probe may time out on a loaded machine, no more)
+        if other["zone"] != zone.zone:  # untouched (a probe may time out on a loaded machine, no more)
             assert other["sources"] == [lab.world.zones[other["zone"]].eip]
             assert other["failed"] <= other["probes"] * 0.05, other
 
@@ -101,27 +101,27 @@ def test_planned_refresh_leaves_only_through_the_zone_eip(lab, hooked):
 def test_nat_terminated_by_its_group_fails_over_to_a_sibling_and_comes_back(lab, hooked):
     done, rows = run(lab, hooked, "terminated-by-group")
     zone = lab.world.zones[done.zones[0]]
-    row = rows[zone.name]
+    row = rows[zone.zone]
     eips = {z.eip for z in lab.world.zones.values()}
     assert row["foreign_sources"] == 0
     assert set(row["sources"]) <= eips and zone.eip in row["sources"]
     assert row["ends_on_own_eip"]
     # While the old NAT was leaving, the zone's default route went to a sibling zone's NAT.
-    routed = [c.detail for c in lab.timeline.since(done.acted) if c.kind == "route" and c.zone == zone.name]
+    routed = [c.detail for c in lab.timeline.since(done.acted) if c.kind == "route" and c.zone == zone.zone]
     nat_zone = {i.id: i.zone for i in [*lab.instances.live.values(), *lab.instances.gone.values()]}
-    assert any(nat_zone.get(target) not in (None, zone.name) for target in routed), routed
+    assert any(nat_zone.get(target) not in (None, zone.zone) for target in routed), routed
     assert row["failed_over_probes"] > 0
 
 
 def test_a_new_nat_that_fails_its_self_check_abandons_and_nothing_moves_to_it(lab, hooked):
     done, rows = run(lab, hooked, "self-check-fails")
     zone = lab.world.zones[done.zones[0]]
-    row = rows[zone.name]
+    row = rows[zone.zone]
     [abandoned] = done.abandoned
     assert "abandoning" in lab.instances.gone[abandoned].console()
     assert row["moved_to_abandoned"] == [], "neither the EIP nor a route ever went to the abandoned instance"
     assert row["sources"] == [zone.eip] and row["foreign_sources"] == 0
-    assert row["ends_on_own_eip"] and own_nat(lab.state, lab, zone.name) not in (None, done.old[zone.name], abandoned)
+    assert row["ends_on_own_eip"] and own_nat(lab.state, lab, zone.zone) not in (None, done.old[zone.zone], abandoned)
 
 
 def test_verify_nat_lab_mode_tells_own_eip_from_failed_over(lab, hooked):
@@ -132,15 +132,15 @@ def test_verify_nat_lab_mode_tells_own_eip_from_failed_over(lab, hooked):
     assert ok.stdout.count(" ok ") == len(lab.world.zones)
 
     zone = next(iter(lab.world.zones.values()))
-    old = own_nat(lab.state, lab, zone.name)
+    old = own_nat(lab.state, lab, zone.zone)
     # The replacement's launch event is lost: the zone stays on its sibling until the schedule.
-    hooked.lose(lambda e: e["detail-type"] == LAUNCH_SUCCESSFUL and e["detail"]["AutoScalingGroupName"] == zone.group)
+    hooked.lose(lambda e: e["detail-type"] == LAUNCH_SUCCESSFUL and e["detail"]["AutoScalingGroupName"] == zone.name)
     lab.emulator.client("ec2").terminate_instances(InstanceIds=[old])
-    siblings = {z.eip for z in lab.world.zones.values() if z.name != zone.name}
-    assert lab.wait(lambda s: lab.fabric.view.routes.get(zone.route_table) not in (old, "blackhole", "none"), 30)
+    siblings = {z.eip for z in lab.world.zones.values() if z.zone != zone.zone}
+    assert lab.wait(lambda s: lab.fabric.view.routes.get(zone.route_table_ids[0]) not in (old, "blackhole", "none"), 30)
     failed_over = subprocess.run([str(VERIFY), "--lab", str(state_file)], capture_output=True, text=True, timeout=60)
     assert failed_over.returncode == 1, failed_over.stdout + failed_over.stderr
-    line = next(x for x in failed_over.stdout.splitlines() if x.startswith(zone.name))
+    line = next(x for x in failed_over.stdout.splitlines() if x.startswith(zone.zone))
     assert "FAILED OVER" in line and any(eip in line for eip in siblings), line
     assert settle(lab, hooked, timeout=90)
 
@@ -180,7 +180,7 @@ def test_a_user_data_that_does_not_masquerade_or_forward_fails_the_lab():
         # group replaces it, with the same user data), nothing ever routes to it, no egress.
         assert not lab.in_service(first)
         assert "abandoning" in abandoned()[0].console()
-        assert lab.state["route_tables"][lab.world.zones[first].route_table]["routes"].get("0.0.0.0/0") is None
+        assert lab.state.default_route(lab.world.zones[first].route_table_ids[0]) is None
         assert probes[first] and not any(p.ok for p in probes[first])
         # Forwarding off after the launch check: the NAT is in service, the routes are on it, and
         # not one probe gets through.

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from nat_lab.constants import DESTINATION
-from nat_lab.state import read_state
-from nat_lab.world import assert_converged, replace_instance
+from nat_lab.state import Snapshot, read_state
+from nat_lab.world import Group, World, assert_converged, replace_instance
 
 
 def converge_by_hand(moto, world, group: str) -> str:
@@ -108,3 +108,78 @@ def test_movable_is_what_the_hook_may_change_and_nothing_else(world, moto):
     assert after != before
     assert {k: v for k, v in after.items() if k != name} == {k: v for k, v in before.items() if k != name}
     assert set(after[name]) == {"eip_eni", "routes", "sdc"}
+
+
+def test_the_lab_snapshot_is_read_into_typed_values():
+    """The lab's emulator's /lab-api/state answer (the shape nat_lab.lab.motoserver serves), typed:
+    the data plane's questions answered by accessors, none by digging in dicts."""
+    raw = {
+        "generation": 7,
+        "instances": {
+            "i-new": {"state": "running", "subnet": "subnet-a", "eni": "eni-new", "private_ip": "10.2.0.5", "source_dest_check": False},
+            "i-old": {"state": "terminated", "subnet": "subnet-a", "eni": "eni-old", "private_ip": "10.2.0.4", "source_dest_check": True},
+        },
+        "enis": {
+            "eni-new": {"instance": "i-new", "private_ip": "10.2.0.5", "subnet": "subnet-a", "public_ip": "198.51.100.11"},
+            "eni-old": {"instance": "i-old", "private_ip": "10.2.0.4", "subnet": "subnet-a", "public_ip": None},
+        },
+        "subnets": {"subnet-a": {"cidr": "10.2.0.0/24", "zone": "us-east-1a", "vpc": "vpc-1"}},
+        "route_tables": {
+            "rtb-private": {
+                "vpc": "vpc-1",
+                "main": False,
+                "subnets": ["subnet-p"],
+                "routes": {DESTINATION: {"gateway": None, "eni": "eni-new", "instance": None, "local": False}},
+            },
+            "rtb-empty": {"vpc": "vpc-1", "main": True, "subnets": [], "routes": {}},
+        },
+        "addresses": {
+            "eipalloc-a": {"public_ip": "198.51.100.11", "eni": "eni-new"},
+            "eipalloc-b": {"public_ip": "198.51.100.12", "eni": None},
+        },
+        "groups": {
+            "nat-lab-us-east-1a": {
+                "desired": 1,
+                "max": 2,
+                "instances": {
+                    "i-old": {"lifecycle": "Terminating:Wait", "health": "Healthy"},
+                    "i-new": {"lifecycle": "InService", "health": "Healthy"},
+                },
+            }
+        },
+        "lifecycle_actions": {
+            "i-old": {
+                "group": "nat-lab-us-east-1a",
+                "hook": "nat-asg-hook-terminate",
+                "transition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                "token": "t",
+            }
+        },
+    }
+    snapshot = Snapshot.parse(raw)
+    group = "nat-lab-us-east-1a"
+    assert snapshot.generation == 7
+    assert snapshot.in_service(group) == ["i-new"] and snapshot.in_service("nat-lab-us-east-1b") == []
+    assert snapshot.lifecycle(group, "i-old") == "Terminating:Wait" and snapshot.lifecycle(group, "i-gone") is None
+    assert snapshot.group_of("i-old") == group and snapshot.group_of("i-elsewhere") is None
+    assert snapshot.state_of("i-old") == "terminated" and snapshot.state_of("i-elsewhere") is None
+    assert snapshot.public_ip("i-new") == "198.51.100.11" and snapshot.public_ip("i-old") is None
+    assert snapshot.eip_holder("eipalloc-a") == "i-new" and snapshot.eip_holder("eipalloc-b") is None
+    assert snapshot.default_route("rtb-private").eni == "eni-new"
+    assert snapshot.default_route("rtb-empty") is None and snapshot.default_route("rtb-unknown") is None
+    assert snapshot.route_tables["rtb-private"].subnets == ("subnet-p",)
+    assert snapshot.lifecycle_actions["i-old"].hook == "nat-asg-hook-terminate"
+    assert Snapshot().generation == -1 and Snapshot().in_service(group) == []
+
+
+def test_a_lab_world_and_a_seeded_world_are_one_layout():
+    """The lab's zones and the emulator tests' groups are the same `Group`: the hook's configuration
+    and the state reader see the same names."""
+    world = World("vpc-1")
+    world.groups["nat-lab-us-east-1a"] = Group(
+        "nat-lab-us-east-1a", "us-east-1a", "eipalloc-a", ["rtb-a"], eip="198.51.100.11", public_subnet="subnet-a"
+    )
+    assert world.zones["us-east-1a"] is world.groups["nat-lab-us-east-1a"]
+    config = world.config(failover=False)
+    assert config["failover"] is False and "failover" not in world.config()
+    assert World.from_config(config).config() == world.config()

@@ -19,9 +19,17 @@ are written once, here.
     zone.checks(instance_id)                     # {"eip_on_instance": .., "source_dest_check_off": .., "routes_on_instance": ..}
     state.serving("us-east-1a")                  # {table: group whose NAT its default route targets}
 
-`world` is a `nat_lab.world.World` (seeded, or `World.from_config(hook_config)` for a stack Terraform
-built): anything with `.groups`, each with `name`, `zone`, `eip_allocation_id`, `route_table_ids`.
-The source is anything with `.client(service)`, e.g. a `nat_lab.moto.Moto`.
+`world` is a `nat_lab.world.World` (seeded, the lab's, or `World.from_config(hook_config)` for a
+stack Terraform built): anything with `.groups`, each with `name`, `zone`, `eip_allocation_id`,
+`route_table_ids`. The source is anything with `.client(service)`, e.g. a `nat_lab.moto.Moto`.
+
+The data-plane lab follows its emulator's whole-region snapshot (`GET /lab-api/state`, served by
+nat_lab.lab.motoserver) after every change; `Snapshot.parse` reads that into typed values too:
+
+    snapshot = Snapshot.parse(emulator.state())
+    snapshot.in_service("nat-lab-us-east-1a")    # the group's InService instances
+    snapshot.eip_holder(allocation_id)           # the instance its EIP is on
+    snapshot.route_tables[table].routes.get(DESTINATION)
 """
 
 from __future__ import annotations
@@ -296,3 +304,134 @@ def _launch_order(instance: Instance) -> tuple[float, str]:
 def read_state(source, world) -> State:
     """One reading (clients made for it): `StateReader(source, world).read()`."""
     return StateReader(source, world).read()
+
+
+# --- the lab's emulator: its whole-region snapshot, typed ---------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotInstance:
+    state: str  # EC2's
+    subnet: str | None
+    eni: str | None  # the primary network interface
+    private_ip: str | None
+    source_dest_check: bool  # on the instance or on its primary interface
+
+
+@dataclass(frozen=True)
+class SnapshotInterface:
+    instance: str | None  # the instance it is attached to
+    private_ip: str | None
+    subnet: str | None
+    public_ip: str | None  # its EIP's, or the temporary public IP
+
+
+@dataclass(frozen=True)
+class SnapshotRoute:
+    gateway: str | None
+    eni: str | None
+    instance: str | None
+    local: bool
+
+
+@dataclass(frozen=True)
+class SnapshotTable:
+    vpc: str
+    main: bool
+    subnets: tuple[str, ...]  # the subnets explicitly associated with it
+    routes: dict[str, SnapshotRoute]  # destination CIDR -> route
+
+
+@dataclass(frozen=True)
+class SnapshotMember:
+    lifecycle: str  # the group's lifecycle state of the instance
+    health: str | None
+
+
+@dataclass(frozen=True)
+class SnapshotGroup:
+    desired: int
+    max: int
+    instances: dict[str, SnapshotMember]
+
+
+@dataclass(frozen=True)
+class LifecycleAction:
+    """An open lifecycle action: what the EventBridge stand-in puts in a lifecycle-action event."""
+
+    group: str
+    hook: str
+    transition: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the lab's data plane follows, at one generation of the emulator's change feed."""
+
+    generation: int = -1
+    instances: dict[str, SnapshotInstance] = field(default_factory=dict)
+    enis: dict[str, SnapshotInterface] = field(default_factory=dict)
+    route_tables: dict[str, SnapshotTable] = field(default_factory=dict)
+    addresses: dict[str, Address] = field(default_factory=dict)  # by allocation id
+    groups: dict[str, SnapshotGroup] = field(default_factory=dict)
+    lifecycle_actions: dict[str, LifecycleAction] = field(default_factory=dict)  # by instance
+
+    @classmethod
+    def parse(cls, raw: dict) -> Snapshot:
+        """The emulator's `/lab-api/state` answer (JSON), typed."""
+        return cls(
+            generation=raw["generation"],
+            instances={i: SnapshotInstance(**v) for i, v in raw["instances"].items()},
+            enis={i: SnapshotInterface(**v) for i, v in raw["enis"].items()},
+            route_tables={
+                t: SnapshotTable(v["vpc"], v["main"], tuple(v["subnets"]), {d: SnapshotRoute(**r) for d, r in v["routes"].items()})
+                for t, v in raw["route_tables"].items()
+            },
+            addresses={a: Address(a, v["public_ip"], v["eni"], None) for a, v in raw["addresses"].items()},
+            groups={
+                g: SnapshotGroup(v["desired"], v["max"], {i: SnapshotMember(**m) for i, m in v["instances"].items()})
+                for g, v in raw["groups"].items()
+            },
+            lifecycle_actions={i: LifecycleAction(**a) for i, a in raw["lifecycle_actions"].items()},
+        )
+
+    def members(self, group: str) -> dict[str, SnapshotMember]:
+        """The instances the group holds (none for a group not in the snapshot)."""
+        found = self.groups.get(group)
+        return found.instances if found else {}
+
+    def lifecycle(self, group: str, instance_id: str) -> str | None:
+        member = self.members(group).get(instance_id)
+        return member.lifecycle if member else None
+
+    def in_service(self, group: str) -> list[str]:
+        return [i for i, m in self.members(group).items() if m.lifecycle == "InService"]
+
+    def group_of(self, instance_id: str) -> str | None:
+        """The group that holds the instance, if any does."""
+        return next((g for g, v in self.groups.items() if instance_id in v.instances), None)
+
+    def state_of(self, instance_id: str) -> str | None:
+        """EC2's state of the instance; None for one the snapshot does not hold."""
+        found = self.instances.get(instance_id)
+        return found.state if found else None
+
+    def interface(self, eni: str | None) -> SnapshotInterface | None:
+        return self.enis.get(eni or "")
+
+    def public_ip(self, instance_id: str) -> str | None:
+        """The public address of the instance's primary interface (its EIP's, or its temporary one)."""
+        found = self.instances.get(instance_id)
+        interface = self.interface(found.eni if found else None)
+        return interface.public_ip if interface else None
+
+    def eip_holder(self, allocation_id: str) -> str | None:
+        """The instance whose interface the EIP is associated with, or None."""
+        address = self.addresses.get(allocation_id)
+        interface = self.interface(address.eni if address else None)
+        return interface.instance if interface else None
+
+    def default_route(self, table_id: str) -> SnapshotRoute | None:
+        table = self.route_tables.get(table_id)
+        return table.routes.get(DESTINATION) if table else None

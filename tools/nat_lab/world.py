@@ -1,6 +1,13 @@
-"""A NAT world seeded through the AWS SDK: a VPC, and per zone a public subnet, a single-instance
-NAT Auto Scaling group, a static Elastic IP and private route tables, all still pointing at the
-previous (dead) NAT's network interface, as right after an instance replacement."""
+"""The NAT world: one layout for every world the laboratory builds or reads. A zone is one NAT
+group (`Group`): its availability zone, its static Elastic IP and its private route tables, and,
+where the data-plane lab seeded it (nat_lab.lab.world), its subnets, the EIP's address and the
+zone's private host. `World` holds them by group name (`zones`: by availability zone), and renders
+the hook's configuration.
+
+`seed_world` seeds one through the AWS SDK for the emulator tests: a VPC, and per zone a public
+subnet, a single-instance NAT Auto Scaling group, a static Elastic IP and private route tables, all
+still pointing at the previous (dead) NAT's network interface, as right after an instance
+replacement. `World.from_config` is the view of a world built elsewhere (Terraform)."""
 
 from __future__ import annotations
 
@@ -16,19 +23,36 @@ UNRELATED_CIDR = "172.16.0.0/12"
 
 @dataclass
 class Group:
-    name: str
-    zone: str
+    """One zone's NAT group, and the zone's network around it."""
+
+    name: str  # the Auto Scaling group's name
+    zone: str  # its availability zone
     eip_allocation_id: str
-    route_table_ids: list[str]
+    route_table_ids: list[str]  # the zone's private route tables (the hook owns their default route)
     previous_eni: str = ""  # seeded worlds: the dead NAT's interface, where everything points at first
+    eip: str = ""  # the EIP's public address
+    public_subnet: str = ""
+    public_cidr: str = ""
+    private_subnet: str = ""
+    private_cidr: str = ""
+    launch_template: str = ""
+    host_ip: str = ""  # the lab: the zone's private host (a probe, not an EC2 instance)
 
 
 @dataclass
 class World:
     vpc_id: str
-    groups: dict[str, Group] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)  # by group name
     unrelated_eni: str = ""
     launch_template: str = ""
+    vpc_cidr: str = ""
+    internet_gateway: str = ""
+    public_table: str = ""
+
+    @property
+    def zones(self) -> dict[str, Group]:
+        """The groups by availability zone (one group per zone), in the order they were made."""
+        return {g.zone: g for g in self.groups.values()}
 
     @classmethod
     def from_config(cls, config: dict) -> World:
@@ -40,8 +64,10 @@ class World:
         }
         return cls(vpc_id="", groups=groups)
 
-    def config(self) -> dict:
-        return {
+    def config(self, failover: bool | None = None) -> dict:
+        """The hook's configuration for this world; `failover` set only when given (the hook's
+        default is on)."""
+        found = {
             "groups": {
                 g.name: {
                     "availability_zone": g.zone,
@@ -52,6 +78,9 @@ class World:
             },
             "destination_cidr_block": DESTINATION,
         }
+        if failover is not None:
+            found["failover"] = failover
+        return found
 
     def write_config(self, path: Path) -> Path:
         path.write_text(json.dumps(self.config(), indent=2))
@@ -99,7 +128,7 @@ def seed_world(moto, zones=ZONES, tables_per_zone: int = 1, prefix: str = "nat")
             LaunchTemplate={"LaunchTemplateName": world.launch_template, "Version": "$Latest"},
             VPCZoneIdentifier=public,
         )
-        world.groups[name] = Group(name, zone, address["AllocationId"], tables, previous_eni)
+        world.groups[name] = Group(name, zone, address["AllocationId"], tables, previous_eni, eip=address["PublicIp"], public_subnet=public)
     return world
 
 

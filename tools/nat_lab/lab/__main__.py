@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in dict.fromkeys(m for _, m in runs):
             hook = None
             if mode != "none":
-                hook = Hook(lab.emulator, lab.world.hook_config(failover=mode == "on"), run_dir / "logs", settings.api_latency, binary)
+                hook = Hook(lab.emulator, lab.world.config(failover=mode == "on"), run_dir / "logs", settings.api_latency, binary)
             bridge = EventBridge(lab, hook.function if hook else None, settings.event_delay, settings.schedule_seconds)
             bridge.start_schedule()
             try:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings, args, binary) -> int:
     run_dir = args.out / f"serve-{time.strftime('%Y%m%d-%H%M%S')}"
     with Lab(run_dir, settings, module=args.module or default_module()) as lab:
-        hook = Hook(lab.emulator, lab.world.hook_config(failover=True), run_dir / "logs", settings.api_latency, binary) if binary else None
+        hook = Hook(lab.emulator, lab.world.config(failover=True), run_dir / "logs", settings.api_latency, binary) if binary else None
         bridge = EventBridge(lab, hook.function if hook else None, settings.event_delay, settings.schedule_seconds)
         bridge.start_schedule()
         state_file = args.out / "lab-state.tsv"

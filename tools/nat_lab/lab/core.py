@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..constants import REGION, ZONES
 from ..moto import Moto
+from ..state import Snapshot, SnapshotInstance
 from . import netns
 from . import world as lab_world
 from .fabric import LIVE, Fabric
@@ -100,9 +101,9 @@ class Lab:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.t0 = time.monotonic()
         self.timeline = Timeline()
-        self.listeners: list = []  # called with (previous, state) after every change the fabric followed
+        self.listeners: list = []  # called with (previous, state), two Snapshots, after every change the fabric followed
         self.on_boot: list = []  # called with (instance id, zone) when an instance's namespace is up
-        self.state: dict = {}
+        self.state = Snapshot()
         self._routes: dict[str, str] = {}  # zone -> the fabric's default route target
         self._eips: dict[str, str | None] = {}  # zone -> the instance holding its EIP
         self.registry = netns.Registry()
@@ -149,10 +150,10 @@ class Lab:
             boot_delay=s.boot_delay,
         )
         for zone in self.world.zones.values():
-            ns = self.registry.add(f"host-{zone.name[-1]}")
-            self.fabric.attach(f"host:{zone.name}", ns, zone.host_ip, zone.private_cidr, zone.private_subnet)
+            ns = self.registry.add(f"host-{zone.zone[-1]}")
+            self.fabric.attach(f"host:{zone.zone}", ns, zone.host_ip, zone.private_cidr, zone.private_subnet)
         self.state_file = self.write_state_file(self.run_dir / "lab-state.tsv")
-        self.state = self.emulator.state()
+        self.state = Snapshot.parse(self.emulator.state())
         self._follower = threading.Thread(target=self._follow, name="follower", daemon=True)
         self._follower.start()
         lab_world.launch_groups(self.emulator, self.world, plans, scripts)
@@ -161,7 +162,7 @@ class Lab:
         """What `scripts/verify_nat.sh --lab FILE` reads: the check-IP URL, and per zone its private
         host's namespace and its EIP (tab-separated)."""
         lines = [f"check_ip_url\t{self.echo.url}"]
-        lines += [f"zone\t{z.name}\t{self.registry.prefix}host-{z.name[-1]}\t{z.eip}" for z in self.world.zones.values()]
+        lines += [f"zone\t{z.zone}\t{self.registry.prefix}host-{z.zone[-1]}\t{z.eip}" for z in self.world.zones.values()]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -171,8 +172,8 @@ class Lab:
     def start_probes(self) -> None:
         s = self.settings
         for zone in self.world.zones.values():
-            ns = self.registry.prefix + f"host-{zone.name[-1]}"
-            self.probers[zone.name] = Prober(ns, zone.name, self.clock, s.probe_rate, s.probe_timeout, s.max_seconds)
+            ns = self.registry.prefix + f"host-{zone.zone[-1]}"
+            self.probers[zone.zone] = Prober(ns, zone.zone, self.clock, s.probe_rate, s.probe_timeout, s.max_seconds)
 
     def stop_probes(self) -> dict:
         found = {}
@@ -192,43 +193,40 @@ class Lab:
     # --- following the emulator -------------------------------------------------------------------
 
     def _follow(self) -> None:
-        generation = self.state.get("generation", -1)
+        generation = self.state.generation
         while not self._stop.is_set():
             try:
-                state = self.emulator.state(since=generation, wait=0.5)
+                state = Snapshot.parse(self.emulator.state(since=generation, wait=0.5))
             except OSError:
                 if self._stop.is_set():
                     return
                 time.sleep(0.1)
                 continue
-            if state["generation"] == generation:
+            if state.generation == generation:
                 continue
-            generation = state["generation"]
+            generation = state.generation
             try:
                 self._apply(state)
             except Exception as exc:  # recorded; the next change tries again
                 self.timeline.add(self.clock(), "lab-error", "", repr(exc))
 
-    def _apply(self, state: dict) -> None:
+    def _apply(self, state: Snapshot) -> None:
         previous = self.state
-        group_zone = {z.group: z for z in self.world.zones.values()}
-        member = {i: g for g, v in state["groups"].items() for i in v["instances"]}
-        for instance_id, instance in state["instances"].items():
-            group = member.get(instance_id) or self._former_group(instance_id)
-            zone = group_zone.get(group or "")
+        for instance_id, instance in state.instances.items():
+            group = state.group_of(instance_id) or self._former_group(instance_id)
+            zone = self.world.groups.get(group or "")
             if zone is None:
                 continue
             known = instance_id in self.instances.live or instance_id in self.instances.gone
-            if instance["state"] in LIVE and not known:
+            if instance.state in LIVE and not known:
                 self._boot(instance_id, instance, zone, state)
-            elif instance["state"] not in LIVE and instance_id in self.instances.live:
+            elif instance.state not in LIVE and instance_id in self.instances.live:
                 self.fabric.detach(instance_id)
                 self.instances.terminate(instance_id, wait=False)
-                self.timeline.add(self.clock(), "gone", zone.name, instance_id)
+                self.timeline.add(self.clock(), "gone", zone.zone, instance_id)
         view = self.fabric.follow(state)
         for instance_id, live in list(self.instances.live.items()):
-            eni = state["enis"].get(state["instances"].get(instance_id, {}).get("eni") or "", {})
-            live.public_ip = eni.get("public_ip")
+            live.public_ip = state.public_ip(instance_id)
         self._record(previous, state, view)
         self.state = state
         for listener in list(self.listeners):
@@ -240,34 +238,31 @@ class Lab:
                 return instance.group
         return None
 
-    def _boot(self, instance_id: str, instance: dict, zone, state: dict) -> None:
+    def _boot(self, instance_id: str, instance: SnapshotInstance, zone, state: Snapshot) -> None:
         encoded = self.emulator.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
         script = base64.b64decode(encoded.get("UserData", {}).get("Value", "") or b"").decode()
-        eni = state["enis"].get(instance["eni"] or "", {})
-        booted = self.instances.launch(instance_id, zone.name, zone.group, instance["private_ip"], script, eni.get("public_ip"))
-        self.fabric.attach(instance_id, booted.ns, instance["private_ip"], zone.public_cidr, zone.public_subnet, instance=instance_id)
+        booted = self.instances.launch(instance_id, zone.zone, zone.name, instance.private_ip, script, state.public_ip(instance_id))
+        self.fabric.attach(instance_id, booted.ns, instance.private_ip, zone.public_cidr, zone.public_subnet, instance=instance_id)
         for callback in list(self.on_boot):
-            callback(instance_id, zone.name)
+            callback(instance_id, zone.zone)
         self.instances.start(booted)
-        self.timeline.add(self.clock(), "launch", zone.name, instance_id)
+        self.timeline.add(self.clock(), "launch", zone.zone, instance_id)
 
-    def _record(self, previous: dict, state: dict, view) -> None:
+    def _record(self, previous: Snapshot, state: Snapshot, view) -> None:
         now = self.clock()
         for zone in self.world.zones.values():
-            target = view.routes.get(zone.route_table, "none")
-            if self._routes.get(zone.name) != target:
-                self._routes[zone.name] = target
-                self.timeline.add(now, "route", zone.name, target)
-            eni = state["addresses"].get(zone.eip_allocation, {}).get("eni")
-            holder = state["enis"].get(eni or "", {}).get("instance") if eni else None
-            if self._eips.get(zone.name, "unset") != holder:
-                self._eips[zone.name] = holder
-                self.timeline.add(now, "eip", zone.name, holder or "none")
-            before = previous.get("groups", {}).get(zone.group, {}).get("instances", {})
-            for instance_id, member in state["groups"].get(zone.group, {}).get("instances", {}).items():
-                was = before.get(instance_id, {}).get("lifecycle")
-                if member["lifecycle"] != was:
-                    self.timeline.add(now, "lifecycle", zone.name, f"{instance_id} {member['lifecycle']}")
+            [table] = zone.route_table_ids
+            target = view.routes.get(table, "none")
+            if self._routes.get(zone.zone) != target:
+                self._routes[zone.zone] = target
+                self.timeline.add(now, "route", zone.zone, target)
+            holder = state.eip_holder(zone.eip_allocation_id)
+            if self._eips.get(zone.zone, "unset") != holder:
+                self._eips[zone.zone] = holder
+                self.timeline.add(now, "eip", zone.zone, holder or "none")
+            for instance_id, member in state.members(zone.name).items():
+                if member.lifecycle != previous.lifecycle(zone.name, instance_id):
+                    self.timeline.add(now, "lifecycle", zone.zone, f"{instance_id} {member.lifecycle}")
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -281,9 +276,7 @@ class Lab:
         return bool(predicate(self.state))
 
     def in_service(self, zone: str) -> list[str]:
-        group = self.world.zones[zone].group
-        members = self.state.get("groups", {}).get(group, {}).get("instances", {})
-        return [i for i, m in members.items() if m["lifecycle"] == "InService"]
+        return self.state.in_service(self.world.zones[zone].name)
 
     # --- the end ----------------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from .. import events
 from ..constants import LEAVING_STATES, TERMINATE_HOOK
 from ..events import LAUNCH_SUCCESSFUL, SCHEDULED, STATE_CHANGE, TERMINATE_ACTION
-from .world import LabWorld
+from ..state import Snapshot
+from ..world import World
 
 PATH_TO = {"terminated": ("shutting-down", "terminated"), "stopped": ("stopping", "stopped")}
 RETRIES = 2
@@ -102,12 +103,12 @@ class EventBridge:
     def __init__(self, lab, target, delay: float, schedule_seconds: float, rule_prefix: str = "nat-lab-asg-hook"):
         """`target(event) -> (ok, result, error)`; None: nothing is delivered (the baseline)."""
         self.lab = lab
-        self.world: LabWorld = lab.world
+        self.world: World = lab.world
         self.target = target
         self.delay = delay
         self.schedule_seconds = schedule_seconds
         self.rule = f"{rule_prefix}-reconcile"
-        self.groups = {z.group for z in self.world.zones.values()}
+        self.groups = set(self.world.groups)
         self.deliveries: list[Delivery] = []
         self._losses: list = []
         self._lock = threading.Lock()
@@ -117,44 +118,41 @@ class EventBridge:
 
     # --- what happened ------------------------------------------------------------------------------
 
-    def observe(self, previous: dict, state: dict) -> None:
+    def observe(self, previous: Snapshot, state: Snapshot) -> None:
         now = self.lab.clock()
-        zone_of = {z.group: z for z in self.world.zones.values()}
-        for group, members in state["groups"].items():
-            before = previous.get("groups", {}).get(group, {}).get("instances", {})
-            zone = zone_of.get(group)
-            for instance, member in members["instances"].items():
-                was = before.get(instance, {}).get("lifecycle")
-                now_state = member["lifecycle"]
-                if now_state == was:
+        for group, members in state.groups.items():
+            zone = self.world.groups.get(group)
+            for instance, member in members.instances.items():
+                now_state = member.lifecycle
+                if now_state == previous.lifecycle(group, instance):
                     continue
-                zone_name = zone.name if zone else ""
+                zone_name = zone.zone if zone else ""
                 if now_state == "InService":
-                    subnet = state["instances"].get(instance, {}).get("subnet", "")
+                    found = state.instances.get(instance)
+                    subnet = found.subnet if found else ""
                     self._emit(now, events.launch(group, instance, zone_name, subnet=subnet, sent_now=True), zone)
-                action = state.get("lifecycle_actions", {}).get(instance)
+                action = state.lifecycle_actions.get(instance)
                 if action and now_state == "Terminating:Wait":
-                    self._emit(now, events.terminate(group, instance, token=action["token"], hook=action["hook"]), zone)
+                    self._emit(now, events.terminate(group, instance, token=action.token, hook=action.hook), zone)
                 elif action and now_state == "Pending:Wait":
                     launch_action = events.launch(
-                        group, instance, zone_name, "launch-lifecycle-action", token=action["token"], hook=action["hook"], sent_now=True
+                        group, instance, zone_name, "launch-lifecycle-action", token=action.token, hook=action.hook, sent_now=True
                     )
                     self._emit(now, launch_action, zone)
-        for instance, info in state["instances"].items():
-            was = previous.get("instances", {}).get(instance, {}).get("state")
-            if was is None or was == info["state"] or info["state"] not in LEAVING_STATES:
+        for instance, info in state.instances.items():
+            was = previous.state_of(instance)
+            if was is None or was == info.state or info.state not in LEAVING_STATES:
                 continue
             zone = self._zone_of_instance(instance, state, previous)
-            path = PATH_TO.get(info["state"], (info["state"],))
+            path = PATH_TO.get(info.state, (info.state,))
             for step in path[path.index(was) + 1 :] if was in path else path:
                 self._emit(now, events.state_change(instance, step), zone)
 
-    def _zone_of_instance(self, instance: str, *states: dict):
-        zone_of = {z.group: z for z in self.world.zones.values()}
+    def _zone_of_instance(self, instance: str, *states: Snapshot):
         for state in states:
-            for group, members in state.get("groups", {}).items():
-                if instance in members["instances"]:
-                    return zone_of.get(group)
+            group = state.group_of(instance)
+            if group is not None:
+                return self.world.groups.get(group)
         found = self.lab.instances.live.get(instance) or self.lab.instances.gone.get(instance)
         return self.world.zones.get(found.zone) if found else None
 
@@ -168,7 +166,7 @@ class EventBridge:
     def _emit(self, at: float, event: dict, zone) -> None:
         instance, state = event_label(event)
         kind = event["detail-type"] + (f" {state}" if state else "")
-        delivery = Delivery(kind, instance, zone.name if zone else "", at, event=event)
+        delivery = Delivery(kind, instance, zone.zone if zone else "", at, event=event)
         with self._lock:
             self.deliveries.append(delivery)
             lost = next((p for p in self._losses if p(event)), None)

@@ -26,6 +26,7 @@ import ipaddress
 import threading
 from dataclasses import dataclass, field
 
+from ..state import Snapshot, SnapshotRoute
 from . import netns
 
 INET_ADDRESS = "100.64.0.1"  # the internet side of the gateway link
@@ -121,16 +122,15 @@ class Fabric:
 
     # --- following the emulator -------------------------------------------------------------------
 
-    def follow(self, state: dict) -> View:
+    def follow(self, state: Snapshot) -> View:
         """Make routes, the gateway's 1:1 NAT and the source/dest checks what `state` says."""
         with self._lock:
-            instances = state["instances"]
-            enis = state["enis"]
-            live = {a.instance: a for a in self.attachments.values() if a.instance and instances.get(a.instance, {}).get("state") in LIVE}
+            instances = state.instances
+            live = {a.instance: a for a in self.attachments.values() if a.instance and state.state_of(a.instance) in LIVE}
             table_of_subnet = {}
-            main_table = next((t for t, v in state["route_tables"].items() if v["main"] and v["vpc"] == self.vpc_id), None)
-            for table_id, table in state["route_tables"].items():
-                for subnet in table["subnets"]:
+            main_table = next((t for t, v in state.route_tables.items() if v.main and v.vpc == self.vpc_id), None)
+            for table_id, table in state.route_tables.items():
+                for subnet in table.subnets:
                     table_of_subnet[subnet] = table_id
             view = View()
             commands = []
@@ -142,9 +142,7 @@ class Fabric:
                 number = self.tables.setdefault(table_id, 100 + len(self.tables))
                 wanted_rules.add((attachment.ifname, number))
             for table_id, number in self.tables.items():
-                table = state["route_tables"].get(table_id, {"routes": {}})
-                route = table["routes"].get("0.0.0.0/0")
-                target, command = self._default_route(route, enis, live)
+                target, command = self._default_route(state.default_route(table_id), state, live)
                 view.routes[table_id] = target
                 if self._applied_routes.get(number) != command:
                     commands.append(f"route replace {command} table {number}")
@@ -156,11 +154,11 @@ class Fabric:
             public = {}
             checked = set()
             for instance_id, attachment in live.items():
-                eni = enis.get(instances[instance_id]["eni"] or "", {})
-                if eni.get("public_ip"):
-                    public[attachment.ip] = eni["public_ip"]
-                view.source_dest_check[instance_id] = instances[instance_id]["source_dest_check"]
-                if instances[instance_id]["source_dest_check"]:
+                address = state.public_ip(instance_id)
+                if address:
+                    public[attachment.ip] = address
+                view.source_dest_check[instance_id] = instances[instance_id].source_dest_check
+                if instances[instance_id].source_dest_check:
                     checked.add(attachment.ifname)
             view.public = public
             blocked = {live[i].ifname for i in self.blocked if i in live}
@@ -170,12 +168,13 @@ class Fabric:
             self.view = view
             return view
 
-    def _default_route(self, route: dict | None, enis: dict, live: dict[str, Attachment]) -> tuple[str, str]:
+    def _default_route(self, route: SnapshotRoute | None, state: Snapshot, live: dict[str, Attachment]) -> tuple[str, str]:
         if route is None:
             return "none", "blackhole default"
-        if route.get("gateway", "") and str(route["gateway"]).startswith("igw-"):
+        if route.gateway and str(route.gateway).startswith("igw-"):
             return "igw", f"default via {INET_ADDRESS} dev igw"
-        instance_id = route.get("instance") or (enis.get(route.get("eni") or "", {}).get("instance"))
+        interface = state.interface(route.eni)
+        instance_id = route.instance or (interface.instance if interface else None)
         attachment = live.get(instance_id or "")
         if attachment is None:
             return "blackhole", "blackhole default"

@@ -102,7 +102,7 @@ def tell(demo, run_dir) -> None:
         first, second = zones[0], zones[1]
         demo.say(f"   {len(zones)} zones in network namespaces; each NAT runs the module's real user data; echo at {lab.echo.url}")
         demo.say("   " + "; ".join(f"{name} EIP {z.eip}" for name, z in lab.world.zones.items()))
-        hook = Hook(lab.emulator, lab.world.hook_config(failover=True), run_dir / "logs", SETTINGS.api_latency, binary)
+        hook = Hook(lab.emulator, lab.world.config(failover=True), run_dir / "logs", SETTINGS.api_latency, binary)
         bridge = EventBridge(lab, hook.function, SETTINGS.event_delay, SETTINGS.schedule_seconds)
         bridge.start_schedule()
         rows: list[dict] = []

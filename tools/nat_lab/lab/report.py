@@ -121,7 +121,7 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
     import matplotlib.pyplot as plt
 
     zones = [r["zone"] for r in rows]
-    eip_zone = {z.eip: z.name for z in lab.world.zones.values()}
+    eip_zone = {z.eip: z.zone for z in lab.world.zones.values()}
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(zones)))
     colours = {"own": "#2a9d4b", "sibling": "#e9a23b", "failed": "#d62828", "foreign": "#7b2cbf"}
     for y, zone in enumerate(zones):

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..constants import DESTINATION
 from ..events import LAUNCH_SUCCESSFUL
-from ..state import StateReader
-from ..world import World
+from ..state import Snapshot, StateReader
 from . import netns
 from .core import Lab
 from .eventbridge import EventBridge
@@ -58,7 +58,7 @@ class Run:
         return self.lab.emulator.client("ec2")
 
     def group(self, zone: str) -> str:
-        return self.lab.world.zones[zone].group
+        return self.lab.world.zones[zone].name
 
     def mark(self, label: str, zone: str = "") -> None:
         self.lab.timeline.add(self.lab.clock(), "action", zone, label)
@@ -67,22 +67,18 @@ class Run:
 # --- what the world looks like ---------------------------------------------------------------------
 
 
-def members(state: dict, group: str) -> dict:
-    return state.get("groups", {}).get(group, {}).get("instances", {})
-
-
 class Judge:
     """The lab's judgements of the control plane, made with the one state reader (nat_lab.state),
     read again only when the emulator changed."""
 
     def __init__(self, lab: Lab):
         self.lab = lab
-        self.reader = StateReader(lab.emulator, World.from_config(lab.world.hook_config()))
+        self.reader = StateReader(lab.emulator, lab.world)
         self._generation: int | None = None
         self._state = None
 
     def state(self):
-        generation = self.lab.state.get("generation")
+        generation = self.lab.state.generation
         if generation != self._generation or self._state is None:
             self._generation = generation
             self._state = self.reader.read()
@@ -106,7 +102,7 @@ def judge(lab: Lab) -> Judge:
     return found
 
 
-def own_nat(state: dict, lab: Lab, zone: str) -> str | None:
+def own_nat(state: Snapshot, lab: Lab, zone: str) -> str | None:
     """`Judge.own_nat`; `state` (the snapshot a wait hands over) only says when to read again."""
     return judge(lab).own_nat(zone)
 
@@ -120,25 +116,25 @@ def converge_by_hand(lab: Lab) -> None:
     onto its group's InService instance."""
     ec2 = lab.emulator.client("ec2")
     for zone in lab.world.zones.values():
-        in_service = lab.in_service(zone.name)
+        in_service = lab.in_service(zone.zone)
         if not in_service:
             continue
-        eni = lab.state["instances"][in_service[-1]]["eni"]
-        ec2.associate_address(AllocationId=zone.eip_allocation, NetworkInterfaceId=eni, AllowReassociation=True)
+        eni = lab.state.instances[in_service[-1]].eni
+        ec2.associate_address(AllocationId=zone.eip_allocation_id, NetworkInterfaceId=eni, AllowReassociation=True)
         ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
-        routes = lab.state["route_tables"][zone.route_table]["routes"]
-        if "0.0.0.0/0" in routes:
-            ec2.replace_route(RouteTableId=zone.route_table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=eni)
+        [table] = zone.route_table_ids
+        if lab.state.default_route(table) is not None:
+            ec2.replace_route(RouteTableId=table, DestinationCidrBlock=DESTINATION, NetworkInterfaceId=eni)
         else:
-            ec2.create_route(RouteTableId=zone.route_table, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=eni)
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock=DESTINATION, NetworkInterfaceId=eni)
 
 
 # --- the acts --------------------------------------------------------------------------------------
 
 
 def _wait_new_in_service(run: Run, zone: str, old: str, timeout: float) -> str | None:
-    def found(state):
-        return [i for i, m in members(state, run.group(zone)).items() if m["lifecycle"] == "InService" and i != old]
+    def found(state: Snapshot) -> list[str]:
+        return [i for i in state.in_service(run.group(zone)) if i != old]
 
     if run.lab.wait(lambda s: found(s), timeout):
         return found(run.lab.state)[0]

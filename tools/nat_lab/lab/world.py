@@ -1,5 +1,5 @@
-"""The lab's NAT world: the root stack's layout seeded into the lab's emulator, and each zone's NAT
-group built from what Terraform plans for the nat-instance module.
+"""The lab's NAT world (a `nat_lab.world.World`): the root stack's layout seeded into the lab's
+emulator, and each zone's NAT group built from what Terraform plans for the nat-instance module.
 
 The user data is never copied: a scratch root module calls `terraform/modules/nat-instance` once
 per zone, `terraform plan` renders it (the module's own `templatefile`, with the lab's check-IP
@@ -18,12 +18,13 @@ import hashlib
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import terraform as tf_lab
 from ..constants import DESTINATION, REGION, ZONES
 from ..moto import Moto
+from ..world import Group, World
 from .netns import LabError
 
 VPC_CIDR = "10.2.0.0/16"
@@ -31,21 +32,6 @@ NAME = "nat-lab"
 AMI = "ami-760aaa0f"  # in moto's image catalogue (the local environment's)
 INSTANCE_TYPE = "t3.nano"
 MODULE = tf_lab.TERRAFORM_DIR / "modules" / "nat-instance"
-
-
-@dataclass
-class Zone:
-    name: str
-    group: str
-    public_subnet: str
-    public_cidr: str
-    private_subnet: str
-    private_cidr: str
-    route_table: str
-    eip_allocation: str
-    eip: str
-    launch_template: str = ""
-    host_ip: str = ""  # the zone's private host (a probe, not an EC2 instance)
 
 
 @dataclass
@@ -58,34 +44,14 @@ class Plan:
     max_size: int
 
 
-@dataclass
-class LabWorld:
-    vpc_id: str
-    vpc_cidr: str
-    internet_gateway: str
-    public_table: str
-    zones: dict[str, Zone] = field(default_factory=dict)
-    plans: dict[str, Plan] = field(default_factory=dict)
-
-    def hook_config(self, failover: bool = True) -> dict:
-        return {
-            "groups": {
-                z.group: {"availability_zone": z.name, "eip_allocation_id": z.eip_allocation, "route_table_ids": [z.route_table]}
-                for z in self.zones.values()
-            },
-            "destination_cidr_block": DESTINATION,
-            "failover": failover,
-        }
-
-
-def seed_network(emulator: Moto, zones=ZONES) -> LabWorld:
+def seed_network(emulator: Moto, zones=ZONES) -> World:
     ec2 = emulator.client("ec2")
     vpc = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=public_table, DestinationCidrBlock=DESTINATION, GatewayId=igw)
-    world = LabWorld(vpc, VPC_CIDR, igw, public_table)
+    world = World(vpc, vpc_cidr=VPC_CIDR, internet_gateway=igw, public_table=public_table)
     network = ipaddress.ip_network(VPC_CIDR)
     for i, zone in enumerate(zones):
         public_cidr = str(list(network.subnets(new_prefix=network.prefixlen + 8))[i])
@@ -98,18 +64,19 @@ def seed_network(emulator: Moto, zones=ZONES) -> LabWorld:
         # moto draws EIPs from 127.0.0.0/8, which no namespace routes: the lab names them, from
         # TEST-NET-2 (198.51.100.0/24), one per zone.
         address = ec2.allocate_address(Domain="vpc", Address=f"198.51.100.{11 + i}")
-        world.zones[zone] = Zone(
-            name=zone,
-            group=f"{NAME}-{zone}",
+        group = Group(
+            name=f"{NAME}-{zone}",
+            zone=zone,
+            eip_allocation_id=address["AllocationId"],
+            route_table_ids=[table],
+            eip=address["PublicIp"],
             public_subnet=public,
             public_cidr=public_cidr,
             private_subnet=private,
             private_cidr=str(private_net),
-            route_table=table,
-            eip_allocation=address["AllocationId"],
-            eip=address["PublicIp"],
             host_ip=str(private_net.network_address + 100),
         )
+        world.groups[group.name] = group
     return world
 
 
@@ -160,7 +127,7 @@ def _fingerprint(module: Path, settings: dict[str, object], zones) -> str:
     return digest.hexdigest()
 
 
-def plan_module(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
+def plan_module(emulator: Moto, world: World, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
     """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
     given when the module declares them (check_ip_url, self-check timings); unknown ones are left
     out, so the lab runs with whatever the module offers. Nothing the lab reads depends on the
@@ -172,7 +139,7 @@ def plan_module(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[s
     return _PLANS[key]
 
 
-def _plan(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
+def _plan(emulator: Moto, world: World, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
     declared = module_variables(module)
     if "check_ip_url" not in declared:
         raise LabError(
@@ -180,8 +147,8 @@ def _plan(emulator: Moto, world: LabWorld, workdir: Path, settings: dict[str, ob
             "(the instance proves itself against a check-IP URL, here the lab's echo) and this module has none"
         )
     per_zone = {
-        z.name: {
-            "name": z.group,
+        z.zone: {
+            "name": z.name,
             "vpc_id": world.vpc_id,
             "vpc_cidr_block": world.vpc_cidr,
             "subnet_id": z.public_subnet,
@@ -250,22 +217,21 @@ def _launch_template_data(planned: dict) -> dict:
     }
 
 
-def launch_groups(emulator: Moto, world: LabWorld, plans: dict[str, Plan], user_data: dict[str, str] | None = None) -> None:
+def launch_groups(emulator: Moto, world: World, plans: dict[str, Plan], user_data: dict[str, str] | None = None) -> None:
     """Per zone, the launch template and the group as planned (hooks in place before the first
     launch, as `initial_lifecycle_hook` does), then one instance each. `user_data` replaces a zone's
     rendered script (the broken variants a test feeds the lab)."""
     ec2 = emulator.client("ec2")
     autoscaling = emulator.client("autoscaling")
-    world.plans = plans
     for zone in world.zones.values():
-        plan = plans[zone.name]
-        script = (user_data or {}).get(zone.name, plan.user_data)
+        plan = plans[zone.zone]
+        script = (user_data or {}).get(zone.zone, plan.user_data)
         data = dict(plan.launch_template_data, UserData=base64.b64encode(script.encode()).decode())
-        zone.launch_template = ec2.create_launch_template(LaunchTemplateName=zone.group, LaunchTemplateData=data)["LaunchTemplate"][
+        zone.launch_template = ec2.create_launch_template(LaunchTemplateName=zone.name, LaunchTemplateData=data)["LaunchTemplate"][
             "LaunchTemplateId"
         ]
         autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=zone.group,
+            AutoScalingGroupName=zone.name,
             MinSize=0,
             MaxSize=max(plan.max_size, 2),  # launch before terminate: the refresh runs two at once
             DesiredCapacity=0,
@@ -273,6 +239,6 @@ def launch_groups(emulator: Moto, world: LabWorld, plans: dict[str, Plan], user_
             VPCZoneIdentifier=zone.public_subnet,
         )
         for hook in plan.hooks:
-            autoscaling.put_lifecycle_hook(AutoScalingGroupName=zone.group, **hook)
+            autoscaling.put_lifecycle_hook(AutoScalingGroupName=zone.name, **hook)
     for zone in world.zones.values():
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName=zone.group, MinSize=1, DesiredCapacity=1)
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=zone.name, MinSize=1, DesiredCapacity=1)
