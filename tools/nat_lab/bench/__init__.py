@@ -13,6 +13,6 @@ docs/benchmarks.md. Not a test: nothing here asserts a speed; the numbers go in 
 - The fault-injection soak of tests/test_soak.py, run once more on the release binary, for its counts.
 
 The parts: `measure` (a minimal Lambda Runtime API, the function process, and the measurements:
-critical path, cold start, the soak) and `report` (docs/benchmarks.md from the measurements).
+critical path, cold start, the soak) and `report` (the generated blocks of docs/benchmarks.md, from the measurements).
 `python -m nat_lab.bench` runs both (`__main__`).
 """

@@ -1,4 +1,4 @@
-"""`python -m nat_lab.bench` (`make bench`): measure, then write docs/benchmarks.md and the raw
+"""`python -m nat_lab.bench` (`make bench`): measure, then rewrite the generated blocks of docs/benchmarks.md and write the raw
 measurements (target/bench/benchmarks.json)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from .. import REPO
 from ..moto import Moto
 from ..proxy import Proxy
 from . import __doc__ as DOC
+from . import report
 from .measure import cold_start, critical_path, soak
-from .report import render
 
 
 def main() -> int:
@@ -78,8 +78,7 @@ def main() -> int:
                 sizes[f"  `{info.filename}` inside the zip, uncompressed"] = info.file_size
     else:
         print(f"warning: {args.zip} is missing; the zip size is left out", file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(args, paths, cold, sizes, soak_result))
+    report.write(args.out, args, paths, cold, sizes, soak_result)
     raw = REPO / "target" / "bench" / "benchmarks.json"  # the raw measurements, next to the build
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps({"paths": paths, "cold": cold, "sizes": sizes, "soak": soak_result}, indent=1, default=str))

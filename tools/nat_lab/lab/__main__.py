@@ -1,5 +1,5 @@
 """`make lab`: every scenario, with failover on and off, plus the baseline without a hook; writes
-target/lab/egress.json, docs/egress.md and docs/egress/*.png.
+target/lab/egress.json, the generated blocks of docs/egress.md, and docs/egress/*.png.
 
     python -m nat_lab.lab [--short] [--scenarios a,b] [--modes none,on,off] [--event-delay S] ...
 

@@ -1,11 +1,13 @@
-"""What the probes measured, per run and zone, and the report: target/lab/egress.json, docs/egress.md
-and a timeline picture per run (docs/egress/)."""
+"""What the probes measured, per run and zone, and the report: target/lab/egress.json, the generated
+blocks of docs/egress.md (nat_lab.markdown; its prose is edited by hand) and a timeline picture per
+run (docs/egress/)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from .. import markdown
 from .traffic import Probe
 
 
@@ -170,97 +172,46 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
 
 # --- the documents -----------------------------------------------------------------------------------
 
-READING = """\
-## Why the numbers are what they are
-
-- **Planned refresh**: the new NAT proves itself and goes InService while the old one still serves;
-  the hook then moves the EIP first (identity round) and the routes one API round later. Between the
-  two, the zone's traffic still reaches the old NAT, which no longer has a public address: those
-  probes are lost (about one API round, the price of never leaving with another address).
-- **Terminated by the group, failover on**: the old NAT waits in Terminating:Wait, still forwarding,
-  while the hook moves the zone to a sibling's NAT; only then does it complete the terminate action.
-  Nothing is lost; the zone leaves through the sibling's EIP until its replacement proves itself.
-- **Killed outside the group**: nothing forwards from the kill on; the zone is dark until the
-  state-change event reaches the hook (the event delay) and the hook fails it over (failover on), or
-  until the group notices (`group_health_check_s`), its replacement boots and proves itself and its
-  launch event arrives (failover off).
-- **Forwarding breaks**: the NAT looks alive from outside; its own self-check notices after
-  `unhealthy_after` failed checks `self_check_interval_s` apart (the module's defaults: 3 x 10 s),
-  marks itself Unhealthy, and the group's termination hands the zone over.
-- **Self-check fails**: the new instance never proves itself and abandons its launch; nothing moves
-  to it, and the zone stays on its old NAT until a good replacement proves itself.
-- **Launch event lost**: failover on, the zone stays on the sibling (egress works) until the next
-  scheduled reconcile takes it back; failover off, it is dark until then.
-"""
-
-LIMITS = """\
-## What the lab cannot model
-
-- **Real boot times.** A lab NAT boots in about two seconds (a namespace, no kernel, no cloud-init,
-  no package install) plus `boot_delay_s`; an EC2 instance takes tens of seconds to a few minutes to
-  boot and prove itself. Every "waits for its replacement" figure here is a lower bound (raise
-  `--boot-delay` to see a slower boot).
-- **EventBridge's and Lambda's real delays.** Delivery is a fixed delay (the parameter), every event
-  arrives, in order of occurrence, once, unless a scenario loses it; AWS delivers at least once, with
-  a variable delay, sometimes out of order. One function instance serves every invocation in turn;
-  Lambda would run concurrent ones in parallel. Cold starts are not modelled.
-- **The schedule.** The reconcile rule fires every `schedule_s` seconds in the lab, not
-  `rate(5 minutes)`: a zone that only the schedule heals waits up to five minutes in AWS.
-- **Conntrack of long-lived flows.** Every probe is a new connection. A connection open through the
-  old NAT when the routes move dies in AWS (the new NAT has no state for it, and the EIP left the old
-  one); the lab does not measure those.
-- **The control plane's timing.** The emulator applies a change at once and the fabric follows it
-  within milliseconds; AWS propagates a route or EIP change in an unspecified time (usually well
-  under a second). API latency is the proxy's fixed delay per request, not AWS's distribution.
-- **An EIP leaving an instance.** AWS may give the old NAT a new public IP when its EIP moves away;
-  the lab gives it none (its egress stops at the gateway).
-- **Auto Scaling's own timing.** A group notices an instance that stopped running after
-  `group_health_check_s`; refresh warm-up is `refresh_warmup_s` (the module's is 60 s: it only delays
-  the old NAT's termination, not the cutover). Instance refresh checkpoints, health check grace and
-  capacity rebalancing are not modelled.
-"""
+TITLE = "Egress through a NAT replacement: the data-plane lab"
+RESULTS = ("scenario", "failover", "zone", "hit", "probes", "failed", "outage_ms", "failed over", "foreign", "sources", "ends on own EIP")
 
 
 def _mode(row: dict) -> str:
     return "no hook" if not row["hook"] else "on" if row["failover"] else "off"
 
 
-def markdown(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: float, command: str) -> str:
+def blocks(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: float, command: str) -> dict[str, str]:
+    """docs/egress.md's generated blocks, by name; the prose around them (how to read the numbers,
+    what the lab cannot model) is the document's own."""
     params = rows[0]["parameters"] if rows else {}
-    lines = [
-        "# Egress through a NAT replacement: the data-plane lab",
-        "",
-        f"Generated by `{command}` ({elapsed:.0f} s on this machine). Real packets through the",
-        "nat-instance module's real user data, in Linux network namespaces: per zone, a private host",
-        'opens new TCP connections to an echo service on the lab\'s "internet", which reports the source',
-        "address it saw. See `tools/nat_lab/lab/` and docs/local-development.md.",
-        "",
-        "## Parameters",
-        "",
-        "| parameter | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in params.items()],
-        "",
-        "## Results",
-        "",
-        "`outage_ms`: the longest run of failed probes (new connections that got no answer within the",
-        "probe timeout), from the first failed probe to the next good one; `open` when it lasted to the",
-        "end of the run. `failed over`: good probes that left with a sibling zone's EIP. `foreign`:",
-        "good probes that left with an address that is no zone's EIP (must be 0).",
-        "",
-        "| scenario | failover | zone | hit | probes | failed | outage_ms | failed over | foreign | sources | ends on own EIP |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    results = []
     for r in rows:
         outage = f"{r['outage_ms']}{' (open)' if r['outage_open'] else ''}"
-        lines.append(
-            f"| {r['scenario']} | {_mode(r)} | {r['zone']} | {'yes' if r['hit'] else ''} | {r['probes']} | {r['failed']} | {outage} | "
-            f"{r['failed_over_probes']} | {r['foreign_sources']} | {', '.join(r['sources'])} | {'yes' if r['ends_on_own_eip'] else 'NO'} |"
+        results.append(
+            (
+                r["scenario"],
+                _mode(r),
+                r["zone"],
+                "yes" if r["hit"] else "",
+                r["probes"],
+                r["failed"],
+                outage,
+                r["failed_over_probes"],
+                r["foreign_sources"],
+                ", ".join(r["sources"]),
+                "yes" if r["ends_on_own_eip"] else "NO",
+            )
         )
-    lines += ["", "## Goals", "", *goals(rows), "", READING, LIMITS, "## Timelines", ""]
+    timelines = []
     for (scenario, mode), path in pictures.items():
-        lines += [f"### {scenario}, {mode}", "", f"![{scenario} {mode}]({path})", ""]
-    return "\n".join(lines) + "\n"
+        timelines += [f"### {scenario}, {mode}", "", f"![{scenario} {mode}]({path})", ""]
+    return {
+        "run": f"Generated by `{command}` ({elapsed:.0f} s on this machine).",
+        "parameters": "\n".join(markdown.table(["parameter", "value"], params.items())),
+        "results": "\n".join(markdown.table(RESULTS, results)),
+        "goals": "\n".join(goals(rows)),
+        "timelines": "\n".join(timelines),
+    }
 
 
 def goals(rows: list[dict]) -> list[str]:
@@ -303,5 +254,5 @@ def write(rows: list[dict], out_dir: Path, docs: Path | None, pictures: dict, el
     path = out_dir / "egress.json"
     path.write_text(json.dumps(rows, indent=2) + "\n")
     if docs is not None:
-        docs.write_text(markdown(rows, pictures, elapsed, command))
+        markdown.write(docs, TITLE, blocks(rows, pictures, elapsed, command))
     return path
