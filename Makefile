@@ -94,7 +94,7 @@ lint: venv ## cargo fmt --check, clippy with warnings denied; ruff check and ruf
 	$(VENV)/bin/ruff format --check tools tests scripts
 
 tf-check: venv ## Terraform fmt, validate (plugin mirror), checkov, trivy, the modules' conventions and the examples; no cloud
-	$(PY) -m pytest tests/test_terraform_static.py tests/test_terraform_examples.py
+	$(PY) -m pytest tests/terraform/test_terraform_static.py tests/terraform/test_terraform_examples.py
 
 ami-latest: ## The newest Amazon Linux 2023 arm64 AMI per environment and the tfvars change to roll to it (PROFILE=..., WRITE=1 makes it)
 	scripts/ami-latest.sh $(if $(PROFILE),--profile $(PROFILE)) $(if $(WRITE),--write)

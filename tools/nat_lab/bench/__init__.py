@@ -10,7 +10,7 @@ docs/benchmarks.md. Not a test: nothing here asserts a speed; the numbers go in 
   RSS. Beside it, on the same machine in the same run, a Python process that creates a boto3 EC2 and
   Auto Scaling client pair and polls the same API (the usual alternative), as a ratio.
 - Sizes: the host binary and the arm64 Lambda zip.
-- The fault-injection soak of tests/test_soak.py, run once more on the release binary, for its counts.
+- The fault-injection soak of tests/e2e/test_soak.py, run once more on the release binary, for its counts.
 
 The parts: `measure` (a minimal Lambda Runtime API, the function process, and the measurements:
 critical path, cold start, the soak) and `report` (the generated blocks of docs/benchmarks.md, from the measurements).

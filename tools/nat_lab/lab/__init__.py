@@ -14,5 +14,5 @@ namespaces that have no link to the machine's network (root only).
 - `core`: the lab assembled; `scenarios`: what happens to a NAT; `report`: egress.json, egress.md;
 - `live_egress`: the demo's last part, two stories told live in the lab's world.
 
-`python -m nat_lab.lab` (make lab) runs every scenario; tests/test_lab.py is the short lab.
+`python -m nat_lab.lab` (make lab) runs every scenario; tests/lab/test_lab.py is the short lab.
 """

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHECK = REPO / "scripts" / "check-pr-source.sh"
 PROTECT = REPO / "scripts" / "protect-branches.sh"
 CODEOWNERS = REPO / ".github" / "CODEOWNERS"

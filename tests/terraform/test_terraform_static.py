@@ -3,7 +3,7 @@ checkov over terraform/ and examples/ with zero failed checks, trivy config with
 finding but the skips that give their reason, the environments' settings, the conventions the
 modules promise (documented inputs and outputs, variables shaped alike, IAM only from policy
 documents, no Terraform-managed default route), and the tag contract between the two modules.
-The examples' own validation: tests/test_terraform_examples.py."""
+The examples' own validation: tests/terraform/test_terraform_examples.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """scripts/verify_nat.sh on AWS, without AWS: `aws` and `terraform` are stand-ins on PATH that answer
 what SSM and Terraform would, and record how they were called. (Its lab mode runs in
-tests/test_lab.py, against real namespaces.)"""
+tests/lab/test_lab.py, against real namespaces.)"""
 
 from __future__ import annotations
 

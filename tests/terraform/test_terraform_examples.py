@@ -2,7 +2,7 @@
 valid (`init -backend=false` from the plugin mirror, `validate`); `minimal` passes nothing but what
 the modules require (without any one of its arguments, validate fails), and `complete` shows every
 input of every module but the ones named here with the reason. checkov and trivy scan the examples
-with the stack (tests/test_terraform_static.py)."""
+with the stack (tests/terraform/test_terraform_static.py)."""
 
 from __future__ import annotations
 

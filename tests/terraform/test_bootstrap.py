@@ -13,12 +13,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import policies
 import pytest
 
-import policies
 from nat_lab import terraform as tf_lab
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROFILE = "nat-bootstrap-test"
 GITHUB_REPOSITORY = "example-org/nat-asg-hook"
 ENV = "test"

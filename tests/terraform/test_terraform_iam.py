@@ -34,17 +34,17 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import policies
 import pytest
 from botocore.exceptions import ClientError
+from policies import as_list
 
-import policies
 from nat_lab import events, hook
 from nat_lab import terraform as tf_lab
 from nat_lab.moto import ADMIN_POLICY, REGION, Moto
 from nat_lab.standin import LaunchStandIn
 from nat_lab.state import read_state
 from nat_lab.world import DESTINATION, World, in_service, primary_eni, routes
-from policies import as_list
 
 ACCOUNT = "123456789012"  # moto's default account
 OBSERVE = ("autoscaling:DescribeAutoScalingGroups", "ec2:DescribeAddresses", "ec2:DescribeInstances", "ec2:DescribeRouteTables")

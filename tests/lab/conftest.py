@@ -1,0 +1,20 @@
+"""The data-plane lab and the demo: real packets in network namespaces (root; elsewhere they skip,
+saying why), and `make demo` as a smoke run. Minutes each.
+
+Every test in this folder is marked `lab` (the markers are registered in pyproject.toml, strict):
+`pytest tests -m lab` runs this folder's concern alone. Shared fixtures live in tests/conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects: the mark must be there when it does
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(HERE.name)
