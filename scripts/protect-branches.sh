@@ -4,7 +4,7 @@
 # who approves, never the one who started the run), and releases from main only (v* tags created,
 # moved or deleted by the owner alone; published releases immutable), through the REST API
 # (`gh api`). The payloads below are the settings; CONTRIBUTING.md's "Branch protection" and
-# "Environments" tables say the same (tests/test_branch_flow.py holds them together).
+# "Environments" tables say the same (tests/tooling/test_branch_flow.py holds them together).
 #
 # Prints every request (method, path, JSON body) and changes nothing, unless --apply. It may read
 # (the owner's numeric id, an existing tag ruleset's id) when gh is there. Idempotent: the PATCH and

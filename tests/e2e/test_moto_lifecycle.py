@@ -252,7 +252,7 @@ def test_the_hook_completes_a_terminate_action_and_the_group_lets_the_old_nat_go
 # --- the patches prove themselves at start ----------------------------------------------------------
 
 # Every patch the server's self-check drives (nat_lab.moto_shims.selfcheck); lambda-signatures only
-# matters under IAM enforcement, where tests/test_terraform_iam.py depends on it.
+# matters under IAM enforcement, where tests/terraform/test_terraform_iam.py depends on it.
 CHECKED = sorted(set(moto_shims.patches()) - {"fidelity.lambda-signatures"})
 
 

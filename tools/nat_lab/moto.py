@@ -13,10 +13,10 @@ from pathlib import Path
 
 import boto3
 
+from .constants import REGION
 from .moto_shims import WRITTEN_FOR, moto_version
 from .process import Process, free_port
 
-REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 

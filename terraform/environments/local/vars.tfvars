@@ -9,7 +9,7 @@ protect_eips = false
 
 # No egress probes: the emulator runs no SSM agent to ask them, and the demo stays fast (the
 # data-plane lab asks from its own private hosts). -var egress_probe=true creates them in the
-# emulator all the same (tests/test_terraform_iam.py does).
+# emulator all the same (tests/terraform/test_terraform_iam.py does).
 egress_probe               = false
 egress_probe_instance_type = "t3.nano" # x86_64, as the image below
 

@@ -27,10 +27,9 @@ import threading
 import time
 import urllib.parse
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
+from nat_lab.constants import ACCOUNT, LEAVING_STATES, REGION
+
 READS = ("Describe", "Get", "List")
-LEAVING = ("stopping", "stopped", "shutting-down", "terminated")
 
 
 class Feed:
@@ -99,7 +98,7 @@ def tick() -> bool:
     grace = float(os.environ.get("LAB_HEALTH_CHECK_SECONDS", "0"))
     for group in list(autoscaling.autoscaling_groups.values()):
         for state in list(group.instance_states):
-            if state.instance._state.name not in LEAVING or state.lifecycle_state.startswith("Terminating"):
+            if state.instance._state.name not in LEAVING_STATES or state.lifecycle_state.startswith("Terminating"):
                 continue
             seen = LEFT_AT.setdefault(state.instance.id, now)
             if now - seen < grace:

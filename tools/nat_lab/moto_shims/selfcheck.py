@@ -4,7 +4,7 @@
 moto gives without the patch, or an error). It works in a region of its own and the server resets
 the emulator afterwards, so nothing of it is left for the server's users. About 40 requests: well
 under a second. Not checked here: `fidelity.lambda-signatures` (it matters only with IAM enforced;
-tests/test_terraform_iam.py depends on it) and `fidelity.aws-managed-policies` beyond one policy.
+tests/terraform/test_terraform_iam.py depends on it) and `fidelity.aws-managed-policies` beyond one policy.
 """
 
 from __future__ import annotations

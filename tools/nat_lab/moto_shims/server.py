@@ -21,10 +21,9 @@ import threading
 import urllib.parse
 import urllib.request
 
-from . import ShimError, install, moto_version, selfcheck
+from nat_lab.constants import ACCOUNT, REGION
 
-ACCOUNT = "123456789012"  # moto's default account
-REGION = "us-east-1"
+from . import ShimError, install, moto_version, selfcheck
 
 
 class Front:
