@@ -182,7 +182,7 @@ module "nat" {
   subnet_id      = aws_subnet.public[each.key].id
   instance_type  = var.nat_instance_type
   ami_id         = var.nat_ami_id
-  check_ip_url   = var.nat_check_ip_url
+  check_ip_urls  = var.nat_check_ip_urls
   tags           = var.tags # the launch template's tag specifications: default_tags do not reach them
 
   create_after = module.hook.launch_dependencies

@@ -66,10 +66,10 @@ variable "nat_ami_id" {
   type        = string
 }
 
-variable "nat_check_ip_url" {
-  description = "URL the NAT instances' self-check asks for the public address their egress leaves with (it answers with that address as text)"
-  type        = string
-  default     = "https://checkip.amazonaws.com"
+variable "nat_check_ip_urls" {
+  description = "Check endpoints the NAT instances' self-check asks for the public address their egress leaves with (each answers with that address as bare text); any one proves egress at launch, none answering is outside trouble, never a replacement"
+  type        = list(string)
+  default     = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
 }
 
 variable "egress_probe" {

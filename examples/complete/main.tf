@@ -200,7 +200,7 @@ module "nat" {
 
   # The instance proves itself (forwarding, masquerade, egress through its zone's EIP) before it
   # takes its zone, and keeps checking: unhealthy, its group replaces it and the zone fails over.
-  check_ip_url                     = "https://checkip.amazonaws.com"
+  check_ip_urls                    = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
   self_check_interval_seconds      = 10
   unhealthy_after                  = 3
   launch_hook_heartbeat_timeout    = 300

@@ -1,7 +1,8 @@
 ################################################################################
-# The instance's own permissions: complete its group's lifecycle actions (its launch) and set the
-# health of its group's instances (itself, when its self-check keeps failing). Nothing else: no SSM,
-# no EC2 call (the hook moves the EIP and the routes).
+# The instance's own permissions: complete its group's lifecycle actions (its launch), set the
+# health of its group's instances (itself, when its self-check finds an own fault), and publish its
+# self-check's metric to the project's namespace. Nothing else: no SSM, no EC2 call (the hook moves
+# the EIP and the routes).
 ################################################################################
 
 data "aws_iam_policy_document" "instance_assume_role" {
@@ -20,6 +21,20 @@ data "aws_iam_policy_document" "instance" {
     sid       = "OwnGroupsLifecycleAndHealth"
     actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
     resources = [local.autoscaling_group_arn]
+  }
+
+  # The self-check's outside-reachability result (CheckEndpointsUnreachable): PutMetricData has no
+  # resource type, so the namespace condition is what keeps it to the project's own metrics.
+  statement {
+    sid       = "OwnNamespaceMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metric_namespace]
+    }
   }
 }
 

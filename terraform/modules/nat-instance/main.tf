@@ -45,11 +45,18 @@ locals {
     vpc_cidr_block              = var.vpc_cidr_block
     auto_scaling_group_name     = var.name
     launch_hook_name            = local.lifecycle_hooks.launch.name
-    check_ip_url                = var.check_ip_url
+    check_ip_urls               = join(" ", var.check_ip_urls) # one shell word list
+    metric_namespace            = var.metric_namespace
+    forward_probe_address       = local.forward_probe_address
     self_check_interval_seconds = var.self_check_interval_seconds
     unhealthy_after             = var.unhealthy_after
-    self_check_script           = file("${path.module}/nat-self-check.sh")
+    self_check_script_gz        = base64gzip(file("${path.module}/nat-self-check.sh"))
   })
+
+  # The self-check's forwarding probe: a namespace on the instance whose address the user data
+  # masquerades like the VPC's, so that the instance tests its own forwarding path. Link-local: it
+  # never meets an address of the VPC.
+  forward_probe_address = "169.254.254.2"
 
   # The group's health check grace period, seconds. It starts once the launch hook is complete, i.e.
   # once the instance has booted and proved itself; a minute covers EC2's first status checks.
@@ -188,6 +195,15 @@ resource "aws_autoscaling_group" "this" {
   launch_template {
     id      = aws_launch_template.this.id
     version = aws_launch_template.this.latest_version
+  }
+
+  # Every replacement launches before it terminates: a health replacement (the NAT marked itself
+  # Unhealthy, or EC2's status checks failed), a rebalance and a refresh all bring the new NAT in
+  # service first; its Launch Successful event moves the zone to it, and only then does the old one
+  # enter its terminate hook (max 2 above makes the room).
+  instance_maintenance_policy {
+    min_healthy_percentage = 100
+    max_healthy_percentage = 200
   }
 
   # Both hooks are part of the group's creation, so that even the first instance waits in

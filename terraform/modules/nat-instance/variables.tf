@@ -56,15 +56,21 @@ variable "kms_key_arn" {
   default     = null
 }
 
-variable "check_ip_url" {
-  description = "URL the self-check asks which public address the instance's egress leaves with; it must answer with that address as text (checkip.amazonaws.com does)"
-  type        = string
-  default     = "https://checkip.amazonaws.com"
+variable "check_ip_urls" {
+  description = "Check endpoints the self-check asks which public address the instance leaves with; each must answer with that address as bare text. Any one of them proves egress at launch; none answering is outside trouble (logged, published as the metric CheckEndpointsUnreachable), never a reason to replace the instance. Give at least two independent services"
+  type        = list(string)
+  default     = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
 
   validation {
-    condition     = can(regex("^https?://[^'\\s]+$", var.check_ip_url))
-    error_message = "check_ip_url must be an http(s) URL without quotes or spaces."
+    condition     = length(var.check_ip_urls) >= 1 && alltrue([for url in var.check_ip_urls : can(regex("^https?://[^'\\s]+$", url))])
+    error_message = "check_ip_urls must hold at least one http(s) URL, without quotes or spaces."
   }
+}
+
+variable "metric_namespace" {
+  description = "CloudWatch namespace the self-check publishes CheckEndpointsUnreachable to (dimension AutoScalingGroupName); the instance may publish to this namespace only. The nat-asg-hook module's outside-trouble alarm reads it there"
+  type        = string
+  default     = "NatAsgHook"
 }
 
 variable "self_check_interval_seconds" {
