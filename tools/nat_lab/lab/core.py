@@ -25,7 +25,7 @@ from pathlib import Path
 from ..moto import Moto
 from . import netns
 from . import world as lab_world
-from .fabric import LIVE, Fabric
+from .fabric import CHECK_ADDRESSES, LIVE, Fabric
 from .instance import Instances
 from .motoserver import REGION
 from .traffic import Echo, Prober
@@ -50,8 +50,8 @@ class Settings:
     boot_delay: float = 5.0  # seconds an instance "boots" before its user data runs (EC2: tens of seconds)
     max_seconds: float = 900.0  # the probes' hard bound
 
-    def module_settings(self, check_ip_url: str) -> dict[str, object]:
-        found: dict[str, object] = {"check_ip_url": check_ip_url}
+    def module_settings(self, check_ip_urls: list[str]) -> dict[str, object]:
+        found: dict[str, object] = {"check_ip_urls": check_ip_urls}
         if self.self_check_interval_seconds is not None:
             found["self_check_interval_seconds"] = self.self_check_interval_seconds
         if self.unhealthy_after is not None:
@@ -110,6 +110,7 @@ class Lab:
         self._closed = False
         self.emulator: Moto | None = None
         self.echo: Echo | None = None
+        self.checks: list[Echo] = []  # the NATs' check endpoints, apart from the probes' echo
         self.probers: dict[str, Prober] = {}
         self.instances: Instances | None = None
         self._follower: threading.Thread | None = None
@@ -136,7 +137,9 @@ class Lab:
         self.world = lab_world.seed_network(self.emulator, s.zones)
         self.fabric = Fabric(self.registry, self.world.vpc_id, self.world.vpc_cidr)
         self.echo = Echo(self.fabric.inet, self.clock)
-        plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(self.echo.url), module=module)
+        self.checks = [Echo(self.fabric.inet, self.clock, address) for address in CHECK_ADDRESSES]
+        urls = [c.url for c in self.checks]
+        plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(urls), module=module)
         scripts = {z: (user_data or {}).get(z, p.user_data) for z, p in plans.items()}
         if transform is not None:
             scripts = {z: transform(z, text) for z, text in scripts.items()}
@@ -301,8 +304,9 @@ class Lab:
         with self.timeline._lock:
             changes = list(self.timeline.changes)
         (self.run_dir / "timeline.txt").write_text("".join(f"{c.at:9.3f} {c.kind:9} {c.zone:11} {c.detail}\n" for c in changes))
-        if self.echo is not None:
-            self.echo.stop()
+        for echo in [self.echo, *self.checks]:
+            if echo is not None:
+                echo.stop()
         self.registry.close()
         if self.emulator is not None:
             self.emulator.stop()

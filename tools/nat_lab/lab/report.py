@@ -4,6 +4,7 @@ and a timeline picture per run (docs/egress/)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .traffic import Probe
@@ -32,9 +33,50 @@ def longest_outage(probes: list[Probe], rate: float) -> tuple[float, bool, float
     return round(longest * 1000.0), open_ended, at
 
 
+METRIC_NAMESPACE = "NatAsgHook"  # the nat-instance module's default metric_namespace
+OUTSIDE_METRIC = "CheckEndpointsUnreachable"
+
+
+def outside_trouble(lab, run) -> tuple[dict[str, int | None], int]:
+    """What the NATs published during the run (the emulator's CloudWatch): per zone the highest
+    CheckEndpointsUnreachable (1: no check endpoint answered; None: nothing published), and the
+    most zones that reported 1 in one minute: what the fleet alarm (modules/nat-asg-hook,
+    `outside_trouble`, 2 zones or more) evaluates."""
+    end = datetime.now(UTC)
+    start = end - timedelta(seconds=lab.clock() - run.started + 60)
+    cloudwatch = lab.emulator.client("cloudwatch")
+    per_zone: dict[str, int | None] = {}
+    per_minute: dict[datetime, int] = {}
+    for zone in lab.world.zones.values():
+        try:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=METRIC_NAMESPACE,
+                MetricName=OUTSIDE_METRIC,
+                Dimensions=[{"Name": "AutoScalingGroupName", "Value": zone.group}],
+                StartTime=start,
+                EndTime=end + timedelta(seconds=60),
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+        except Exception:  # noqa: BLE001 (a report never fails on a read; None says nothing was read)
+            points = []
+        per_zone[zone.name] = int(max(p["Maximum"] for p in points)) if points else None
+        for p in points:
+            if p["Maximum"] >= 1:
+                per_minute[p["Timestamp"]] = per_minute.get(p["Timestamp"], 0) + 1
+    return per_zone, max(per_minute.values(), default=0)
+
+
+def replaced(lab, run, zone: str) -> int:
+    """The zone's NAT instances that stopped running during the run (an abandoned launch, which
+    never served, is not a replacement)."""
+    return sum(1 for c in lab.timeline.since(run.started) if c.kind == "gone" and c.zone == zone and c.detail not in run.abandoned)
+
+
 def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -> list[dict]:
     """One object per zone of the run (the zones it hit first)."""
     s = lab.settings
+    outside, outside_zones = outside_trouble(lab, run)
     all_eips = {z.eip for z in lab.world.zones.values()}
     deliveries = run.bridge.since(run.started) if run.bridge is not None else []
     changes = lab.timeline.since(run.started)
@@ -67,6 +109,10 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
                 "foreign_sources": sum(1 for p in ok if p.source not in all_eips),
                 "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != zone.eip),
                 "ends_on_own_eip": bool(final) and all(p.ok and p.source == zone.eip for p in final),
+                "replaced": replaced(lab, run, zone_name),
+                "outside_trouble": outside.get(zone_name),
+                "outside_trouble_zones": outside_zones,
+                "outside_alarm": outside_zones >= 2,
                 "moved_to_abandoned": sorted(i for i in run.abandoned if i in routed_to or i in eip_to),
                 "abandoned": sorted(run.abandoned),
                 "events": [
@@ -177,16 +223,26 @@ READING = """\
   the hook then moves the EIP first (identity round) and the routes one API round later. Between the
   two, the zone's traffic still reaches the old NAT, which no longer has a public address: those
   probes are lost (about one API round, the price of never leaving with another address).
-- **Terminated by the group, failover on**: the old NAT waits in Terminating:Wait, still forwarding,
-  while the hook moves the zone to a sibling's NAT; only then does it complete the terminate action.
-  Nothing is lost; the zone leaves through the sibling's EIP until its replacement proves itself.
+- **Replaced by the group** (`terminated-by-group`: marked Unhealthy, as a health check does): the
+  instance maintenance policy (min healthy 100 %, max 200 %) launches the replacement first; it
+  proves itself, goes InService, its launch moves the zone to it (about one API round between the
+  EIP and the routes, as in a refresh), and only then does the old NAT enter its terminate hook,
+  with nothing left routed through it. Failover on or off, the zone never goes dark.
+- **Terminated by an operator** (`terminated-by-operator`, TerminateInstanceInAutoScalingGroup: no
+  maintenance policy applies): the old NAT waits in Terminating:Wait, still forwarding, while the
+  hook moves the zone to a sibling's NAT; only then does it complete the terminate action. Nothing is
+  lost; the zone leaves through the sibling's EIP until its replacement proves itself.
+- **Check endpoints unreachable**: every NAT's self-check sees outside trouble (the endpoints hang),
+  logs it, publishes `CheckEndpointsUnreachable = 1` and counts no failure: nothing is replaced, the
+  probes never notice, and the fleet alarm's condition (two zones or more in one minute) holds.
 - **Killed outside the group**: nothing forwards from the kill on; the zone is dark until the
   state-change event reaches the hook (the event delay) and the hook fails it over (failover on), or
   until the group notices (`group_health_check_s`), its replacement boots and proves itself and its
   launch event arrives (failover off).
 - **Forwarding breaks**: the NAT looks alive from outside; its own self-check notices after
   `unhealthy_after` failed checks `self_check_interval_s` apart (the module's defaults: 3 x 10 s),
-  marks itself Unhealthy, and the group's termination hands the zone over.
+  marks itself Unhealthy; the group launches its replacement first (maintenance policy), whose
+  launch takes the zone over.
 - **Self-check fails**: the new instance never proves itself and abandons its launch; nothing moves
   to it, and the zone stays on its old NAT until a good replacement proves itself.
 - **Launch event lost**: failover on, the zone stays on the sibling (egress works) until the next
@@ -248,14 +304,15 @@ def markdown(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: fl
         "end of the run. `failed over`: good probes that left with a sibling zone's EIP. `foreign`:",
         "good probes that left with an address that is no zone's EIP (must be 0).",
         "",
-        "| scenario | failover | zone | hit | probes | failed | outage_ms | failed over | foreign | sources | ends on own EIP |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | failover | zone | hit | probes | failed | outage_ms | failed over | foreign | replaced | sources | ends on own EIP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         outage = f"{r['outage_ms']}{' (open)' if r['outage_open'] else ''}"
         lines.append(
             f"| {r['scenario']} | {_mode(r)} | {r['zone']} | {'yes' if r['hit'] else ''} | {r['probes']} | {r['failed']} | {outage} | "
-            f"{r['failed_over_probes']} | {r['foreign_sources']} | {', '.join(r['sources'])} | {'yes' if r['ends_on_own_eip'] else 'NO'} |"
+            f"{r['failed_over_probes']} | {r['foreign_sources']} | {r['replaced']} | {', '.join(r['sources'])} | "
+            f"{'yes' if r['ends_on_own_eip'] else 'NO'} |"
         )
     lines += ["", "## Goals", "", *goals(rows), "", READING, LIMITS, "## Timelines", ""]
     for (scenario, mode), path in pictures.items():
@@ -274,7 +331,22 @@ def goals(rows: list[dict]) -> list[str]:
     if refresh:
         worst = max(r["outage_ms"] for r in refresh)
         out.append(f"- Planned refresh, longest outage <= 250 ms: **{worst} ms** ({'met' if worst <= 250 else 'NOT met'}).")
-    for scenario in ("terminated-by-group", "killed"):
+    for r in hit("terminated-by-group", "off")[:1]:
+        out.append(
+            f"- terminated-by-group (health replacement, launch before terminate), failover off, <= 250 ms: "
+            f"**{r['outage_ms']} ms** ({'met' if r['outage_ms'] <= 250 else 'NOT met'})."
+        )
+    for mode in ("on", "off"):
+        found = [r for r in rows if r["scenario"] == "check-endpoints-unreachable" and _mode(r) == mode]
+        if found:
+            failed, swapped = sum(r["failed"] for r in found), sum(r["replaced"] for r in found)
+            alarm = found[0]["outside_alarm"]
+            out.append(
+                f"- Check endpoints unreachable 60 s (failover {mode}): failed probes **{failed}**, NATs replaced **{swapped}**, "
+                f"zones reporting outside trouble in one minute **{found[0]['outside_trouble_zones']}** (alarm at 2: "
+                f"{'raised' if alarm else 'NOT raised'}) ({'met' if failed == 0 and swapped == 0 and alarm else 'NOT met'})."
+            )
+    for scenario in ("terminated-by-operator", "killed"):
         found = hit(scenario, "on")
         if found:
             delay = found[0]["event_delay_s"] * 1000

@@ -35,7 +35,7 @@ class Seen:
 
 
 class Echo:
-    def __init__(self, ns: str, clock):
+    def __init__(self, ns: str, clock, address: str = ECHO_ADDRESS):
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         echo = self
@@ -65,8 +65,8 @@ class Echo:
             allow_reuse_address = True
             request_queue_size = 512
 
-        self.server: Server = netns.call_in(ns, lambda: Server((ECHO_ADDRESS, ECHO_PORT), Handler))  # type: ignore[assignment]
-        self.url = f"http://{ECHO_ADDRESS}/"
+        self.server: Server = netns.call_in(ns, lambda: Server((address, ECHO_PORT), Handler))  # type: ignore[assignment]
+        self.url = f"http://{address}/"
         self._thread = threading.Thread(target=self.server.serve_forever, name="echo", daemon=True)
         self._thread.start()
 
