@@ -46,7 +46,7 @@ def outside_trouble(lab, run) -> tuple[dict[str, int | None], int]:
     start = end - timedelta(seconds=lab.clock() - run.started + 60)
     cloudwatch = lab.emulator.client("cloudwatch")
     per_zone: dict[str, int | None] = {}
-    per_minute: dict[datetime, int] = {}
+    per_minute: dict[datetime, int] = {}  # minute -> zones that reported 1 in it
     for zone in lab.world.zones.values():
         try:
             points = cloudwatch.get_metric_statistics(
@@ -55,15 +55,15 @@ def outside_trouble(lab, run) -> tuple[dict[str, int | None], int]:
                 Dimensions=[{"Name": "AutoScalingGroupName", "Value": zone.group}],
                 StartTime=start,
                 EndTime=end + timedelta(seconds=60),
-                Period=60,
+                Period=1,  # every datapoint (the emulator starts its periods at the first one): minutes below
                 Statistics=["Maximum"],
             )["Datapoints"]
         except Exception:  # noqa: BLE001 (a report never fails on a read; None says nothing was read)
             points = []
         per_zone[zone.name] = int(max(p["Maximum"] for p in points)) if points else None
-        for p in points:
-            if p["Maximum"] >= 1:
-                per_minute[p["Timestamp"]] = per_minute.get(p["Timestamp"], 0) + 1
+        minutes = {p["Timestamp"].replace(second=0, microsecond=0) for p in points if p["Maximum"] >= 1}
+        for minute in minutes:  # CloudWatch's periods of 60 s start on the minute
+            per_minute[minute] = per_minute.get(minute, 0) + 1
     return per_zone, max(per_minute.values(), default=0)
 
 
