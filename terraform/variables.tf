@@ -99,7 +99,7 @@ variable "protect_eips" {
 variable "reconcile_schedule" {
   description = "Schedule of the hook's reconcile run: rate(N minutes) with N at most 60, or rate(1 hour)"
   type        = string
-  default     = "rate(5 minutes)"
+  default     = "rate(1 minute)"
 }
 
 variable "log_retention_days" {

@@ -165,10 +165,10 @@ module "hook" {
   # A zone whose NAT leaves borrows a healthy sibling zone's NAT (and egresses with its EIP) until
   # its replacement proves itself; the alarms say when that, or a zone without a NAT, lasts.
   failover                       = true
-  zone_without_nat_alarm_periods = 3
+  zone_without_nat_alarm_periods = 10
   failover_alarm_minutes         = 15
 
-  reconcile_schedule  = "rate(5 minutes)"
+  reconcile_schedule  = "rate(1 minute)"
   log_retention_days  = 400
   log_level           = "info"
   kms_key_arn         = aws_kms_key.this.arn

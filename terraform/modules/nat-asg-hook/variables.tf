@@ -96,7 +96,7 @@ variable "failover" {
 variable "reconcile_schedule" {
   description = "EventBridge schedule of the reconcile run that heals lost events and drift: rate(N minutes) or rate(N hours), at most an hour. The alarms on the metrics each reconcile reports count in these periods"
   type        = string
-  default     = "rate(5 minutes)"
+  default     = "rate(1 minute)"
 
   validation {
     condition     = can(regex("^rate\\((1 minute|[1-9][0-9]* minutes|1 hour)\\)$", var.reconcile_schedule)) && try(tonumber(regex("^rate\\(([0-9]+) minutes?\\)$", var.reconcile_schedule)[0]) <= 60, true)
@@ -105,9 +105,9 @@ variable "reconcile_schedule" {
 }
 
 variable "zone_without_nat_alarm_periods" {
-  description = "Reconcile periods a zone may have no NAT of its own (or the reconcile may stay silent) before the zone-without-nat alarm fires: longer than a replacement takes (boot and self-check, a few minutes)"
+  description = "Reconcile periods a zone may have no NAT of its own (or the reconcile may stay silent) before the zone-without-nat alarm fires: longer than a replacement takes (boot and self-check, a few minutes; 10 periods of the default rate(1 minute))"
   type        = number
-  default     = 3
+  default     = 10
 
   validation {
     condition     = var.zone_without_nat_alarm_periods >= 1 && var.zone_without_nat_alarm_periods <= 24 && floor(var.zone_without_nat_alarm_periods) == var.zone_without_nat_alarm_periods
