@@ -176,14 +176,15 @@ module "nat" {
   source   = "./modules/nat-instance"
   for_each = local.nat_group_names
 
-  name           = each.value
-  vpc_id         = aws_vpc.this.id
-  vpc_cidr_block = aws_vpc.this.cidr_block
-  subnet_id      = aws_subnet.public[each.key].id
-  instance_type  = var.nat_instance_type
-  ami_id         = var.nat_ami_id
-  check_ip_urls  = var.nat_check_ip_urls
-  tags           = var.tags # the launch template's tag specifications: default_tags do not reach them
+  name               = each.value
+  vpc_id             = aws_vpc.this.id
+  vpc_cidr_block     = aws_vpc.this.cidr_block
+  subnet_id          = aws_subnet.public[each.key].id
+  instance_type      = var.nat_instance_type
+  ami_id             = var.nat_ami_id
+  check_ip_urls      = var.nat_check_ip_urls
+  log_retention_days = var.log_retention_days
+  tags               = var.tags # the launch template's tag specifications: default_tags do not reach them
 
   create_after = module.hook.launch_dependencies
 }

@@ -103,7 +103,7 @@ variable "reconcile_schedule" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the hook's and the flow logs' log groups, days"
+  description = "Retention of the hook's, the NATs' and the flow logs' log groups, days"
   type        = number
   default     = 365
 }

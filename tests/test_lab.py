@@ -21,7 +21,7 @@ import pytest
 from nat_lab import REPO
 from nat_lab import hook as hook_lab
 from nat_lab.lab import netns
-from nat_lab.lab.core import Lab, Settings, default_module
+from nat_lab.lab.core import Lab, Settings, default_module, nat_log_group
 from nat_lab.lab.eventbridge import LAUNCH_SUCCESSFUL, EventBridge
 from nat_lab.lab.hookwire import Hook
 from nat_lab.lab.report import measure
@@ -153,6 +153,9 @@ def test_a_new_nat_that_fails_its_self_check_abandons_and_nothing_moves_to_it(la
     row = rows[zone.name]
     [abandoned] = done.abandoned
     assert "abandoning" in lab.instances.gone[abandoned].console()
+    # Its story outlived it: in its group's log group (the emulator's CloudWatch Logs).
+    story = lab.emulator.client("logs").get_log_events(logGroupName=nat_log_group(zone.group), logStreamName=f"{abandoned}/self-check")
+    assert any("abandoning" in e["message"] for e in story["events"])
     assert row["moved_to_abandoned"] == [], "neither the EIP nor a route ever went to the abandoned instance"
     assert row["sources"] == [zone.eip] and row["foreign_sources"] == 0
     assert row["ends_on_own_eip"] and own_nat(lab.state, lab, zone.name) not in (None, done.old[zone.name], abandoned)

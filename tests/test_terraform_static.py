@@ -412,6 +412,7 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
         "unhealthy_after",
         "metric_namespace",
         "forward_probe_address",
+        "log_group_name",
         "self_check_script_gz",
     }
     call = re.search(

@@ -207,6 +207,9 @@ esac
     # Records each call as a JSON array of its arguments; answers as $STUB_DIR/aws-answer says.
     "aws": """#!/bin/bash
 python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >>"$STUB_DIR/aws-calls"
+for arg in "$@"; do
+  [[ $arg == file://* ]] && { cat "${arg#file://}"; echo; } >>"$STUB_DIR/aws-files"
+done
 case $(cat "$STUB_DIR/aws-answer" 2>/dev/null) in
   denied)
     echo "An error occurred (AccessDenied) when calling the ${2} operation: User: nat is not authorized" >&2
@@ -216,6 +219,7 @@ esac
 """,
 }
 
+CLOUD_INIT_OUTPUT = "Cloud-init v. 22.2.2 running 'modules:final'\nPackage nftables is already installed.\n"
 CONNTRACK_STAT_HEADER = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop\n"
 
 
@@ -270,6 +274,16 @@ class Instance:
         calls = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         return [c for c in calls if service is None or c[0] == service]
 
+    def shipped(self) -> dict[str, list[str]]:
+        """What reached the log group: stream -> messages, in order (put-log-events' event files)."""
+        calls = [c for c in self.aws_calls("logs") if c[1] == "put-log-events"]
+        files = (self.root / "aws-files").read_text().splitlines() if (self.root / "aws-files").exists() else []
+        found: dict[str, list[str]] = {}
+        for call, events in zip(calls, [json.loads(f) for f in files if f.strip()], strict=True):
+            assert option(call, "--log-group-name") == f"/nat-asg-hook/nat/{GROUP}"
+            found.setdefault(option(call, "--log-stream-name"), []).extend(e["message"] for e in events)
+        return found
+
     def curl_calls(self) -> list[str]:
         path = self.root / "curl-calls"
         return path.read_text().splitlines() if path.exists() else []
@@ -311,11 +325,13 @@ def instance(rendered, tmp_path) -> Instance:
         "CONNTRACK_STAT": str(tmp_path / "conntrack" / "stat"),
         "STATE_DIR": str(tmp_path / "state"),
         "IMDS_ENDPOINT": "http://169.254.169.254",
+        "USER_DATA_LOG": str(tmp_path / "cloud-init-output.log"),
         "LAUNCH_ATTEMPTS": "3",
         "LAUNCH_RETRY_SECONDS": "0",
         "CLI_ATTEMPTS": "2",
         "CLI_RETRY_SECONDS": "0",
     }
+    (tmp_path / "cloud-init-output.log").write_text(CLOUD_INIT_OUTPUT)
     nat = Instance(tmp_path, env)
     nat.set(
         ip_forward="1\n",
@@ -333,7 +349,7 @@ def instance(rendered, tmp_path) -> Instance:
 
 def test_a_working_nat_completes_its_own_launch_with_continue(instance):
     assert instance.run("launch") == 0
-    [call] = instance.aws_calls()
+    [call] = instance.aws_calls("autoscaling")
     assert call[:2] == ["autoscaling", "complete-lifecycle-action"]
     assert option(call, "--lifecycle-action-result") == "CONTINUE"
     assert option(call, "--auto-scaling-group-name") == GROUP
@@ -350,20 +366,20 @@ def test_a_working_nat_completes_its_own_launch_with_continue(instance):
 def test_the_launch_gate_accepts_any_one_endpoint(instance):
     instance.set(answer_1="<html><body>Service Unavailable</body></html>\n")
     assert instance.run("launch") == 0
-    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls()] == ["CONTINUE"]
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["CONTINUE"]
 
 
 def test_the_launch_gate_stays_strict_when_no_endpoint_confirms_the_public_address(instance):
     instance.set(answer_1="198.51.100.1\n", answer_2="EXIT 28")
     assert instance.run("launch") == 1
-    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls()] == ["ABANDON"]
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["ABANDON"]
     assert "another address: 198.51.100.1" in instance.log and "a hang" in instance.log
 
 
 def test_the_launch_gate_needs_the_public_address_from_the_metadata(instance):
     instance.set(public_ipv4=None)
     assert instance.run("launch") == 1
-    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls()] == ["ABANDON"]
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["ABANDON"]
 
 
 # Each of the instance's own faults: (files to set before every check, or a function of the check's
@@ -478,7 +494,7 @@ def test_a_nat_that_keeps_failing_abandons_its_launch_after_bounded_retries(inst
     instance.set(ip_forward="0\n")
     assert instance.run("launch") == 1
     assert instance.checks() == 3, "LAUNCH_ATTEMPTS checks, then it gives up"
-    [call] = instance.aws_calls()
+    [call] = instance.aws_calls("autoscaling")
     assert call[:2] == ["autoscaling", "complete-lifecycle-action"]
     assert option(call, "--lifecycle-action-result") == "ABANDON"
     assert option(call, "--instance-id") == INSTANCE_ID
@@ -489,7 +505,7 @@ def test_an_authorization_error_is_never_a_failed_check_nor_an_abandon(instance)
     # The check passes, CONTINUE is refused (retried: a new instance profile takes a moment): the
     # launch is not completed, and above all not turned into ABANDON.
     assert instance.run("launch") == 2
-    calls = instance.aws_calls()
+    calls = instance.aws_calls("autoscaling")
     assert len(calls) == 2 and {option(c, "--lifecycle-action-result") for c in calls} == {"CONTINUE"}
 
     # Self-health: a refused SetInstanceHealth (or PutMetricData) does not add a failure; each
@@ -507,4 +523,35 @@ def test_an_authorization_error_is_never_a_failed_check_nor_an_abandon(instance)
 def test_another_cli_failure_at_launch_is_retried_and_reported(instance):
     instance.set(aws_answer="broken")
     assert instance.run("launch") == 2
-    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls()] == ["CONTINUE", "CONTINUE"]
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["CONTINUE", "CONTINUE"]
+
+
+def test_the_nats_story_reaches_its_log_group_before_it_goes(instance):
+    """Why was this NAT replaced? The user data's output and every verdict, in the NAT group's log
+    group, one stream per instance and source, shipped before the instance can be gone."""
+    assert instance.run("launch") == 0
+    instance.set(ip_forward="0\n")
+    for _ in range(4):
+        instance.run("health")
+    shipped = instance.shipped()
+    assert shipped[f"{INSTANCE_ID}/user-data"] == CLOUD_INIT_OUTPUT.splitlines()
+    story = shipped[f"{INSTANCE_ID}/self-check"]
+    assert any("self-check passed (attempt 1)" in m for m in story)
+    [verdict] = [m for m in story if "Unhealthy" in m]
+    assert f"marking {INSTANCE_ID} Unhealthy after 4 failed self-checks in a row" in verdict and "forwarding is off" in verdict
+    # Each line once, and the verdict shipped after the call that marked the instance Unhealthy.
+    assert len(story) == len(set(story))
+    calls = [c[1] for c in instance.aws_calls() if c[0] in ("autoscaling", "logs")]
+    assert calls.index("set-instance-health") < len(calls) - 1 - calls[::-1].index("put-log-events")
+    assert sorted({option(c, "--log-stream-name") for c in instance.aws_calls("logs") if c[1] == "create-log-stream"}) == [
+        f"{INSTANCE_ID}/self-check",
+        f"{INSTANCE_ID}/user-data",
+    ]
+
+
+def test_an_abandoning_nat_ships_its_story_before_it_abandons(instance):
+    instance.set(ip_forward="0\n")
+    assert instance.run("launch") == 1
+    calls = [c[1] for c in instance.aws_calls() if c[0] in ("autoscaling", "logs")]
+    assert calls.index("put-log-events") < calls.index("complete-lifecycle-action")
+    assert any("abandoning" in m for m in instance.shipped()[f"{INSTANCE_ID}/self-check"])

@@ -48,10 +48,15 @@ locals {
     check_ip_urls               = join(" ", var.check_ip_urls) # one shell word list
     metric_namespace            = var.metric_namespace
     forward_probe_address       = local.forward_probe_address
+    log_group_name              = local.log_group_name
     self_check_interval_seconds = var.self_check_interval_seconds
     unhealthy_after             = var.unhealthy_after
     self_check_script_gz        = base64gzip(file("${path.module}/nat-self-check.sh"))
   })
+
+  # The NAT's log group: built from the name, so that the instance's policy and the user data need not
+  # wait for it (the group is created with them all the same).
+  log_group_name = "/nat-asg-hook/nat/${var.name}"
 
   # The self-check's forwarding probe: a namespace on the instance whose address the user data
   # masquerades like the VPC's, so that the instance tests its own forwarding path. Link-local: it
@@ -61,6 +66,21 @@ locals {
   # The group's health check grace period, seconds. It starts once the launch hook is complete, i.e.
   # once the instance has booted and proved itself; a minute covers EC2's first status checks.
   health_check_grace_period = 60
+}
+
+################################################################################
+# The NATs' log: the user data's output and the self-check's lines, shipped by the instance itself
+# (nat-self-check, `aws logs put-log-events`), one stream per instance and source. One group per NAT
+# group, made here and not in the root stack: the module stays whole (the instance profile's policy
+# names exactly this group), and a replaced NAT's story is where its group's is.
+################################################################################
+
+resource "aws_cloudwatch_log_group" "this" {
+  # checkov:skip=CKV_AWS_158: CloudWatch Logs encrypts at rest by default; a customer managed key is optional (log_kms_key_arn)
+  name              = local.log_group_name
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
 }
 
 data "aws_partition" "current" {}
@@ -251,7 +271,7 @@ resource "aws_autoscaling_group" "this" {
   # their IDs), and the instance's own policy: the first instance completes its launch with it. The
   # AZ's static EIP is the static-eip submodule, not this module: the hook needs the EIP and this ASG
   # needs the hook, and Terraform orders a for_each module call as a whole.
-  depends_on = [var.create_after, aws_iam_role_policy.instance]
+  depends_on = [var.create_after, aws_iam_role_policy.instance, aws_cloudwatch_log_group.this]
 }
 
 # The same hooks as the group's initial_lifecycle_hook blocks, as resources: a changed heartbeat or

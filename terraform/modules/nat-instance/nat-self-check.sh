@@ -60,12 +60,20 @@ fi
 : "${FORWARD_PROBE_HOST:=169.254.254.1}" "${FORWARD_PROBE_ADDRESS:=169.254.254.2}"
 : "${METRIC_NAMESPACE:=NatAsgHook}" "${METRIC_EVERY_SECONDS:=60}"
 : "${STATE_DIR:=/run/nat-asg-hook}"
+# The log outlives the instance: LOG_FILE (this script's lines) and USER_DATA_LOG (cloud-init's
+# output of the user data) are shipped to the CloudWatch Logs group LOG_GROUP_NAME, streams
+# <instance id>/self-check and <instance id>/user-data. Empty: not shipped.
+: "${LOG_GROUP_NAME:=}" "${LOG_FILE:=$STATE_DIR/self-check.log}" "${USER_DATA_LOG:=/var/log/cloud-init-output.log}"
 
 # Messages go to stderr; the <N> prefix is the journal's priority (3 error, 4 warning, 6 info).
 log() {
   local priority=$1
   shift
   echo "<$priority>nat-self-check: $*" >&2
+  if [[ -n $LOG_FILE ]]; then
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) <$priority> $*" >>"$LOG_FILE" 2>/dev/null
+  fi
+  return 0
 }
 
 # --- pure functions: the verdict from what the commands printed -------------------------------------
@@ -351,6 +359,55 @@ publish() {
   return 0
 }
 
+# ship FILE STREAM: the lines FILE gained since the last ship, as events of the log group's stream
+# <instance id>/STREAM (at most 128 KiB at a time; the rest next time). Never fails the caller: a
+# log that cannot be shipped stays on the instance, and is tried again at the next check.
+ship() {
+  local file=$1 stream mark offset next events
+  [[ -n $LOG_GROUP_NAME && -r $file ]] || return 0
+  identity 2>/dev/null || return 0
+  stream=$INSTANCE_ID/$2
+  mark=$STATE_DIR/shipped-$2
+  events=$STATE_DIR/events-$2.json
+  offset=$(cat "$mark" 2>/dev/null)
+  [[ $offset =~ ^[0-9]+$ ]] || offset=0
+  next=$(python3 -c '
+import json, os, sys, time
+path, offset, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if os.path.getsize(path) < offset:
+    offset = 0  # a new file
+with open(path, "rb") as f:
+    f.seek(offset)
+    data = f.read(128 * 1024)
+cut = data.rfind(b"\n") + 1
+now = int(time.time() * 1000)
+lines = [x for x in data[:cut].decode("utf-8", "replace").splitlines() if x.strip()]
+with open(out, "w") as f:
+    json.dump([{"timestamp": now, "message": x} for x in lines], f)
+print(offset + cut, len(lines))
+' "$file" "$offset" "$events" 2>/dev/null) || return 0
+  if [[ ${next#* } == 0 ]]; then
+    echo "${next% *}" >"$mark"
+    return 0
+  fi
+  if [[ ! -e $STATE_DIR/stream-$2 ]]; then
+    # Already there (a restart) is fine: the put below says whether the stream works.
+    aws logs create-log-stream --log-group-name "$LOG_GROUP_NAME" --log-stream-name "$stream" --region "$REGION" >/dev/null 2>&1
+    touch "$STATE_DIR/stream-$2"
+  fi
+  if LOG_FILE="" cli logs put-log-events --log-group-name "$LOG_GROUP_NAME" --log-stream-name "$stream" --log-events "file://$events"; then
+    echo "${next% *}" >"$mark"
+  fi
+  return 0
+}
+
+# ship_all: this script's log and the user data's output.
+ship_all() {
+  [[ -n $LOG_FILE ]] && ship "$LOG_FILE" self-check
+  ship "$USER_DATA_LOG" user-data
+  return 0
+}
+
 # --- modes ------------------------------------------------------------------------------------------
 
 complete_launch() {
@@ -375,13 +432,18 @@ launch() {
   for ((attempt = 1; attempt <= LAUNCH_ATTEMPTS; attempt++)); do
     if reason=$(check_once launch); then
       log 6 "self-check passed (attempt $attempt): $reason"
-      complete_launch CONTINUE || return 2
+      complete_launch CONTINUE || {
+        ship_all
+        return 2
+      }
+      ship_all
       return 0
     fi
     log 4 "self-check failed (attempt $attempt of $LAUNCH_ATTEMPTS): $reason"
     ((attempt < LAUNCH_ATTEMPTS)) && sleep "$LAUNCH_RETRY_SECONDS"
   done
   log 3 "self-check kept failing: abandoning $INSTANCE_ID (its group replaces it; no traffic ever moved to it)"
+  ship_all # before ABANDON: the group terminates the instance at once
   complete_launch ABANDON || return 2
   return 1
 }
@@ -401,6 +463,15 @@ health() {
   status=${status%%;*}
   reason=${reason%$'\n'status=*}
   publish "$OUTSIDE"
+  health_verdict "$status" "$failures" "$reason"
+  status=$?
+  ship_all
+  return "$status"
+}
+
+# health_verdict STATUS FAILURES REASON: what one timer check decides (see health).
+health_verdict() {
+  local status=$1 failures=$2 reason=$3 counter=$STATE_DIR/consecutive-failures
   if ((status == 0)); then
     ((failures > 0)) && log 6 "self-check passes again after $failures failure(s): $reason"
     echo 0 >"$counter"

@@ -73,6 +73,23 @@ variable "metric_namespace" {
   default     = "NatAsgHook"
 }
 
+variable "log_retention_days" {
+  description = "Retention of the NATs' log group (/nat-asg-hook/nat/<name>: the user data's output and the self-check's lines of every instance, shipped by the instance), days"
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch Logs' retention periods (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key for the NATs' log group; null: CloudWatch Logs' own encryption. The key's policy must let CloudWatch Logs use it"
+  type        = string
+  default     = null
+}
+
 variable "self_check_interval_seconds" {
   description = "Seconds between two self-checks of a running NAT instance (its systemd timer)"
   type        = number

@@ -141,6 +141,9 @@ class Lab:
         urls = [c.url for c in self.checks]
         plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(urls), module=module)
         scripts = {z: (user_data or {}).get(z, p.user_data) for z, p in plans.items()}
+        logs = self.emulator.client("logs")
+        for zone in self.world.zones.values():  # the module's log group per NAT group (the lab plans, never applies)
+            logs.create_log_group(logGroupName=nat_log_group(zone.group))
         if transform is not None:
             scripts = {z: transform(z, text) for z, text in scripts.items()}
         self.instances = Instances(
@@ -319,6 +322,11 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def nat_log_group(group: str) -> str:
+    """The nat-instance module's log group of a NAT group (its local.log_group_name)."""
+    return f"/nat-asg-hook/nat/{group}"
 
 
 def default_module() -> Path:
