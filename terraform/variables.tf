@@ -67,7 +67,7 @@ variable "nat_ami_id" {
 }
 
 variable "nat_check_ip_urls" {
-  description = "Check endpoints the NAT instances' self-check asks for the public address their egress leaves with (each answers with that address as bare text); any one proves egress at launch, none answering is outside trouble, never a replacement"
+  description = "Check-IP services the NAT instances' self-check asks for the public address their egress leaves with (each answers with that address as bare text); any one proves egress at launch, none answering is outside trouble, never a replacement"
   type        = list(string)
   default     = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
 }
