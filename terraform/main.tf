@@ -183,6 +183,7 @@ module "nat" {
   instance_type      = var.nat_instance_type
   ami_id             = var.nat_ami_id
   check_ip_urls      = var.nat_check_ip_urls
+  log_group_name     = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both
   log_retention_days = var.log_retention_days
   tags               = var.tags # the launch template's tag specifications: default_tags do not reach them
 

@@ -54,9 +54,9 @@ locals {
     self_check_script_gz        = base64gzip(file("${path.module}/nat-self-check.sh"))
   })
 
-  # The NAT's log group: built from the name, so that the instance's policy and the user data need not
-  # wait for it (the group is created with them all the same).
-  log_group_name = "/nat-asg-hook/nat/${var.name}"
+  # The NAT's log group: a name, not the resource's attribute, so that the instance's policy and the
+  # user data need not wait for it (the group is created with them all the same).
+  log_group_name = coalesce(var.log_group_name, "/nat-asg-hook/nat/${var.name}")
 
   # The self-check's forwarding probe: a namespace on the instance whose address the user data
   # masquerades like the VPC's, so that the instance tests its own forwarding path. Link-local: it

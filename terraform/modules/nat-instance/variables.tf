@@ -73,8 +73,19 @@ variable "metric_namespace" {
   default     = "NatAsgHook"
 }
 
+variable "log_group_name" {
+  description = "Name of the NATs' log group this module creates (the user data's output and the self-check's lines of every instance, shipped by the instance); null: /nat-asg-hook/nat/<name>. The root stack puts it under /vpc/<stack>/nat/, where its deploy role may create log groups"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_group_name == null || can(regex("^/[A-Za-z0-9_./#-]{1,511}$", coalesce(var.log_group_name, "/x")))
+    error_message = "log_group_name must start with / and hold only letters, digits, '_', '-', '.', '/' and '#'."
+  }
+}
+
 variable "log_retention_days" {
-  description = "Retention of the NATs' log group (/nat-asg-hook/nat/<name>: the user data's output and the self-check's lines of every instance, shipped by the instance), days"
+  description = "Retention of the NATs' log group (log_group_name), days"
   type        = number
   default     = 365
 
