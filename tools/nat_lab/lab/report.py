@@ -242,7 +242,9 @@ READING = """\
 - **Forwarding breaks**: the NAT looks alive from outside; its own self-check notices after
   `unhealthy_after` failed checks `self_check_interval_s` apart (the module's defaults: 3 x 10 s),
   marks itself Unhealthy; the group launches its replacement first (maintenance policy), whose
-  launch takes the zone over.
+  launch takes the zone over: detection plus the replacement's boot. (When the group terminated
+  first, the terminate hook failed the zone over sooner; docs/design.md proposes that the NAT's own
+  report moves the zone at once.)
 - **Self-check fails**: the new instance never proves itself and abandons its launch; nothing moves
   to it, and the zone stays on its old NAT until a good replacement proves itself.
 - **Launch event lost**: failover on, the zone stays on the sibling (egress works) until the next

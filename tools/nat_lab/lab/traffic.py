@@ -4,9 +4,9 @@ it saw, and per zone a private host that opens new connections to it at a fixed 
 Both run as threads of the lab process with their sockets created inside their namespace (a socket
 keeps the namespace it was created in), so no process runs in the namespaces for them.
 
-The echo speaks just enough HTTP for `curl` (the NAT's self-check uses it as its check-IP URL):
-the answer to any GET is the caller's address and a newline, as https://checkip.amazonaws.com
-answers. A probe is one new TCP connection and one GET; it fails when it has no answer within its
+The echo speaks just enough HTTP for `curl` (the probes' echo, and the NATs' check endpoints, which
+are echoes of their own at other addresses): the answer to any GET is the caller's address and a
+newline, as https://checkip.amazonaws.com answers. A probe is one new TCP connection and one GET; it fails when it has no answer within its
 timeout (a dropped SYN is retransmitted only after a second: a probe started during an outage fails).
 """
 
