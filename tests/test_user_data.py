@@ -207,8 +207,9 @@ esac
     # Records each call as a JSON array of its arguments; answers as $STUB_DIR/aws-answer says.
     "aws": """#!/bin/bash
 python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >>"$STUB_DIR/aws-calls"
-for arg in "$@"; do
-  [[ $arg == file://* ]] && { cat "${arg#file://}"; echo; } >>"$STUB_DIR/aws-files"
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ ${args[i]} == --log-events ]] && echo "${args[i + 1]}" >>"$STUB_DIR/aws-events"
 done
 case $(cat "$STUB_DIR/aws-answer" 2>/dev/null) in
   denied)
@@ -275,9 +276,9 @@ class Instance:
         return [c for c in calls if service is None or c[0] == service]
 
     def shipped(self) -> dict[str, list[str]]:
-        """What reached the log group: stream -> messages, in order (put-log-events' event files)."""
+        """What reached the log group: stream -> messages, in order (put-log-events' --log-events)."""
         calls = [c for c in self.aws_calls("logs") if c[1] == "put-log-events"]
-        files = (self.root / "aws-files").read_text().splitlines() if (self.root / "aws-files").exists() else []
+        files = (self.root / "aws-events").read_text().splitlines() if (self.root / "aws-events").exists() else []
         found: dict[str, list[str]] = {}
         for call, events in zip(calls, [json.loads(f) for f in files if f.strip()], strict=True):
             assert option(call, "--log-group-name") == f"/nat-asg-hook/nat/{GROUP}"
@@ -555,3 +556,15 @@ def test_an_abandoning_nat_ships_its_story_before_it_abandons(instance):
     calls = [c[1] for c in instance.aws_calls() if c[0] in ("autoscaling", "logs")]
     assert calls.index("put-log-events") < calls.index("complete-lifecycle-action")
     assert any("abandoning" in m for m in instance.shipped()[f"{INSTANCE_ID}/self-check"])
+
+
+def test_a_long_log_is_shipped_in_pieces_each_line_once(instance):
+    """At most 1000 lines a call (one command-line argument stays below 128 KiB): a user data that
+    printed 2500 lines reaches the log group whole, in order, in three calls."""
+    lines = [f"line {n} of the user data's output" for n in range(2500)]
+    (instance.root / "cloud-init-output.log").write_text("\n".join(lines) + "\n")
+    for _ in range(3):
+        assert instance.run("health") == 0
+    assert instance.shipped()[f"{INSTANCE_ID}/user-data"] == lines
+    puts = [c for c in instance.aws_calls("logs") if c[1] == "put-log-events" and c[c.index("--log-stream-name") + 1].endswith("user-data")]
+    assert len(puts) == 3 and all(len(option(c, "--log-events").encode()) < 128 * 1024 for c in puts)

@@ -360,34 +360,45 @@ publish() {
 }
 
 # ship FILE STREAM: the lines FILE gained since the last ship, as events of the log group's stream
-# <instance id>/STREAM (at most 128 KiB at a time; the rest next time). Never fails the caller: a
-# log that cannot be shipped stays on the instance, and is tried again at the next check.
+# <instance id>/STREAM (at most 1000 lines and about 100 KB at a time, on the command line: one
+# argument stays below Linux's 128 KiB; the rest goes next time). Never fails the caller: a log that
+# cannot be shipped stays on the instance, and is tried again at the next check.
 ship() {
-  local file=$1 stream mark offset next events
+  local file=$1 stream mark offset shipped events
   [[ -n $LOG_GROUP_NAME && -r $file ]] || return 0
   identity 2>/dev/null || return 0
   stream=$INSTANCE_ID/$2
   mark=$STATE_DIR/shipped-$2
-  events=$STATE_DIR/events-$2.json
   offset=$(cat "$mark" 2>/dev/null)
   [[ $offset =~ ^[0-9]+$ ]] || offset=0
-  next=$(python3 -c '
+  # Line 1: the offset after what is shipped; line 2: the events, as JSON ([] when none).
+  shipped=$(python3 -c '
 import json, os, sys, time
-path, offset, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, offset = sys.argv[1], int(sys.argv[2])
 if os.path.getsize(path) < offset:
     offset = 0  # a new file
 with open(path, "rb") as f:
     f.seek(offset)
-    data = f.read(128 * 1024)
-cut = data.rfind(b"\n") + 1
-now = int(time.time() * 1000)
-lines = [x for x in data[:cut].decode("utf-8", "replace").splitlines() if x.strip()]
-with open(out, "w") as f:
-    json.dump([{"timestamp": now, "message": x} for x in lines], f)
-print(offset + cut, len(lines))
-' "$file" "$offset" "$events" 2>/dev/null) || return 0
-  if [[ ${next#* } == 0 ]]; then
-    echo "${next% *}" >"$mark"
+    data = f.read(96 * 1024)
+now, events, size, end = int(time.time() * 1000), [], 2, offset
+for raw in data.splitlines(keepends=True):
+    if not raw.endswith(b"\n") or len(events) == 1000:
+        break
+    text = raw.decode("utf-8", "replace").rstrip("\n")
+    event = {"timestamp": now, "message": text}
+    size += len(json.dumps(event)) + 2
+    if size > 100000:
+        break
+    end += len(raw)
+    if text.strip():
+        events.append(event)
+print(end)
+print(json.dumps(events))
+' "$file" "$offset" 2>/dev/null) || return 0
+  offset=${shipped%%$'\n'*}
+  events=${shipped#*$'\n'}
+  if [[ $events == "[]" ]]; then
+    echo "$offset" >"$mark"
     return 0
   fi
   if [[ ! -e $STATE_DIR/stream-$2 ]]; then
@@ -395,8 +406,8 @@ print(offset + cut, len(lines))
     aws logs create-log-stream --log-group-name "$LOG_GROUP_NAME" --log-stream-name "$stream" --region "$REGION" >/dev/null 2>&1
     touch "$STATE_DIR/stream-$2"
   fi
-  if LOG_FILE="" cli logs put-log-events --log-group-name "$LOG_GROUP_NAME" --log-stream-name "$stream" --log-events "file://$events"; then
-    echo "${next% *}" >"$mark"
+  if LOG_FILE="" cli logs put-log-events --log-group-name "$LOG_GROUP_NAME" --log-stream-name "$stream" --log-events "$events"; then
+    echo "$offset" >"$mark"
   fi
   return 0
 }
