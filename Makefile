@@ -15,7 +15,9 @@ export TF_PLUGIN_DIR
 
 # The one debug build of the SDK per run: `cargo nextest run` builds the tests and the binary
 # together (same features), and everything after it uses that binary.
-HOOK_BIN    ?= $(CURDIR)/target/debug/nat-asg-hook
+# Cargo's output directory: ./target, or $CARGO_TARGET_DIR where the user keeps one.
+TARGET      := $(abspath $(or $(CARGO_TARGET_DIR),target))
+HOOK_BIN    ?= $(TARGET)/debug/nat-asg-hook
 export HOOK_BIN
 
 .PHONY: help venv lock nextest bin build test test-rust test-py lint fmt demo bench lab watch invoke tf-check ami-latest clean
@@ -38,9 +40,11 @@ venv: $(VENV)/.installed ## Install nat_lab and the locked Python tools (moto, c
 
 # Keeps every locked version that still satisfies pyproject.toml; UPGRADE=moto (or UPGRADE=all) moves
 # on purpose. The lock is universal (every platform's hashes) for Python 3.11 and newer.
-lock: venv ## Regenerate requirements.txt from pyproject.toml (UPGRADE=pkg or UPGRADE=all to move versions)
+lock: ## Regenerate requirements.txt (and the release build's subset, requirements-build.txt) from pyproject.toml (UPGRADE=pkg or UPGRADE=all to move versions)
+	test -x $(VENV)/bin/uv || $(MAKE) venv
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --generate-hashes \
 		--quiet -o requirements.txt $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
+	scripts/build-lock.py
 
 # cargo-nextest, pinned (the workflow's NEXTEST_VERSION too): installed from crates.io, locked, only
 # when the machine has no nextest of this version.
@@ -66,7 +70,7 @@ demo: venv bin ## The whole story against a local AWS emulator; stops everything
 
 bench: venv build ## Benchmarks, not tests (the release builds, ~30 min cold): writes docs/benchmarks.md
 	cargo build --release --package nat-asg-hook
-	$(PY) -m nat_lab.bench --bin target/release/nat-asg-hook --zip target/lambda/nat-asg-hook/bootstrap.zip
+	$(PY) -m nat_lab.bench --bin $(TARGET)/release/nat-asg-hook --zip $(TARGET)/lambda/nat-asg-hook/bootstrap.zip
 
 # The binary the lab serves: built by `make bin` only when it is missing (HOOK_BIN=... to use another).
 $(HOOK_BIN):
@@ -86,8 +90,8 @@ test-py: venv ## Emulator, Terraform and tooling tests only (uses the binary tes
 lint: venv ## cargo fmt --check, clippy with warnings denied; ruff check and ruff format --check on the Python
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check tools tests
-	$(VENV)/bin/ruff format --check tools tests
+	$(VENV)/bin/ruff check tools tests scripts
+	$(VENV)/bin/ruff format --check tools tests scripts
 
 tf-check: venv ## Terraform fmt, validate (plugin mirror), checkov, trivy, the modules' conventions and the examples; no cloud
 	$(PY) -m pytest tests/test_terraform_static.py tests/test_terraform_examples.py
@@ -97,7 +101,7 @@ ami-latest: ## The newest Amazon Linux 2023 arm64 AMI per environment and the tf
 
 fmt: venv ## Format the Rust and the Python code
 	cargo fmt --all
-	$(VENV)/bin/ruff format tools tests
+	$(VENV)/bin/ruff format tools tests scripts
 
 watch: venv bin ## Serve the built function behind cargo lambda watch on :9000: make watch CONFIG=hook.json (AWS_ENDPOINT_URL for an emulator)
 	$(PY) -m nat_lab.watch $(CONFIG)

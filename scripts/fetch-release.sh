@@ -8,16 +8,20 @@
 #   terraform -chdir=terraform apply -var-file=environments/test/vars.tfvars \
 #     -var="lambda_zip_path=$(scripts/fetch-release.sh v0.1.0)"
 #
-# Proof: the zip's SHA-256 must be the one published beside it (bootstrap.zip.sha256), and, when the
-# GitHub CLI is installed and logged in, `gh attestation verify` must find the build provenance that
-# this repository's release workflow signed for it. Without gh the checksum alone is checked and a warning
-# says so (--require-attestation makes that an error). A zip that fails a check is deleted: only a
-# verified zip is ever left at the printed path.
+# Proof: the zip's SHA-256 must be the one published beside it (bootstrap.zip.sha256), and
+# `gh attestation verify` must find the build provenance that this repository's release workflow
+# signed for it, built from this very tag (--source-ref refs/tags/<tag>: a tag created on main only,
+# by the owner only, see CONTRIBUTING.md) on a GitHub-hosted runner. That needs the GitHub CLI,
+# logged in; without it the script fails before it downloads anything, unless --checksum-only says
+# that the checksum alone will do (it proves only that the download matches what the release
+# publishes, not who built it). A zip that fails a check is deleted: only a verified zip is ever left
+# at the printed path.
 #
 # Options:
 #   --dest DIR               where bootstrap.zip and bootstrap.zip.sha256 go (default: dist/<tag>)
 #   --repo OWNER/NAME        the GitHub repository (default: $GH_REPO, else this clone's origin)
-#   --require-attestation    fail unless the provenance attestation was verified
+#   --checksum-only          no provenance check: the published checksum alone (warned about)
+#   --require-attestation    the default, accepted for scripts written before it was
 #
 # Downloads use gh when it is logged in (private repositories too), curl otherwise (public ones).
 set -euo pipefail
@@ -38,7 +42,7 @@ note() {
 tag=""
 dest=""
 repo="${GH_REPO:-}"
-require_attestation=false
+checksum_only=false
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -52,8 +56,12 @@ while [ $# -gt 0 ]; do
       repo="$2"
       shift 2
       ;;
+    --checksum-only)
+      checksum_only=true
+      shift
+      ;;
     --require-attestation)
-      require_attestation=true
+      checksum_only=false
       shift
       ;;
     -h | --help)
@@ -96,6 +104,10 @@ gh_ready=false
 if command -v gh >/dev/null 2>&1 && gh auth status >/dev/null 2>&1; then
   gh_ready=true
 fi
+# Fail closed, before any download: without gh nothing can tell who built the zip.
+if ! $gh_ready && ! $checksum_only; then
+  die "the build provenance can only be verified with the GitHub CLI, logged in (gh auth login); --checksum-only to rely on the published checksum alone"
+fi
 
 note "downloading bootstrap.zip and bootstrap.zip.sha256 of $repo $tag"
 if $gh_ready; then
@@ -125,15 +137,17 @@ fi
 [ "$actual" = "$expected" ] || die "bootstrap.zip of $tag has SHA-256 $actual, the release publishes $expected: not using it"
 note "SHA-256 matches: $actual"
 
-if $gh_ready; then
-  # Signed by this repository's release workflow, not merely by some workflow of the repository.
-  gh attestation verify "$work/bootstrap.zip" --repo "$repo" --signer-workflow "$repo/.github/workflows/release.yml" >&2 \
-    || die "bootstrap.zip of $tag has no valid build provenance attestation from $repo's release workflow: not using it"
-  note "build provenance verified (gh attestation verify)"
-elif $require_attestation; then
-  die "--require-attestation: the provenance can only be verified with the GitHub CLI, logged in (gh auth login)"
+if $checksum_only; then
+  note "warning: build provenance NOT verified (--checksum-only); the checksum only proves the download matches the release: gh attestation verify $dest/bootstrap.zip --repo $repo --source-ref refs/tags/$tag"
 else
-  note "warning: build provenance NOT verified (no logged-in gh); the checksum only proves the download matches the release: gh attestation verify $dest/bootstrap.zip --repo $repo"
+  # Signed by this repository's release workflow (not merely by some workflow of the repository),
+  # running for this tag, on a runner GitHub hosts.
+  gh attestation verify "$work/bootstrap.zip" --repo "$repo" \
+    --signer-workflow "$repo/.github/workflows/release.yml" \
+    --source-ref "refs/tags/$tag" \
+    --deny-self-hosted-runners >&2 \
+    || die "bootstrap.zip of $tag has no valid build provenance attestation from $repo's release workflow for refs/tags/$tag: not using it"
+  note "build provenance verified (gh attestation verify, source ref refs/tags/$tag)"
 fi
 
 mv -f "$work/bootstrap.zip.sha256" "$dest/bootstrap.zip.sha256"

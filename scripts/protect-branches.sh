@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The branch flow of CONTRIBUTING.md, enforced by GitHub: the repository's merge methods and the
-# protection of main and development, through the REST API (`gh api`). The payloads below are the
-# settings; CONTRIBUTING.md's "Branch protection" tables say the same (tests/test_branch_flow.py holds
-# the two together).
+# The branch flow of CONTRIBUTING.md, enforced by GitHub: the repository's merge methods, the
+# protection of main and development, the four deployment environments (which branches may deploy,
+# who approves, never the one who started the run), and releases from main only (v* tags created,
+# moved or deleted by the owner alone; published releases immutable), through the REST API
+# (`gh api`). The payloads below are the settings; CONTRIBUTING.md's "Branch protection" and
+# "Environments" tables say the same (tests/test_branch_flow.py holds them together).
 #
-# Prints every request (method, path, JSON body) and changes nothing, unless --apply. Idempotent: the
-# repository PATCH and the protection PUTs set the whole configuration, whatever was there before.
+# Prints every request (method, path, JSON body) and changes nothing, unless --apply. It may read
+# (the owner's numeric id, an existing tag ruleset's id) when gh is there. Idempotent: the PATCH and
+# PUTs set the whole configuration, whatever was there before; a deployment branch policy that
+# exists already is answered with it (HTTP 303), and the tag ruleset, once it exists, is updated in
+# place.
 #
 # The owner, whose approval main needs, is written in one place: .github/CODEOWNERS (`* @<owner>`).
 # --owner (or REPO_OWNER) names another one: --apply then rewrites that file, to be committed.
@@ -14,6 +19,11 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: scripts/protect-branches.sh [--owner LOGIN] [--repo OWNER/NAME] [--realign-development] [--apply]
+
+Sets the repository's merge methods, protects main and development, configures the environments
+demo-test, teardown-test (deployable from main and development), demo-prod, teardown-prod (from main
+only), each approved by the owner and never by whoever started the run, and releases: v* tags only
+the owner may create, move or delete, and immutable published releases.
 
   --owner LOGIN          The repository owner: every change into main needs their approval (a code
                          owner review). Default: $REPO_OWNER, else the `*` line of .github/CODEOWNERS.
@@ -167,6 +177,40 @@ development_protection="{
   \"allow_deletions\": false
 }"
 
+# The environments the demo jobs run in (.github/workflows/prepare-for-demo.yml): the deploy role of
+# each account trusts exactly these (terraform/policies/terraform-role-trust.json). Their deployment
+# branches: prod from main only, test from main and development (where changes are demonstrated).
+environments=(demo-test teardown-test demo-prod teardown-prod)
+deployment_branches() {
+  case "$1" in
+    *-prod) echo main ;;
+    *-test) echo main development ;;
+  esac
+}
+
+# Release tags: only a repository administrator (the owner) creates, moves or deletes a v* tag; the
+# Release workflow then refuses a tag that main does not hold.
+tag_ruleset_name="release tags: the owner only"
+tag_ruleset="{
+  \"name\": \"$tag_ruleset_name\",
+  \"target\": \"tag\",
+  \"enforcement\": \"active\",
+  \"conditions\": {
+    \"ref_name\": {
+      \"include\": [\"refs/tags/v*\"],
+      \"exclude\": []
+    }
+  },
+  \"rules\": [
+    {\"type\": \"creation\"},
+    {\"type\": \"update\"},
+    {\"type\": \"deletion\"}
+  ],
+  \"bypass_actors\": [
+    {\"actor_id\": 5, \"actor_type\": \"RepositoryRole\", \"bypass_mode\": \"always\"}
+  ]
+}"
+
 # --- the requests ---------------------------------------------------------------------------------
 
 if $apply; then
@@ -185,11 +229,52 @@ request() {
   fi
 }
 
+# A read, never a change: only with gh there (a dry run does not need it).
+lookup() {
+  command -v gh >/dev/null || return 0
+  gh api "$1" -H 'Accept: application/vnd.github+json' -H 'X-GitHub-Api-Version: 2022-11-28' --jq "$2" 2>/dev/null || true
+}
+
 printf 'protect-branches: %s, owner @%s%s\n\n' "$repo" "$owner" "$($apply && echo "" || echo "; dry run: nothing is sent")" >&2
+
+# Environment reviewers are named by numeric id.
+owner_id="$(lookup "users/$owner" .id)"
+if [[ ! "$owner_id" =~ ^[0-9]+$ ]]; then
+  $apply && die "cannot read the numeric id of @$owner (gh api users/$owner): the environments name their reviewer by it"
+  printf 'protect-branches: the id of @%s is unknown without gh: the environments below say null, --apply looks it up.\n' "$owner" >&2
+  owner_id=null
+fi
 
 request PATCH "repos/$repo" "$repository_settings"
 request PUT "repos/$repo/branches/main/protection" "$main_protection"
 request PUT "repos/$repo/branches/development/protection" "$development_protection"
+
+# Each environment: the owner approves every run, never the one who started it (prevent_self_review:
+# a maintainer starts a demo, the owner approves it), and only the listed branches deploy to it.
+for environment in "${environments[@]}"; do
+  request PUT "repos/$repo/environments/$environment" "{
+  \"wait_timer\": 0,
+  \"prevent_self_review\": true,
+  \"reviewers\": [{\"type\": \"User\", \"id\": $owner_id}],
+  \"deployment_branch_policy\": {
+    \"protected_branches\": false,
+    \"custom_branch_policies\": true
+  }
+}"
+  for branch in $(deployment_branches "$environment"); do
+    request POST "repos/$repo/environments/$environment/deployment-branch-policies" "{\"name\": \"$branch\", \"type\": \"branch\"}"
+  done
+done
+
+# The tag ruleset, created once and updated in place after.
+ruleset_id="$(lookup "repos/$repo/rulesets?includes_parents=false" ".[] | select(.name == \"$tag_ruleset_name\") | .id")"
+if [[ "$ruleset_id" =~ ^[0-9]+$ ]]; then
+  request PUT "repos/$repo/rulesets/$ruleset_id" "$tag_ruleset"
+else
+  request POST "repos/$repo/rulesets" "$tag_ruleset"
+fi
+# A published release's tag and assets never change (a fix is a new version).
+request PUT "repos/$repo/immutable-releases" "{}"
 
 wanted_codeowners="$(render_codeowners "$owner")"
 if [[ ! -f "$codeowners" || "$(cat "$codeowners")" != "$wanted_codeowners" ]]; then

@@ -74,6 +74,15 @@ verdict() {
   return 1
 }
 
+# The check-IP URL goes into a root shell on each probe (AWS-RunShellScript) and into curl in the lab:
+# an http(s) URL of plain characters only, no quote, space, `$`, `;`, backtick or the like.
+valid_url() {
+  [[ $1 =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+=-]*)?$ ]]
+}
+require_valid_url() {
+  valid_url "$CHECK_IP_URL" || { echo "verify_nat.sh: not a plain http(s) URL: $CHECK_IP_URL" >&2; exit 2; }
+}
+
 # --- where the zones are ------------------------------------------------------------------------------
 
 load_lab() {
@@ -128,9 +137,12 @@ ask_lab() {
 
 ask_ssm() {
   local instance=$1 command_id status output deadline
+  # JSON parameters, the URL single-quoted in the command (require_valid_url: it holds no quote).
+  local parameters
+  parameters=$(printf '{"commands":["curl -fsS --max-time 10 '"'"'%s'"'"'"]}' "$CHECK_IP_URL")
   command_id=$(aws ssm send-command ${REGION:+--region "$REGION"} --instance-ids "$instance" \
     --document-name AWS-RunShellScript --comment "verify_nat.sh: egress source address" \
-    --parameters "commands=[\"curl -fsS --max-time 10 $CHECK_IP_URL\"]" \
+    --parameters "$parameters" \
     --query Command.CommandId --output text) || return 0
   deadline=$((SECONDS + TIMEOUT))
   while ((SECONDS < deadline)); do
@@ -145,8 +157,10 @@ ask_ssm() {
   done
 }
 
+require_valid_url
 if [[ -n $LAB_FILE ]]; then
   load_lab
+  require_valid_url
 elif ((${#GIVEN[@]} > 0)); then
   load_given
 else

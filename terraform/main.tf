@@ -12,7 +12,15 @@ locals {
   nat_group_names = { for zone in local.zones : zone => "${var.name}-${zone}" }
 
   lambda_zip_path = coalesce(var.lambda_zip_path, "${path.root}/../target/lambda/nat-asg-hook/bootstrap.zip")
+
+  # Every role of the stack carries it: the deploy role may create and write no role without it.
+  permissions_boundary = (var.permissions_boundary_name == null ? null
+    : "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:policy/${var.permissions_boundary_name}"
+  )
 }
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 ################################################################################
 # VPC
@@ -25,10 +33,12 @@ resource "aws_vpc" "this" {
   tags                 = { Name = var.name }
 }
 
-# Nothing uses the default security group: empty it.
+# Nothing uses the default security group: empty it. Untagged: the deploy role may not tag a group it
+# did not create (tags decide what it may change), and emptying takes only revoking its rules.
 resource "aws_default_security_group" "this" {
+  provider = aws.untagged
+
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name}-default-unused" }
 }
 
 resource "aws_internet_gateway" "this" {
@@ -127,8 +137,9 @@ data "aws_iam_policy_document" "flow_logs" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name               = "${var.name}-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume_role.json
+  name                 = "${var.name}-flow-logs"
+  assume_role_policy   = data.aws_iam_policy_document.flow_logs_assume_role.json
+  permissions_boundary = local.permissions_boundary
 }
 
 resource "aws_iam_role_policy" "flow_logs" {
@@ -154,14 +165,15 @@ module "eip" {
 module "hook" {
   source = "./modules/nat-asg-hook"
 
-  name                = "${var.name}-asg-hook"
-  lambda_zip_path     = local.lambda_zip_path
-  architecture        = var.lambda_architecture
-  failover            = var.failover
-  reconcile_schedule  = var.reconcile_schedule
-  log_retention_days  = var.log_retention_days
-  log_level           = var.log_level
-  alarm_sns_topic_arn = var.alarm_sns_topic_arn
+  name                 = "${var.name}-asg-hook"
+  lambda_zip_path      = local.lambda_zip_path
+  architecture         = var.lambda_architecture
+  failover             = var.failover
+  reconcile_schedule   = var.reconcile_schedule
+  log_retention_days   = var.log_retention_days
+  log_level            = var.log_level
+  alarm_sns_topic_arn  = var.alarm_sns_topic_arn
+  permissions_boundary = local.permissions_boundary
 
   groups = {
     for zone, group in local.nat_group_names : group => {
@@ -176,16 +188,21 @@ module "nat" {
   source   = "./modules/nat-instance"
   for_each = local.nat_group_names
 
-  name               = each.value
-  vpc_id             = aws_vpc.this.id
-  vpc_cidr_block     = aws_vpc.this.cidr_block
-  subnet_id          = aws_subnet.public[each.key].id
-  instance_type      = var.nat_instance_type
-  ami_id             = var.nat_ami_id
-  check_ip_urls      = var.nat_check_ip_urls
-  log_group_name     = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both
-  log_retention_days = var.log_retention_days
-  tags               = var.tags # the launch template's tag specifications: default_tags do not reach them
+  name                 = each.value
+  vpc_id               = aws_vpc.this.id
+  vpc_cidr_block       = aws_vpc.this.cidr_block
+  subnet_id            = aws_subnet.public[each.key].id
+  instance_type        = var.nat_instance_type
+  ami_id               = var.nat_ami_id
+  check_ip_urls        = var.nat_check_ip_urls
+  log_group_name       = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both
+  log_retention_days   = var.log_retention_days
+  permissions_boundary = local.permissions_boundary
+  tags                 = var.tags # the launch template's tag specifications: default_tags do not reach them
+
+  # Every zone's private subnets (a failed-over zone leaves through a sibling's NAT), nothing else:
+  # the public subnets and the NATs themselves have nothing to send through one.
+  ingress_cidr_blocks = [for zone in local.zones : aws_subnet.private[zone].cidr_block]
 
   create_after = module.hook.launch_dependencies
 }
@@ -201,12 +218,13 @@ module "egress_probe" {
   source   = "./modules/egress-probe"
   for_each = var.egress_probe ? local.nat_group_names : {}
 
-  name          = "${var.name}-egress-probe-${each.key}"
-  vpc_id        = aws_vpc.this.id
-  subnet_id     = aws_subnet.private[each.key].id
-  ami_id        = var.nat_ami_id # the NAT's image: Amazon Linux 2023, pinned per environment
-  instance_type = var.egress_probe_instance_type
-  tags          = var.tags # the launch template's tag specifications: default_tags do not reach them
+  name                 = "${var.name}-egress-probe-${each.key}"
+  vpc_id               = aws_vpc.this.id
+  subnet_id            = aws_subnet.private[each.key].id
+  ami_id               = var.nat_ami_id # the NAT's image: Amazon Linux 2023, pinned per environment
+  instance_type        = var.egress_probe_instance_type
+  permissions_boundary = local.permissions_boundary
+  tags                 = var.tags # the launch template's tag specifications: default_tags do not reach them
 
   create_after = [module.nat[each.key].autoscaling_group_arn]
 }

@@ -7,3 +7,12 @@ provider "aws" {
     tags = var.tags
   }
 }
+
+# Without default tags, for the one thing the stack did not create: the VPC's default security group
+# (AWS makes it with the VPC). The deploy role may set the Project tag, which is what lets it change
+# a resource, only while creating one (ec2:CreateAction), never on an existing group; it may only
+# revoke that group's rules, which is all emptying it takes.
+provider "aws" {
+  alias  = "untagged"
+  region = var.region
+}

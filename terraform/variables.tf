@@ -125,3 +125,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "permissions_boundary_name" {
+  description = "Name of the managed policy, in the stack's account, set as the permissions boundary of every IAM role the stack creates: the bootstrap's `stack-role-boundary-<environment>`, without which its deploy role may create no role (null: none, as in the local environment)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_name == null || can(regex("^[A-Za-z0-9+=,.@_/-]{1,128}$", coalesce(var.permissions_boundary_name, "-")))
+    error_message = "permissions_boundary_name must be a managed policy's name (with its path, if any)."
+  }
+}

@@ -24,6 +24,7 @@ GITHUB_REPOSITORY = "example-org/nat-asg-hook"
 ENV = "test"
 ACCOUNT = "123456789012"  # moto's default account
 OIDC_PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+BOUNDARY_ARN = f"arn:aws:iam::{ACCOUNT}:policy/stack-role-boundary-{ENV}"
 
 
 def hcl_string(key: str, path: Path) -> str:
@@ -158,6 +159,9 @@ def rendered(name: str, kms_key_arn: str) -> dict:
         "state_kms_key_arn": kms_key_arn,
         "github_repository": GITHUB_REPOSITORY,
         "oidc_provider_arn": OIDC_PROVIDER,
+        "deploy_role_name": "terraform-role",
+        "plan_role_name": "terraform-plan-role",
+        "boundary_policy_arn": BOUNDARY_ARN,
     }
     return policies.render(name, values)
 
@@ -198,11 +202,31 @@ def test_state_bucket_is_versioned_kms_encrypted_private_and_tls_only(account, m
     assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
     assert s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
 
-    [deny] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
+    statements = {st["Sid"]: st for st in json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]}
+    deny = statements["DenyInsecureTransport"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
     [expiry] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert expiry["Status"] == "Enabled" and expiry["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+
+
+def test_the_state_is_written_with_the_state_key_only(account, moto):
+    """The bucket policy refuses a PutObject that asks for SSE-S3 or names another key, and the backend
+    file names the key the bootstrap made (its alias). (moto refuses every object call here already,
+    plain http: the conditions are checked on the policy S3 holds.)"""
+    key_arn = state_key_arn(moto)
+    [alias] = [a for a in moto.client("kms").list_aliases(KeyId=key_arn)["Aliases"] if a["AliasName"] == f"alias/{BUCKET}"]
+    statements = {st["Sid"]: st for st in json.loads(moto.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]}
+    objects = f"arn:aws:s3:::{BUCKET}/*"
+    other_encryption, other_keys = statements["DenyOtherEncryption"], statements["DenyOtherKeys"]
+    for deny in (other_encryption, other_keys):
+        assert deny["Effect"] == "Deny" and deny["Principal"] in ("*", {"AWS": "*"})
+        assert deny["Action"] == "s3:PutObject" and deny["Resource"] == objects
+    assert other_encryption["Condition"] == {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}
+    allowed_keys = other_keys["Condition"]["StringNotEqualsIfExists"]["s3:x-amz-server-side-encryption-aws-kms-key-id"]
+    assert sorted(allowed_keys) == sorted([key_arn, alias["AliasName"], alias["AliasArn"]])
+    backend = (REPO / "terraform" / "environments" / ENV / f"backend-{ENV}.hcl").read_text()
+    assert hcl_string("kms_key_id", BACKEND) == alias["AliasName"] and "encrypt      = true" in backend
 
 
 def test_state_bucket_refuses_plain_http(account, moto):
@@ -268,9 +292,12 @@ def test_roles_carry_exactly_the_policy_files_rendered_for_this_account(account,
 
 
 def test_policies_scope_writes_to_the_stack_and_its_state(account, moto):
-    """No write action on "*": only Describe-style reads take no resource."""
+    """No write action allowed on "*": only Describe-style reads take no resource (a Deny on "*"
+    takes away, it grants nothing)."""
     for name in policies.DEPLOY + policies.PLAN:
         for statement in rendered(name, state_key_arn(moto))["Statement"]:
+            if statement["Effect"] == "Deny":
+                continue
             resources = policies.as_list(statement["Resource"])
             if "*" in resources:
                 actions = policies.as_list(statement["Action"])
@@ -293,7 +320,7 @@ def test_the_deploy_role_terminates_only_egress_probes_and_attaches_only_the_ssm
         document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
         statements += (json.loads(document) if isinstance(document, str) else document)["Statement"]
     granting = {
-        action: [s for s in statements if action in policies.as_list(s["Action"])]
+        action: [s for s in statements if s["Effect"] == "Allow" and action in policies.as_list(s["Action"])]
         for action in ("ec2:TerminateInstances", "iam:AttachRolePolicy", "iam:DetachRolePolicy")
     }
     [terminate] = granting["ec2:TerminateInstances"]
@@ -304,7 +331,133 @@ def test_the_deploy_role_terminates_only_egress_probes_and_attaches_only_the_ssm
     for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy"):
         [attach] = granting[action]
         assert attach["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/{STACK}-*"
-        assert attach["Condition"] == {"ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}}
+        assert attach["Condition"] == {
+            "ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+            "StringEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN},
+        }
+
+
+def deploy_statements(moto) -> list[dict]:
+    """Every statement of the policies attached to the deploy role, as IAM holds them."""
+    iam = moto.client("iam")
+    statements = []
+    for policy in iam.list_attached_role_policies(RoleName="terraform-role")["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+        statements += (json.loads(document) if isinstance(document, str) else document)["Statement"]
+    return statements
+
+
+# Every call that creates a role or changes what it may do, and takes IAM's iam:PermissionsBoundary key
+# (for CreateRole and PutRolePermissionsBoundary the boundary in the request; for the others the
+# boundary the role already has). UpdateAssumeRolePolicy takes no such key: the deploy role is not
+# given it (a stack role's trust changes by replacing the role).
+ROLE_WRITES = (
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+
+
+def test_the_bootstrap_creates_the_stacks_permissions_boundary_and_gives_it_to_no_role_of_its_own(account, moto):
+    iam = moto.client("iam")
+    policy = iam.get_policy(PolicyArn=BOUNDARY_ARN)["Policy"]
+    document = iam.get_policy_version(PolicyArn=BOUNDARY_ARN, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+    assert (json.loads(document) if isinstance(document, str) else document) == rendered(policies.BOUNDARY, state_key_arn(moto))
+    entities = iam.list_entities_for_policy(PolicyArn=BOUNDARY_ARN)
+    assert not entities["PolicyRoles"] and not entities["PolicyUsers"] and not entities["PolicyGroups"]
+
+
+def test_the_deploy_role_creates_and_writes_roles_only_with_the_boundary(account, moto):
+    """IAM's condition, checked on the documents IAM holds (moto enforces actions, not conditions):
+    every Allow of a role write requires the boundary, and a Deny refuses each one without it, so no
+    other grant can lift it."""
+    statements = deploy_statements(moto)
+    for action in ROLE_WRITES:
+        allows = [s for s in statements if s["Effect"] == "Allow" and action in policies.as_list(s["Action"])]
+        assert allows, action
+        for allow in allows:
+            assert allow["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/{STACK}-*", (action, allow["Sid"])
+            assert allow["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == BOUNDARY_ARN, (action, allow["Sid"])
+    [deny] = [s for s in statements if s["Sid"] == "NoRoleWithoutTheStacksBoundary"]
+    assert deny["Effect"] == "Deny" and deny["Resource"] == "*"
+    assert sorted(deny["Action"]) == sorted(ROLE_WRITES)
+    assert deny["Condition"] == {"StringNotEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}}
+
+
+def test_the_deploy_role_can_neither_remove_nor_rewrite_a_boundary_nor_touch_its_own_roles(account, moto):
+    statements = deploy_statements(moto)
+    allowed = {a for s in statements if s["Effect"] == "Allow" for a in policies.as_list(s["Action"])}
+    never = {
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:CreatePolicy",
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicy",
+        "iam:DeletePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+    }
+    assert not allowed & never
+    assert not [a for a in allowed if a.startswith("iam:") and "*" in a]
+    denied_everywhere = {
+        a
+        for s in statements
+        if s["Effect"] == "Deny" and "Condition" not in s and s["Resource"] == "*"
+        for a in policies.as_list(s["Action"])
+    }
+    assert {
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:CreatePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+        "iam:DeletePolicy",
+    } <= denied_everywhere
+    [own] = [s for s in statements if s["Sid"] == "NeverTheDeployOrPlanRoleItself"]
+    assert sorted(own["Resource"]) == [f"arn:aws:iam::{ACCOUNT}:role/terraform-plan-role", f"arn:aws:iam::{ACCOUNT}:role/terraform-role"]
+    assert set(ROLE_WRITES) | {"iam:DeleteRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole"} <= set(own["Action"])
+
+
+def test_the_boundary_scopes_every_write_to_the_stack(account, moto):
+    """What a role of the stack can ever do, whatever the deploy role writes into it: reads, X-Ray
+    and the SSM agent's channels on "*" (they take no resource), every other call on this account's
+    resources of the stack (its name prefix, or the Project tag the deploy role sets only at creation)."""
+    boundary = rendered(policies.BOUNDARY, state_key_arn(moto))
+    assert all(s["Effect"] == "Allow" for s in boundary["Statement"])
+    for statement in boundary["Statement"]:
+        actions, resources = policies.as_list(statement["Action"]), policies.as_list(statement["Resource"])
+        if resources == ["*"]:
+            assert all(re.match(r"^(\w+:Describe|xray:Put|ssm:|ssmmessages:|ec2messages:)", a) for a in actions), statement["Sid"]
+            assert not [a for a in actions if a.startswith("ssm:Get") and "Parameter" in a], "no parameter reads"
+            continue
+        assert all(f":{ACCOUNT}:" in r for r in resources), statement["Sid"]
+        scoped_by_name = all(f"/{STACK}-" in r or f"/{STACK}/" in r or f":{STACK}-" in r for r in resources)
+        scoped_by_tag = statement.get("Condition") == {"StringEquals": {"aws:ResourceTag/Project": "nat-asg-hook"}}
+        assert scoped_by_name or scoped_by_tag, statement["Sid"]
+    actions = {a for s in boundary["Statement"] for a in policies.as_list(s["Action"])}
+    assert not [a for a in actions if a.startswith(("iam:", "sts:", "kms:", "s3:", "lambda:"))]
+
+
+def test_a_deploy_or_plan_role_named_inside_the_stacks_prefix_is_refused(moto, tmp_path):
+    """A stack named `terraform` would put terraform-role among the roles the deploy role writes."""
+    root = tmp_path / "bootstrap"
+    shutil.copytree(REPO / "scripts", root / "repo" / "scripts")
+    for part in ("bootstrap", "policies", "environments"):
+        shutil.copytree(
+            REPO / "terraform" / part,
+            root / "repo" / "terraform" / part,
+            ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "state"),
+        )
+    tfvars = root / "repo" / "terraform" / "environments" / ENV / "vars.tfvars"
+    tfvars.write_text(re.sub(r'^name\s*=\s*"[^"]*"', 'name = "terraform"', tfvars.read_text(), flags=re.M))
+    aws = root / "aws"
+    aws.mkdir()
+    (aws / "config").write_text(f"[profile {PROFILE}]\nregion = {REGION}\n")
+    (aws / "credentials").write_text(f"[{PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    run = run_bootstrap(moto, root, "--profile", PROFILE, "--env", ENV)
+    assert run.code != 0
+    assert "deploy_role_name must not start with" in run.stderr, run.stderr[-3000:]
 
 
 def test_running_it_again_changes_nothing(account, moto, sandbox):
@@ -349,3 +502,12 @@ def test_profile_from_aws_profile_when_not_given(moto, sandbox):
     """--profile defaults to $AWS_PROFILE, and is checked just the same."""
     run = run_bootstrap(moto, sandbox, "--env", ENV, AWS_PROFILE="not-there")
     assert run.code == 2 and "AWS profile 'not-there' not found" in run.stderr
+
+
+@pytest.mark.parametrize("env", ["test", "prod"])
+def test_every_backend_file_names_its_buckets_state_key(env):
+    """The bootstrap's key alias is alias/<bucket>: a backend without kms_key_id would ask for SSE-S3,
+    which the bucket refuses."""
+    backend = REPO / "terraform" / "environments" / env / f"backend-{env}.hcl"
+    assert hcl_string("kms_key_id", backend) == f"alias/{hcl_string('bucket', backend)}"
+    assert re.search(r"^encrypt\s*=\s*true$", backend.read_text(), re.M)

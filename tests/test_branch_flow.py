@@ -157,9 +157,16 @@ def test_the_workflows_step_as_written_applies_the_rule(tmp_path, base, head, co
 
 FAKE_GH = """\
 import json, os, sys
-body = sys.stdin.read()
+body = sys.stdin.read() if "--input" in sys.argv else ""
 with open(os.environ["FAKE_GH_LOG"], "a") as log:
     log.write(json.dumps({"argv": sys.argv[1:], "stdin": body}) + "\\n")
+if "--jq" in sys.argv:  # a read: the owner's id, an existing ruleset's id
+    path = sys.argv[2]
+    if path.startswith("users/"):
+        print(os.environ.get("FAKE_GH_USER_ID", "4242"))
+    elif "/rulesets" in path:
+        print(os.environ.get("FAKE_GH_RULESET_ID", ""))
+    sys.exit(0)
 fail = os.environ.get("FAKE_GH_FAIL")
 if fail and any(fail in arg for arg in sys.argv[1:]):
     print("gh: Not Found (HTTP 404)", file=sys.stderr)
@@ -197,13 +204,16 @@ def sandbox(tmp_path):
 
         @staticmethod
         def calls() -> list[tuple[str, str, dict]]:
-            """(method, path, JSON body) of every `gh api` call, in order."""
+            """(method, path, JSON body) of every `gh api` call that sends something, in order."""
             if not log.exists():
                 return []
             out = []
             for line in log.read_text().splitlines():
                 call = json.loads(line)
                 argv = call["argv"]
+                if "--input" not in argv:
+                    assert "--method" not in argv and "--jq" in argv, argv  # a read (GET), nothing sent
+                    continue
                 assert argv[0] == "api" and argv[argv.index("--input") + 1] == "-", argv
                 path = next(a for a in argv if a.startswith("repos/"))
                 out.append((argv[argv.index("--method") + 1], path, json.loads(call["stdin"])))
@@ -229,10 +239,23 @@ def test_a_dry_run_prints_the_requests_and_sends_nothing(sandbox):
     proc = sandbox.run("--repo", THIS_REPO)
     assert proc.returncode == 0, proc.stderr
     assert sandbox.calls() == []
+    environments = f"repos/{THIS_REPO}/environments"
     assert [(m, p) for m, p, _ in requests(proc.stdout)] == [
         ("PATCH", f"repos/{THIS_REPO}"),
         ("PUT", f"repos/{THIS_REPO}/branches/main/protection"),
         ("PUT", f"repos/{THIS_REPO}/branches/development/protection"),
+        ("PUT", f"{environments}/demo-test"),
+        ("POST", f"{environments}/demo-test/deployment-branch-policies"),
+        ("POST", f"{environments}/demo-test/deployment-branch-policies"),
+        ("PUT", f"{environments}/teardown-test"),
+        ("POST", f"{environments}/teardown-test/deployment-branch-policies"),
+        ("POST", f"{environments}/teardown-test/deployment-branch-policies"),
+        ("PUT", f"{environments}/demo-prod"),
+        ("POST", f"{environments}/demo-prod/deployment-branch-policies"),
+        ("PUT", f"{environments}/teardown-prod"),
+        ("POST", f"{environments}/teardown-prod/deployment-branch-policies"),
+        ("POST", f"repos/{THIS_REPO}/rulesets"),
+        ("PUT", f"repos/{THIS_REPO}/immutable-releases"),
     ]
     assert sandbox.codeowners.read_text() == before
 
@@ -288,6 +311,82 @@ def test_realign_development_opens_force_pushes_on_development_and_nothing_else(
     assert normal[:2] == realign[:2]
     assert normal[2][2]["allow_force_pushes"] is False and realign[2][2]["allow_force_pushes"] is True
     assert {**normal[2][2], "allow_force_pushes": True} == realign[2][2]
+    assert normal[3:] == realign[3:]
+
+
+# --- environments and releases ------------------------------------------------------------------
+
+
+def environment_settings(printed: list[tuple[str, str, dict]]) -> dict[str, dict]:
+    """{environment: {"settings": its PUT body, "branches": the branch names its POSTs allow}}."""
+    out: dict[str, dict] = {}
+    for method, path, body in printed:
+        match = re.fullmatch(rf"repos/{THIS_REPO}/environments/([a-z-]+)(/deployment-branch-policies)?", path)
+        if not match:
+            continue
+        env = out.setdefault(match.group(1), {"settings": None, "branches": []})
+        if match.group(2):
+            assert method == "POST" and body["type"] == "branch"
+            env["branches"].append(body["name"])
+        else:
+            assert method == "PUT"
+            env["settings"] = body
+    return out
+
+
+def test_each_environment_deploys_only_its_branches_and_the_owner_approves_never_the_runs_starter(sandbox):
+    proc = sandbox.run("--repo", THIS_REPO, "--owner", "alice", FAKE_GH_USER_ID="31337")
+    assert proc.returncode == 0, proc.stderr
+    environments = environment_settings(requests(proc.stdout))
+    assert {name: env["branches"] for name, env in environments.items()} == {
+        "demo-test": ["main", "development"],
+        "teardown-test": ["main", "development"],
+        "demo-prod": ["main"],
+        "teardown-prod": ["main"],
+    }
+    for name, env in environments.items():
+        assert env["settings"] == {
+            "wait_timer": 0,
+            "prevent_self_review": True,
+            "reviewers": [{"type": "User", "id": 31337}],
+            "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True},
+        }, name
+
+
+def test_the_environments_are_the_ones_the_deploy_role_trusts(sandbox):
+    trust = (REPO / "terraform" / "policies" / "terraform-role-trust.json").read_text()
+    subjects = set(re.findall(r"environment:([a-z]+)-\$\{environment\}", trust))
+    environments = environment_settings(requests(sandbox.run("--repo", THIS_REPO).stdout))
+    assert subjects == {"demo", "teardown"}
+    assert set(environments) == {f"{s}-{env}" for s in subjects for env in ("test", "prod")}
+
+
+def test_apply_refuses_environments_without_the_owners_id(sandbox):
+    proc = sandbox.run("--repo", THIS_REPO, "--apply", FAKE_GH_USER_ID="")
+    assert proc.returncode == 2 and "numeric id" in proc.stderr
+    assert sandbox.calls() == [], "nothing sent"
+
+
+def test_release_tags_are_the_owners_alone_and_releases_immutable(sandbox):
+    printed = requests(sandbox.run("--repo", THIS_REPO).stdout)
+    [(method, path, ruleset)] = [r for r in printed if "/rulesets" in r[1]]
+    assert (method, path) == ("POST", f"repos/{THIS_REPO}/rulesets")
+    assert ruleset["target"] == "tag" and ruleset["enforcement"] == "active"
+    assert ruleset["conditions"] == {"ref_name": {"include": ["refs/tags/v*"], "exclude": []}}
+    assert sorted(r["type"] for r in ruleset["rules"]) == ["creation", "deletion", "update"]
+    # Only the repository administrator role (5) may bypass: the owner, in a personal repository.
+    assert ruleset["bypass_actors"] == [{"actor_id": 5, "actor_type": "RepositoryRole", "bypass_mode": "always"}]
+    assert ("PUT", f"repos/{THIS_REPO}/immutable-releases", {}) in printed
+    # The release workflow matches the ruleset's tags.
+    release = load_workflow(WORKFLOWS / "release.yml")
+    assert release["on"]["push"]["tags"] == ["v*"]
+
+
+def test_an_existing_tag_ruleset_is_updated_in_place(sandbox):
+    proc = sandbox.run("--repo", THIS_REPO, "--apply", FAKE_GH_RULESET_ID="77")
+    assert proc.returncode == 0, proc.stderr
+    rulesets = [(m, p) for m, p, _ in sandbox.calls() if "/rulesets" in p]
+    assert rulesets == [("PUT", f"repos/{THIS_REPO}/rulesets/77")]
 
 
 @pytest.mark.parametrize(
@@ -385,6 +484,7 @@ def payloads() -> dict[str, dict]:
     assert proc.returncode == 0, proc.stderr
     by_path = {path: body for _, path, body in requests(proc.stdout)}
     return {
+        "environments": environment_settings(requests(proc.stdout)),
         "repository": by_path[f"repos/{THIS_REPO}"],
         "main": by_path[f"repos/{THIS_REPO}/branches/main/protection"],
         "development": by_path[f"repos/{THIS_REPO}/branches/development/protection"],
@@ -427,3 +527,18 @@ def test_required_checks_are_jobs_that_report_on_every_pull_request_into_main(pa
     required = payloads["main"]["required_status_checks"]["contexts"]
     assert "Branch flow" in required
     assert set(required) <= reporting, set(required) - reporting
+
+
+def test_the_environments_table_is_what_the_script_sets(payloads):
+    rows = contributing_table("environment", "deployment branches", "`prevent_self_review`")
+    documented = {
+        row["environment"].strip("`"): {
+            "branches": cell_value(row["deployment branches"]),
+            "prevent_self_review": cell_value(row["`prevent_self_review`"]),
+        }
+        for row in rows
+    }
+    assert documented == {
+        name: {"branches": env["branches"], "prevent_self_review": env["settings"]["prevent_self_review"]}
+        for name, env in payloads["environments"].items()
+    }

@@ -23,6 +23,19 @@ from nat_lab.world import assert_converged, in_service, primary_eni, replace_ins
 GATED = {"DescribeAddresses", "DescribeRouteTables"}
 
 
+def hold_leaving_instances(moto, world) -> None:
+    """The module's terminate hook on every group: a replaced NAT waits in Terminating:Wait, still
+    running, until the hook completes its terminate action (once: a second completion is refused)."""
+    for name in world.groups:
+        moto.client("autoscaling").put_lifecycle_hook(
+            LifecycleHookName="nat-asg-hook-terminate",
+            AutoScalingGroupName=name,
+            LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+            HeartbeatTimeout=300,
+            DefaultResult="CONTINUE",
+        )
+
+
 def converge_first_instances(moto, config):
     run = hook.run(moto.env(), "reconcile", config=config)
     assert run.code == 0, run.stderr
@@ -56,6 +69,8 @@ def test_all_zones_replaced_at_once_each_event_delivered_twice_in_parallel(fresh
     world = seed_world(moto, tables_per_zone=3)
     config = world.write_config(tmp_path / "hook-config.json")
     converge_first_instances(moto, config)
+    if kind == "terminate":
+        hold_leaving_instances(moto, world)
 
     old, new = {}, {}
     for name in world.groups:
@@ -106,6 +121,7 @@ def test_old_and_new_events_of_every_zone_race_and_the_new_instances_win(fresh_m
     world = seed_world(moto, tables_per_zone=2)
     config = world.write_config(tmp_path / "hook-config.json")
     converge_first_instances(moto, config)
+    hold_leaving_instances(moto, world)
 
     old, new, paths = {}, {}, []
     for name, g in world.groups.items():

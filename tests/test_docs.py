@@ -15,6 +15,7 @@ DOCS = [
     REPO / "docs" / "local-development.md",
     REPO / "CONTRIBUTING.md",
     REPO / "terraform" / "bootstrap" / "README.md",
+    REPO / "docs" / "threat-model.md",
 ]
 RUNBOOK = REPO / "docs" / "runbook.md"
 HOOK_MODULE = (REPO / "terraform" / "modules" / "nat-asg-hook" / "main.tf").read_text()
@@ -146,3 +147,16 @@ def test_nothing_points_at_a_design_file_outside_the_repository():
                 offenders.append(name)
     assert offenders == [], f"these files cite a design outside the repository: {offenders}"
     assert (REPO / "docs" / "design.md").is_file()
+
+
+def test_the_threat_model_names_the_files_that_enforce_it():
+    """Every policy file, script and workflow the threat model cites exists, and every policy file the
+    deploy role carries is cited: a new grant is a new line there."""
+    model = text(REPO / "docs" / "threat-model.md")
+    cited = set(re.findall(r"`([a-z-]+\.json)`", model))
+    policies = {p.name for p in (REPO / "terraform" / "policies").glob("*.json")}
+    assert cited <= policies, cited - policies
+    deploy = set(re.findall(r'"(terraform-[a-z-]+)"', text(REPO / "terraform" / "bootstrap" / "iam.tf")))
+    assert {f"{name}.json" for name in deploy} <= cited, {f"{name}.json" for name in deploy} - cited
+    for path in re.findall(r"`((?:scripts|\.github/workflows)/[\w./-]+|[\w-]+\.(?:sh|yml))`", model):
+        assert list(REPO.rglob(Path(path).name)), path

@@ -1,6 +1,6 @@
 """scripts/fetch-release.sh, the deploy path without a Rust toolchain: it must leave a zip at the path
 it prints only when the zip is the release's (its published SHA-256, and its provenance attestation
-when gh can check it), and must fail without leaving one otherwise. `gh` and `curl` are stand-ins on
+for the tag, unless the user says --checksum-only), and must fail without leaving one otherwise. `gh` and `curl` are stand-ins on
 PATH that serve a release from a directory and record how they were called; everything else is real."""
 
 from __future__ import annotations
@@ -115,11 +115,12 @@ def test_with_gh_the_zip_is_downloaded_checked_attested_and_its_path_printed(wor
     assert world.leftovers() == ["bootstrap.zip", "bootstrap.zip.sha256"], "no scratch directory is left"
     calls = world.calls()
     assert any(c.startswith(f"gh release download {TAG} --repo {GITHUB_REPO}") for c in calls), calls
-    assert any(
-        c.startswith("gh attestation verify ")
-        and c.endswith(f"--repo {GITHUB_REPO} --signer-workflow {GITHUB_REPO}/.github/workflows/release.yml")
-        for c in calls
-    ), calls
+    [verify] = [c for c in calls if c.startswith("gh attestation verify ")]
+    # this repository's release workflow, for this very tag (created on main only), on GitHub's runners
+    assert verify.endswith(
+        f"--repo {GITHUB_REPO} --signer-workflow {GITHUB_REPO}/.github/workflows/release.yml"
+        f" --source-ref refs/tags/{TAG} --deny-self-hosted-runners"
+    ), verify
 
 
 def test_a_zip_whose_checksum_differs_is_not_left_at_the_path(world):
@@ -154,10 +155,20 @@ def test_a_checksum_file_for_another_name_is_refused(world):
 
 
 @pytest.mark.parametrize("gh", [False, True], ids=["no-gh", "gh-logged-out"])
-def test_without_a_logged_in_gh_curl_downloads_the_public_assets_and_the_checksum_is_checked(world, gh):
+def test_without_a_logged_in_gh_it_fails_closed_before_downloading(world, gh):
     proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, gh=gh, FAKE_GH_AUTH="1")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "--checksum-only" in proc.stderr, "it says how to go on without the provenance"
+    assert [c for c in world.calls() if not c.startswith("gh auth status")] == [], "nothing downloaded"
+    assert world.leftovers() == []
+
+
+@pytest.mark.parametrize("gh", [False, True], ids=["no-gh", "gh-logged-out"])
+def test_checksum_only_without_gh_curl_downloads_the_public_assets_and_the_checksum_is_checked(world, gh):
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, "--checksum-only", gh=gh, FAKE_GH_AUTH="1")
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).read_bytes() == ZIP
+    assert "build provenance NOT verified (--checksum-only)" in proc.stderr
     curls = [c for c in world.calls() if c.startswith("curl ")]
     assert curls == [
         f"curl https://github.com/{GITHUB_REPO}/releases/download/{TAG}/bootstrap.zip",
@@ -166,7 +177,13 @@ def test_without_a_logged_in_gh_curl_downloads_the_public_assets_and_the_checksu
     assert not any("attestation" in c for c in world.calls())
 
 
-def test_require_attestation_fails_when_gh_cannot_verify(world):
+def test_checksum_only_still_refuses_a_zip_whose_checksum_differs(world):
+    (world.release / "bootstrap.zip").write_bytes(ZIP + b"tampered")
+    proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, "--checksum-only", gh=False)
+    assert proc.returncode == 1 and world.leftovers() == []
+
+
+def test_require_attestation_is_the_default_and_fails_when_gh_cannot_verify(world):
     proc = world.run(TAG, "--dest", str(world.dest), "--repo", GITHUB_REPO, "--require-attestation", gh=False)
     assert proc.returncode == 1 and world.leftovers() == []
 

@@ -4,7 +4,9 @@ arrive as pull requests (Dependabot) rather than on someone's clone."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 from importlib.metadata import version
 
@@ -13,7 +15,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from nat_lab import REPO
+from nat_lab import REPO, hook
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 LOCK = (REPO / "requirements.txt").read_text()
@@ -84,3 +86,15 @@ def test_dependabot_proposes_every_ecosystem_the_repository_pins():
     assert all(u["target-branch"] == "development" for u in updates.values()), "upgrades go where CI and review happen"
     assert set(updates["terraform"]["directories"]) == {"/terraform", "/terraform/bootstrap", "/examples/minimal", "/examples/complete"}
     assert updates["pip"]["groups"]["emulator"]["patterns"] == ["moto"], "a moto upgrade comes alone: the patches follow it"
+
+
+def test_a_custom_cargo_target_dir_is_where_the_tools_and_make_look_for_the_binary(tmp_path, monkeypatch):
+    binary = tmp_path / "debug" / "nat-asg-hook"
+    binary.parent.mkdir()
+    binary.write_text("")
+    monkeypatch.delenv("HOOK_BIN", raising=False)
+    monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path))
+    assert hook.hook_bin() == binary
+    env = {k: v for k, v in os.environ.items() if k != "HOOK_BIN"} | {"CARGO_TARGET_DIR": str(tmp_path)}
+    make = subprocess.run(["make", "-s", "--eval=shown: ; @echo $(HOOK_BIN)", "shown"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert make.stdout.strip() == str(binary), make.stderr

@@ -158,17 +158,22 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
     events_client = emulator.client("events")
     groups = sorted(stack.config["groups"])
     pattern = {rule: json.loads(events_client.describe_rule(Name=f"{name}-{rule}").get("EventPattern", "null")) for rule in RULES}
+    # Only this account's events: another account's on a shared bus never moves this one's EIPs.
+    account = [emulator.client("sts").get_caller_identity()["Account"]]
     assert pattern["launch"] == {
+        "account": account,
         "source": ["aws.autoscaling"],
         "detail-type": ["EC2 Instance Launch Successful"],
         "detail": {"AutoScalingGroupName": groups},
     }
     assert pattern["terminate"] == {
+        "account": account,
         "source": ["aws.autoscaling"],
         "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
         "detail": {"AutoScalingGroupName": groups, "LifecycleHookName": ["nat-asg-hook-terminate"]},
     }
     assert pattern["state-change"] == {
+        "account": account,
         "source": ["aws.ec2"],
         "detail-type": ["EC2 Instance State-change Notification"],
         "detail": {"state": LEAVING_STATES},

@@ -54,12 +54,22 @@ NEEDED = (*OBSERVE, "ec2:AssociateAddress", "ec2:ModifyNetworkInterfaceAttribute
 ALLOWED = {
     *NEEDED,
     "autoscaling:CompleteLifecycleAction",
+    "autoscaling:RecordLifecycleActionHeartbeat",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sqs:SendMessage",
     "xray:PutTelemetryRecords",
     "xray:PutTraceSegments",
 }
+
+
+STACK = "nat-local"  # terraform/environments/local/vars.tfvars `name`
+BOUNDARY_NAME = "stack-role-boundary-local"
+
+
+def boundary_values() -> dict[str, str]:
+    """What the bootstrap renders the boundary with (terraform/bootstrap/iam.tf `policy_vars`)."""
+    return {"partition": "aws", "account_id": ACCOUNT, "region": REGION, "stack_name": STACK}
 
 
 def moto_form(policy: dict) -> dict:
@@ -72,13 +82,24 @@ def moto_form(policy: dict) -> dict:
 
 
 def role_form(names: tuple[str, ...]) -> dict:
-    """A bootstrap role's policy files as one statement in moto form. moto names CloudWatch's actions
-    after the service's signing name (`monitoring:PutMetricAlarm`), IAM after the service
-    (`cloudwatch:PutMetricAlarm`): each cloudwatch action is granted under both names, and nothing
-    else is added."""
-    granted = sorted({a for name in names for s in policies.render(name)["Statement"] for a in as_list(s["Action"])})
+    """A bootstrap role's policy files in moto form: their Allow statements' actions as one statement
+    on "*", and each Deny statement on "*" without a condition as it is (moto applies a Deny to the
+    same requests as an Allow). A conditioned Deny, or one on named roles, would refuse everything
+    there, since moto has no condition values and authorizes IAM calls against "*": test_bootstrap.py
+    checks those on the rendered documents. moto names
+    CloudWatch's actions after the service's signing name (`monitoring:PutMetricAlarm`), IAM after
+    the service (`cloudwatch:PutMetricAlarm`): each cloudwatch action is granted under both names,
+    and nothing else is added."""
+    statements = [s for name in names for s in policies.render(name)["Statement"]]
+    granted = sorted({a for s in statements if s["Effect"] == "Allow" for a in as_list(s["Action"])})
     granted += [a.replace("cloudwatch:", "monitoring:") for a in granted if a.startswith("cloudwatch:")]
-    return {"Version": "2012-10-17", "Statement": [{"Sid": "TheRolesActions", "Effect": "Allow", "Action": granted, "Resource": "*"}]}
+    denied = [
+        {"Sid": s["Sid"], "Effect": "Deny", "Action": s["Action"], "Resource": "*"}
+        for s in statements
+        if s["Effect"] == "Deny" and "Condition" not in s and s["Resource"] == "*"
+    ]
+    allowed = {"Sid": "TheRolesActions", "Effect": "Allow", "Action": granted, "Resource": "*"}
+    return {"Version": "2012-10-17", "Statement": [allowed, *denied]}
 
 
 def without(policy: dict, action: str) -> dict:
@@ -101,6 +122,7 @@ class Lab:
     policy: dict = field(default_factory=dict)
     config_file: Path = Path()
     spare_eni: str = ""
+    boundary_arn: str = ""
 
     def terraform(self, user: str) -> tf_lab.Terraform:
         return tf_lab.Terraform(self.root, self.emulator.env(**self.keys[user]))
@@ -158,8 +180,14 @@ def lab(logs, tmp_path_factory) -> Lab:
         # SSM policy to, and terminates instances of its own, not only the NAT groups'.
         var_args = [*var_args, "-var=egress_probe=true"]
         keys = emulator.create_users({"admin": ADMIN_POLICY, "deploy": role_form(policies.DEPLOY), "plan": role_form(policies.PLAN)})
+        # The bootstrap's permissions boundary, created as the bootstrap creates it (an administrator):
+        # every role the deploy role creates must carry it.
+        boundary = emulator.client("iam", **keys["admin"]).create_policy(
+            PolicyName=BOUNDARY_NAME, PolicyDocument=json.dumps(policies.render(policies.BOUNDARY, boundary_values()))
+        )["Policy"]
+        var_args = [*var_args, f"-var=permissions_boundary_name={BOUNDARY_NAME}"]
         emulator.enforce_iam()
-        lab = Lab(emulator, tf.workdir, var_args, work, keys)
+        lab = Lab(emulator, tf.workdir, var_args, work, keys, boundary_arn=boundary["Arn"])
         deploy = lab.terraform("deploy")
         with LaunchStandIn(emulator, credentials=keys["admin"], on_failure=deploy.abort):  # each NAT's own launch action
             deploy.apply(*var_args)
@@ -172,6 +200,7 @@ def lab(logs, tmp_path_factory) -> Lab:
         lab.config_file.write_text(lab.outputs["hook_config"])
         hook_users = {"hook": moto_form(lab.policy)}
         hook_users.update({f"hook-without-{a.replace(':', '-')}": without(moto_form(lab.policy), a) for a in NEEDED})
+        hook_users["hook-boundary-only"] = moto_form(policies.render(policies.BOUNDARY, boundary_values()))
         lab.keys.update(emulator.create_users(hook_users, **keys["admin"]))
         subnet = next(iter(lab.outputs["public_subnet_ids"].values()))
         lab.spare_eni = lab.admin("ec2").create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
@@ -203,6 +232,26 @@ def test_the_deploy_role_applies_the_whole_stack(lab):
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
 
 
+def test_the_nat_security_groups_admit_the_private_subnets_only_and_the_default_group_is_empty(lab):
+    """Only the private subnets send through a NAT (every zone's: a failed-over zone uses a sibling's);
+    the public subnets, where the NATs and anything else public live, reach no NAT's address. The
+    VPC's default group, which the deploy role may only empty, has no rule left."""
+    ec2 = lab.admin("ec2")
+    subnets = ec2.describe_subnets(SubnetIds=list(lab.outputs["private_subnet_ids"].values()))["Subnets"]
+    private = sorted(s["CidrBlock"] for s in subnets)
+    vpc = subnets[0]["VpcId"]
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+    nat_groups = [g for g in groups if g["GroupName"] in lab.config["groups"]]
+    assert len(nat_groups) == len(lab.config["groups"])
+    for group in nat_groups:
+        [rule] = group["IpPermissions"]
+        assert rule["IpProtocol"] == "-1"
+        assert sorted(r["CidrIp"] for r in rule["IpRanges"]) == private, group["GroupName"]
+    [default] = [g for g in groups if g["GroupName"] == "default"]
+    assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
+    assert not default.get("Tags"), "the deploy role may not tag a group it did not create"
+
+
 def test_the_plan_role_reads_everything_and_sees_no_change(lab):
     changes, plan = lab.terraform("plan").plan_changes(*lab.var_args)
     assert not changes, plan.stdout[-4000:]
@@ -218,6 +267,85 @@ def test_the_plan_role_cannot_change_anything(lab):
     assert "PutRetentionPolicy" in result.stderr, result.stderr[-3000:]
     [after] = logs.describe_log_groups(logGroupNamePrefix=group["logGroupName"])["logGroups"]
     assert after.get("retentionInDays") == before != 7
+
+
+# --- the permissions boundary: on every role the deploy role created, and out of its reach ------------
+
+# What AmazonSSMManagedInstanceCore grants that the boundary withholds from the egress probes: reading
+# the account's parameters (SecureString ones included), patching and Distributor packages. Run
+# Command (scripts/verify_nat.sh) needs none of them.
+WITHHELD_FROM_PROBES = {
+    "ssm:GetDeployablePatchSnapshotForInstance",
+    "ssm:GetManifest",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:PutConfigurePackageResult",
+}
+
+
+def stack_roles(lab) -> list[dict]:
+    iam = lab.admin("iam")
+    return [iam.get_role(RoleName=r["RoleName"])["Role"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{STACK}-")]
+
+
+def test_every_role_the_deploy_role_created_carries_the_boundary(lab):
+    roles = stack_roles(lab)
+    zones = len(lab.config["groups"])
+    # the hook's, the flow logs', and per zone the NAT instances' and the egress probe's
+    assert len(roles) == 2 + 2 * zones, sorted(r["RoleName"] for r in roles)
+    for role in roles:
+        assert role.get("PermissionsBoundary") == {
+            "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+            "PermissionsBoundaryArn": lab.boundary_arn,
+        }, role["RoleName"]
+
+
+def test_the_boundary_allows_exactly_what_the_stacks_roles_are_given(lab):
+    """Every action of every policy on the stack's roles (their inline policies, the probes' managed
+    one) is within the boundary, and the boundary allows nothing no role is given."""
+    iam = lab.admin("iam")
+    given, managed = set(), set()
+    for role in stack_roles(lab):
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+            document = json.loads(document) if isinstance(document, str) else document
+            given |= {a for st in document["Statement"] for a in as_list(st["Action"])}
+        for attached in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]:
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+            document = json.loads(version["Document"]) if isinstance(version["Document"], str) else version["Document"]
+            managed |= {a for st in document["Statement"] for a in as_list(st["Action"])}
+    boundary = policies.render(policies.BOUNDARY, boundary_values())
+    bounded = {a for st in boundary["Statement"] for a in as_list(st["Action"])}
+    assert given <= bounded, sorted(given - bounded)
+    assert managed - bounded == WITHHELD_FROM_PROBES
+    assert bounded <= given | managed, sorted(bounded - given - managed)
+
+
+def test_the_deploy_role_cannot_remove_a_boundary_or_rewrite_it(lab):
+    """moto enforces the guardrails' unconditioned denies (the conditioned ones are checked on the
+    rendered documents in test_bootstrap.py)."""
+    iam = lab.emulator.client("iam", **lab.keys["deploy"])
+    role = lab.outputs["lambda_role_name"]
+    with pytest.raises(ClientError) as refused:
+        iam.delete_role_permissions_boundary(RoleName=role)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as refused:
+        iam.create_policy_version(PolicyArn=lab.boundary_arn, PolicyDocument=json.dumps(ADMIN_POLICY), SetAsDefault=True)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    admin = lab.admin("iam")
+    assert admin.get_role(RoleName=role)["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == lab.boundary_arn
+    assert [v["VersionId"] for v in admin.list_policy_versions(PolicyArn=lab.boundary_arn)["Versions"]] == ["v1"]
+
+
+def test_within_the_boundary_alone_a_launch_converges_a_group(lab):
+    """The boundary's actions, granted as they are, let the handler do its whole job: the boundary
+    never takes from the hook what its own policy gives it."""
+    group = sorted(lab.config["groups"])[1]
+    lab.break_group(group, route_elsewhere=True)
+    run = lab.launch("hook-boundary-only", group)
+    assert run.code == 0, run.stderr
+    assert all(lab.state(group).values()), lab.state(group)
 
 
 # --- the policy itself: scoping that moto cannot evaluate ----------------------------------------------

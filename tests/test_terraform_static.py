@@ -517,7 +517,10 @@ def test_the_deploy_role_may_terminate_what_the_probe_is_tagged_and_attach_what_
     terminate = by_action["ec2:TerminateInstances"]["Condition"]["StringEquals"]
     assert terminate == {"aws:ResourceTag/Project": "nat-asg-hook", "aws:ResourceTag/nat-asg-hook:purpose": "egress-probe"}
     for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy"):
-        assert by_action[action]["Condition"] == {"ArnEquals": {"iam:PolicyARN": f"arn:${{partition}}:{SSM_CORE}"}}
+        assert by_action[action]["Condition"] == {
+            "ArnEquals": {"iam:PolicyARN": f"arn:${{partition}}:{SSM_CORE}"},
+            "StringEquals": {"iam:PermissionsBoundary": "${boundary_policy_arn}"},
+        }
         assert by_action[action]["Resource"].endswith(":role/${stack_name}-*")
 
 
@@ -527,7 +530,61 @@ def test_egress_probes_are_off_by_default_and_on_only_in_test():
     assert {env: tfvars(env)["egress_probe"] for env in ("test", "prod", "local")} == {"test": "true", "prod": "false", "local": "false"}
     call = blocks((TERRAFORM / "main.tf").read_text(), "module")["egress_probe"]
     assert "for_each = var.egress_probe ? local.nat_group_names : {}" in call
-    assert "subnet_id     = aws_subnet.private[each.key].id" in call
+    assert re.search(r"^  subnet_id += aws_subnet\.private\[each\.key\]\.id$", call, re.M)
     outputs = blocks((TERRAFORM / "outputs.tf").read_text(), "output")
     assert "module.egress_probe" in outputs["egress_probe_instance_ids"]
     assert "module.eip" in outputs["nat_public_ips"], "scripts/verify_nat.sh compares with each zone's static EIP"
+
+
+# --- tags decide what the deploy role may change: only creation sets them -------------------------
+
+AUTHORITY_TAGS = ("Project", "nat-asg-hook:purpose", "nat-asg-hook:group")
+
+
+def deploy_network_statements() -> list[dict]:
+    return json.loads((TERRAFORM / "policies" / "terraform-network.json").read_text())["Statement"]
+
+
+def tag_keys_allowed(statement: dict, key: str) -> bool:
+    """Whether the statement's conditions let a CreateTags/DeleteTags request name tag `key` on a
+    resource that already exists (no ec2:CreateAction: the request creates nothing)."""
+    condition = statement.get("Condition", {})
+    if "ec2:CreateAction" in condition.get("StringEquals", {}):
+        return False
+    if condition.get("Null", {}).get("aws:TagKeys") != "false":
+        return True  # an empty key list (DeleteTags of every tag) would pass ForAllValues
+    patterns = condition.get("ForAllValues:StringNotLike", {}).get("aws:TagKeys", [])
+    return not any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), key) for p in patterns)
+
+
+def test_tags_that_grant_access_are_set_only_by_creation():
+    """The deploy role changes what carries `Project = nat-asg-hook`, and terminates what also carries
+    the probe's purpose tag: were it able to add those tags to an existing resource, it could pull any
+    security group or NAT instance of the region into its reach."""
+    tagging = [
+        s
+        for s in deploy_network_statements()
+        if {"ec2:CreateTags", "ec2:DeleteTags"} & set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert tagging
+    for statement in tagging:
+        for key in AUTHORITY_TAGS:
+            assert not tag_keys_allowed(statement, key), (statement["Sid"], key)
+    [at_creation] = [s for s in tagging if "ec2:CreateAction" in s.get("Condition", {}).get("StringEquals", {})]
+    assert at_creation["Action"] == "ec2:CreateTags"
+    retag = [s for s in tagging if s is not at_creation]
+    assert retag and all(s["Condition"]["StringEquals"] == {"aws:ResourceTag/Project": "nat-asg-hook"} for s in retag)
+    assert all(tag_keys_allowed(s, "Name") for s in retag), "other tags stay Terraform's to change"
+
+
+def test_the_default_security_group_gets_only_what_emptying_it_needs():
+    untagged = [s for s in deploy_network_statements() if "aws:ResourceTag/Project" not in s.get("Condition", {}).get("StringEquals", {})]
+    on_groups = [s for s in untagged if "security-group" in str(s["Resource"])]
+    [empty] = on_groups
+    assert sorted(empty["Action"]) == ["ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"]
+    assert empty["Condition"] == {"Null": {"aws:ResourceTag/Project": "true"}}
+    body = blocks((TERRAFORM / "main.tf").read_text(), "resource")["aws_default_security_group.this"]
+    assert "provider = aws.untagged" in body and "tags" not in body and "ingress" not in body and "egress" not in body
+    providers = (TERRAFORM / "providers.tf").read_text()
+    untagged_provider = re.search(r'provider "aws" \{\n  alias  = "untagged"\n(.*?)^\}', providers, re.M | re.S)
+    assert untagged_provider and "default_tags" not in untagged_provider.group(1)

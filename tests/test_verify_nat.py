@@ -71,7 +71,7 @@ def test_every_zone_on_its_own_eip_from_terraform_outputs(fake_path):
     assert "terraform -chdir=terraform output -json" in calls
     for instance in PROBES.values():
         assert f"ssm send-command --region us-east-1 --instance-ids {instance} --document-name AWS-RunShellScript" in calls
-        assert "https://checkip.amazonaws.com" in calls
+        assert """--parameters {"commands":["curl -fsS --max-time 10 'https://checkip.amazonaws.com'"]}""" in calls
 
 
 def test_a_zone_on_its_siblings_eip_is_failed_over_and_a_silent_one_has_no_egress(fake_path):
@@ -99,3 +99,36 @@ def test_usage_errors_exit_2(fake_path):
     assert verify(fake_path, "--zone", "us-east-1a=198.51.100.11", seen={}).returncode == 2
     assert verify(fake_path, "--bogus", seen={}).returncode == 2
     assert verify(fake_path, "--lab", "/nonexistent/lab-state.tsv", seen={}).returncode == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://checkip.amazonaws.com/$(touch /tmp/pwned)",
+        "https://checkip.amazonaws.com;reboot",
+        "https://checkip.amazonaws.com/`id`",
+        "https://checkip.amazonaws.com/' ; id ; '",
+        'https://checkip.amazonaws.com/"]}',
+        "file:///etc/shadow",
+        "https://checkip.amazonaws.com/ x",
+    ],
+    ids=["command-substitution", "semicolon", "backtick", "single-quote", "json-quote", "not-http", "space"],
+)
+def test_a_check_ip_url_that_is_not_a_plain_url_is_refused_before_any_call(fake_path, url):
+    """It would run in a root shell on every probe."""
+    run = verify(fake_path, "--check-ip-url", url, seen=EIPS)
+    assert run.returncode == 2 and "not a plain http(s) URL" in run.stderr
+    assert not (fake_path.parent / "calls.log").exists(), "no terraform, no SSM call"
+
+
+def test_a_lab_file_with_a_bad_check_ip_url_is_refused(fake_path, tmp_path):
+    lab = tmp_path / "lab-state.tsv"
+    lab.write_text("check_ip_url\thttp://10.0.0.1:8080/$(id)\nzone\tus-east-1a\tns-a\t198.51.100.11\n")
+    run = verify(fake_path, "--lab", str(lab), seen={})
+    assert run.returncode == 2 and "not a plain http(s) URL" in run.stderr
+
+
+def test_a_url_with_a_port_and_path_is_accepted_and_quoted(fake_path):
+    run = verify(fake_path, "--check-ip-url", "http://203.0.113.9:8080/ip", seen=EIPS)
+    assert "curl -fsS --max-time 10 'http://203.0.113.9:8080/ip'" in (fake_path.parent / "calls.log").read_text()
+    assert run.returncode == 0, run.stdout + run.stderr

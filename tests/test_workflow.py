@@ -146,7 +146,11 @@ def test_pull_requests_and_pushes_check_build_and_plan_the_test_environment(work
     plan = jobs["plan"]
     assert "environments/test/backend-test.hcl" in json.dumps(plan)
     assert (REPO / "terraform" / "environments" / "test" / "backend-test.hcl").is_file()
-    assert any(s.get("uses", "").startswith("actions/upload-artifact@") and "tfplan" in s["with"]["path"] for s in steps(plan))
+    [upload] = [s for s in steps(plan) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    # The text only: a binary plan file carries the state, sensitive values included.
+    assert upload["with"]["path"] == "terraform/test.tfplan.txt"
+    planned = next(s for s in steps(plan) if s.get("name") == "terraform plan (test)")
+    assert "rm -f terraform/test.tfplan\n" in planned["run"]
     assert "build" in plan["needs"], "the plan reads the zip's hash"
 
 
@@ -170,6 +174,39 @@ def test_demo_jobs_sit_behind_the_demo_and_teardown_environments(workflow):
     assert "environments/$DEMO_ENV/backend-$DEMO_ENV.hcl" in init["run"]
     verify = next(s for s in steps(apply) if s.get("name") == "nat-asg-hook verify")
     assert "output -raw hook_config" in verify["run"] and "verify --config" in verify["run"]
+
+
+def test_a_demo_deploys_and_runs_only_what_its_own_build_made_with_the_locked_tools(workflow):
+    """The demo's zip and verify binary come from Demo (build): Cargo.lock as is, no Python package but
+    the hash-pinned build tools, and no id-token in that job; the jobs holding the deploy role build
+    and install nothing."""
+    jobs = workflow["jobs"]
+    build = jobs["demo-build"]
+    assert build["permissions"] == {"contents": "read"}, "nothing it runs can ask for an OIDC token"
+    assert "workflow_dispatch" in build["if"]
+    runs = "\n".join(s.get("run", "") for s in steps(build))
+    assert "cargo build --locked --package nat-asg-hook" in runs
+    assert "cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook --locked" in runs
+    assert "make " not in runs, "make installs the whole Python tool set"
+    [install] = [s for s in steps(build) if "pip" in s.get("run", "")]
+    assert "--require-hashes" in install["run"] and "--no-deps" in install["run"] and "-r requirements-build.txt" in install["run"]
+    assert not any("cache" in s.get("uses", "") for s in steps(build)), "built from the checkout alone"
+    [upload] = [s for s in steps(build) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["name"] == "demo-build"
+    assert set(upload["with"]["path"].strip().splitlines()) == {"${{ env.LAMBDA_ZIP }}", "target/debug/nat-asg-hook"}
+
+    for name in ("demo-apply", "demo-destroy"):
+        job = jobs[name]
+        downloads = [s["with"]["name"] for s in steps(job) if s.get("uses", "").startswith("actions/download-artifact@")]
+        assert downloads == ["demo-build"], (name, downloads)
+        job_runs = "\n".join(s.get("run", "") for s in steps(job))
+        for tool in ("cargo ", "pip ", "make ", "python"):
+            assert tool not in job_runs, (name, tool)
+    assert "demo-build" in jobs["demo-apply"]["needs"]
+    verify = next(s for s in steps(jobs["demo-apply"]) if s.get("name") == "nat-asg-hook verify")
+    assert "target/debug/nat-asg-hook verify" in verify["run"]
+    rust_uploads = [s["with"]["name"] for s in steps(jobs["rust"]) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert rust_uploads == [], "the test job's binary, built beside the whole tool set, is never deployed or run with the role"
 
 
 @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.y*ml")), ids=lambda p: p.name)
@@ -215,42 +252,108 @@ def test_release_runs_on_version_tags_only(release):
     assert release["concurrency"]["cancel-in-progress"] is False, "a release is never cancelled half-published"
 
 
-def test_release_permissions_are_the_one_jobs_and_only_what_it_publishes_with(release):
+def test_release_builds_with_read_only_permissions_and_only_the_publish_job_may_write_or_sign(release):
     assert release["permissions"] == {}
-    assert list(release["jobs"]) == ["release"]
-    assert release["jobs"]["release"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
+    jobs = release["jobs"]
+    assert list(jobs) == ["build", "publish"]
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["publish"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
+    assert jobs["publish"]["needs"] == "build"
+    # The publish job runs nothing that was installed or built: no checkout, no build tool.
+    publish_runs = " ".join(s.get("run", "") for s in steps(jobs["publish"]))
+    assert not any(s.get("uses", "").startswith("actions/checkout@") for s in steps(jobs["publish"]))
+    for tool in ("pip", "cargo", "make", "rustup", "python"):
+        assert tool not in publish_runs, tool
+
+
+def test_release_refuses_a_tag_on_a_commit_main_does_not_hold(release):
+    job = release["jobs"]["build"]
+    checkout = next(s for s in steps(job) if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0, "main's history, to ask whether it holds the tag"
+    names = [s.get("name") or s["uses"].split("@")[0] for s in steps(job)]
+    on_main = next(s for s in steps(job) if s.get("name") == "The tagged commit is on main")
+    assert 'git merge-base --is-ancestor "$GITHUB_SHA" refs/remotes/origin/main' in on_main["run"]
+    assert names.index("The tagged commit is on main") == 1, "before anything is installed or built"
+
+
+def locked_blocks(text: str) -> dict[str, str]:
+    """`name==version` requirement blocks of a pip lock with their `--hash=` lines, comments
+    dropped, by name."""
+    blocks, current = {}, None
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        match = re.match(r"^([A-Za-z0-9_.-]+)==", line)
+        if match:
+            current = match.group(1).lower()
+            blocks[current] = line
+        elif current and line.startswith("    --hash="):
+            blocks[current] += "\n" + line
+        else:
+            current = None
+    return blocks
+
+
+def test_release_installs_only_the_hash_pinned_build_tools_from_the_lock(release):
+    job = release["jobs"]["build"]
+    runs = "\n".join(s.get("run", "") for s in steps(job))
+    assert "make " not in runs, "make build installs the whole Python tool set"
+    [install] = [s for s in steps(job) if "pip" in s.get("run", "")]
+    assert "--require-hashes" in install["run"] and "--no-deps" in install["run"] and "--only-binary :all:" in install["run"]
+    assert "-r requirements-build.txt" in install["run"]
+    build = locked_blocks((REPO / "requirements-build.txt").read_text())
+    assert sorted(build) == ["cargo-lambda", "ziglang"]
+    lock = locked_blocks((REPO / "requirements.txt").read_text())
+    for name, block in build.items():
+        assert block == lock[name], f"requirements-build.txt's {name} is not requirements.txt's"
+        assert "--hash=sha256:" in block
 
 
 def test_release_builds_the_arm64_zip_once_and_publishes_it_with_its_checksum_and_provenance(release):
-    job = release["jobs"]["release"]
-    runs = [s.get("run", "") for s in steps(job)]
-    uses = [s.get("uses", "") for s in steps(job)]
-    assert sum("make build" in r for r in runs) == 1
+    build, publish = release["jobs"]["build"], release["jobs"]["publish"]
+    runs = [s.get("run", "") for s in steps(build)]
+    uses = [s.get("uses", "") for s in (*steps(build), *steps(publish))]
+    command = "cargo lambda build --release --arm64 --output-format zip --package nat-asg-hook"
+    assert sum(command in r for r in runs) == 1
+    assert f"{command} --locked" in "\n".join(runs), "Cargo.lock as reviewed"
     assert "cargo lambda build --release --arm64 --output-format zip" in (REPO / "Makefile").read_text()
     assert release["env"]["LAMBDA_ZIP"] == "target/lambda/nat-asg-hook/bootstrap.zip"
     assert not any("cache" in u for u in uses), "a release is built from the tag alone"
 
-    names = [s.get("name") or s["uses"].split("@")[0] for s in steps(job)]
-    order = [
-        names.index(n)
-        for n in (
-            "The tag is the crate's version",
-            "make build",
-            "SHA-256 of the zip",
-            "actions/attest-build-provenance",
-            "Publish the GitHub release",
-        )
-    ]
+    names = [s.get("name") or s["uses"].split("@")[0] for s in steps(build)]
+    expected = (
+        "The tagged commit is on main",
+        "The tag is the crate's version",
+        "Build tools (hash-pinned)",
+        "cargo lambda build",
+        "SHA-256 of the zip",
+        "actions/upload-artifact",
+    )
+    order = [names.index(n) for n in expected]
     assert order == sorted(order), names
-
-    checksum = next(s for s in steps(job) if s.get("name") == "SHA-256 of the zip")
+    checksum = next(s for s in steps(build) if s.get("name") == "SHA-256 of the zip")
     assert "sha256sum bootstrap.zip > bootstrap.zip.sha256" in checksum["run"]
-    attest = next(s for s in steps(job) if s.get("uses", "").startswith("actions/attest-build-provenance@"))
-    assert attest["with"] == {"subject-path": "${{ env.LAMBDA_ZIP }}"}
-    publish = next(s for s in steps(job) if s.get("name") == "Publish the GitHub release")
-    assert "gh release create" in publish["run"]
-    assert '"$LAMBDA_ZIP" "$LAMBDA_ZIP.sha256"' in publish["run"]
-    assert publish["env"]["GH_TOKEN"] == "${{ github.token }}"
+
+    names = [s.get("name") or s["uses"].split("@")[0] for s in steps(publish)]
+    expected = (
+        "actions/download-artifact",
+        "The zip is the one the build hashed",
+        "actions/attest-build-provenance",
+        "Publish the GitHub release",
+    )
+    order = [names.index(n) for n in expected]
+    assert order == sorted(order), names
+    upload = next(s for s in steps(build) if s.get("uses", "").startswith("actions/upload-artifact@"))
+    download = next(s for s in steps(publish) if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert upload["with"]["name"] == download["with"]["name"] and upload["with"]["if-no-files-found"] == "error"
+    check = next(s for s in steps(publish) if s.get("name") == "The zip is the one the build hashed")
+    assert "sha256sum -c bootstrap.zip.sha256" in check["run"]
+    attest = next(s for s in steps(publish) if s.get("uses", "").startswith("actions/attest-build-provenance@"))
+    assert attest["with"] == {"subject-path": "dist/bootstrap.zip"}
+    release_step = next(s for s in steps(publish) if s.get("name") == "Publish the GitHub release")
+    assert "gh release create" in release_step["run"] and "--verify-tag" in release_step["run"]
+    assert "dist/bootstrap.zip dist/bootstrap.zip.sha256" in release_step["run"]
+    assert release_step["env"]["GH_TOKEN"] == "${{ github.token }}"
 
 
 def test_release_assets_are_the_names_fetch_release_downloads():
@@ -260,3 +363,4 @@ def test_release_assets_are_the_names_fetch_release_downloads():
     assert "--pattern bootstrap.zip --pattern bootstrap.zip.sha256 " in script, "with gh"
     assert "for asset in bootstrap.zip bootstrap.zip.sha256; do" in script, "with curl"
     assert "gh attestation verify" in script
+    assert '--source-ref "refs/tags/$tag"' in script, "the attestation names the tag it was built for"

@@ -183,6 +183,9 @@ module "hook" {
   alarm_sns_topic_arn = aws_sns_topic.alarms.arn
   tags                = var.tags
 
+  # The role's permissions boundary, where the account requires one of whoever creates roles.
+  permissions_boundary = var.permissions_boundary
+
   groups = {
     for zone, group in local.groups : group => {
       availability_zone = zone
@@ -199,7 +202,10 @@ module "nat" {
   name           = each.value
   vpc_id         = var.vpc_id
   vpc_cidr_block = var.vpc_cidr_block
-  subnet_id      = var.zones[each.key].public_subnet_id
+  # What the security group admits: only the private subnets send through a NAT. The whole VPC
+  # here, for brevity; name the private subnets' CIDR blocks where they are known.
+  ingress_cidr_blocks = [var.vpc_cidr_block]
+  subnet_id           = var.zones[each.key].public_subnet_id
 
   instance_type    = var.nat_instance_type
   ami_id           = var.nat_ami_id
@@ -215,7 +221,7 @@ module "nat" {
   self_check_interval_seconds      = 10
   unhealthy_after                  = 3
   launch_hook_heartbeat_timeout    = 300
-  terminate_hook_heartbeat_timeout = 90
+  terminate_hook_heartbeat_timeout = 150
   instance_warmup_seconds          = 60
 
   # Each instance ships its user data's output and its self-check's verdicts here: why a NAT was
@@ -224,7 +230,8 @@ module "nat" {
   log_retention_days = 400
   log_kms_key_arn    = aws_kms_key.this.arn
 
-  tags = var.tags # the launch template's tag specifications: default tags do not reach the instances
+  permissions_boundary = var.permissions_boundary
+  tags                 = var.tags # the launch template's tag specifications: default tags do not reach the instances
 
   create_after = module.hook.launch_dependencies
 }

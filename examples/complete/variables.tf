@@ -53,6 +53,12 @@ variable "alarm_email" {
   default     = null
 }
 
+variable "permissions_boundary" {
+  description = "ARN of the managed policy set as the permissions boundary of the hook's and the NAT instances' roles (null: none); where a deploy role may create roles only with a boundary, its boundary"
+  type        = string
+  default     = null
+}
+
 variable "tags" {
   description = "Tags for every resource (provider default tags, and the NAT instances, which default tags do not reach)"
   type        = map(string)

@@ -25,7 +25,17 @@ locals {
     state_kms_key_arn = aws_kms_key.state.arn
     github_repository = coalesce(var.github_repository, "unset/unset")
     oidc_provider_arn = local.github_oidc_provider_arn
+    deploy_role_name  = var.deploy_role_name
+    plan_role_name    = var.plan_role_name
+    # Its ARN is known before it exists: the deploy role's policies name it, and it is created here.
+    boundary_policy_arn = "arn:${local.partition}:iam::${local.account_id}:policy/${local.boundary_policy_name}"
   }
+
+  # The permissions boundary of every role the stack creates (terraform/policies/stack-role-boundary.json):
+  # the most any of them can ever do, whatever policy the deploy role writes into it. A managed policy
+  # the deploy role may not write (terraform-guardrails.json): its name is outside <stack_name>-*, and
+  # no managed policy is the deploy role's to change.
+  boundary_policy_name = "stack-role-boundary-${var.environment}"
 
   # Managed policies by file name (terraform/policies/<name>.json), and which role gets which.
   policies = var.manage_iam ? toset([
@@ -35,12 +45,13 @@ locals {
     "terraform-network",
     "terraform-compute",
     "terraform-hook",
+    "terraform-guardrails",
   ]) : toset([])
 
   # The deploy role plans, applies and destroys the stack; the plan role only reads it (pull requests
   # run code that is not reviewed yet: they get no write access to anything).
   role_policies = {
-    deploy = ["terraform-state", "terraform-read", "terraform-network", "terraform-compute", "terraform-hook"]
+    deploy = ["terraform-state", "terraform-read", "terraform-network", "terraform-compute", "terraform-hook", "terraform-guardrails"]
     plan   = ["terraform-state-read", "terraform-read"]
   }
 
@@ -95,6 +106,14 @@ resource "aws_iam_policy" "this" {
   name        = "${each.key}-${var.environment}"
   description = "nat-asg-hook ${var.environment}: terraform/policies/${each.key}.json"
   policy      = templatefile("${local.policy_dir}/${each.key}.json", local.policy_vars)
+}
+
+resource "aws_iam_policy" "boundary" {
+  count = var.manage_iam ? 1 : 0
+
+  name        = local.boundary_policy_name
+  description = "nat-asg-hook ${var.environment}: the permissions boundary of every role the stack creates (terraform/policies/stack-role-boundary.json)"
+  policy      = templatefile("${local.policy_dir}/stack-role-boundary.json", local.policy_vars)
 }
 
 resource "aws_iam_role_policy_attachment" "this" {

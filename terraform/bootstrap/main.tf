@@ -50,7 +50,7 @@ resource "aws_kms_alias" "state" {
 ################################################################################
 
 resource "aws_s3_bucket" "state" {
-  # checkov:skip=CKV_AWS_18: access logging needs a second bucket per account; CloudTrail data events are the audit trail for state reads and writes
+  # checkov:skip=CKV_AWS_18: access logging needs a second bucket per account, which the bootstrap does not create: state reads are not audited unless the account's CloudTrail records this bucket's S3 data events (docs/threat-model.md)
   # checkov:skip=CKV_AWS_144: cross-region replication doubles the bootstrap for a file that versioning already protects; recreate from the versions if a region is lost
   # checkov:skip=CKV2_AWS_62: nothing consumes state-change events
   bucket = var.state_bucket
@@ -137,6 +137,49 @@ data "aws_iam_policy_document" "state_bucket" {
       test     = "Bool"
       variable = "aws:SecureTransport"
       values   = ["false"]
+    }
+  }
+
+  # The state is written with this key only: a request naming another encryption (SSE-S3) or another
+  # key is refused. A request that names none gets the bucket's default, this key.
+  statement {
+    sid       = "DenyOtherEncryption"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "StringNotEqualsIfExists"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }
+  }
+
+  statement {
+    sid       = "DenyOtherKeys"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    # The key as the backend files name it (its alias), or by ARN (the bootstrap's backend_config).
+    condition {
+      test     = "StringNotEqualsIfExists"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values = [
+        aws_kms_key.state.arn,
+        aws_kms_alias.state.name,
+        aws_kms_alias.state.arn,
+      ]
     }
   }
 }

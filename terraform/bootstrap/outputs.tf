@@ -14,13 +14,13 @@ output "state_kms_key_arn" {
 }
 
 output "backend_config" {
-  description = "The environment's backend file (terraform/environments/<env>/backend-<env>.hcl) for this bucket; kms_key_id makes the state objects SSE-KMS (without it, encrypt = true writes them SSE-S3)"
+  description = "The environment's backend file (terraform/environments/<env>/backend-<env>.hcl) for this bucket; kms_key_id (the key's alias) makes the state objects SSE-KMS with the state key (without it, encrypt = true asks for SSE-S3, which the bucket refuses)"
   value       = <<-EOT
     bucket       = "${aws_s3_bucket.state.bucket}"
     key          = "${var.state_key}"
     region       = "${var.region}"
     encrypt      = true
-    kms_key_id   = "${aws_kms_key.state.arn}"
+    kms_key_id   = "${aws_kms_alias.state.name}"
     use_lockfile = true
   EOT
 }

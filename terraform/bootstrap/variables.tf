@@ -72,15 +72,29 @@ variable "create_github_oidc_provider" {
 }
 
 variable "deploy_role_name" {
-  description = "Name of the role the workflow's demo jobs assume to plan, apply and destroy"
+  description = "Name of the role the workflow's demo jobs assume to plan, apply and destroy; never <stack_name>-*, the names the deploy role may create and write"
   type        = string
   default     = "terraform-role"
+
+  # The deploy role may create and write roles named <stack_name>-*: a name there would let it
+  # rewrite this role. IAM's ARN patterns match case-sensitively, role names are unique ignoring case.
+  validation {
+    condition     = !startswith(lower(var.deploy_role_name), "${lower(coalesce(var.stack_name, "-"))}-")
+    error_message = "deploy_role_name must not start with \"<stack_name>-\": the deploy role may create and write those roles."
+  }
 }
 
 variable "plan_role_name" {
-  description = "Name of the read-only role the workflow's plan job (pull requests, pushes) assumes"
+  description = "Name of the read-only role the workflow's plan job (pull requests, pushes) assumes; never <stack_name>-*, the names the deploy role may create and write"
   type        = string
   default     = "terraform-plan-role"
+
+  # The deploy role may create and write roles named <stack_name>-*: a name there would let it
+  # rewrite this role. IAM's ARN patterns match case-sensitively, role names are unique ignoring case.
+  validation {
+    condition     = !startswith(lower(var.plan_role_name), "${lower(coalesce(var.stack_name, "-"))}-")
+    error_message = "plan_role_name must not start with \"<stack_name>-\": the deploy role may create and write those roles."
+  }
 }
 
 variable "max_session_duration" {

@@ -16,11 +16,17 @@ from .process import Process, free_port
 FUNCTION = "nat-asg-hook"
 
 
+def cargo_target() -> Path:
+    """Cargo's output directory: $CARGO_TARGET_DIR (relative to the repository, as cargo run from it
+    reads it), else ./target."""
+    return REPO / os.environ.get("CARGO_TARGET_DIR", "target")
+
+
 def hook_bin() -> Path:
     """The binary under test: $HOOK_BIN, else the one `cargo nextest run` built."""
-    path = Path(os.environ.get("HOOK_BIN", REPO / "target" / "debug" / FUNCTION))
+    path = Path(os.environ.get("HOOK_BIN", cargo_target() / "debug" / FUNCTION))
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `make test` (or `cargo nextest run`) to build it")
+        raise FileNotFoundError(f"{path} is missing: `make bin` builds it (make test and make demo do too)")
     return path
 
 

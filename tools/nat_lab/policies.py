@@ -9,8 +9,10 @@ import re
 from . import REPO
 
 POLICIES = REPO / "terraform" / "policies"
-DEPLOY = ("terraform-compute", "terraform-hook", "terraform-network", "terraform-read", "terraform-state")
+DEPLOY = ("terraform-compute", "terraform-guardrails", "terraform-hook", "terraform-network", "terraform-read", "terraform-state")
 PLAN = ("terraform-read", "terraform-state-read")
+# The permissions boundary the bootstrap creates for every role of the stack (attached to no role of its own).
+BOUNDARY = "stack-role-boundary"
 
 
 def render(name: str, values: dict[str, str] | None = None) -> dict:

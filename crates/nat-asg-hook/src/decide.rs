@@ -486,6 +486,21 @@ fn leaving(config: &Config, world: &World, group: Option<&str>, id: &str, by_gro
     if !by_group && let Some(i) = instance.filter(|i| i.state.is_live()) {
         return Decision::Stale { reason: format!("{id} is {} again", i.state.name()) };
     }
+    // A terminate action is real only while the group holds the instance as Terminating: one for an
+    // instance it holds in service (a forged, replayed or crossed event) must not move its zone.
+    if by_group
+        && let Some(name) = group
+        && let Some(member) =
+            world.members.get(name).and_then(Option::as_ref).and_then(|m| m.iter().find(|m| m.instance_id == id))
+        && !member.lifecycle_state.starts_with("Terminating")
+    {
+        return Decision::Stale {
+            reason: format!(
+                "{name} holds {id} as {}, not Terminating: its terminate action is not real",
+                member.lifecycle_state
+            ),
+        };
+    }
     let own = group.or(instance.and_then(|i| i.group.as_deref())).filter(|g| config.group(g).is_some());
     let mut zones: Vec<&str> = own.into_iter().collect();
     for table in tables_targeting(config, world, id) {
@@ -761,6 +776,14 @@ mod tests {
         assert_eq!(p.zones[0].follows, Follows::Own { instance_id: A2.into(), network_interface_id: eni(A2) });
         assert_eq!(kinds(&p.identity()).len(), 2);
         assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1", "replace_route rtb-000000a2"]);
+    }
+
+    #[test]
+    fn a_terminate_action_for_an_instance_its_group_holds_in_service_moves_nothing() {
+        // A replayed or forged terminate action: the group never began terminating A1.
+        let w = refreshed();
+        let d = decide(&config(true), leaving(A1, true), &w).unwrap();
+        assert!(matches!(&d, Decision::Stale { reason } if reason.contains("InService")), "{d:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::error::HookError;
 use crate::event::{self, Launch, Leaving, Trigger};
 use crate::reconcile::{Mode, execute, observe_and_decide};
 use crate::report::{GroupReport, Outcome, Report, ZoneHealth, emf_authorization_error, emf_line, emf_zones};
-use crate::retry::Deadline;
+use crate::retry::{Backoff, Deadline};
 
 /// The time kept back from the Lambda deadline to report and log.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
@@ -163,7 +163,24 @@ impl Hook {
         let instance = &leaving.instance_id;
         let subject =
             Subject::Leaving { group: leaving.group.as_deref(), instance, by_group: leaving.lifecycle.is_some() };
-        let result = self.run(subject, leaving.group.as_deref(), instance, mode, deadline).await;
+        let mut result = self.run(subject, leaving.group.as_deref(), instance, mode, deadline).await;
+        // A hand-over a retry can fix is retried here, within this invocation, while a heartbeat
+        // keeps the instance (and the routes still on it) in the group: Lambda's own retry comes a
+        // minute later at the earliest. The last heartbeat, sent when the deadline ends the
+        // retries, covers that minute (the hook's heartbeat timeout is longer than Lambda's delay).
+        if let (Some(action), Some(group), Mode::Apply) = (&leaving.lifecycle, &leaving.group, mode) {
+            let mut backoff = Backoff::default();
+            while matches!(&result, Err(e) if !e.is_permanent()) {
+                if let Err(e) = lifecycle::keep_alive(&self.clients, group, instance, action).await {
+                    warn!(instance_id = %instance, error = %e, "could not record a heartbeat on the terminate action");
+                }
+                if !backoff.wait(deadline).await {
+                    break;
+                }
+                info!(instance_id = %instance, attempt = backoff.attempts, "handing the zone over again");
+                result = self.run(subject, leaving.group.as_deref(), instance, mode, deadline).await;
+            }
+        }
         if let Ok(report) = &result
             && let Some(failover) =
                 report.summary.failover.as_ref().filter(|_| report.summary.outcome == Outcome::Applied)
@@ -171,6 +188,9 @@ impl Hook {
             warn!(instance_id = %instance, sibling = %failover.auto_scaling_group, "zone failed over to a sibling");
         }
         let (Some(action), Some(group)) = (&leaving.lifecycle, &leaving.group) else { return result };
+        if matches!(&result, Ok(report) if report.summary.outcome == Outcome::Stale) {
+            return result; // not a real terminate action: nothing to complete, nothing moved
+        }
         let handover = match &result {
             Ok(_) => Handover::Done,
             Err(e) => Handover::Failed { retryable: !e.is_permanent() },

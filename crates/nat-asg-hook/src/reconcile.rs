@@ -35,9 +35,23 @@ pub async fn observe_and_decide(
             // The critical path: one round.
             Subject::Launched { instance, .. } => observe::observe_all(clients, config, &[instance.to_owned()]).await?,
             Subject::Leaving { instance, by_group, .. } => {
-                let mut world = observe::observe_state(clients, config, &[instance.to_owned()]).await?;
-                // Nothing routes through it: nothing to hand over. The EC2 state-change rule sees
-                // every instance of the region, so this answer costs one read round and no more.
+                let mut world = if by_group {
+                    observe::observe_state(clients, config, &[instance.to_owned()]).await?
+                } else {
+                    // An EC2 state change, for any instance of the region: one call, and an
+                    // instance that no configured group launched is not a NAT of ours.
+                    let nat = observe::observe_instance(clients, instance)
+                        .await?
+                        .filter(|view| view.group.as_deref().is_some_and(|g| config.group(g).is_some()));
+                    let Some(view) = nat else {
+                        let reason = format!("{instance} is not an instance of a configured NAT group");
+                        return Ok((Decision::Ignored { reason }, World::default()));
+                    };
+                    let mut world = observe::observe_state(clients, config, &[]).await?;
+                    world.add_instances(vec![view]);
+                    world
+                };
+                // Nothing routes through it: nothing to hand over.
                 if tables_targeting(config, &world, instance).next().is_none() {
                     let decision = if by_group {
                         Decision::Plan(Plan::default())

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatOutput;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance as AsgInstance, LifecycleState};
 use aws_sdk_ec2::operation::associate_address::AssociateAddressOutput;
 use aws_sdk_ec2::operation::create_route::CreateRouteOutput;
@@ -252,6 +253,7 @@ struct Aws {
     replace: Rule,
     create: Rule,
     complete: Rule,
+    heartbeat: Rule,
 }
 
 impl Aws {
@@ -378,6 +380,13 @@ impl Aws {
             ));
             CompleteLifecycleActionOutput::builder().build()
         });
+        let s = Arc::clone(&state);
+        let heartbeat =
+            mock!(aws_sdk_autoscaling::Client::record_lifecycle_action_heartbeat).then_compute_output(move |r| {
+                let mut state = s.lock().unwrap();
+                state.log.push(format!("heartbeat {} {}", r.lifecycle_hook_name().unwrap(), r.instance_id().unwrap()));
+                RecordLifecycleActionHeartbeatOutput::builder().build()
+            });
         Self {
             state,
             describe_instances,
@@ -389,6 +398,7 @@ impl Aws {
             replace,
             create,
             complete,
+            heartbeat,
         }
     }
 
@@ -402,7 +412,7 @@ impl Aws {
             &self.replace,
             &self.create,
         ];
-        let asg_rules = [&self.describe_groups, &self.complete];
+        let asg_rules = [&self.describe_groups, &self.complete, &self.heartbeat];
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules, |c| c
             .retry_config(retry_config())
             .timeout_config(timeout_config()));
@@ -703,6 +713,16 @@ async fn a_terminate_action_with_a_newer_instance_in_service_cuts_over_to_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_terminate_action_for_a_nat_its_group_holds_in_service_moves_and_completes_nothing() {
+    // Replayed or forged: the group never began terminating NEW, which carries the zone.
+    let aws = Aws::new(State::converged());
+    let report = handle(&aws, terminating(NEW)).await.unwrap();
+    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
+    assert_eq!((aws.route("rtb-000000a1"), aws.eip("eipalloc-0000000a")), (Some(eni(NEW)), Some(eni(NEW))));
+}
+
+#[tokio::test(start_paused = true)]
 async fn failover_off_leaves_the_routes_and_still_continues() {
     let aws = Aws::new(State::alone_and_leaving());
     let mut hook = aws.hook();
@@ -746,6 +766,10 @@ async fn a_handover_a_retry_can_fix_does_not_complete_one_no_retry_can_fix_does(
     let err = handle(&aws, terminating(OLD)).await.unwrap_err();
     assert!(!err.is_permanent(), "{err}");
     assert_eq!(aws.complete.num_calls(), 0, "Lambda redelivers while the instance still forwards");
+    let log = aws.log();
+    let heartbeats = log.iter().filter(|l| l.starts_with("heartbeat nat-asg-hook-terminate")).count();
+    assert!(heartbeats >= 2, "retried within the invocation, the action kept alive meanwhile: {log:?}");
+    assert!(log.last().unwrap().starts_with("heartbeat"), "the last word keeps it alive for Lambda's retry: {log:?}");
 
     let mut aws = Aws::new(State::alone_and_leaving());
     aws.replace = mock!(aws_sdk_ec2::Client::replace_route).then_http_response(|| {
@@ -769,13 +793,13 @@ async fn a_state_change_fails_the_zone_over() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_state_change_of_an_unrelated_instance_is_one_read_round_and_no_mutating_call() {
+async fn a_state_change_of_an_unrelated_instance_costs_one_call_and_no_mutating_call() {
     let aws = Aws::new(State::converged());
     let report = handle(&aws, state_change("i-0000000000000beef", "stopped")).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "ignored");
     assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
-    assert_eq!(aws.describe_groups.num_calls(), 0, "no second round");
-    assert_eq!(aws.reads(), 3, "addresses, tables and the instance, concurrently");
+    assert_eq!(aws.reads(), 1, "the rule sees every instance of the region: one DescribeInstances each");
+    assert_eq!(aws.describe_instances.num_calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -22,10 +22,11 @@ data "aws_iam_policy_document" "assume_role" {
 }
 
 resource "aws_iam_role" "this" {
-  name               = var.name
-  description        = "Egress probe ${var.name}: SSM-managed, nothing else"
-  assume_role_policy = data.aws_iam_policy_document.assume_role.json
-  tags               = local.tags
+  name                 = var.name
+  description          = "Egress probe ${var.name}: SSM-managed, nothing else"
+  assume_role_policy   = data.aws_iam_policy_document.assume_role.json
+  permissions_boundary = var.permissions_boundary
+  tags                 = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "ssm_core" {

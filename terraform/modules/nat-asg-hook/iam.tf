@@ -31,10 +31,11 @@ data "aws_iam_policy_document" "assume_role" {
 }
 
 resource "aws_iam_role" "this" {
-  name               = var.name
-  description        = "Execution role of the ${var.name} Lambda"
-  assume_role_policy = data.aws_iam_policy_document.assume_role.json
-  tags               = var.tags
+  name                 = var.name
+  description          = "Execution role of the ${var.name} Lambda"
+  assume_role_policy   = data.aws_iam_policy_document.assume_role.json
+  permissions_boundary = var.permissions_boundary
+  tags                 = var.tags
 }
 
 # Exactly the calls the handler makes, each on the narrowest resource IAM can name.
@@ -80,11 +81,12 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
-  # The terminate hook's action, once the leaving instance's zone is handed over. (The launch hook
-  # is the instance's own: it completes it from its user data.)
+  # The terminate hook's action: kept alive (heartbeat) while a hand-over is retried, completed
+  # once the leaving instance's zone is handed over. (The launch hook is the instance's own: it
+  # completes it from its user data.)
   statement {
     sid       = "CompleteTerminations"
-    actions   = ["autoscaling:CompleteLifecycleAction"]
+    actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]
     resources = local.group_arns
   }
 

@@ -20,8 +20,10 @@ locals {
   terminate_hook_name = "nat-asg-hook-terminate"
 
   # An event older than this is stale anyway: the scheduled reconcile heals what it would have fixed.
-  # The age is counted twice (at EventBridge, then in Lambda's queue).
-  maximum_event_age_seconds = 120
+  # The age is counted twice (at EventBridge, then in Lambda's queue). Long enough for Lambda's two
+  # asynchronous retries (1 and 2 minutes after attempts of up to the timeout), which a terminate
+  # hand-over relies on while its heartbeats keep the leaving NAT in its group.
+  maximum_event_age_seconds = 300
 
   rules = {
     launch       = aws_cloudwatch_event_rule.launch
@@ -165,6 +167,7 @@ resource "aws_cloudwatch_event_rule" "launch" {
   description = "A NAT group's instance is InService: it proved itself, cut over to it"
 
   event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.autoscaling"]
     detail-type = ["EC2 Instance Launch Successful"]
     detail = {
@@ -181,6 +184,7 @@ resource "aws_cloudwatch_event_rule" "terminate" {
   description = "A NAT group's instance is terminating: hand its zone over, then complete the terminate hook"
 
   event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.autoscaling"]
     detail-type = ["EC2 Instance-terminate Lifecycle Action"]
     detail = {
@@ -204,6 +208,7 @@ resource "aws_cloudwatch_event_rule" "state_change" {
   description = "An EC2 instance of the region is stopping, stopped, shutting down or terminated: if a NAT, hand its zone over"
 
   event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.ec2"]
     detail-type = ["EC2 Instance State-change Notification"]
     detail = {

@@ -182,3 +182,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "permissions_boundary" {
+  description = "ARN of the managed policy set as the permissions boundary of every IAM role this module creates (null: none). The bootstrap's deploy role creates and writes roles only with its account's boundary"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$", var.permissions_boundary))
+    error_message = "permissions_boundary must be the ARN of a managed policy (arn:aws:iam::<account>:policy/<name>)."
+  }
+}

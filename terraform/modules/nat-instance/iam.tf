@@ -46,10 +46,11 @@ data "aws_iam_policy_document" "instance" {
 }
 
 resource "aws_iam_role" "instance" {
-  name               = var.name
-  description        = "NAT instances of ${var.name}: complete their own launch, set their own health"
-  assume_role_policy = data.aws_iam_policy_document.instance_assume_role.json
-  tags               = var.tags
+  name                 = var.name
+  description          = "NAT instances of ${var.name}: complete their own launch, set their own health"
+  assume_role_policy   = data.aws_iam_policy_document.instance_assume_role.json
+  permissions_boundary = var.permissions_boundary
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy" "instance" {

@@ -113,11 +113,11 @@ resource "aws_security_group" "this" {
   vpc_id      = var.vpc_id
 
   ingress {
-    description = "Everything the VPC sends through the NAT"
+    description = "Everything the private subnets send through the NAT"
     protocol    = "-1"
     from_port   = 0
     to_port     = 0
-    cidr_blocks = [var.vpc_cidr_block]
+    cidr_blocks = coalesce(var.ingress_cidr_blocks, [var.vpc_cidr_block])
   }
 
   egress {

@@ -14,7 +14,7 @@ variable "vpc_id" {
 }
 
 variable "vpc_cidr_block" {
-  description = "CIDR block of the VPC: the only source the security group admits, and the only source the instance masquerades"
+  description = "CIDR block of the VPC: the only source the instance masquerades, and what the security group admits unless `ingress_cidr_blocks` says less"
   type        = string
 
   validation {
@@ -135,13 +135,13 @@ variable "launch_hook_heartbeat_timeout" {
 }
 
 variable "terminate_hook_heartbeat_timeout" {
-  description = "Seconds a terminating instance waits for the hook to hand its zone over and complete the terminate lifecycle action; when it runs out the instance goes anyway (CONTINUE)"
+  description = "Seconds a terminating instance waits for the hook to hand its zone over and complete the terminate lifecycle action; when it runs out the instance goes anyway (CONTINUE). The hook renews it with a heartbeat while it retries a hand-over; it must outlast Lambda's longest retry delay (2 minutes) plus a start"
   type        = number
-  default     = 90
+  default     = 150
 
   validation {
-    condition     = var.terminate_hook_heartbeat_timeout >= 30 && var.terminate_hook_heartbeat_timeout <= 600
-    error_message = "terminate_hook_heartbeat_timeout must be between 30 and 600 seconds."
+    condition     = var.terminate_hook_heartbeat_timeout >= 150 && var.terminate_hook_heartbeat_timeout <= 600
+    error_message = "terminate_hook_heartbeat_timeout must be between 150 and 600 seconds: Lambda's second retry comes 2 minutes after the first, and the instance must still be there for it."
   }
 }
 
@@ -166,4 +166,26 @@ variable "tags" {
   description = "Tags for every resource, and for the instance, its network interface and its volume"
   type        = map(string)
   default     = {}
+}
+
+variable "permissions_boundary" {
+  description = "ARN of the managed policy set as the permissions boundary of every IAM role this module creates (null: none). The bootstrap's deploy role creates and writes roles only with its account's boundary"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$", var.permissions_boundary))
+    error_message = "permissions_boundary must be the ARN of a managed policy (arn:aws:iam::<account>:policy/<name>)."
+  }
+}
+
+variable "ingress_cidr_blocks" {
+  description = "Sources the security group admits: the private subnets whose traffic the NAT forwards (every zone's, for failover); null admits the whole VPC (vpc_cidr_block). The NAT's own address is not a service: nothing else reaches it"
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.ingress_cidr_blocks == null || (length(coalesce(var.ingress_cidr_blocks, [])) > 0 && alltrue([for c in coalesce(var.ingress_cidr_blocks, []) : can(cidrhost(c, 0))]))
+    error_message = "ingress_cidr_blocks must be null or a non-empty list of IPv4 CIDR blocks."
+  }
 }

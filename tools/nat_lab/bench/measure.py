@@ -18,7 +18,7 @@ from ..moto import Moto
 from ..process import Process
 from ..proxy import Proxy, Record, rounds
 from ..soak import Settings, run_soak
-from ..world import assert_converged, replace_instance, seed_world
+from ..world import assert_converged, in_service, replace_instance, seed_world
 
 ZONE = "us-east-1a"
 
@@ -211,6 +211,7 @@ def critical_path(moto: Moto, proxy: Proxy, binary: Path, work: Path, tables: in
     settled = hook.run(moto.env(), "reconcile", config=config)
     assert settled.code == 0, settled.stderr
     autoscaling = moto.client("autoscaling")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=0)  # so that its NAT can leave unreplaced
     env = proxy.env(moto.env())
     out: dict = {"tables": tables, "first": None} | {k: [] for k in ("launch", "done", "failover", "failback", "unrelated", "replay")}
 
@@ -241,13 +242,14 @@ def critical_path(moto: Moto, proxy: Proxy, binary: Path, work: Path, tables: in
                 continue
             out["launch"].append(launch)
             out["done"].append(done)
-            # The group takes the new instance away (Terminating:Wait on AWS; Unhealthy is as far as
-            # moto goes) with no replacement proven yet: the zone goes to its sibling.
-            autoscaling.set_instance_health(InstanceId=new, HealthStatus="Unhealthy")
+            # The group takes the new instance away with no replacement: the zone goes to its sibling.
+            autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=new, ShouldDecrementDesiredCapacity=True)
             out["failover"].append(measure("failover", events.terminate(group, new), "applied"))
-            autoscaling.set_instance_health(InstanceId=new, HealthStatus="Healthy")
-            out["failback"].append(measure("failback", launch_event, "applied"))
-            assert_converged(moto, world, group)
+            # Its replacement comes and proves itself: its launch fails the zone back.
+            autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=1)
+            [back] = in_service(moto, group)
+            out["failback"].append(measure("failback", events.launch(group, back, ZONE), "applied"))
+            assert_converged(moto, world, group, back)
             out["unrelated"].append(measure("unrelated", events.state_change(UNRELATED, "stopped"), "ignored"))
     finally:
         out["rss_kib"] = fn.stop()

@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable
 from contextlib import contextmanager
 
-WRITTEN_FOR = "5.2.1"  # the moto version these patches were written and tested against (the lock's)
+WRITTEN_FOR = "5.2.5"  # the moto version the lock installs and these patches are proven against
 
 
 class ShimError(RuntimeError):

@@ -53,9 +53,15 @@ class Check:
         )
 
 
-def expect(patch: str, ok: bool, seen) -> None:
+def failed(check: str, seen: str) -> ShimError:
+    """`check` is "patch" or "patch: the behaviour"."""
+    patch, _, behaviour = check.partition(": ")
+    return ShimError(patch, f"{behaviour + ': ' if behaviour else ''}{seen}")
+
+
+def expect(check: str, ok: bool, seen) -> None:
     if not ok:
-        raise ShimError(patch, f"saw {seen!r}")
+        raise failed(check, f"saw {seen!r}")
 
 
 def run(endpoint: str, data_plane: bool = False) -> None:
@@ -108,14 +114,14 @@ def run(endpoint: str, data_plane: bool = False) -> None:
 
         current = "fidelity.lifecycle-hook-placeholders"
         found = c.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="selfcheck")["LifecycleHooks"]
-        expect("lifecycle (hooks created with the group)", {h["LifecycleHookName"] for h in found} == {LAUNCH, TERMINATE}, found)
+        expect("lifecycle: hooks created with the group", {h["LifecycleHookName"] for h in found} == {LAUNCH, TERMINATE}, found)
         expect(current, not any(h.get("RoleARN") or h.get("NotificationTargetARN") for h in found), found)
 
-        current = "lifecycle (launch held in Pending:Wait)"
+        current = "lifecycle: launch held in Pending:Wait"
         [(instance, state)] = c.members("selfcheck").items()
         expect(current, state == "Pending:Wait", state)
 
-        current = "lifecycle (the ledger at /nat-lab/lifecycle-actions)"
+        current = "lifecycle: the ledger at /nat-lab/lifecycle-actions"
         active = c.ledger()["active"]
         expect(current, [(a["instance"], a["hook"]) for a in active] == [(instance, LAUNCH)], active)
 
@@ -124,10 +130,10 @@ def run(endpoint: str, data_plane: bool = False) -> None:
             [reservation] = c.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
             expect(current, bool(reservation["Instances"][0].get("PublicIpAddress")), reservation["Instances"][0].get("PublicIpAddress"))
 
-        current = "lifecycle (CompleteLifecycleAction CONTINUE)"
+        current = "lifecycle: CompleteLifecycleAction CONTINUE"
         c.complete("selfcheck", LAUNCH, instance)
         expect(current, c.members("selfcheck") == {instance: "InService"}, c.members("selfcheck"))
-        current = "lifecycle (a completed action is AWS's ValidationError)"
+        current = "lifecycle: a completed action is AWS's ValidationError"
         try:
             c.complete("selfcheck", LAUNCH, instance)
         except ClientError as exc:
@@ -135,17 +141,17 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         else:
             expect(current, False, "the second completion succeeded")
 
-        current = "lifecycle (terminate held in Terminating:Wait)"
+        current = "lifecycle: terminate held in Terminating:Wait"
         c.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance, ShouldDecrementDesiredCapacity=False)
         states = c.members("selfcheck")
         expect(current, states.get(instance) == "Terminating:Wait", states)
-        current = "lifecycle (RecordLifecycleActionHeartbeat)"
+        current = "lifecycle: RecordLifecycleActionHeartbeat"
         c.autoscaling.record_lifecycle_action_heartbeat(AutoScalingGroupName="selfcheck", LifecycleHookName=TERMINATE, InstanceId=instance)
-        current = "lifecycle (CompleteLifecycleAction on a terminate action)"
+        current = "lifecycle: CompleteLifecycleAction on a terminate action"
         c.complete("selfcheck", TERMINATE, instance)
         expect(current, instance not in c.members("selfcheck"), c.members("selfcheck"))
         calls = [(x["call"], x["instance"], x["accepted"]) for x in c.ledger()["calls"]]
-        expect("lifecycle (every call recorded)", len(calls) == 4 and [a for _, _, a in calls] == [True, False, True, True], calls)
+        expect("lifecycle: every call recorded", len(calls) == 4 and [a for _, _, a in calls] == [True, False, True, True], calls)
 
         current = "fidelity.run-instances-from-a-template"
         profile = c.iam.create_instance_profile(InstanceProfileName="selfcheck")["InstanceProfile"]
@@ -191,4 +197,4 @@ def run(endpoint: str, data_plane: bool = False) -> None:
     except ShimError:
         raise
     except (ClientError, BotoCoreError, OSError, ValueError, KeyError) as exc:
-        raise ShimError(current, f"{type(exc).__name__}: {exc}") from exc
+        raise failed(current, f"{type(exc).__name__}: {exc}") from exc

@@ -18,6 +18,7 @@ MUTATING = frozenset(
         "CreateRoute",
         "DeleteRoute",
         "CompleteLifecycleAction",
+        "RecordLifecycleActionHeartbeat",
     }
 )
 

@@ -25,6 +25,29 @@ impl Completion {
     }
 }
 
+/// Pushes the terminate action's deadline out by the hook's heartbeat timeout, so that the group
+/// keeps the leaving instance (and the routes still on it) while the hand-over is retried.
+#[instrument(skip(clients, action), fields(hook = %action.hook_name))]
+pub async fn keep_alive(
+    clients: &Clients,
+    group: &str,
+    instance_id: &str,
+    action: &LifecycleAction,
+) -> Result<(), AwsError> {
+    clients
+        .autoscaling
+        .record_lifecycle_action_heartbeat()
+        .auto_scaling_group_name(group)
+        .lifecycle_hook_name(&action.hook_name)
+        .instance_id(instance_id)
+        .set_lifecycle_action_token(action.token.clone())
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("RecordLifecycleActionHeartbeat", e))?;
+    info!("terminate action kept alive for another heartbeat");
+    Ok(())
+}
+
 #[instrument(skip(clients, action), fields(hook = %action.hook_name))]
 pub async fn continue_termination(
     clients: &Clients,

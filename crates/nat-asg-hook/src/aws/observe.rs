@@ -36,6 +36,15 @@ pub async fn observe_state(clients: &Clients, config: &Config, instance_ids: &[S
     Ok(World { instances, addresses, route_tables, ..World::default() })
 }
 
+/// One instance by ID, in a single DescribeInstances call; None while (or once) EC2 does not show it.
+/// The EC2 state-change rule sees every instance of the region: this one call tells whether an
+/// instance is a NAT of a configured group at all (most are not) before anything else is read.
+#[instrument(skip(clients))]
+pub async fn observe_instance(clients: &Clients, instance_id: &str) -> Result<Option<InstanceView>, AwsError> {
+    let found = describe_instances(clients, filter("instance-id", &[instance_id.to_owned()]), true).await?;
+    Ok(found.into_iter().find(|i| i.id == instance_id))
+}
+
 /// Adds the groups to a world read by `observe_state`: the second round.
 #[instrument(skip_all)]
 pub async fn add_groups(clients: &Clients, config: &Config, world: &mut World) -> Result<(), AwsError> {
