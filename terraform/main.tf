@@ -194,7 +194,9 @@ module "nat" {
   subnet_id            = aws_subnet.public[each.key].id
   instance_type        = var.nat_instance_type
   ami_id               = var.nat_ami_id
-  check_ip_url         = var.nat_check_ip_url
+  check_ip_urls        = var.nat_check_ip_urls
+  log_group_name       = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both
+  log_retention_days   = var.log_retention_days
   permissions_boundary = local.permissions_boundary
   tags                 = var.tags # the launch template's tag specifications: default_tags do not reach them
 

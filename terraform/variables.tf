@@ -66,10 +66,10 @@ variable "nat_ami_id" {
   type        = string
 }
 
-variable "nat_check_ip_url" {
-  description = "URL the NAT instances' self-check asks for the public address their egress leaves with (it answers with that address as text)"
-  type        = string
-  default     = "https://checkip.amazonaws.com"
+variable "nat_check_ip_urls" {
+  description = "Check-IP services the NAT instances' self-check asks for the public address their egress leaves with (each answers with that address as bare text); any one proves egress at launch, none answering is outside trouble, never a replacement"
+  type        = list(string)
+  default     = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
 }
 
 variable "egress_probe" {
@@ -99,11 +99,11 @@ variable "protect_eips" {
 variable "reconcile_schedule" {
   description = "Schedule of the hook's reconcile run: rate(N minutes) with N at most 60, or rate(1 hour)"
   type        = string
-  default     = "rate(5 minutes)"
+  default     = "rate(1 minute)"
 }
 
 variable "log_retention_days" {
-  description = "Retention of the hook's and the flow logs' log groups, days"
+  description = "Retention of the hook's, the NATs' and the flow logs' log groups, days"
   type        = number
   default     = 365
 }

@@ -56,7 +56,10 @@ data "aws_iam_policy_document" "key" {
     condition {
       test     = "ArnEquals"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:/aws/lambda/${local.hook_name}"]
+      values = concat(
+        ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:/aws/lambda/${local.hook_name}"],
+        [for group in values(local.groups) : "arn:${local.partition}:logs:${var.region}:${local.account}:log-group:/nat-asg-hook/nat/${group}"],
+      )
     }
   }
 
@@ -165,10 +168,15 @@ module "hook" {
   # A zone whose NAT leaves borrows a healthy sibling zone's NAT (and egresses with its EIP) until
   # its replacement proves itself; the alarms say when that, or a zone without a NAT, lasts.
   failover                       = true
-  zone_without_nat_alarm_periods = 3
+  zone_without_nat_alarm_periods = 10
   failover_alarm_minutes         = 15
 
-  reconcile_schedule  = "rate(5 minutes)"
+  # Outside trouble: NATs of two zones or more that cannot reach any of their check-IP services in the same
+  # minute (nothing is replaced for it; this alarm says so).
+  nat_metric_namespace  = "NatAsgHook"
+  outside_trouble_zones = 2
+
+  reconcile_schedule  = "rate(1 minute)"
   log_retention_days  = 400
   log_level           = "info"
   kms_key_arn         = aws_kms_key.this.arn
@@ -206,12 +214,21 @@ module "nat" {
 
   # The instance proves itself (forwarding, masquerade, egress through its zone's EIP) before it
   # takes its zone, and keeps checking: unhealthy, its group replaces it and the zone fails over.
-  check_ip_url                     = "https://checkip.amazonaws.com"
+  # Any one of the check-IP services proves egress at launch; none answering is outside trouble,
+  # published as CheckEndpointsUnreachable and never a reason to replace the instance.
+  check_ip_urls                    = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
+  metric_namespace                 = "NatAsgHook"
   self_check_interval_seconds      = 10
   unhealthy_after                  = 3
   launch_hook_heartbeat_timeout    = 300
   terminate_hook_heartbeat_timeout = 150
   instance_warmup_seconds          = 60
+
+  # Each instance ships its user data's output and its self-check's verdicts here: why a NAT was
+  # replaced outlives it.
+  log_group_name     = "/nat-asg-hook/nat/${each.value}"
+  log_retention_days = 400
+  log_kms_key_arn    = aws_kms_key.this.arn
 
   permissions_boundary = var.permissions_boundary
   tags                 = var.tags # the launch template's tag specifications: default tags do not reach the instances

@@ -136,10 +136,20 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         [name] = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
         document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
         policy = json.loads(document) if isinstance(document, str) else document
-        [statement] = policy["Statement"]
-        assert statement["Effect"] == "Allow"
-        assert sorted(statement["Action"]) == ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
-        assert statement["Resource"] == f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{group}"
+        own_group, own_log, own_metrics = policy["Statement"]
+        assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+        assert sorted(own_group["Action"]) == ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
+        assert own_group["Resource"] == f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{group}"
+        # Its log: the streams of its group's log group only (the root stack's, next to the flow logs).
+        zone = stack.config["groups"][group]["availability_zone"]
+        log_group = f"/vpc/{group.removesuffix('-' + zone)}/nat/{group}"  # groups are <stack>-<zone>
+        assert sorted(own_log["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+        assert own_log["Resource"] == f"arn:aws:logs:us-east-1:123456789012:log-group:{log_group}:log-stream:*"
+        assert emulator.client("logs").describe_log_groups(logGroupNamePrefix=log_group)["logGroups"][0]["logGroupName"] == log_group
+        assert f"LOG_GROUP_NAME='{log_group}'" in user_data
+        # Its self-check's metric: the project's namespace only.
+        assert own_metrics["Action"] == "cloudwatch:PutMetricData" and own_metrics["Resource"] == "*"
+        assert own_metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "NatAsgHook"}}
 
 
 def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
@@ -168,7 +178,7 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
         "detail": {"state": list(LEAVING_STATES)},
     }
     assert pattern["reconcile"] is None
-    assert events_client.describe_rule(Name=f"{name}-reconcile")["ScheduleExpression"] == "rate(5 minutes)"
+    assert events_client.describe_rule(Name=f"{name}-reconcile")["ScheduleExpression"] == "rate(1 minute)"
     # The dead-letter queue admits every rule, and only them.
     queue = emulator.client("sqs").get_queue_url(QueueName=f"{name}-dead-letter")["QueueUrl"]
     policy = json.loads(emulator.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"])
@@ -181,11 +191,23 @@ def test_the_alarms_watch_errors_dead_letters_zones_failovers_and_permissions(st
     name = stack.outputs["lambda_function_name"]
     alarms = {a["AlarmName"]: a for a in emulator.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]}
     assert set(alarms) == {
-        f"{name}-{suffix}" for suffix in ("errors", "dead-letters", "zone-without-nat", "failover-too-long", "authorization-errors")
+        f"{name}-{suffix}"
+        for suffix in ("errors", "dead-letters", "zone-without-nat", "failover-too-long", "authorization-errors", "outside-trouble")
     }
     zone = alarms[f"{name}-zone-without-nat"]
     assert (zone["Namespace"], zone["MetricName"], zone.get("Dimensions", [])) == ("NatAsgHook", "ZonesWithoutOwnNat", [])
-    assert zone["Period"] == 300 and zone["EvaluationPeriods"] == 3 and zone["TreatMissingData"] == "breaching"
+    assert zone["Period"] == 60 and zone["EvaluationPeriods"] == 10 and zone["TreatMissingData"] == "breaching"
+    # The fleet guard: NATs of two zones or more reporting outside trouble in the same minute.
+    outside = alarms.pop(f"{name}-outside-trouble")
+    assert outside["Threshold"] == 2 and outside["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    queries = {q["Id"]: q for q in outside["Metrics"]}
+    groups = sorted(stack.config["groups"])
+    assert queries["zones"]["Expression"] == " + ".join(f"FILL(m{i}, 0)" for i in range(len(groups)))
+    for i, group in enumerate(groups):
+        metric = queries[f"m{i}"]["MetricStat"]
+        assert (metric["Metric"]["Namespace"], metric["Metric"]["MetricName"]) == ("NatAsgHook", "CheckEndpointsUnreachable")
+        assert metric["Metric"]["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": group}]
+        assert (metric["Period"], metric["Stat"]) == (60, "Maximum")
     failover = alarms[f"{name}-failover-too-long"]
     assert (failover["Namespace"], failover["MetricName"]) == ("NatAsgHook", "ZonesFailedOver")
     assert failover["Period"] * failover["EvaluationPeriods"] == 15 * 60

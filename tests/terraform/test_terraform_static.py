@@ -407,10 +407,13 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
         "vpc_cidr_block",
         "auto_scaling_group_name",
         "launch_hook_name",
-        "check_ip_url",
+        "check_ip_urls",
         "self_check_interval_seconds",
         "unhealthy_after",
-        "self_check_script",
+        "metric_namespace",
+        "forward_probe_address",
+        "log_group_name",
+        "self_check_script_gz",
     }
     call = re.search(
         r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S

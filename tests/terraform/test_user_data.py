@@ -5,15 +5,21 @@ own `local.user_data` (the templatefile() call the launch template uses) in a sc
 module. It must be shellcheck clean, carry the group and hook names, fit EC2's 16 KiB, and install
 the self-check byte for byte from its file. The self-check (terraform/modules/nat-instance/
 nat-self-check.sh) then runs for real, with its settings taken from the rendered user data and with
-stand-ins on PATH for what it calls (sysctl, nft, curl for the metadata service and the check-IP
-service, the aws CLI): a NAT that works completes its launch CONTINUE; one that keeps failing
-ABANDONs; the timer's check marks the instance Unhealthy only after N failures in a row; and an
+stand-ins on PATH for what it calls (sysctl, nft, ip for the forwarding probe's namespace, curl for
+the metadata service and the check endpoints, directly and through the probe, the aws CLI): a NAT
+that works completes its launch CONTINUE with any one endpoint; one that keeps failing ABANDONs; the
+timer's check marks the instance Unhealthy after N of its OWN faults in a row, and never for what
+lies outside it (an endpoint answering HTML, an empty body, another address, or hanging; a slow
+metadata service), which is logged with what was seen and published as a metric; and an
 authorization error from the CLI is never a failed check and never turns into ABANDON.
 
-Assertions read files and exit statuses: what the aws stand-in was asked to do, the failure counter."""
+Assertions read files and exit statuses: what the aws stand-in was asked to do, the failure counter,
+the self-check's log."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import re
@@ -32,7 +38,7 @@ MODULE = tf_lab.TERRAFORM_DIR / "modules" / "nat-instance"
 SELF_CHECK = MODULE / "nat-self-check.sh"
 GROUP = "nat-ud-us-east-1a"
 VPC_CIDR = "10.9.0.0/16"
-CHECK_IP_URL = "https://checkip.example.test/"
+CHECK_IP_URLS = ["https://checkip.example.test/", "https://ip.example.test/plain"]
 INSTANCE_ID = "i-0123456789abcdef0"
 PUBLIC_IP = "203.0.113.7"
 RULE = f'oifname "ens5" ip saddr {VPC_CIDR} ip daddr != {VPC_CIDR} masquerade'
@@ -65,7 +71,7 @@ def rendered(tmp_path_factory) -> str:
         "vpc_cidr_block": VPC_CIDR,
         "subnet_id": "subnet-0123456789abcdef0",
         "ami_id": "ami-0123456789abcdef0",
-        "check_ip_url": CHECK_IP_URL,
+        "check_ip_urls": json.dumps(CHECK_IP_URLS),
         "self_check_interval_seconds": "15",
         "unhealthy_after": "4",
     }
@@ -111,8 +117,10 @@ def test_rendered_user_data_names_its_group_hook_and_settings(rendered):
     assert f"AUTO_SCALING_GROUP_NAME='{GROUP}'" in settings
     assert f"LAUNCH_HOOK_NAME='{LAUNCH_HOOK}'" in settings
     assert f"VPC_CIDR_BLOCK='{VPC_CIDR}'" in settings
-    assert f"CHECK_IP_URL='{CHECK_IP_URL}'" in settings
+    assert f"CHECK_IP_URLS='{' '.join(CHECK_IP_URLS)}'" in settings
     assert "UNHEALTHY_AFTER='4'" in settings
+    assert "METRIC_NAMESPACE='NatAsgHook'" in settings
+    assert "FORWARD_PROBE_ADDRESS='169.254.254.2'" in settings
     service, timer = heredocs(rendered, "UNIT")
     assert "ExecStart=/usr/local/sbin/nat-self-check health" in service
     assert "OnUnitActiveSec=15s" in timer
@@ -120,11 +128,14 @@ def test_rendered_user_data_names_its_group_hook_and_settings(rendered):
     sysctl_conf, nftables_conf = heredocs(rendered, "CONF")
     assert "net.ipv4.ip_forward = 1" in sysctl_conf
     assert f'oifname "$egress" ip saddr {VPC_CIDR} ip daddr != {VPC_CIDR} masquerade' in nftables_conf
+    # The self-check's forwarding probe leaves through the same masquerade.
+    assert 'ip saddr 169.254.254.2 oifname "$egress" masquerade' in nftables_conf
     assert "cat >/etc/sysconfig/nftables.conf <<CONF" in rendered and "systemctl enable nftables" in rendered
 
 
 def test_rendered_user_data_installs_the_self_check_as_it_is_and_fits_ec2s_limit(rendered):
-    assert heredoc(rendered, "NAT_SELF_CHECK") == SELF_CHECK.read_text()
+    shipped = gzip.decompress(base64.b64decode(heredoc(rendered, "NAT_SELF_CHECK")))
+    assert shipped.decode() == SELF_CHECK.read_text()
     assert len(rendered.encode()) < 16 * 1024, "EC2 takes at most 16 KiB of user data"
 
 
@@ -139,9 +150,41 @@ cat "$STUB_DIR/ip_forward"
 [[ "$*" == "list chain ip nat postrouting" ]] || exit 1
 cat "$STUB_DIR/postrouting" 2>/dev/null || exit 1
 """,
-    # IMDSv2: a token on PUT, and metadata only to a request that carries it.
+    # The forwarding probe's namespace: made by `ip netns add` (unless $STUB_DIR/probe-refused), and
+    # `ip netns exec NS CMD...` runs CMD with STUB_VIA=probe: the curl stand-in then answers as the
+    # endpoints answer a packet forwarded through the instance.
+    "ip": """#!/bin/bash
+echo "ip $*" >>"$STUB_DIR/ip-calls"
+if [[ $1 == netns && $2 == exec ]]; then
+  [[ -e $STUB_DIR/probe-ns ]] || exit 1
+  shift 3
+  STUB_VIA=probe exec "$@"
+fi
+if [[ $1 == netns && $2 == add ]]; then
+  [[ -e $STUB_DIR/probe-refused ]] && { echo "mount --make-shared /run/netns failed: Operation not permitted" >&2; exit 1; }
+  touch "$STUB_DIR/probe-ns"
+fi
+[[ $1 == netns && $2 == delete ]] && rm -f "$STUB_DIR/probe-ns"
+exit 0
+""",
+    "getent": """#!/bin/bash
+[[ $1 == ahostsv4 ]] && echo "192.0.2.80      STREAM $2"
+""",
+    # IMDSv2: a token on PUT, and metadata only to a request that carries it; $STUB_DIR/imds-slow:
+    # every request runs into curl's --max-time (exit 28). Check endpoint N answers with
+    # $STUB_DIR/answer-N (directly) or forwarded-N (through the probe; answer-N when absent); a
+    # first line `EXIT n` makes curl exit n (28: the endpoint hangs until --max-time).
     "curl": """#!/bin/bash
+echo "curl ${STUB_VIA:-direct} $*" >>"$STUB_DIR/curl-calls"
 url=${!#}
+answer() {
+  [[ -e $1 ]] || exit 7
+  if [[ $(head -n1 "$1") =~ ^EXIT\\ ([0-9]+)$ ]]; then exit "${BASH_REMATCH[1]}"; fi
+  cat "$1"
+}
+case $url in
+  */latest/*) [[ -e $STUB_DIR/imds-slow ]] && exit 28 ;;
+esac
 case $url in
   */latest/api/token)
     [[ " $* " == *" -X PUT "* ]] || exit 22
@@ -154,13 +197,20 @@ case $url in
       public-ipv4) cat "$STUB_DIR/public-ipv4" 2>/dev/null || exit 22 ;;
       *) exit 22 ;;
     esac ;;
-  "$STUB_CHECK_IP_URL") cat "$STUB_DIR/seen-ip" 2>/dev/null || exit 7 ;;
+  "$STUB_URL_1"|"$STUB_URL_2")
+    n=1; [[ $url == "$STUB_URL_2" ]] && n=2
+    if [[ ${STUB_VIA:-} == probe && -e $STUB_DIR/forwarded-$n ]]; then answer "$STUB_DIR/forwarded-$n"; fi
+    answer "$STUB_DIR/answer-$n" ;;
   *) exit 6 ;;
 esac
 """,
     # Records each call as a JSON array of its arguments; answers as $STUB_DIR/aws-answer says.
     "aws": """#!/bin/bash
 python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >>"$STUB_DIR/aws-calls"
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ ${args[i]} == --log-events ]] && echo "${args[i + 1]}" >>"$STUB_DIR/aws-events"
+done
 case $(cat "$STUB_DIR/aws-answer" 2>/dev/null) in
   denied)
     echo "An error occurred (AccessDenied) when calling the ${2} operation: User: nat is not authorized" >&2
@@ -170,6 +220,15 @@ esac
 """,
 }
 
+CLOUD_INIT_OUTPUT = "Cloud-init v. 22.2.2 running 'modules:final'\nPackage nftables is already installed.\n"
+CONNTRACK_STAT_HEADER = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop\n"
+
+
+def conntrack_stat(insert_failed: int, drop: int) -> str:
+    """/proc/net/stat/nf_conntrack of two CPUs, hexadecimal; the counters on the first CPU."""
+    row = "00000010 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 {:08x} {:08x} 00000000\n"
+    return CONNTRACK_STAT_HEADER + row.format(insert_failed, drop) + row.format(0, 0)
+
 
 @dataclass
 class Instance:
@@ -177,13 +236,23 @@ class Instance:
 
     root: Path
     env: dict[str, str]
+    log: str = ""
 
     FILES = {
         "ip_forward": "ip_forward",
         "postrouting": "postrouting",
         "public_ipv4": "public-ipv4",
-        "seen_ip": "seen-ip",
+        "answer_1": "answer-1",
+        "answer_2": "answer-2",
+        "forwarded_1": "forwarded-1",
+        "forwarded_2": "forwarded-2",
         "aws_answer": "aws-answer",
+        "imds_slow": "imds-slow",
+        "probe_refused": "probe-refused",
+        "route": "route",
+        "conntrack_count": "conntrack/nf_conntrack_count",
+        "conntrack_max": "conntrack/nf_conntrack_max",
+        "conntrack_stat": "conntrack/stat",
     }
 
     def set(self, **files: str | None) -> None:
@@ -193,22 +262,40 @@ class Instance:
             if content is None:
                 path.unlink(missing_ok=True)
             else:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(content)
 
     def run(self, mode: str) -> int:
         proc = subprocess.run(["bash", str(SELF_CHECK), mode], env=self.env, capture_output=True, text=True, timeout=60)
+        self.log += proc.stderr
         return proc.returncode
 
-    def aws_calls(self) -> list[list[str]]:
+    def aws_calls(self, service: str | None = None) -> list[list[str]]:
         path = self.root / "aws-calls"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        calls = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return [c for c in calls if service is None or c[0] == service]
+
+    def shipped(self) -> dict[str, list[str]]:
+        """What reached the log group: stream -> messages, in order (put-log-events' --log-events)."""
+        calls = [c for c in self.aws_calls("logs") if c[1] == "put-log-events"]
+        files = (self.root / "aws-events").read_text().splitlines() if (self.root / "aws-events").exists() else []
+        found: dict[str, list[str]] = {}
+        for call, events in zip(calls, [json.loads(f) for f in files if f.strip()], strict=True):
+            assert option(call, "--log-group-name") == f"/nat-asg-hook/nat/{GROUP}"
+            found.setdefault(option(call, "--log-stream-name"), []).extend(e["message"] for e in events)
+        return found
+
+    def curl_calls(self) -> list[str]:
+        path = self.root / "curl-calls"
+        return path.read_text().splitlines() if path.exists() else []
 
     def checks(self) -> int:
         path = self.root / "checks"
         return len(path.read_text().splitlines()) if path.exists() else 0
 
     def failures(self) -> str:
-        return (self.root / "state" / "consecutive-failures").read_text().strip()
+        path = self.root / "state" / "consecutive-failures"
+        return path.read_text().strip() if path.exists() else "0"
 
 
 def option(call: list[str], name: str) -> str:
@@ -218,7 +305,8 @@ def option(call: list[str], name: str) -> str:
 @pytest.fixture
 def instance(rendered, tmp_path) -> Instance:
     """A working NAT: forwarding on, the masquerade rule on ens5 (the default route with the lowest
-    metric), egress seen as the instance's public address. Settings from the rendered user data."""
+    metric), both endpoints seeing the instance's public address, directly and through the
+    forwarding probe, connection tracking far from full. Settings from the rendered user data."""
     stubs = tmp_path / "bin"
     stubs.mkdir()
     for name, text in STUBS.items():
@@ -226,34 +314,43 @@ def instance(rendered, tmp_path) -> Instance:
         (stubs / name).chmod(0o755)
     settings = tmp_path / "self-check.env"
     settings.write_text(heredoc(rendered, "ENV"))
-    (tmp_path / "route").write_text(ROUTES)
     env = {
         "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
         "STUB_DIR": str(tmp_path),
         "STUB_INSTANCE_ID": INSTANCE_ID,
-        "STUB_CHECK_IP_URL": CHECK_IP_URL,
+        "STUB_URL_1": CHECK_IP_URLS[0],
+        "STUB_URL_2": CHECK_IP_URLS[1],
         "NAT_SELF_CHECK_ENV": str(settings),
         "PROC_NET_ROUTE": str(tmp_path / "route"),
+        "CONNTRACK_DIR": str(tmp_path / "conntrack"),
+        "CONNTRACK_STAT": str(tmp_path / "conntrack" / "stat"),
         "STATE_DIR": str(tmp_path / "state"),
         "IMDS_ENDPOINT": "http://169.254.169.254",
+        "USER_DATA_LOG": str(tmp_path / "cloud-init-output.log"),
         "LAUNCH_ATTEMPTS": "3",
         "LAUNCH_RETRY_SECONDS": "0",
         "CLI_ATTEMPTS": "2",
         "CLI_RETRY_SECONDS": "0",
     }
+    (tmp_path / "cloud-init-output.log").write_text(CLOUD_INIT_OUTPUT)
     nat = Instance(tmp_path, env)
     nat.set(
         ip_forward="1\n",
         postrouting=f"table ip nat {{\n\tchain postrouting {{\n\t\t{RULE}\n\t}}\n}}\n",
         public_ipv4=PUBLIC_IP,
-        seen_ip=f"{PUBLIC_IP}\n",
+        answer_1=f"{PUBLIC_IP}\n",
+        answer_2=PUBLIC_IP,  # ipify-style: the bare address, no newline
+        route=ROUTES,
+        conntrack_count="1200\n",
+        conntrack_max="262144\n",
+        conntrack_stat=conntrack_stat(0, 0),
     )
     return nat
 
 
 def test_a_working_nat_completes_its_own_launch_with_continue(instance):
     assert instance.run("launch") == 0
-    [call] = instance.aws_calls()
+    [call] = instance.aws_calls("autoscaling")
     assert call[:2] == ["autoscaling", "complete-lifecycle-action"]
     assert option(call, "--lifecycle-action-result") == "CONTINUE"
     assert option(call, "--auto-scaling-group-name") == GROUP
@@ -261,59 +358,147 @@ def test_a_working_nat_completes_its_own_launch_with_continue(instance):
     assert option(call, "--instance-id") == INSTANCE_ID
     assert option(call, "--region") == "us-east-1"
     assert instance.checks() == 1
+    # Egress was proven through the instance's own forwarding path: the probe's namespace asked the
+    # endpoint, with the name resolved on the instance.
+    probed = [c for c in instance.curl_calls() if c.startswith("curl probe ")]
+    assert probed and f"--resolve checkip.example.test:443:192.0.2.80 {CHECK_IP_URLS[0]}" in probed[0]
 
 
-BROKEN = {
+def test_the_launch_gate_accepts_any_one_endpoint(instance):
+    instance.set(answer_1="<html><body>Service Unavailable</body></html>\n")
+    assert instance.run("launch") == 0
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["CONTINUE"]
+
+
+def test_the_launch_gate_stays_strict_when_no_endpoint_confirms_the_public_address(instance):
+    instance.set(answer_1="198.51.100.1\n", answer_2="EXIT 28")
+    assert instance.run("launch") == 1
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["ABANDON"]
+    assert "another address: 198.51.100.1" in instance.log and "a hang" in instance.log
+
+
+def test_the_launch_gate_needs_the_public_address_from_the_metadata(instance):
+    instance.set(public_ipv4=None)
+    assert instance.run("launch") == 1
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["ABANDON"]
+
+
+# Each of the instance's own faults: (files to set before every check, or a function of the check's
+# number for what changes between checks).
+OWN_FAULTS = {
     "forwarding-off": {"ip_forward": "0\n"},
     "no-masquerade-rule": {"postrouting": "table ip nat {\n\tchain postrouting {\n\t}\n}\n"},
     "masquerade-on-another-interface": {"postrouting": RULE.replace("ens5", "ens6")},
     "masquerade-for-another-network": {"postrouting": RULE.replace(VPC_CIDR, "10.99.0.0/16")},
-    "egress-leaves-as-another-address": {"seen_ip": "198.51.100.1\n"},
-    "no-egress": {"seen_ip": None},
-    "no-public-address": {"public_ipv4": None},
+    "no-default-route": {"route": ROUTES.splitlines(keepends=True)[0] + ROUTES.splitlines(keepends=True)[3]},
+    "forwarding-path-broken": {"forwarded_1": "EXIT 28", "forwarded_2": "EXIT 7"},
+    "forwarded-without-masquerade": {"forwarded_1": "10.9.3.4\n", "forwarded_2": "10.9.3.4\n"},
+    "conntrack-full": {"conntrack_count": "262000\n"},
+    "conntrack-dropping": lambda n: {"conntrack_stat": conntrack_stat(3 * n, 40 * n)},
 }
 
 
-@pytest.mark.parametrize("broken", BROKEN, ids=list(BROKEN))
-def test_a_check_fails_on_each_broken_part_and_changes_nothing(instance, broken):
-    assert instance.run("check") == 0
-    instance.set(**BROKEN[broken])
+def set_fault(instance: Instance, fault: str, n: int) -> None:
+    found = OWN_FAULTS[fault]
+    instance.set(**(found(n) if callable(found) else found))
+
+
+@pytest.mark.parametrize("fault", OWN_FAULTS, ids=list(OWN_FAULTS))
+def test_each_own_fault_fails_the_check_and_marks_the_instance_unhealthy_after_n_in_a_row(instance, fault):
+    """UNHEALTHY_AFTER is 4 in the rendered settings."""
+    assert instance.run("launch") == 0
+    assert instance.run("health") == 0 and instance.failures() == "0"
+    set_fault(instance, fault, 1)
     assert instance.run("check") == 1
-    assert instance.aws_calls() == []
+    for n in (1, 2, 3):
+        set_fault(instance, fault, n + 1)
+        assert instance.run("health") == 1
+        assert instance.failures() == str(n)
+    assert instance.aws_calls("autoscaling")[1:] == [], "no Unhealthy before the fourth failure in a row"
+    set_fault(instance, fault, 5)
+    assert instance.run("health") == 1
+    [launch, call] = instance.aws_calls("autoscaling")
+    assert call[:2] == ["autoscaling", "set-instance-health"]
+    assert option(call, "--health-status") == "Unhealthy"
+    assert option(call, "--instance-id") == INSTANCE_ID
+    assert "--no-should-respect-grace-period" in call
+
+
+# What the self-check meets outside the instance: (files, what the log must say it saw).
+BAD_INPUT = {
+    "html": ({"answer_1": "<!DOCTYPE html><html><title>503</title></html>\n", "answer_2": "<html>captive</html>"}, "HTML, not an address"),
+    "empty-body": ({"answer_1": "\n", "answer_2": ""}, "an empty body"),
+    "another-address": ({"answer_1": "198.51.100.1\n", "answer_2": "198.51.100.2"}, "another address: 198.51.100.1"),
+    "hang": ({"answer_1": "EXIT 28", "answer_2": "EXIT 28"}, "no answer within 5 s (a hang)"),
+    "refused": ({"answer_1": "EXIT 7", "answer_2": "EXIT 22"}, "request failed (curl exit 7)"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_INPUT, ids=list(BAD_INPUT))
+def test_outside_trouble_is_logged_with_what_was_seen_and_published_never_an_unhealthy(instance, bad):
+    files, seen = BAD_INPUT[bad]
+    assert instance.run("launch") == 0
+    assert instance.run("health") == 0
+    instance.set(**files)
+    assert instance.run("check") == 3
+    for _ in range(8):  # twice UNHEALTHY_AFTER
+        assert instance.run("health") == 3
+    assert instance.failures() == "0"
+    assert [c[1] for c in instance.aws_calls("autoscaling")] == ["complete-lifecycle-action"], "never set-instance-health"
+    assert seen in instance.log and "OUTSIDE TROUBLE" in instance.log
+    assert all(f"--max-time 5 {url}" in "\n".join(instance.curl_calls()) for url in CHECK_IP_URLS)
+    # Published: 0 while it worked, 1 once the trouble began (again only after METRIC_EVERY_SECONDS).
+    published = instance.aws_calls("cloudwatch")
+    assert [c[1] for c in published] == ["put-metric-data", "put-metric-data"]
+    assert all(option(c, "--namespace") == "NatAsgHook" for c in published)
+    data = [option(c, "--metric-data") for c in published]
+    assert all(f"MetricName=CheckEndpointsUnreachable,Dimensions=[{{Name=AutoScalingGroupName,Value={GROUP}}}]" in d for d in data)
+    assert [d.split("Value=")[-1].split(",")[0] for d in data] == ["0", "1"]
+
+
+def test_a_slow_metadata_service_never_replaces_a_working_nat(instance):
+    assert instance.run("launch") == 0
+    instance.set(imds_slow="")
+    for _ in range(8):
+        assert instance.run("health") == 0
+    assert instance.failures() == "0"
+    assert [c[1] for c in instance.aws_calls("autoscaling")] == ["complete-lifecycle-action"]
+    assert "did not tell the public address within 2 s" in instance.log
+    # An own fault is still acted on: the instance's identity was kept from its launch.
+    instance.set(ip_forward="0\n")
+    for _ in range(4):
+        instance.run("health")
+    assert [c[1] for c in instance.aws_calls("autoscaling")] == ["complete-lifecycle-action", "set-instance-health"]
+
+
+def test_outside_trouble_neither_counts_nor_resets_own_failures(instance):
+    instance.set(ip_forward="0\n")
+    instance.run("health")
+    instance.run("health")
+    assert instance.failures() == "2"
+    instance.set(ip_forward="1\n", answer_1="EXIT 28", answer_2="EXIT 28")
+    assert instance.run("health") == 3 and instance.failures() == "2"
+    instance.set(answer_1=f"{PUBLIC_IP}\n", answer_2=PUBLIC_IP)
+    assert instance.run("health") == 0 and instance.failures() == "0"
+
+
+def test_a_probe_namespace_that_cannot_be_made_is_no_fault(instance):
+    instance.set(probe_refused="")
+    assert instance.run("launch") == 0
+    for _ in range(5):
+        assert instance.run("health") == 0
+    assert "could not set up the forwarding probe" in instance.log
+    assert [c[1] for c in instance.aws_calls("autoscaling")] == ["complete-lifecycle-action"]
 
 
 def test_a_nat_that_keeps_failing_abandons_its_launch_after_bounded_retries(instance):
     instance.set(ip_forward="0\n")
     assert instance.run("launch") == 1
     assert instance.checks() == 3, "LAUNCH_ATTEMPTS checks, then it gives up"
-    [call] = instance.aws_calls()
+    [call] = instance.aws_calls("autoscaling")
     assert call[:2] == ["autoscaling", "complete-lifecycle-action"]
     assert option(call, "--lifecycle-action-result") == "ABANDON"
     assert option(call, "--instance-id") == INSTANCE_ID
-
-
-def test_the_timers_check_marks_the_instance_unhealthy_only_after_n_failures_in_a_row(instance):
-    """UNHEALTHY_AFTER is 4 in the rendered settings."""
-    assert instance.run("health") == 0
-    instance.set(seen_ip="198.51.100.1\n")
-    for n in (1, 2, 3):
-        assert instance.run("health") == 1
-        assert instance.failures() == str(n)
-    assert instance.aws_calls() == []
-
-    instance.set(seen_ip=f"{PUBLIC_IP}\n")  # a pass resets the count: failures must be consecutive
-    assert instance.run("health") == 0 and instance.failures() == "0"
-    instance.set(seen_ip="198.51.100.1\n")
-    for _ in range(3):
-        instance.run("health")
-    assert instance.aws_calls() == []
-
-    assert instance.run("health") == 1
-    [call] = instance.aws_calls()
-    assert call[:2] == ["autoscaling", "set-instance-health"]
-    assert option(call, "--health-status") == "Unhealthy"
-    assert option(call, "--instance-id") == INSTANCE_ID
-    assert "--no-should-respect-grace-period" in call
 
 
 def test_an_authorization_error_is_never_a_failed_check_nor_an_abandon(instance):
@@ -321,16 +506,17 @@ def test_an_authorization_error_is_never_a_failed_check_nor_an_abandon(instance)
     # The check passes, CONTINUE is refused (retried: a new instance profile takes a moment): the
     # launch is not completed, and above all not turned into ABANDON.
     assert instance.run("launch") == 2
-    calls = instance.aws_calls()
+    calls = instance.aws_calls("autoscaling")
     assert len(calls) == 2 and {option(c, "--lifecycle-action-result") for c in calls} == {"CONTINUE"}
 
-    # Self-health: a refused SetInstanceHealth does not add a failure; each failed check counts once.
+    # Self-health: a refused SetInstanceHealth (or PutMetricData) does not add a failure; each
+    # failed check counts once.
     (instance.root / "aws-calls").unlink()
     instance.set(ip_forward="0\n")
     for _ in range(4):
         instance.run("health")
     assert instance.failures() == "4"
-    assert [c[:2] for c in instance.aws_calls()] == [["autoscaling", "set-instance-health"]]
+    assert [c[:2] for c in instance.aws_calls("autoscaling")] == [["autoscaling", "set-instance-health"]]
     instance.set(ip_forward="1\n")
     assert instance.run("health") == 0 and instance.failures() == "0"
 
@@ -338,4 +524,47 @@ def test_an_authorization_error_is_never_a_failed_check_nor_an_abandon(instance)
 def test_another_cli_failure_at_launch_is_retried_and_reported(instance):
     instance.set(aws_answer="broken")
     assert instance.run("launch") == 2
-    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls()] == ["CONTINUE", "CONTINUE"]
+    assert [option(c, "--lifecycle-action-result") for c in instance.aws_calls("autoscaling")] == ["CONTINUE", "CONTINUE"]
+
+
+def test_the_nats_story_reaches_its_log_group_before_it_goes(instance):
+    """Why was this NAT replaced? The user data's output and every verdict, in the NAT group's log
+    group, one stream per instance and source, shipped before the instance can be gone."""
+    assert instance.run("launch") == 0
+    instance.set(ip_forward="0\n")
+    for _ in range(4):
+        instance.run("health")
+    shipped = instance.shipped()
+    assert shipped[f"{INSTANCE_ID}/user-data"] == CLOUD_INIT_OUTPUT.splitlines()
+    story = shipped[f"{INSTANCE_ID}/self-check"]
+    assert any("self-check passed (attempt 1)" in m for m in story)
+    [verdict] = [m for m in story if "Unhealthy" in m]
+    assert f"marking {INSTANCE_ID} Unhealthy after 4 failed self-checks in a row" in verdict and "forwarding is off" in verdict
+    # Each line once, and the verdict shipped after the call that marked the instance Unhealthy.
+    assert len(story) == len(set(story))
+    calls = [c[1] for c in instance.aws_calls() if c[0] in ("autoscaling", "logs")]
+    assert calls.index("set-instance-health") < len(calls) - 1 - calls[::-1].index("put-log-events")
+    assert sorted({option(c, "--log-stream-name") for c in instance.aws_calls("logs") if c[1] == "create-log-stream"}) == [
+        f"{INSTANCE_ID}/self-check",
+        f"{INSTANCE_ID}/user-data",
+    ]
+
+
+def test_an_abandoning_nat_ships_its_story_before_it_abandons(instance):
+    instance.set(ip_forward="0\n")
+    assert instance.run("launch") == 1
+    calls = [c[1] for c in instance.aws_calls() if c[0] in ("autoscaling", "logs")]
+    assert calls.index("put-log-events") < calls.index("complete-lifecycle-action")
+    assert any("abandoning" in m for m in instance.shipped()[f"{INSTANCE_ID}/self-check"])
+
+
+def test_a_long_log_is_shipped_in_pieces_each_line_once(instance):
+    """At most 1000 lines a call (one command-line argument stays below 128 KiB): a user data that
+    printed 2500 lines reaches the log group whole, in order, in three calls."""
+    lines = [f"line {n} of the user data's output" for n in range(2500)]
+    (instance.root / "cloud-init-output.log").write_text("\n".join(lines) + "\n")
+    for _ in range(3):
+        assert instance.run("health") == 0
+    assert instance.shipped()[f"{INSTANCE_ID}/user-data"] == lines
+    puts = [c for c in instance.aws_calls("logs") if c[1] == "put-log-events" and c[c.index("--log-stream-name") + 1].endswith("user-data")]
+    assert len(puts) == 3 and all(len(option(c, "--log-events").encode()) < 128 * 1024 for c in puts)

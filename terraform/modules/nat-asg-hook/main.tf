@@ -340,3 +340,50 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   ok_actions          = local.alarm_actions
   tags                = var.tags
 }
+
+################################################################################
+# The fleet guard's alarm: outside trouble. Each NAT publishes CheckEndpointsUnreachable (1: none of
+# its check endpoints confirmed its address; nat-instance module, nat-self-check). One zone alone may
+# be its own trouble; NATs of several zones at once is trouble outside them (an endpoint, DNS, the
+# internet): nothing is replaced for it (no NAT counts it as a failure), and this alarm fires.
+################################################################################
+
+locals {
+  # m0, m1, ...: one metric per NAT group, in a stable order.
+  outside_metrics = { for i, group in sort(keys(var.groups)) : "m${i}" => group }
+}
+
+resource "aws_cloudwatch_metric_alarm" "outside_trouble" {
+  alarm_name          = "${var.name}-outside-trouble"
+  alarm_description   = "NATs of ${var.outside_trouble_zones} zones or more could not reach any of their check endpoints in the same minute: trouble outside the NATs (the endpoints, DNS, the internet). No NAT is replaced for it. Runbook: \"Outside trouble\""
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = var.outside_trouble_zones
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  metric_query {
+    id          = "zones"
+    label       = "NAT zones reporting outside trouble"
+    expression  = join(" + ", [for id in keys(local.outside_metrics) : "FILL(${id}, 0)"])
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = local.outside_metrics
+
+    content {
+      id = metric_query.key
+
+      metric {
+        namespace   = var.nat_metric_namespace
+        metric_name = "CheckEndpointsUnreachable"
+        dimensions  = { AutoScalingGroupName = metric_query.value }
+        stat        = "Maximum"
+        period      = 60
+      }
+    }
+  }
+}

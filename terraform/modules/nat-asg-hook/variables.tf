@@ -94,9 +94,9 @@ variable "failover" {
 }
 
 variable "reconcile_schedule" {
-  description = "EventBridge schedule of the reconcile run that heals lost events and drift: rate(N minutes) or rate(N hours), at most an hour. The alarms on the metrics each reconcile reports count in these periods"
+  description = "EventBridge schedule of the reconcile run that heals lost events and drift: rate(N minutes) or rate(N hours), at most an hour. It bounds how long a zone whose events were all lost stays dark (docs/design.md, \"Lost events\"); every minute costs about 43,800 invocations a month. The alarms on the metrics each reconcile reports count in these periods"
   type        = string
-  default     = "rate(5 minutes)"
+  default     = "rate(1 minute)"
 
   validation {
     condition     = can(regex("^rate\\((1 minute|[1-9][0-9]* minutes|1 hour)\\)$", var.reconcile_schedule)) && try(tonumber(regex("^rate\\(([0-9]+) minutes?\\)$", var.reconcile_schedule)[0]) <= 60, true)
@@ -105,9 +105,9 @@ variable "reconcile_schedule" {
 }
 
 variable "zone_without_nat_alarm_periods" {
-  description = "Reconcile periods a zone may have no NAT of its own (or the reconcile may stay silent) before the zone-without-nat alarm fires: longer than a replacement takes (boot and self-check, a few minutes)"
+  description = "Reconcile periods a zone may have no NAT of its own (or the reconcile may stay silent) before the zone-without-nat alarm fires: longer than a replacement takes (boot and self-check, a few minutes; 10 periods of the default rate(1 minute))"
   type        = number
-  default     = 3
+  default     = 10
 
   validation {
     condition     = var.zone_without_nat_alarm_periods >= 1 && var.zone_without_nat_alarm_periods <= 24 && floor(var.zone_without_nat_alarm_periods) == var.zone_without_nat_alarm_periods
@@ -123,6 +123,23 @@ variable "failover_alarm_minutes" {
   validation {
     condition     = var.failover_alarm_minutes >= 5 && var.failover_alarm_minutes <= 1440
     error_message = "failover_alarm_minutes must be between 5 and 1440."
+  }
+}
+
+variable "nat_metric_namespace" {
+  description = "CloudWatch namespace the NAT instances publish their self-check's CheckEndpointsUnreachable to (the nat-instance module's metric_namespace)"
+  type        = string
+  default     = "NatAsgHook"
+}
+
+variable "outside_trouble_zones" {
+  description = "NAT zones that must report outside trouble (CheckEndpointsUnreachable) in the same minute for the outside-trouble alarm to fire: trouble several zones see at once is outside the NATs"
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.outside_trouble_zones >= 2 && floor(var.outside_trouble_zones) == var.outside_trouble_zones
+    error_message = "outside_trouble_zones must be a whole number of at least 2: one zone alone may be its own NAT's trouble."
   }
 }
 

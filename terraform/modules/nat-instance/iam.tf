@@ -1,7 +1,8 @@
 ################################################################################
-# The instance's own permissions: complete its group's lifecycle actions (its launch) and set the
-# health of its group's instances (itself, when its self-check keeps failing). Nothing else: no SSM,
-# no EC2 call (the hook moves the EIP and the routes).
+# The instance's own permissions: complete its group's lifecycle actions (its launch), set the
+# health of its group's instances (itself, when its self-check finds an own fault), ship its log to
+# its group's log group, and publish its self-check's metric to the project's namespace. Nothing else: no SSM, no EC2 call (the hook moves
+# the EIP and the routes).
 ################################################################################
 
 data "aws_iam_policy_document" "instance_assume_role" {
@@ -20,6 +21,27 @@ data "aws_iam_policy_document" "instance" {
     sid       = "OwnGroupsLifecycleAndHealth"
     actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
     resources = [local.autoscaling_group_arn]
+  }
+
+  # The NAT's log: its own streams of its group's log group only.
+  statement {
+    sid       = "OwnLogStreams"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}:log-stream:*"]
+  }
+
+  # The self-check's outside-reachability result (CheckEndpointsUnreachable): PutMetricData has no
+  # resource type, so the namespace condition is what keeps it to the project's own metrics.
+  statement {
+    sid       = "OwnNamespaceMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metric_namespace]
+    }
   }
 }
 

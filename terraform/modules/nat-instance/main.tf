@@ -45,15 +45,42 @@ locals {
     vpc_cidr_block              = var.vpc_cidr_block
     auto_scaling_group_name     = var.name
     launch_hook_name            = local.lifecycle_hooks.launch.name
-    check_ip_url                = var.check_ip_url
+    check_ip_urls               = join(" ", var.check_ip_urls) # one shell word list
+    metric_namespace            = var.metric_namespace
+    forward_probe_address       = local.forward_probe_address
+    log_group_name              = local.log_group_name
     self_check_interval_seconds = var.self_check_interval_seconds
     unhealthy_after             = var.unhealthy_after
-    self_check_script           = file("${path.module}/nat-self-check.sh")
+    self_check_script_gz        = base64gzip(file("${path.module}/nat-self-check.sh"))
   })
+
+  # The NAT's log group: a name, not the resource's attribute, so that the instance's policy and the
+  # user data need not wait for it (the group is created with them all the same).
+  log_group_name = coalesce(var.log_group_name, "/nat-asg-hook/nat/${var.name}")
+
+  # The self-check's forwarding probe: a namespace on the instance whose address the user data
+  # masquerades like the VPC's, so that the instance tests its own forwarding path. Link-local: it
+  # never meets an address of the VPC.
+  forward_probe_address = "169.254.254.2"
 
   # The group's health check grace period, seconds. It starts once the launch hook is complete, i.e.
   # once the instance has booted and proved itself; a minute covers EC2's first status checks.
   health_check_grace_period = 60
+}
+
+################################################################################
+# The NATs' log: the user data's output and the self-check's lines, shipped by the instance itself
+# (nat-self-check, `aws logs put-log-events`), one stream per instance and source. One group per NAT
+# group, made here and not in the root stack: the module stays whole (the instance profile's policy
+# names exactly this group), and a replaced NAT's story is where its group's is.
+################################################################################
+
+resource "aws_cloudwatch_log_group" "this" {
+  # checkov:skip=CKV_AWS_158: CloudWatch Logs encrypts at rest by default; a customer managed key is optional (log_kms_key_arn)
+  name              = local.log_group_name
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
 }
 
 data "aws_partition" "current" {}
@@ -190,6 +217,15 @@ resource "aws_autoscaling_group" "this" {
     version = aws_launch_template.this.latest_version
   }
 
+  # Every replacement launches before it terminates: a health replacement (the NAT marked itself
+  # Unhealthy, or EC2's status checks failed), a rebalance and a refresh all bring the new NAT in
+  # service first; its Launch Successful event moves the zone to it, and only then does the old one
+  # enter its terminate hook (max 2 above makes the room).
+  instance_maintenance_policy {
+    min_healthy_percentage = 100
+    max_healthy_percentage = 200
+  }
+
   # Both hooks are part of the group's creation, so that even the first instance waits in
   # Pending:Wait until it proved itself (a hook added after the group would miss the instance the
   # group launches at once). The provider applies initial_lifecycle_hook only when it creates the
@@ -235,7 +271,7 @@ resource "aws_autoscaling_group" "this" {
   # their IDs), and the instance's own policy: the first instance completes its launch with it. The
   # AZ's static EIP is the static-eip submodule, not this module: the hook needs the EIP and this ASG
   # needs the hook, and Terraform orders a for_each module call as a whole.
-  depends_on = [var.create_after, aws_iam_role_policy.instance]
+  depends_on = [var.create_after, aws_iam_role_policy.instance, aws_cloudwatch_log_group.this]
 }
 
 # The same hooks as the group's initial_lifecycle_hook blocks, as resources: a changed heartbeat or

@@ -42,3 +42,8 @@ output "instance_profile_arn" {
   description = "ARN of the NAT instances' instance profile"
   value       = aws_iam_instance_profile.this.arn
 }
+
+output "log_group_name" {
+  description = "The NATs' log group: per instance the streams <instance id>/user-data and <instance id>/self-check (why it proved itself, or was replaced)"
+  value       = aws_cloudwatch_log_group.this.name
+}

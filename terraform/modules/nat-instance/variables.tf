@@ -56,15 +56,49 @@ variable "kms_key_arn" {
   default     = null
 }
 
-variable "check_ip_url" {
-  description = "URL the self-check asks which public address the instance's egress leaves with; it must answer with that address as text (checkip.amazonaws.com does)"
-  type        = string
-  default     = "https://checkip.amazonaws.com"
+variable "check_ip_urls" {
+  description = "Check endpoints the self-check asks which public address the instance leaves with; each must answer with that address as bare text. Any one of them proves egress at launch; none answering is outside trouble (logged, published as the metric CheckEndpointsUnreachable), never a reason to replace the instance. Give at least two independent services"
+  type        = list(string)
+  default     = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
 
   validation {
-    condition     = can(regex("^https?://[^'\\s]+$", var.check_ip_url))
-    error_message = "check_ip_url must be an http(s) URL without quotes or spaces."
+    condition     = length(var.check_ip_urls) >= 1 && alltrue([for url in var.check_ip_urls : can(regex("^https?://[^'\\s]+$", url))])
+    error_message = "check_ip_urls must hold at least one http(s) URL, without quotes or spaces."
   }
+}
+
+variable "metric_namespace" {
+  description = "CloudWatch namespace the self-check publishes CheckEndpointsUnreachable to (dimension AutoScalingGroupName); the instance may publish to this namespace only. The nat-asg-hook module's outside-trouble alarm reads it there"
+  type        = string
+  default     = "NatAsgHook"
+}
+
+variable "log_group_name" {
+  description = "Name of the NATs' log group this module creates (the user data's output and the self-check's lines of every instance, shipped by the instance); null: /nat-asg-hook/nat/<name>. The root stack puts it under /vpc/<stack>/nat/, where its deploy role may create log groups"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_group_name == null || can(regex("^/[A-Za-z0-9_./#-]{1,511}$", coalesce(var.log_group_name, "/x")))
+    error_message = "log_group_name must start with / and hold only letters, digits, '_', '-', '.', '/' and '#'."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the NATs' log group (log_group_name), days"
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch Logs' retention periods (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key for the NATs' log group; null: CloudWatch Logs' own encryption. The key's policy must let CloudWatch Logs use it"
+  type        = string
+  default     = null
 }
 
 variable "self_check_interval_seconds" {

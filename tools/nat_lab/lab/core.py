@@ -27,7 +27,7 @@ from ..moto import Moto
 from ..state import Snapshot, SnapshotInstance
 from . import netns
 from . import world as lab_world
-from .fabric import LIVE, Fabric
+from .fabric import CHECK_ADDRESSES, LIVE, Fabric
 from .instance import Instances
 from .traffic import Echo, Prober
 
@@ -51,8 +51,8 @@ class Settings:
     boot_delay: float = 5.0  # seconds an instance "boots" before its user data runs (EC2: tens of seconds)
     max_seconds: float = 900.0  # the probes' hard bound
 
-    def module_settings(self, check_ip_url: str) -> dict[str, object]:
-        found: dict[str, object] = {"check_ip_url": check_ip_url}
+    def module_settings(self, check_ip_urls: list[str]) -> dict[str, object]:
+        found: dict[str, object] = {"check_ip_urls": check_ip_urls}
         if self.self_check_interval_seconds is not None:
             found["self_check_interval_seconds"] = self.self_check_interval_seconds
         if self.unhealthy_after is not None:
@@ -111,6 +111,7 @@ class Lab:
         self._closed = False
         self.emulator: Moto | None = None
         self.echo: Echo | None = None
+        self.checks: list[Echo] = []  # the NATs' check endpoints, apart from the probes' echo
         self.probers: dict[str, Prober] = {}
         self.instances: Instances | None = None
         self._follower: threading.Thread | None = None
@@ -137,8 +138,13 @@ class Lab:
         self.world = lab_world.seed_network(self.emulator, s.zones)
         self.fabric = Fabric(self.registry, self.world.vpc_id, self.world.vpc_cidr)
         self.echo = Echo(self.fabric.inet, self.clock)
-        plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(self.echo.url), module=module)
+        self.checks = [Echo(self.fabric.inet, self.clock, address) for address in CHECK_ADDRESSES]
+        urls = [c.url for c in self.checks]
+        plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(urls), module=module)
         scripts = {z: (user_data or {}).get(z, p.user_data) for z, p in plans.items()}
+        logs = self.emulator.client("logs")
+        for zone in self.world.zones.values():  # the module's log group per NAT group (the lab plans, never applies)
+            logs.create_log_group(logGroupName=nat_log_group(zone.name))
         if transform is not None:
             scripts = {z: transform(z, text) for z, text in scripts.items()}
         self.instances = Instances(
@@ -294,8 +300,9 @@ class Lab:
         with self.timeline._lock:
             changes = list(self.timeline.changes)
         (self.run_dir / "timeline.txt").write_text("".join(f"{c.at:9.3f} {c.kind:9} {c.zone:11} {c.detail}\n" for c in changes))
-        if self.echo is not None:
-            self.echo.stop()
+        for echo in [self.echo, *self.checks]:
+            if echo is not None:
+                echo.stop()
         self.registry.close()
         if self.emulator is not None:
             self.emulator.stop()
@@ -308,6 +315,11 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def nat_log_group(group: str) -> str:
+    """The nat-instance module's log group of a NAT group (its local.log_group_name)."""
+    return f"/nat-asg-hook/nat/{group}"
 
 
 def default_module() -> Path:

@@ -32,6 +32,7 @@ from . import netns
 INET_ADDRESS = "100.64.0.1"  # the internet side of the gateway link
 GATEWAY_ADDRESS = "100.64.0.2"
 ECHO_ADDRESS = "203.0.113.10"  # TEST-NET-3: the echo service ("the internet")
+CHECK_ADDRESSES = ("203.0.113.20", "203.0.113.21")  # the NATs' check endpoints (two independent services)
 LIVE = ("pending", "running")
 
 
@@ -63,6 +64,7 @@ class Fabric:
         self.attachments: dict[str, Attachment] = {}
         self.tables: dict[str, int] = {}
         self.blocked: set[str] = set()  # instance ids whose own egress the lab cuts (a broken network)
+        self.checks_unreachable = False  # the check endpoints drop everything (outside trouble), the internet works
         self.view = View()
         self._applied_routes: dict[int, str] = {}
         self._applied_rules: set[tuple[str, int]] = set()
@@ -72,7 +74,8 @@ class Fabric:
         netns.veth(self.vpc, "igw", self.inet, "wan")
         netns.ip(self.inet, "addr", "add", f"{INET_ADDRESS}/30", "dev", "wan")
         netns.ip(self.inet, "link", "set", "wan", "up")
-        netns.ip(self.inet, "addr", "add", f"{ECHO_ADDRESS}/32", "dev", "lo")
+        for address in (ECHO_ADDRESS, *CHECK_ADDRESSES):
+            netns.ip(self.inet, "addr", "add", f"{address}/32", "dev", "lo")
         netns.ip(self.inet, "route", "add", "default", "via", GATEWAY_ADDRESS)
         netns.ip(self.vpc, "addr", "add", f"{GATEWAY_ADDRESS}/30", "dev", "igw")
         netns.ip(self.vpc, "link", "set", "igw", "up")
@@ -190,6 +193,9 @@ class Fabric:
             ip = attachments[ifname].ip
             check_rules.append(f'    iifname "{ifname}" ip saddr != {ip} drop')
             check_rules.append(f'    oifname "{ifname}" ip daddr != {ip} drop')
+        if self.checks_unreachable:
+            # dropped, not refused: the endpoints hang (the self-check's curl runs into its --max-time)
+            check_rules.append(f"    ip daddr {{ {', '.join(CHECK_ADDRESSES)} }} drop")
         for ifname in sorted(blocked):
             # refused, not dropped: its self-check fails at once instead of after curl's timeout
             check_rules.append(f'    iifname "{ifname}" ip daddr != {self.vpc_cidr} reject with icmp type admin-prohibited')

@@ -10,6 +10,10 @@ Loaded into the patched moto server process by `Moto(data_plane=True)`
   it before it holds the EIP;
 - an instance the group holds that stops running outside the group (TerminateInstances) is
   replaced after `LAB_HEALTH_CHECK_SECONDS` (the group's health check; moto replaces it at once);
+- a group's instance maintenance policy (`InstanceMaintenancePolicy`, which moto ignores): with a
+  minimum healthy percentage of 100, an InService instance marked Unhealthy stays in service while
+  its replacement launches, and enters its terminate hook only once the replacement is InService
+  (launch before terminate, as Auto Scaling replaces an unhealthy instance under such a policy);
 - `GET /lab-api/state?since=G&wait=S` answers with a snapshot of everything the data plane follows
   (instances, ENIs, public addresses, source/dest checks, route tables, groups, open lifecycle
   actions), as soon as the generation (a counter of mutating requests and of the changes the groups
@@ -46,6 +50,8 @@ class Feed:
 
 FEED = Feed()
 LEFT_AT: dict[str, float] = {}  # instance id -> when the group saw it stop running
+POLICIES: dict[str, tuple[int, int]] = {}  # group -> its instance maintenance policy (min, max healthy %)
+REPLACING: dict[str, str] = {}  # instance id -> its group: Unhealthy, kept in service until its replacement is
 
 
 def _backends():
@@ -82,8 +88,46 @@ def install() -> None:
         """moto takes an instance terminated outside the group out of it and replaces it at once;
         the group's health check does (`tick`), after its grace."""
 
+    from moto.autoscaling import responses
+
+    create_group = responses.AutoScalingResponse.create_auto_scaling_group
+    update_group = responses.AutoScalingResponse.update_auto_scaling_group
+    set_instance_health = models.AutoScalingBackend.set_instance_health  # the lifecycle shim's
+
+    def remember_policy(response) -> None:
+        query = response.querystring
+        low = query.get("InstanceMaintenancePolicy.MinHealthyPercentage", [None])[0]
+        high = query.get("InstanceMaintenancePolicy.MaxHealthyPercentage", [None])[0]
+        if low is not None and high is not None:
+            POLICIES[response._get_param("AutoScalingGroupName")] = (int(low), int(high))
+
+    def create_auto_scaling_group(self):
+        remember_policy(self)
+        return create_group(self)
+
+    def update_auto_scaling_group(self):
+        remember_policy(self)
+        return update_group(self)
+
+    def health(self, instance_id, health_status):
+        """Launch before terminate: under a policy of min healthy 100 % (and room above: max > 100),
+        an Unhealthy InService instance waits for its replacement (`tick` terminates it then)."""
+        state = next((s for g in self.autoscaling_groups.values() for s in g.instance_states if s.instance.id == instance_id), None)
+        group = state.instance.autoscaling_group if state is not None else None
+        low, high = POLICIES.get(group.name, (0, 100)) if group is not None else (0, 100)
+        if health_status == "Unhealthy" and low >= 100 and high > 100 and state.lifecycle_state == "InService":
+            state.health_status = "Unhealthy"
+            if instance_id not in REPLACING:
+                REPLACING[instance_id] = group.name
+                group.replace_autoscaling_group_instances(1, group.get_propagated_tags())
+            return
+        set_instance_health(self, instance_id, health_status)
+
     models.FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     models.AutoScalingBackend.notify_terminate_instances = notify_terminate_instances
+    models.AutoScalingBackend.set_instance_health = health
+    responses.AutoScalingResponse.create_auto_scaling_group = create_auto_scaling_group
+    responses.AutoScalingResponse.update_auto_scaling_group = update_auto_scaling_group
 
 
 def tick() -> bool:
@@ -109,6 +153,31 @@ def tick() -> bool:
             book.active[:] = [a for a in book.active if a.instance != state.instance.id]
             group.instance_states.remove(state)
             group.set_desired_capacity(group.desired_capacity)
+            changed = True
+    changed |= _replace_unhealthy(autoscaling)
+    return changed
+
+
+def _replace_unhealthy(autoscaling) -> bool:
+    """Launch before terminate (a maintenance policy of min healthy 100 %): an Unhealthy instance
+    kept in service enters its terminate hook once a replacement is InService; when its replacement
+    was abandoned (none InService or pending any more), the group launches another."""
+    from nat_lab.moto_shims import lifecycle
+
+    changed = False
+    for instance_id, name in list(REPLACING.items()):
+        group = autoscaling.autoscaling_groups.get(name)
+        state = next((s for s in group.instance_states if s.instance.id == instance_id), None) if group else None
+        if state is None or state.lifecycle_state != "InService":
+            REPLACING.pop(instance_id, None)
+            continue
+        others = [s for s in group.instance_states if s.instance.id != instance_id and s.instance.id not in REPLACING]
+        if any(s.lifecycle_state == "InService" and s.health_status != "Unhealthy" for s in others):
+            REPLACING.pop(instance_id, None)
+            autoscaling.terminate_instance(instance_id, False)
+            changed = True
+        elif not any(s.lifecycle_state in lifecycle.COUNTED for s in others):
+            group.replace_autoscaling_group_instances(1, group.get_propagated_tags())
             changed = True
     return changed
 

@@ -161,9 +161,39 @@ def planned_refresh(run: Run) -> None:
 
 
 def terminated_by_group(run: Run) -> None:
+    """The group replaces its NAT (its health check found it impaired: SetInstanceHealth Unhealthy,
+    as EC2's status checks or the NAT's own self-check would). Under the module's instance
+    maintenance policy (min healthy 100 %, max 200 %) the replacement launches first; the old NAT
+    enters its terminate hook only once the new one is InService."""
     for zone in run.zones:
-        run.mark("group terminates the NAT", zone)
+        run.mark("group replaces the NAT (Unhealthy)", zone)
+        run.autoscaling.set_instance_health(InstanceId=run.old[zone], HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+
+
+def terminated_by_operator(run: Run) -> None:
+    """TerminateInstanceInAutoScalingGroup (an operator, a scale-in): no maintenance policy applies;
+    the NAT waits in Terminating:Wait while the hook hands its zone over."""
+    for zone in run.zones:
+        run.mark("TerminateInstanceInAutoScalingGroup", zone)
         run.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=run.old[zone], ShouldDecrementDesiredCapacity=False)
+
+
+OUTSIDE_SECONDS = 60.0
+
+
+def check_endpoints_unreachable(run: Run) -> None:
+    """Outside trouble: every check endpoint hangs for every NAT for a minute; the internet (the
+    probes' echo) works. Nothing may be replaced; every zone reports it (the fleet alarm's metric)."""
+    fabric = run.lab.fabric
+    run.mark("check endpoints unreachable from every NAT")
+    fabric.checks_unreachable = True
+    fabric.follow(run.lab.state)
+    try:
+        time.sleep(OUTSIDE_SECONDS)
+    finally:
+        fabric.checks_unreachable = False
+        fabric.follow(run.lab.state)
+        run.mark("check endpoints reachable again")
 
 
 def killed(run: Run) -> None:
@@ -221,12 +251,20 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("planned-refresh", "Planned instance refresh (launch before terminate)", planned_refresh),
-        Scenario("terminated-by-group", "NAT terminated by its group", terminated_by_group),
+        Scenario("terminated-by-group", "NAT replaced by its group (health replacement, launch before terminate)", terminated_by_group),
+        Scenario("terminated-by-operator", "NAT terminated in its group by an operator (no maintenance policy)", terminated_by_operator),
         Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
         Scenario("forwarding-breaks", "NAT whose forwarding breaks (self-check marks it Unhealthy)", forwarding_breaks, bound=150.0),
         Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
         Scenario("launch-event-lost", "NAT killed, its replacement's launch event lost (the schedule heals)", launch_event_lost),
         Scenario("two-zones-down", "Two zones' NATs killed at once", killed, zones=2),
+        Scenario(
+            "check-endpoints-unreachable",
+            "Check endpoints unreachable from every NAT for 60 s, the internet fine: nothing replaced",
+            check_endpoints_unreachable,
+            zones=3,
+            bound=OUTSIDE_SECONDS + 15.0,
+        ),
         Scenario("no-hook", "Baseline, no hook at all: NAT killed", killed, bound=15.0, needs_hook=False),
     )
 }

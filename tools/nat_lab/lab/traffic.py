@@ -4,9 +4,9 @@ it saw, and per zone a private host that opens new connections to it at a fixed 
 Both run as threads of the lab process with their sockets created inside their namespace (a socket
 keeps the namespace it was created in), so no process runs in the namespaces for them.
 
-The echo speaks just enough HTTP for `curl` (the NAT's self-check uses it as its check-IP URL):
-the answer to any GET is the caller's address and a newline, as https://checkip.amazonaws.com
-answers. A probe is one new TCP connection and one GET; it fails when it has no answer within its
+The echo speaks just enough HTTP for `curl` (the probes' echo, and the NATs' check endpoints, which
+are echoes of their own at other addresses): the answer to any GET is the caller's address and a
+newline, as https://checkip.amazonaws.com answers. A probe is one new TCP connection and one GET; it fails when it has no answer within its
 timeout (a dropped SYN is retransmitted only after a second: a probe started during an outage fails).
 """
 
@@ -35,7 +35,7 @@ class Seen:
 
 
 class Echo:
-    def __init__(self, ns: str, clock):
+    def __init__(self, ns: str, clock, address: str = ECHO_ADDRESS):
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         echo = self
@@ -65,8 +65,8 @@ class Echo:
             allow_reuse_address = True
             request_queue_size = 512
 
-        self.server: Server = netns.call_in(ns, lambda: Server((ECHO_ADDRESS, ECHO_PORT), Handler))  # type: ignore[assignment]
-        self.url = f"http://{ECHO_ADDRESS}/"
+        self.server: Server = netns.call_in(ns, lambda: Server((address, ECHO_PORT), Handler))  # type: ignore[assignment]
+        self.url = f"http://{address}/"
         self._thread = threading.Thread(target=self.server.serve_forever, name="echo", daemon=True)
         self._thread.start()
 

@@ -42,6 +42,7 @@ class Plan:
     launch_template_data: dict
     hooks: list[dict]
     max_size: int
+    maintenance_policy: dict | None = None  # InstanceMaintenancePolicy, as planned
 
 
 def seed_network(emulator: Moto, zones=ZONES) -> World:
@@ -129,7 +130,7 @@ def _fingerprint(module: Path, settings: dict[str, object], zones) -> str:
 
 def plan_module(emulator: Moto, world: World, workdir: Path, settings: dict[str, object], module: Path | None = None) -> dict[str, Plan]:
     """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
-    given when the module declares them (check_ip_url, self-check timings); unknown ones are left
+    given when the module declares them (check_ip_urls, self-check timings); unknown ones are left
     out, so the lab runs with whatever the module offers. Nothing the lab reads depends on the
     resources' IDs, so a plan is made once per module content and settings in a process."""
     module = module or MODULE
@@ -141,10 +142,10 @@ def plan_module(emulator: Moto, world: World, workdir: Path, settings: dict[str,
 
 def _plan(emulator: Moto, world: World, workdir: Path, settings: dict[str, object], module: Path) -> dict[str, Plan]:
     declared = module_variables(module)
-    if "check_ip_url" not in declared:
+    if "check_ip_urls" not in declared:
         raise LabError(
-            f"{module} has no check_ip_url variable: the lab runs the module's self-checking user data "
-            "(the instance proves itself against a check-IP URL, here the lab's echo) and this module has none"
+            f"{module} has no check_ip_urls variable: the lab runs the module's self-checking user data "
+            "(the instance proves itself against check endpoints, here the lab's) and this module has none"
         )
     per_zone = {
         z.zone: {
@@ -197,6 +198,13 @@ def _plan(emulator: Moto, world: World, workdir: Path, settings: dict[str, objec
                 for h in group.get("initial_lifecycle_hook") or []
             ],
             max_size=int(group.get("max_size") or 1),
+            maintenance_policy=next(
+                (
+                    {"MinHealthyPercentage": int(p["min_healthy_percentage"]), "MaxHealthyPercentage": int(p["max_healthy_percentage"])}
+                    for p in group.get("instance_maintenance_policy") or []
+                ),
+                None,
+            ),
         )
     return plans
 
@@ -237,6 +245,7 @@ def launch_groups(emulator: Moto, world: World, plans: dict[str, Plan], user_dat
             DesiredCapacity=0,
             LaunchTemplate={"LaunchTemplateId": zone.launch_template, "Version": "$Latest"},
             VPCZoneIdentifier=zone.public_subnet,
+            **({"InstanceMaintenancePolicy": plan.maintenance_policy} if plan.maintenance_policy else {}),
         )
         for hook in plan.hooks:
             autoscaling.put_lifecycle_hook(AutoScalingGroupName=zone.name, **hook)

@@ -10,6 +10,8 @@ what moto reports back.
   as if they were tags for the instances it launches.
 - Auto Scaling groups: AWS returns the group's DefaultInstanceWarmup; moto drops it on create and on
   update (and reports no warm-up).
+- Auto Scaling groups: AWS returns the group's InstanceMaintenancePolicy; moto drops it on create
+  and on update (Terraform's `instance_maintenance_policy` would plan a change after every apply).
 - Lifecycle hooks: moto reports a made-up notification target and role on every hook (placeholders
   left in its code); AWS reports none when the hook was put without them.
 - With IAM enforced (the IAM tests), moto recomputes the SigV4 signature of every request, and for
@@ -105,6 +107,24 @@ def _default_instance_warmup() -> None:
 
     AutoScalingResponse.create_auto_scaling_group = keeping_warmup(AutoScalingResponse.create_auto_scaling_group)
     AutoScalingResponse.update_auto_scaling_group = keeping_warmup(AutoScalingResponse.update_auto_scaling_group)
+
+
+def _instance_maintenance_policy() -> None:
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    def keeping_policy(action):
+        def patched(self):
+            result = action(self)
+            policy = self._get_param("InstanceMaintenancePolicy")
+            if policy:
+                group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
+                group.instance_maintenance_policy = policy
+            return result
+
+        return patched
+
+    AutoScalingResponse.create_auto_scaling_group = keeping_policy(AutoScalingResponse.create_auto_scaling_group)
+    AutoScalingResponse.update_auto_scaling_group = keeping_policy(AutoScalingResponse.update_auto_scaling_group)
 
 
 def _lifecycle_hook_placeholders() -> None:
@@ -213,6 +233,7 @@ PATCHES = {
     "fidelity.lambda-configuration": _lambda_configuration,
     "fidelity.launch-template-tags": _launch_template_tags,
     "fidelity.default-instance-warmup": _default_instance_warmup,
+    "fidelity.instance-maintenance-policy": _instance_maintenance_policy,
     "fidelity.lifecycle-hook-placeholders": _lifecycle_hook_placeholders,
     "fidelity.lambda-signatures": _lambda_signatures,
     "fidelity.run-instances-from-a-template": _run_instances_from_a_template,

@@ -105,12 +105,16 @@ def run(endpoint: str, data_plane: bool = False) -> None:
             MaxSize=2,
             DesiredCapacity=1,
             DefaultInstanceWarmup=60,
+            InstanceMaintenancePolicy={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200},
             LaunchTemplate={"LaunchTemplateName": "selfcheck", "Version": "$Latest"},
             VPCZoneIdentifier=subnet,
             LifecycleHookSpecificationList=hooks,
         )
         [group] = c.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["selfcheck"])["AutoScalingGroups"]
         expect(current, group.get("DefaultInstanceWarmup") == 60, group.get("DefaultInstanceWarmup"))
+        current = "fidelity.instance-maintenance-policy"
+        policy = group.get("InstanceMaintenancePolicy")
+        expect(current, policy == {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200}, policy)
 
         current = "fidelity.lifecycle-hook-placeholders"
         found = c.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="selfcheck")["LifecycleHooks"]
