@@ -101,6 +101,7 @@ def test_the_lab_report_fills_its_document_and_keeps_the_prose():
         "outage_open": False,
         "failed_over_probes": 0,
         "foreign_sources": 0,
+        "replaced": 1,
         "sources": ["198.51.100.11"],
         "ends_on_own_eip": True,
         "parameters": {"probe_rate_per_s": 20.0},
@@ -109,5 +110,5 @@ def test_the_lab_report_fills_its_document_and_keeps_the_prose():
     text = EGRESS.read_text()
     filled = markdown.fill(text, lab_report.blocks([row], pictures, 397, "make lab"))
     assert prose(filled) == prose(text)
-    assert "| planned-refresh | on | us-east-1a | yes | 340 | 1 | 48 | 0 | 0 | 198.51.100.11 | yes |" in filled
+    assert "| planned-refresh | on | us-east-1a | yes | 340 | 1 | 48 | 0 | 0 | 1 | 198.51.100.11 | yes |" in filled
     assert "- Planned refresh, longest outage <= 250 ms: **48 ms** (met)." in filled
