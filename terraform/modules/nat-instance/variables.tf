@@ -68,7 +68,7 @@ variable "check_ip_urls" {
 }
 
 variable "metric_namespace" {
-  description = "CloudWatch namespace the self-check publishes CheckEndpointsUnreachable to (dimension AutoScalingGroupName); the instance may publish to this namespace only. The nat-asg-hook module's outside-trouble alarm reads it there"
+  description = "CloudWatch namespace the self-check publishes CheckEndpointsUnreachable to (dimension AutoScalingGroupName); the instance may publish to this namespace only. The nat-asg-hook module's outside-trouble alarm reads it there; the bootstrap's permissions boundary allows NatAsgHook only"
   type        = string
   default     = "NatAsgHook"
 }
