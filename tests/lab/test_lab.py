@@ -44,6 +44,7 @@ def hook_binary() -> Path:
 def run_dir():
     """The lab's own directory, not pytest's tmp_path: the NAT instances' files (their /etc, their
     scripts) live there while they run, and another pytest on the machine may prune old tmp_paths."""
+    (REPO / "target").mkdir(exist_ok=True)  # cargo's output may live elsewhere (CARGO_TARGET_DIR)
     path = Path(tempfile.mkdtemp(prefix="test-lab-", dir=REPO / "target"))
     yield path  # kept when the test fails: the instances' consoles and the lab's timeline are there
     shutil.rmtree(path, ignore_errors=True)
