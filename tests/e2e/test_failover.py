@@ -15,7 +15,6 @@ import pytest
 
 from nat_lab import events, hook
 from nat_lab.constants import LAUNCH_HOOK, TERMINATE_HOOK
-from nat_lab.moto import Moto
 from nat_lab.proxy import Proxy
 from nat_lab.world import (
     DESTINATION,
@@ -35,19 +34,11 @@ def replay(env, config, tmp_path, event):
     return run.result
 
 
-@pytest.fixture(scope="module")
-def lifecycle_moto(logs):
-    """An emulator that runs Auto Scaling's lifecycle hooks, for this module."""
-    server = Moto(log_dir=logs)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def hooked(lifecycle_moto):
-    """Three zones seeded as after a replacement, then given the module's lifecycle hooks."""
-    moto = lifecycle_moto
-    moto.reset()
+def hooked(fresh_moto):
+    """Three zones seeded as after a replacement, then given the module's lifecycle hooks (every
+    Moto runs Auto Scaling's lifecycle: the session's emulator, emptied, is enough)."""
+    moto = fresh_moto
     world = seed_world(moto)
     autoscaling = moto.client("autoscaling")
     for name in world.groups:

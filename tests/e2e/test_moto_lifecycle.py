@@ -85,17 +85,10 @@ def refused(call) -> str:
 # --- every Moto: Auto Scaling's lifecycle --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hooks_server(logs):
-    server = Moto(log_dir=logs)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def hooks(hooks_server):
-    hooks_server.reset()
-    return hooks_server
+def hooks(fresh_moto):
+    """The session's emulator, emptied: every Moto runs Auto Scaling's lifecycle hooks."""
+    return fresh_moto
 
 
 def test_a_group_without_hooks_is_in_service_at_once_and_has_no_action_to_complete(hooks):
