@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nat_lab import events, hook
+from nat_lab import events, hook, userdata
 from nat_lab import terraform as tf_lab
 from nat_lab.constants import DESTINATION, LAUNCH_HOOK, LEAVING_STATES, TERMINATE_HOOK, ZONES
 from nat_lab.moto import Moto
@@ -26,7 +26,7 @@ from nat_lab.standin import LaunchStandIn
 from nat_lab.state import read_state
 from nat_lab.world import World, eip_eni, in_service, routes
 
-RULES = ("launch", "terminate", "state-change", "reconcile")
+RULES = ("launch", "terminate", "state-change", "self-check", "spot-warning", "reconcile")
 
 
 @dataclass
@@ -124,7 +124,8 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         [interface] = data["NetworkInterfaces"]
         assert interface["AssociatePublicIpAddress"] is True
         assert data["MetadataOptions"]["HttpTokens"] == "required"
-        user_data = base64.b64decode(data["UserData"]).decode()
+        user_data = userdata.decode(data["UserData"])
+        assert base64.b64decode(data["UserData"]).startswith(userdata.GZIP_MAGIC), "gzipped: EC2 takes 16 KiB"
         assert f"AUTO_SCALING_GROUP_NAME='{group}'" in user_data
         assert f"LAUNCH_HOOK_NAME='{LAUNCH_HOOK}'" in user_data
         assert "/usr/local/sbin/nat-self-check launch" in user_data
@@ -136,7 +137,7 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         [name] = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
         document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
         policy = json.loads(document) if isinstance(document, str) else document
-        own_group, own_log, own_metrics = policy["Statement"]
+        own_group, own_log, report, own_metrics = policy["Statement"]
         assert all(s["Effect"] == "Allow" for s in policy["Statement"])
         assert sorted(own_group["Action"]) == ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
         assert own_group["Resource"] == f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{group}"
@@ -147,6 +148,12 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         assert own_log["Resource"] == f"arn:aws:logs:us-east-1:123456789012:log-group:{log_group}:log-stream:*"
         assert emulator.client("logs").describe_log_groups(logGroupNamePrefix=log_group)["logGroups"][0]["logGroupName"] == log_group
         assert f"LOG_GROUP_NAME='{log_group}'" in user_data
+        # Its report to the hook: one event on the default bus, of the project's source and type only.
+        assert report["Action"] == "events:PutEvents"
+        assert report["Resource"] == "arn:aws:events:us-east-1:123456789012:event-bus/default"
+        assert report["Condition"] == {
+            "StringEquals": {"events:source": events.SELF_CHECK_SOURCE, "events:detail-type": events.SELF_CHECK_FAILED}
+        }
         # Its self-check's metric: the project's namespace only.
         assert own_metrics["Action"] == "cloudwatch:PutMetricData" and own_metrics["Resource"] == "*"
         assert own_metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "NatAsgHook"}}
@@ -177,6 +184,14 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
         "detail-type": [events.STATE_CHANGE],
         "detail": {"state": list(LEAVING_STATES)},
     }
+    # A NAT's own report (the hook checks the group holds it Unhealthy) and EC2's Spot warning.
+    assert pattern["self-check"] == {
+        "account": account,
+        "source": [events.SELF_CHECK_SOURCE],
+        "detail-type": [events.SELF_CHECK_FAILED],
+        "detail": {"AutoScalingGroupName": groups},
+    }
+    assert pattern["spot-warning"] == {"account": account, "source": ["aws.ec2"], "detail-type": [events.SPOT_WARNING]}
     assert pattern["reconcile"] is None
     assert events_client.describe_rule(Name=f"{name}-reconcile")["ScheduleExpression"] == "rate(1 minute)"
     # The dead-letter queue admits every rule, and only them.

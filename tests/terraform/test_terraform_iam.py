@@ -56,6 +56,7 @@ ALLOWED = {
     *NEEDED,
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
+    "autoscaling:SetInstanceHealth",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sqs:SendMessage",
@@ -377,7 +378,7 @@ def test_mutations_are_scoped_to_this_stacks_tables_eips_groups_and_tagged_insta
     assert sorted(as_list(by_sid["MoveStaticEips"]["Resource"])) == sorted(
         f"{ec2}:elastic-ip/{e}" for e in out["nat_eip_allocation_ids"].values()
     )
-    assert sorted(as_list(by_sid["CompleteTerminations"]["Resource"])) == [
+    assert sorted(as_list(by_sid["CompleteTerminationsMarkWarned"]["Resource"])) == [
         f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{g}" for g in groups
     ]
     onto = by_sid["OntoNatInstancesOnly"]

@@ -18,7 +18,6 @@ the self-check's log."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import os
@@ -121,9 +120,12 @@ def test_rendered_user_data_names_its_group_hook_and_settings(rendered):
     assert "UNHEALTHY_AFTER='4'" in settings
     assert "METRIC_NAMESPACE='NatAsgHook'" in settings
     assert "FORWARD_PROBE_ADDRESS='169.254.254.2'" in settings
-    service, timer = heredocs(rendered, "UNIT")
-    assert "ExecStart=/usr/local/sbin/nat-self-check health" in service
-    assert "OnUnitActiveSec=15s" in timer
+    assert "CHECK_INTERVAL_SECONDS='15'" in settings
+    # One service watches the instance for its life; systemd restarts it should it ever exit.
+    [service] = heredocs(rendered, "UNIT")
+    assert "ExecStart=/usr/local/sbin/nat-self-check watch" in service
+    assert "Type=simple" in service and "Restart=always" in service
+    assert "systemctl enable --now nat-self-check.service" in rendered
     # Forwarding and masquerade survive a reboot: sysctl.d, and the file nftables.service loads.
     sysctl_conf, nftables_conf = heredocs(rendered, "CONF")
     assert "net.ipv4.ip_forward = 1" in sysctl_conf
@@ -134,9 +136,9 @@ def test_rendered_user_data_names_its_group_hook_and_settings(rendered):
 
 
 def test_rendered_user_data_installs_the_self_check_as_it_is_and_fits_ec2s_limit(rendered):
-    shipped = gzip.decompress(base64.b64decode(heredoc(rendered, "NAT_SELF_CHECK")))
-    assert shipped.decode() == SELF_CHECK.read_text()
-    assert len(rendered.encode()) < 16 * 1024, "EC2 takes at most 16 KiB of user data"
+    assert heredoc(rendered, "NAT_SELF_CHECK") == SELF_CHECK.read_text()
+    # The launch template carries it gzipped (base64gzip): EC2 takes at most 16 KiB, raw.
+    assert len(gzip.compress(rendered.encode(), 9)) < 16 * 1024 * 0.8, "EC2 takes at most 16 KiB of user data (kept 20 % spare)"
 
 
 # --- the self-check, with stand-ins -------------------------------------------------------------------
@@ -212,11 +214,15 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   [[ ${args[i]} == --log-events ]] && echo "${args[i + 1]}" >>"$STUB_DIR/aws-events"
 done
 case $(cat "$STUB_DIR/aws-answer" 2>/dev/null) in
+  event-refused)
+    [[ $1 == events ]] && { echo '{"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}'; exit 0; } ;;
   denied)
     echo "An error occurred (AccessDenied) when calling the ${2} operation: User: nat is not authorized" >&2
     exit 254 ;;
   broken) echo "An error occurred (InternalFailure) when calling the operation" >&2; exit 254 ;;
 esac
+[[ $1 == events ]] && echo '{"FailedEntryCount": 0, "Entries": [{"EventId": "11111111-2222-3333-4444-555555555555"}]}'
+exit 0
 """,
 }
 
@@ -269,6 +275,13 @@ class Instance:
         proc = subprocess.run(["bash", str(SELF_CHECK), mode], env=self.env, capture_output=True, text=True, timeout=60)
         self.log += proc.stderr
         return proc.returncode
+
+    def quick(self, streak: int) -> int:
+        """One of the watch's local checks, given the streak so far; the streak after it."""
+        proc = subprocess.run(["bash", str(SELF_CHECK), "quick", str(streak)], env=self.env, capture_output=True, text=True, timeout=60)
+        self.log += proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        return int(proc.stdout.strip())
 
     def aws_calls(self, service: str | None = None) -> list[list[str]]:
         path = self.root / "aws-calls"
@@ -422,6 +435,72 @@ def test_each_own_fault_fails_the_check_and_marks_the_instance_unhealthy_after_n
     assert option(call, "--health-status") == "Unhealthy"
     assert option(call, "--instance-id") == INSTANCE_ID
     assert "--no-should-respect-grace-period" in call
+    # Then its report to the hook, which hands the zone over at once.
+    [report] = instance.aws_calls("events")
+    assert reported(report) == {"EC2InstanceId": INSTANCE_ID, "AutoScalingGroupName": GROUP, "consecutive_failures": 4}
+    # Marked and reported once: later failures change nothing more.
+    set_fault(instance, fault, 6)
+    assert instance.run("health") == 1
+    assert len(instance.aws_calls("autoscaling")) == 2 and len(instance.aws_calls("events")) == 1
+
+
+def reported(call: list[str]) -> dict:
+    """The detail of the one `NAT Self-Check Failed` entry of a put-events call, without its reason."""
+    assert call[:2] == ["events", "put-events"] and option(call, "--region") == "us-east-1"
+    [entry] = json.loads(option(call, "--entries"))
+    assert (entry["Source"], entry["DetailType"]) == ("nat-asg-hook.nat", "NAT Self-Check Failed")
+    detail = json.loads(entry["Detail"])
+    assert detail.pop("reason")
+    return detail
+
+
+LOCAL_FAULTS = ("forwarding-off", "no-masquerade-rule", "no-default-route", "conntrack-full", "conntrack-dropping")
+
+
+@pytest.mark.parametrize("fault", LOCAL_FAULTS)
+def test_a_local_fault_seen_twice_a_second_apart_takes_the_instance_out(instance, fault):
+    """The watch's local checks (no network): LOCAL_FAULT_AFTER (2) in a row mark and report."""
+    assert instance.run("launch") == 0
+    assert instance.quick(0) == 0
+    set_fault(instance, fault, 1)
+    assert instance.quick(0) == 1
+    assert instance.aws_calls("autoscaling")[1:] == [] and instance.aws_calls("events") == []
+    set_fault(instance, fault, 2)
+    assert instance.quick(1) == 2
+    [_, mark] = instance.aws_calls("autoscaling")
+    assert mark[:2] == ["autoscaling", "set-instance-health"] and option(mark, "--health-status") == "Unhealthy"
+    [report] = instance.aws_calls("events")
+    assert reported(report) == {"EC2InstanceId": INSTANCE_ID, "AutoScalingGroupName": GROUP, "consecutive_failures": 2}
+    assert not [c for c in instance.curl_calls() if "checkip" in c and "quick" in c]
+
+
+def test_a_local_check_never_asks_the_network_and_a_pass_ends_the_streak(instance):
+    assert instance.run("launch") == 0
+    calls = len(instance.curl_calls())
+    set_fault(instance, "forwarding-path-broken", 1)  # needs the network: the whole check's to find
+    assert instance.quick(0) == 0
+    assert len(instance.curl_calls()) == calls, "no request to the endpoints or the metadata service"
+    set_fault(instance, "forwarding-off", 1)
+    assert instance.quick(0) == 1
+    instance.set(ip_forward="1\n")
+    assert instance.quick(1) == 0
+    assert instance.aws_calls("autoscaling")[1:] == []
+
+
+def test_a_report_the_bus_refused_is_sent_again_the_mark_is_not(instance):
+    assert instance.run("launch") == 0
+    instance.set(aws_answer="event-refused")
+    set_fault(instance, "forwarding-off", 1)
+    instance.quick(1)
+    assert [c[1] for c in instance.aws_calls("autoscaling")] == ["complete-lifecycle-action", "set-instance-health"]
+    assert len(instance.aws_calls("events")) == 1
+    assert "was not accepted" in instance.log
+    instance.set(aws_answer=None)
+    instance.quick(2)
+    assert [c[1] for c in instance.aws_calls("autoscaling")] == ["complete-lifecycle-action", "set-instance-health"]
+    assert len(instance.aws_calls("events")) == 2
+    instance.quick(3)
+    assert len(instance.aws_calls("events")) == 2, "reported: nothing more"
 
 
 # What the self-check meets outside the instance: (files, what the log must say it saw).

@@ -29,6 +29,10 @@ LAUNCH_ACTION = load("launch-lifecycle-action.json")["detail-type"]
 TERMINATE_ACTION = load("terminate-lifecycle-action.json")["detail-type"]
 STATE_CHANGE = load("instance-state-change.json")["detail-type"]
 SCHEDULED = load("scheduled-reconcile.json")["detail-type"]
+SELF_CHECK_FAILED = load("self-check-failed.json")["detail-type"]
+SELF_CHECK_SOURCE = load("self-check-failed.json")["source"]
+SPOT_WARNING = load("spot-interruption-warning.json")["detail-type"]
+REBALANCE = load("rebalance-recommendation.json")["detail-type"]
 
 
 def now() -> str:
@@ -100,6 +104,37 @@ def state_change(instance_id: str, state: str) -> dict:
     """EC2's notification that `instance_id` entered `state`, sent now."""
     event = _fresh("instance-state-change.json", sent_now=True)
     event["detail"] = {"instance-id": instance_id, "state": state}
+    event["resources"] = [instance_arn(instance_id)]
+    return event
+
+
+def self_check_failed(group: str, instance_id: str, reason: str = "forwarding is off", failures: int = 2) -> dict:
+    """A NAT's own report that its self-check took it out (it marked itself Unhealthy), sent now."""
+    event = _fresh("self-check-failed.json", sent_now=True)
+    event["detail"] = {"EC2InstanceId": instance_id, "AutoScalingGroupName": group, "reason": reason, "consecutive_failures": failures}
+    return event
+
+
+def put(entry: dict) -> dict:
+    """The event EventBridge makes of an entry PutEvents accepted (the lab's record of it)."""
+    event = _fresh("self-check-failed.json", sent_now=True)
+    event.update(id=entry["id"], source=entry["source"], resources=[], detail=entry["detail"])
+    event["detail-type"] = entry["detail-type"]
+    return event
+
+
+def spot_warning(instance_id: str, action: str = "terminate") -> dict:
+    """EC2's two-minute warning that it reclaims the Spot instance, sent now."""
+    event = _fresh("spot-interruption-warning.json", sent_now=True)
+    event["detail"] = {"instance-id": instance_id, "instance-action": action}
+    event["resources"] = [instance_arn(instance_id)]
+    return event
+
+
+def rebalance(instance_id: str) -> dict:
+    """EC2's recommendation to rebalance away from the Spot instance, sent now."""
+    event = _fresh("rebalance-recommendation.json", sent_now=True)
+    event["detail"] = {"instance-id": instance_id}
     event["resources"] = [instance_arn(instance_id)]
     return event
 

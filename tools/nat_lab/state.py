@@ -376,6 +376,7 @@ class Snapshot:
     addresses: dict[str, Address] = field(default_factory=dict)  # by allocation id
     groups: dict[str, SnapshotGroup] = field(default_factory=dict)
     lifecycle_actions: dict[str, LifecycleAction] = field(default_factory=dict)  # by instance
+    put_events: tuple[dict, ...] = ()  # every event PutEvents accepted, in order (custom sources)
 
     @classmethod
     def parse(cls, raw: dict) -> Snapshot:
@@ -394,6 +395,7 @@ class Snapshot:
                 for g, v in raw["groups"].items()
             },
             lifecycle_actions={i: LifecycleAction(**a) for i, a in raw["lifecycle_actions"].items()},
+            put_events=tuple(raw.get("put_events", ())),
         )
 
     def members(self, group: str) -> dict[str, SnapshotMember]:

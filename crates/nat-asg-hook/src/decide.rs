@@ -23,6 +23,9 @@ pub enum Subject<'a> {
     /// A terminate lifecycle action (`by_group`: the group is taking it away, whatever EC2 shows
     /// yet) or an EC2 state change: the instance is going away. `group` when the event names it.
     Leaving { group: Option<&'a str>, instance: &'a str, by_group: bool },
+    /// A running instance about to stop forwarding (its own report, or EC2's Spot warning). `proof`:
+    /// the event alone proves it (EC2's); otherwise the group must hold the instance Unhealthy.
+    Warned { group: Option<&'a str>, instance: &'a str, proof: bool },
     /// The schedule, `reconcile` and `verify`: every zone, each on its own NAT or a sibling's.
     Everything,
 }
@@ -133,6 +136,7 @@ pub fn decide(config: &Config, subject: Subject<'_>, world: &World) -> Result<De
     match subject {
         Subject::Launched { group, instance, fresh } => launched(config, world, group, instance, fresh),
         Subject::Leaving { group, instance, by_group } => Ok(leaving(config, world, group, instance, by_group)),
+        Subject::Warned { group, instance, proof } => Ok(warned(config, world, group, instance, proof)),
         Subject::Everything => Ok(everything(config, world)),
     }
 }
@@ -502,6 +506,13 @@ fn leaving(config: &Config, world: &World, group: Option<&str>, id: &str, by_gro
         };
     }
     let own = group.or(instance.and_then(|i| i.group.as_deref())).filter(|g| config.group(g).is_some());
+    hand_over(config, world, own, id)
+}
+
+/// The zones of `own` (the leaving instance's group, when configured) and of every configured table
+/// that goes to `id`, each planned without `id`: to the group's newer proven instance, else to a
+/// healthy sibling.
+fn hand_over(config: &Config, world: &World, own: Option<&str>, id: &str) -> Decision {
     let mut zones: Vec<&str> = own.into_iter().collect();
     for table in tables_targeting(config, world, id) {
         if let Some(name) = config.group_of_table(&table.id).filter(|n| !zones.contains(n)) {
@@ -516,6 +527,29 @@ fn leaving(config: &Config, world: &World, group: Option<&str>, id: &str, by_gro
     match Ctx::new(config, world, Some(id)) {
         Ok(ctx) => Decision::Plan(ctx.plan(zones.into_iter(), Some(id))),
         Err(decision) => decision,
+    }
+}
+
+/// A warned instance still runs: its zone is handed over while it forwards. One already gone is a
+/// state change. Without proof in the event, the group must hold the instance Unhealthy (as the
+/// NAT marks itself before it reports): a report alone, forged or crossed, moves nothing.
+fn warned(config: &Config, world: &World, group: Option<&str>, id: &str, proof: bool) -> Decision {
+    let instance = world.instance(id);
+    if instance.is_some_and(|i| !i.state.is_live()) {
+        return leaving(config, world, group, id, false);
+    }
+    let Some(name) = group.or(instance.and_then(|i| i.group.as_deref())).filter(|g| config.group(g).is_some())
+    else {
+        return Decision::Ignored { reason: format!("{id} is not an instance of a configured NAT group") };
+    };
+    match world.member(name, id) {
+        None if world.members.get(name).is_some_and(Option::is_some) => {
+            Decision::Stale { reason: format!("{name} does not hold {id}") }
+        }
+        Some(member) if member.healthy && !proof => Decision::Stale {
+            reason: format!("{name} holds {id} healthy: a report alone moves nothing"),
+        },
+        _ => hand_over(config, world, Some(name), id),
     }
 }
 
@@ -764,6 +798,78 @@ mod tests {
 
     fn leaving(id: &str, by_group: bool) -> Subject<'_> {
         Subject::Leaving { group: by_group.then_some("nat-a"), instance: id, by_group }
+    }
+
+    fn warned<'a>(id: &'a str, group: Option<&'static str>, proof: bool) -> Subject<'a> {
+        Subject::Warned { group, instance: id, proof }
+    }
+
+    fn unhealthy(id: &str) -> AsgMember {
+        AsgMember { healthy: false, ..member(id, "InService") }
+    }
+
+    #[test]
+    fn a_nat_that_reported_itself_unhealthy_hands_its_zone_over_while_it_still_runs() {
+        let mut w = healthy();
+        set_member(&mut w, "nat-a", vec![unhealthy(A1)]);
+        let p = plan(decide(&config(true), warned(A1, Some("nat-a"), false), &w));
+        let zone = p.zone("nat-a").unwrap();
+        assert!(matches!(&zone.follows, Follows::Sibling { group, .. } if group == "nat-b"), "{zone:?}");
+        assert_eq!(kinds(&zone.routes), ["replace_route rtb-000000a1", "replace_route rtb-000000a2"]);
+
+        // The group holds a newer proven instance: the zone goes to it, with its own EIP.
+        let mut w = refreshed();
+        set_member(&mut w, "nat-a", vec![unhealthy(A1), member(A2, "InService")]);
+        let p = plan(decide(&config(true), warned(A1, Some("nat-a"), false), &w));
+        assert_eq!(p.zones[0].follows, Follows::Own { instance_id: A2.into(), network_interface_id: eni(A2) });
+
+        // Failover off and no newer instance: the zone stays where it is.
+        let mut w = healthy();
+        set_member(&mut w, "nat-a", vec![unhealthy(A1)]);
+        let p = plan(decide(&config(false), warned(A1, Some("nat-a"), false), &w));
+        assert!(p.routes().is_empty() && p.identity().is_empty());
+    }
+
+    #[test]
+    fn a_report_alone_moves_nothing_without_the_group_s_word() {
+        // Forged, crossed or early: the group holds the instance healthy, or does not hold it.
+        let d = decide(&config(true), warned(A1, Some("nat-a"), false), &healthy()).unwrap();
+        assert!(matches!(&d, Decision::Stale { reason } if reason.contains("healthy")), "{d:?}");
+        let d = decide(&config(true), warned("i-00000000000000dd", Some("nat-a"), false), &healthy()).unwrap();
+        assert!(matches!(&d, Decision::Stale { reason } if reason.contains("does not hold")), "{d:?}");
+        // EC2's Spot warning is proof: the zone moves while the group still holds it healthy.
+        let p = plan(decide(&config(true), warned(A1, None, true), &healthy()));
+        assert!(matches!(&p.zone("nat-a").unwrap().follows, Follows::Sibling { .. }));
+        // ... and an instance of no configured group is not ours.
+        let mut w = healthy();
+        w.instances.push(InstanceView { group: Some("web".into()), ..instance("i-00000000000000ee", 'a', InstanceState::Running, 1, true) });
+        let d = decide(&config(true), warned("i-00000000000000ee", None, true), &w).unwrap();
+        assert!(matches!(d, Decision::Ignored { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn a_warned_sibling_is_never_chosen_and_a_warning_for_a_gone_instance_is_a_state_change() {
+        // b was warned (the hook marked it Unhealthy): a's NAT leaves, its zone goes to c.
+        let mut w = healthy();
+        set_member(&mut w, "nat-a", vec![member(A1, "Terminating:Wait")]);
+        set_member(&mut w, "nat-b", vec![unhealthy(B1)]);
+        let p = plan(decide(&config(true), leaving(A1, true), &w));
+        assert!(matches!(&p.zone("nat-a").unwrap().follows, Follows::Sibling { group, .. } if group == "nat-c"));
+        // The warned instance itself is never the target of its own zone's hand-over.
+        let p = plan(decide(&config(true), warned(B1, None, true), &healthy()));
+        assert!(matches!(&p.zone("nat-b").unwrap().follows, Follows::Sibling { instance_id, .. } if instance_id != B1));
+        // Already shutting down: the state-change path (the same hand-over).
+        let mut w = healthy();
+        set_state(&mut w, A1, "shutting-down");
+        let p = plan(decide(&config(true), warned(A1, None, true), &w));
+        assert!(matches!(&p.zone("nat-a").unwrap().follows, Follows::Sibling { .. }));
+        // A repeated warning after the hand-over: nothing left to change.
+        let mut w = healthy();
+        set_member(&mut w, "nat-a", vec![unhealthy(A1)]);
+        set_route(&mut w, "rtb-000000a1", route(B1));
+        set_route(&mut w, "rtb-000000a2", route(B1));
+        let p = plan(decide(&config(true), warned(A1, None, true), &w));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
     }
 
     #[test]

@@ -10,6 +10,11 @@ pub const TERMINATE_LIFECYCLE_ACTION: &str = "EC2 Instance-terminate Lifecycle A
 pub const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
 pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 pub const SCHEDULED: &str = "Scheduled Event";
+/// A NAT's own report, put on the default bus right after it marked itself Unhealthy.
+pub const SELF_CHECK_FAILED: &str = "NAT Self-Check Failed";
+pub const SELF_CHECK_SOURCE: &str = "nat-asg-hook.nat";
+pub const SPOT_INTERRUPTION_WARNING: &str = "EC2 Spot Instance Interruption Warning";
+pub const REBALANCE_RECOMMENDATION: &str = "EC2 Instance Rebalance Recommendation";
 const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
 /// The EC2 states in which an instance stops forwarding: its zone must be handed over.
 pub const LEAVING_STATES: [&str; 4] = ["stopping", "stopped", "shutting-down", "terminated"];
@@ -22,6 +27,9 @@ pub enum Trigger {
     /// An instance is going away (terminate lifecycle action, or EC2 state change): hand its zone,
     /// and any zone failed over onto it, to whatever may carry them.
     Leaving(Leaving),
+    /// A NAT that still runs is about to stop forwarding (its self-check took it out, or EC2
+    /// reclaims its Spot capacity in two minutes): hand its zone over now, while it still forwards.
+    Warned(Warned),
     /// The schedule: every zone, on its own NAT (fail back) or a sibling's (fail over).
     Reconcile,
     /// Not ours: answered `ignored`, not an error.
@@ -45,6 +53,32 @@ pub struct Leaving {
     pub lifecycle: Option<LifecycleAction>,
     /// The EC2 state the notification reported.
     pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warned {
+    /// Named by the NAT's own report; EC2's warning does not carry it.
+    pub group: Option<String>,
+    pub instance_id: String,
+    pub warning: Warning,
+}
+
+/// Who says the instance is leaving, and so how much the event alone proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warning {
+    /// The NAT's own report (any principal allowed to put events on the bus could send one): it
+    /// moves a zone only when the group holds the instance Unhealthy, as the NAT marked it.
+    SelfCheckFailed,
+    /// EC2's own warning (`aws.` sources cannot be put by anyone else): proof enough. The hook marks
+    /// the instance Unhealthy, so that no later decision picks it and its group replaces it now.
+    SpotInterruption,
+}
+
+impl Warning {
+    /// Whether the event alone proves the instance is leaving.
+    pub fn is_proof(self) -> bool {
+        matches!(self, Self::SpotInterruption)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +249,27 @@ pub fn parse(value: Value, config: &Config) -> Result<Trigger, MalformedEvent> {
             }
             Ok(Trigger::Leaving(Leaving { group: None, instance_id, lifecycle: None, state: Some(state.to_owned()) }))
         }
+        (SELF_CHECK_SOURCE, SELF_CHECK_FAILED) => {
+            let target = detail()?.target()?;
+            if config.group(&target.0).is_none() {
+                return ignored("group is not configured".into(), Some(target));
+            }
+            let (group, instance_id) = target;
+            Ok(Trigger::Warned(Warned { group: Some(group), instance_id, warning: Warning::SelfCheckFailed }))
+        }
+        ("aws.ec2", SPOT_INTERRUPTION_WARNING) => {
+            let instance_id = detail()?.instance_id("instance-id")?;
+            Ok(Trigger::Warned(Warned { group: None, instance_id, warning: Warning::SpotInterruption }))
+        }
+        ("aws.ec2", REBALANCE_RECOMMENDATION) => {
+            let instance_id = detail()?.instance_id("instance-id")?;
+            Ok(Trigger::Ignored(Ignored {
+                detail_type: detail_type.to_owned(),
+                group: None,
+                instance_id: Some(instance_id),
+                reason: "a recommendation, not a warning: the group's capacity rebalancing launches the replacement first, and its launch takes the zone".into(),
+            }))
+        }
         (source, _) => ignored(format!("{source} / {detail_type} is not an event this hook handles"), None),
     }
 }
@@ -319,6 +374,50 @@ mod tests {
         for state in ["pending", "running"] {
             assert!(matches!(parse(state_change("i-01234567", state), &config()), Ok(Trigger::Ignored(_))), "{state}");
         }
+    }
+
+    #[test]
+    fn a_nat_s_own_report_and_ec2_s_spot_warning_are_warnings() {
+        let report = event(
+            SELF_CHECK_SOURCE,
+            SELF_CHECK_FAILED,
+            json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "nat-a", "reason": "forwarding is off"}),
+        );
+        assert_eq!(
+            parse(report, &config()).unwrap(),
+            Trigger::Warned(Warned {
+                group: Some("nat-a".into()),
+                instance_id: "i-0123456789abcdef0".into(),
+                warning: Warning::SelfCheckFailed
+            })
+        );
+        let spot = event(
+            "aws.ec2",
+            SPOT_INTERRUPTION_WARNING,
+            json!({"instance-id": "i-0123456789abcdef0", "instance-action": "terminate"}),
+        );
+        assert_eq!(
+            parse(spot, &config()).unwrap(),
+            Trigger::Warned(Warned {
+                group: None,
+                instance_id: "i-0123456789abcdef0".into(),
+                warning: Warning::SpotInterruption
+            })
+        );
+        assert!(Warning::SpotInterruption.is_proof() && !Warning::SelfCheckFailed.is_proof());
+        // The report of an unconfigured group, from another source, or a rebalance recommendation: nothing.
+        for ignored in [
+            event(SELF_CHECK_SOURCE, SELF_CHECK_FAILED, json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "web"})),
+            event("forged.source", SELF_CHECK_FAILED, json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "nat-a"})),
+            event("aws.ec2", REBALANCE_RECOMMENDATION, json!({"instance-id": "i-0123456789abcdef0"})),
+        ] {
+            assert!(matches!(parse(ignored.clone(), &config()), Ok(Trigger::Ignored(_))), "{ignored}");
+        }
+        // Malformed: named.
+        let bad = event("aws.ec2", SPOT_INTERRUPTION_WARNING, json!({"instance-id": "web-1"}));
+        assert!(parse(bad, &config()).unwrap_err().0.contains("instance-id"));
+        let bad = event(SELF_CHECK_SOURCE, SELF_CHECK_FAILED, json!({"AutoScalingGroupName": "nat-a"}));
+        assert!(parse(bad, &config()).unwrap_err().0.contains("EC2InstanceId"));
     }
 
     #[test]

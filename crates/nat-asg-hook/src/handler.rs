@@ -13,7 +13,7 @@ use crate::aws::lifecycle;
 use crate::config::Config;
 use crate::decide::{Decision, Follows, Handover, Subject, complete_terminate};
 use crate::error::HookError;
-use crate::event::{self, Launch, Leaving, Trigger};
+use crate::event::{self, Launch, Leaving, Trigger, Warned};
 use crate::reconcile::{Mode, execute, observe_and_decide};
 use crate::report::{GroupReport, Outcome, Report, ZoneHealth, emf_authorization_error, emf_line, emf_zones};
 use crate::retry::{Backoff, Deadline};
@@ -111,6 +111,7 @@ impl Hook {
             }
             Trigger::Launch(launch) => self.launch(&launch, mode, deadline).await,
             Trigger::Leaving(leaving) => self.leaving(&leaving, mode, deadline).await,
+            Trigger::Warned(warned) => self.warned(&warned, mode, deadline).await,
             Trigger::Reconcile => self.reconcile_all(mode, deadline).await,
         }
     }
@@ -125,6 +126,18 @@ impl Hook {
         deadline: &Deadline,
     ) -> Result<Report, HookError> {
         let (decision, _) = observe_and_decide(&self.clients, &self.config, subject, deadline).await?;
+        self.conclude(decision, group, instance, mode, deadline).await
+    }
+
+    /// Carries out a decision; the report names `group` (and `instance`) when nothing was planned.
+    async fn conclude(
+        &self,
+        decision: Decision,
+        group: Option<&str>,
+        instance: &str,
+        mode: Mode,
+        deadline: &Deadline,
+    ) -> Result<Report, HookError> {
         let dry_run = mode == Mode::DryRun;
         let (outcome, reason) = match decision {
             Decision::Plan(plan) => {
@@ -217,6 +230,27 @@ impl Hook {
                 Err(e)
             }
         }
+    }
+
+    /// A running NAT about to stop forwarding: hand its zone over now. EC2's Spot warning also
+    /// marks the instance Unhealthy in its group first (once: a repeated warning changes nothing),
+    /// so that its replacement launches now and no later decision picks it.
+    async fn warned(&self, warned: &Warned, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
+        let instance = warned.instance_id.as_str();
+        let proof = warned.warning.is_proof();
+        let subject = Subject::Warned { group: warned.group.as_deref(), instance, proof };
+        let (decision, world) = observe_and_decide(&self.clients, &self.config, subject, deadline).await?;
+        let group = warned.group.as_deref().or(world.instance(instance).and_then(|i| i.group.as_deref()));
+        if proof
+            && mode == Mode::Apply
+            && matches!(decision, Decision::Plan(_))
+            && let Some(name) = group
+            && world.member(name, instance).is_some_and(|m| m.healthy && m.is_held())
+        {
+            lifecycle::mark_unhealthy(&self.clients, instance).await?;
+            warn!(instance_id = %instance, group = %name, "EC2 warned this Spot NAT: marked Unhealthy, its group replaces it now");
+        }
+        self.conclude(decision, group, instance, mode, deadline).await
     }
 
     /// The schedule: every zone, on its own NAT (fail back) or a healthy sibling's (fail over).

@@ -34,12 +34,17 @@ pub async fn observe_and_decide(
         let world = match subject {
             // The critical path: one round.
             Subject::Launched { instance, .. } => observe::observe_all(clients, config, &[instance.to_owned()]).await?,
-            Subject::Leaving { instance, by_group, .. } => {
+            Subject::Leaving { instance, .. } | Subject::Warned { instance, .. } => {
+                // The event names the group (a terminate action, a NAT's own report): it is ours.
+                let by_group = match subject {
+                    Subject::Leaving { by_group, .. } => by_group,
+                    _ => matches!(subject, Subject::Warned { group: Some(_), .. }),
+                };
                 let mut world = if by_group {
                     observe::observe_state(clients, config, &[instance.to_owned()]).await?
                 } else {
-                    // An EC2 state change, for any instance of the region: one call, and an
-                    // instance that no configured group launched is not a NAT of ours.
+                    // An EC2 state change or Spot warning, for any instance of the region: one
+                    // call, and an instance that no configured group launched is not a NAT of ours.
                     let nat = observe::observe_instance(clients, instance)
                         .await?
                         .filter(|view| view.group.as_deref().is_some_and(|g| config.group(g).is_some()));

@@ -83,10 +83,11 @@ data "aws_iam_policy_document" "this" {
 
   # The terminate hook's action: kept alive (heartbeat) while a hand-over is retried, completed
   # once the leaving instance's zone is handed over. (The launch hook is the instance's own: it
-  # completes it from its user data.)
+  # completes it from its user data.) A NAT that EC2 warned of (Spot) is marked Unhealthy, so that
+  # its group replaces it now.
   statement {
-    sid       = "CompleteTerminations"
-    actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"]
+    sid       = "CompleteTerminationsMarkWarned"
+    actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:SetInstanceHealth"]
     resources = local.group_arns
   }
 

@@ -29,6 +29,8 @@ locals {
     launch       = aws_cloudwatch_event_rule.launch
     terminate    = aws_cloudwatch_event_rule.terminate
     state-change = aws_cloudwatch_event_rule.state_change
+    self-check   = aws_cloudwatch_event_rule.self_check
+    spot-warning = aws_cloudwatch_event_rule.spot_warning
     reconcile    = aws_cloudwatch_event_rule.reconcile
   }
 
@@ -37,7 +39,7 @@ locals {
   # The dead-letter queue's policy names the queue and every rule. Their ARNs are built from their
   # names, not read from the resources, so the queue is created at once: not after the rules that
   # wait for the whole VPC through var.groups, and with its policy in place from the start.
-  rule_names             = { for purpose in ["launch", "terminate", "state-change", "reconcile"] : purpose => "${var.name}-${purpose}" }
+  rule_names             = { for purpose in ["launch", "terminate", "state-change", "self-check", "spot-warning", "reconcile"] : purpose => "${var.name}-${purpose}" }
   rule_arns              = [for name in values(local.rule_names) : "${local.arn_prefix.events}:rule/${name}"]
   dead_letter_queue_name = "${var.name}-dead-letter"
   dead_letter_queue_arn  = "${local.arn_prefix.sqs}:${local.dead_letter_queue_name}"
@@ -214,6 +216,43 @@ resource "aws_cloudwatch_event_rule" "state_change" {
     detail = {
       state = ["stopping", "stopped", "shutting-down", "terminated"]
     }
+  })
+
+  tags = var.tags
+}
+
+# A NAT's own report, right after it marked itself Unhealthy (an own fault: forwarding, masquerade,
+# route, connection tracking): hand its zone over now, not when its replacement is in service. The
+# hook moves nothing unless the group holds the instance Unhealthy: a forged report moves nothing.
+resource "aws_cloudwatch_event_rule" "self_check" {
+  name        = local.rule_names["self-check"]
+  description = "A NAT's self-check took it out (it marked itself Unhealthy): hand its zone over now"
+
+  event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
+    source      = ["nat-asg-hook.nat"]
+    detail-type = ["NAT Self-Check Failed"]
+    detail = {
+      AutoScalingGroupName = local.group_names
+    }
+  })
+
+  tags = var.tags
+}
+
+# EC2 reclaims a Spot instance in two minutes: hand its zone over while it still forwards, and mark
+# it Unhealthy so that its group launches the replacement now. Like the state-change rule it sees
+# every Spot instance of the region (the event carries no group); one read answers `ignored` for
+# an instance that is not a NAT of ours. A rebalance recommendation is not subscribed: the groups'
+# capacity rebalancing launches the replacement first, and its launch takes the zone.
+resource "aws_cloudwatch_event_rule" "spot_warning" {
+  name        = local.rule_names["spot-warning"]
+  description = "EC2 warns that it reclaims a Spot instance: if a NAT, hand its zone over now"
+
+  event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
+    source      = ["aws.ec2"]
+    detail-type = ["EC2 Spot Instance Interruption Warning"]
   })
 
   tags = var.tags

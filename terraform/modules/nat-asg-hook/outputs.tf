@@ -29,7 +29,7 @@ output "log_group_name" {
 }
 
 output "event_rule_arns" {
-  description = "ARNs of the EventBridge rules, by purpose (`launch`, `terminate`, `state-change`, `reconcile`)"
+  description = "ARNs of the EventBridge rules, by purpose (`launch`, `terminate`, `state-change`, `self-check`, `spot-warning`, `reconcile`)"
   value       = { for key, rule in local.rules : key => rule.arn }
 }
 

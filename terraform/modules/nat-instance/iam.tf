@@ -1,7 +1,8 @@
 ################################################################################
 # The instance's own permissions: complete its group's lifecycle actions (its launch), set the
-# health of its group's instances (itself, when its self-check finds an own fault), ship its log to
-# its group's log group, and publish its self-check's metric to the project's namespace. Nothing else: no SSM, no EC2 call (the hook moves
+# health of its group's instances (itself, when its self-check finds an own fault) and report that
+# to the hook (one event), ship its log to its group's log group, and publish its self-check's
+# metric to the project's namespace. Nothing else: no SSM, no EC2 call (the hook moves
 # the EIP and the routes).
 ################################################################################
 
@@ -28,6 +29,26 @@ data "aws_iam_policy_document" "instance" {
     sid       = "OwnLogStreams"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}:log-stream:*"]
+  }
+
+  # The self-check's report to the hook, right after it marked the instance Unhealthy: one event on
+  # the default bus, of the project's source and detail type only.
+  statement {
+    sid       = "ReportSelfCheckFailed"
+    actions   = ["events:PutEvents"]
+    resources = ["arn:${data.aws_partition.current.partition}:events:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:event-bus/default"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = ["nat-asg-hook.nat"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "events:detail-type"
+      values   = ["NAT Self-Check Failed"]
+    }
   }
 
   # The self-check's outside-reachability result (CheckEndpointsUnreachable): PutMetricData has no

@@ -51,7 +51,7 @@ locals {
     log_group_name              = local.log_group_name
     self_check_interval_seconds = var.self_check_interval_seconds
     unhealthy_after             = var.unhealthy_after
-    self_check_script_gz        = base64gzip(file("${path.module}/nat-self-check.sh"))
+    self_check_script           = file("${path.module}/nat-self-check.sh")
   })
 
   # The NAT's log group: a name, not the resource's attribute, so that the instance's policy and the
@@ -145,7 +145,8 @@ resource "aws_launch_template" "this" {
   update_default_version = true
   ebs_optimized          = true
 
-  user_data = base64encode(local.user_data)
+  # Gzipped: EC2 takes at most 16 KiB of user data; cloud-init unpacks it.
+  user_data = base64gzip(local.user_data)
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.this.arn

@@ -26,9 +26,17 @@
 #                           complete this instance's launch lifecycle action: CONTINUE, or ABANDON
 #                           when the check keeps failing (the group replaces it; nothing moved to it).
 #                           Exit 0: CONTINUE sent; 1: ABANDON sent; 2: could not complete the action.
-#   nat-self-check health   from nat-self-check.timer: one check; after UNHEALTHY_AFTER consecutive
-#                           own faults, mark the instance Unhealthy so that its group replaces it.
+#   nat-self-check watch    from nat-self-check.service (systemd, restarted if it ever exits): every
+#                           LOCAL_CHECK_SECONDS the instance's local faults (forwarding, default
+#                           route, masquerade rule, connection tracking: files and one nft call, no
+#                           network), LOCAL_FAULT_AFTER in a row leave; every CHECK_INTERVAL_SECONDS
+#                           (RECHECK_SECONDS while failing) a whole `health` check.
+#   nat-self-check health   one whole check; after UNHEALTHY_AFTER consecutive own faults, leave.
 #                           Outside trouble neither counts nor resets the count.
+#   Leaving: mark the instance Unhealthy (its group replaces it, launch before terminate), then put
+#   one event "NAT Self-Check Failed" (source EVENT_SOURCE) on the default bus: the hook checks that
+#   the group holds the instance Unhealthy and hands its zone over at once. Each is done once per
+#   instance (retried at the next check until it succeeds).
 #   nat-self-check check    one check, the verdict on stdout; changes nothing. Exit 0 works, 1 own
 #                           fault, 3 outside trouble.
 #
@@ -50,6 +58,9 @@ fi
 : "${CHECK_IP_URLS:=https://checkip.amazonaws.com https://api.ipify.org}" # any one proves egress
 : "${CHECK_TIMEOUT_SECONDS:=5}"                                         # a hanging endpoint costs this, no more
 : "${UNHEALTHY_AFTER:=3}"
+: "${LOCAL_CHECK_SECONDS:=1}" "${LOCAL_FAULT_AFTER:=2}"         # watch: a local fault is out in about 2 s
+: "${CHECK_INTERVAL_SECONDS:=10}" "${RECHECK_SECONDS:=2}"      # watch: whole checks, sooner while failing
+: "${EVENT_SOURCE:=nat-asg-hook.nat}"                           # the hook's rule matches it; empty: no event
 : "${LAUNCH_ATTEMPTS:=18}" "${LAUNCH_RETRY_SECONDS:=5}" # 18 x 5 s: 90 s for the egress to come up
 : "${CLI_ATTEMPTS:=6}" "${CLI_RETRY_SECONDS:=5}"       # a new instance profile can take seconds to work
 : "${IMDS_ENDPOINT:=http://169.254.169.254}" "${IMDS_TIMEOUT_SECONDS:=2}"
@@ -210,30 +221,41 @@ forward_probe_ready() {
 # and logs what each endpoint answered when none did. With `launch`, the gate is strict: the
 # instance's public address must be known (instance metadata) and proven through the forwarding
 # path; without it, a slow metadata service is no fault (the direct answer is the reference).
-check_once() {
-  local mode=${1:-health} forward ruleset iface public faults=() count max drops previous
+# local_faults MODE: the instance's own faults that need no network (files and one nft call), in
+# FAULTS; the egress interface in IFACE. MODE health or quick keeps the conntrack drop counter.
+local_faults() {
+  local mode=$1 forward ruleset count max drops previous
+  FAULTS=()
   forward=$(sysctl -n net.ipv4.ip_forward 2>/dev/null)
   ruleset=$(nft list chain ip nat postrouting 2>/dev/null)
-  iface=$(egress_interface <"$PROC_NET_ROUTE")
-  [[ $forward == 1 ]] || faults+=("forwarding is off (net.ipv4.ip_forward=${forward:-unreadable})")
-  if [[ -z $iface ]]; then
-    faults+=("no IPv4 default route, hence no egress interface")
-  elif ! masquerade_loaded "$ruleset" "$iface" "$VPC_CIDR_BLOCK"; then
-    faults+=("no masquerade rule for $VPC_CIDR_BLOCK out of $iface in table ip nat, chain postrouting")
+  IFACE=$(egress_interface <"$PROC_NET_ROUTE")
+  [[ $forward == 1 ]] || FAULTS+=("forwarding is off (net.ipv4.ip_forward=${forward:-unreadable})")
+  if [[ -z $IFACE ]]; then
+    FAULTS+=("no IPv4 default route, hence no egress interface")
+  elif ! masquerade_loaded "$ruleset" "$IFACE" "$VPC_CIDR_BLOCK"; then
+    FAULTS+=("no masquerade rule for $VPC_CIDR_BLOCK out of $IFACE in table ip nat, chain postrouting")
   fi
   count=$(cat "$CONNTRACK_DIR/nf_conntrack_count" 2>/dev/null)
   max=$(cat "$CONNTRACK_DIR/nf_conntrack_max" 2>/dev/null)
   if [[ $count =~ ^[0-9]+$ && $max =~ ^[0-9]+$ ]] && ((max > 0 && count * 100 >= max * CONNTRACK_FULL_PERCENT)); then
-    faults+=("connection tracking is full: $count of $max entries")
+    FAULTS+=("connection tracking is full: $count of $max entries")
   fi
   drops=$(conntrack_counters)
   previous=$(cat "$STATE_DIR/conntrack-drops" 2>/dev/null)
   if [[ $drops =~ ^[0-9]+$ && $previous =~ ^[0-9]+$ ]] && ((drops > previous)); then
-    faults+=("connection tracking is dropping: drop + insert_failed rose by $((drops - previous)) since the last check")
+    FAULTS+=("connection tracking is dropping: drop + insert_failed rose by $((drops - previous)) since the last check")
   fi
-  if [[ $mode == health && $drops =~ ^[0-9]+$ ]]; then
+  if [[ ($mode == health || $mode == quick) && $drops =~ ^[0-9]+$ ]]; then
     mkdir -p "$STATE_DIR" && echo "$drops" >"$STATE_DIR/conntrack-drops"
   fi
+  return 0
+}
+
+check_once() {
+  local mode=${1:-health} iface public faults=()
+  local_faults "$mode"
+  iface=$IFACE
+  faults=("${FAULTS[@]}")
 
   public=$(imds meta-data/public-ipv4 2>/dev/null)
   if ! is_ipv4 "$public"; then
@@ -495,23 +517,115 @@ health_verdict() {
   fi
   failures=$((failures + 1))
   echo "$failures" >"$counter"
+  if [[ -e $STATE_DIR/left ]]; then
+    return 1 # marked and reported already: the group is replacing it
+  fi
   log 4 "self-check failed ($failures of $UNHEALTHY_AFTER in a row): $reason"
   ((failures < UNHEALTHY_AFTER)) && return 1
-  identity || return 1
-  log 3 "marking $INSTANCE_ID Unhealthy after $failures failed self-checks in a row: its group replaces it. Last: $reason"
-  # The grace period is for the group's own checks of a booting instance; this one proved itself
-  # at launch, so its failures count at once.
-  cli autoscaling set-instance-health --instance-id "$INSTANCE_ID" --health-status Unhealthy --no-should-respect-grace-period
+  leave "$failures failed self-checks in a row" "$reason" "$failures"
   return 1
+}
+
+# leave WHY REASON FAILURES: mark this instance Unhealthy (once), then report it to the hook with
+# one event (once); each is retried at the next failed check until it succeeded. Sets $STATE_DIR/left
+# when both are done.
+leave() {
+  local why=$1 reason=$2 failures=$3
+  identity || return 1
+  if [[ ! -e $STATE_DIR/marked ]]; then
+    log 3 "marking $INSTANCE_ID Unhealthy after $why: its group replaces it. Last: $reason"
+    # The grace period is for the group's own checks of a booting instance; this one proved itself
+    # at launch, so its failures count at once.
+    cli autoscaling set-instance-health --instance-id "$INSTANCE_ID" --health-status Unhealthy --no-should-respect-grace-period ||
+      return 1
+    touch "$STATE_DIR/marked"
+  fi
+  report "$reason" "$failures" || return 1
+  touch "$STATE_DIR/left"
+  return 0
+}
+
+# report REASON FAILURES: the event "NAT Self-Check Failed" on the default bus, for the hook to hand
+# the zone over now rather than when the replacement is in service. PutEvents answers 0 even when
+# an entry failed: FailedEntryCount says. Status 0 sent (or no EVENT_SOURCE), 1 not sent.
+report() {
+  [[ -n $EVENT_SOURCE ]] || return 0
+  local entries answer err
+  entries=$(python3 -c '
+import json, sys
+source, group, instance, reason, failures = sys.argv[1:6]
+detail = {"EC2InstanceId": instance, "AutoScalingGroupName": group, "reason": reason, "consecutive_failures": int(failures)}
+print(json.dumps([{"Source": source, "DetailType": "NAT Self-Check Failed", "Detail": json.dumps(detail)}]))
+' "$EVENT_SOURCE" "$AUTO_SCALING_GROUP_NAME" "$INSTANCE_ID" "$1" "$2") || return 1
+  if ! answer=$(aws events put-events --entries "$entries" --region "$REGION" --output json 2>&1); then
+    if is_authorization_error "$answer"; then
+      log 3 "AUTHORIZATION ERROR: aws events put-events was refused: ${answer//$'\n'/ }." \
+        "The instance profile lacks events:PutEvents for source $EVENT_SOURCE: the zone moves only when the replacement is in service."
+    else
+      log 4 "aws events put-events failed: ${answer//$'\n'/ }"
+    fi
+    return 1
+  fi
+  err=$(printf '%s' "$answer" | tr -d '[:space:]')
+  if [[ $err != *'"FailedEntryCount":0'* ]]; then
+    log 4 "the event NAT Self-Check Failed was not accepted: ${answer//$'\n'/ }"
+    return 1
+  fi
+  log 6 "reported to the hook: NAT Self-Check Failed for $INSTANCE_ID ($AUTO_SCALING_GROUP_NAME)"
+  return 0
+}
+
+# quick STREAK: the local faults only (no network, no log while they pass); prints the new streak
+# of local faults in a row. At LOCAL_FAULT_AFTER, leave.
+quick() {
+  local streak=$1 reason
+  [[ -e $STATE_DIR/left ]] && {
+    echo "$streak"
+    return 0
+  }
+  local_faults quick
+  if ((${#FAULTS[@]} == 0)); then
+    echo 0
+    return 0
+  fi
+  streak=$((streak + 1))
+  reason=$(join "${FAULTS[@]}")
+  echo "$streak"
+  log 4 "local fault ($streak of $LOCAL_FAULT_AFTER in a row): $reason"
+  if ((streak >= LOCAL_FAULT_AFTER)); then
+    leave "a local fault seen $streak times in a row, ${LOCAL_CHECK_SECONDS} s apart" "$reason" "$streak" >&2
+  fi
+  ship_all >&2
+  return 0
+}
+
+# watch: the running instance's self-check, for its life (nat-self-check.service).
+watch() {
+  local next=0 streak=0 now status
+  mkdir -p "$STATE_DIR"
+  while :; do
+    now=$(date +%s)
+    if ((now >= next)); then
+      health >/dev/null
+      status=$?
+      if ((status == 1)); then next=$((now + RECHECK_SECONDS)); else next=$((now + CHECK_INTERVAL_SECONDS)); fi
+      ((status == 0)) && streak=0
+    else
+      streak=$(quick "$streak")
+    fi
+    sleep "$LOCAL_CHECK_SECONDS"
+  done
 }
 
 main() {
   case ${1:-} in
     launch) launch ;;
     health) health ;;
+    watch) watch ;;
+    quick) quick "${2:-0}" ;; # one of watch's local checks (the streak in and out): for tests
     check) check_once check ;;
     *)
-      echo "usage: nat-self-check launch|health|check" >&2
+      echo "usage: nat-self-check launch|health|watch|check|quick [STREAK]" >&2
       return 64
       ;;
   esac

@@ -14,7 +14,6 @@ every namespace it made (also at interpreter exit, and the next lab sweeps a cra
 from __future__ import annotations
 
 import atexit
-import base64
 import os
 import signal
 import threading
@@ -22,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import userdata
 from ..constants import REGION, ZONES
 from ..moto import Moto
 from ..state import Snapshot, SnapshotInstance
@@ -246,7 +246,7 @@ class Lab:
 
     def _boot(self, instance_id: str, instance: SnapshotInstance, zone, state: Snapshot) -> None:
         encoded = self.emulator.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-        script = base64.b64decode(encoded.get("UserData", {}).get("Value", "") or b"").decode()
+        script = userdata.decode(encoded.get("UserData", {}).get("Value", ""))
         booted = self.instances.launch(instance_id, zone.zone, zone.name, instance.private_ip, script, state.public_ip(instance_id))
         self.fabric.attach(instance_id, booted.ns, instance.private_ip, zone.public_cidr, zone.public_subnet, instance=instance_id)
         for callback in list(self.on_boot):

@@ -1,5 +1,6 @@
 """The EventBridge stand-in: turns what happens in the emulator into the events AWS sends, keeps
-those the hook's rules subscribe to (CONTRACT: launch, terminate, state-change, reconcile), and
+those the hook's rules subscribe to (terraform/modules/nat-asg-hook: launch, terminate, state-change,
+self-check, Spot warning, reconcile), and
 delivers each to the function after the delivery delay, the way an asynchronous invocation does
 (a function error is retried, twice).
 
@@ -10,7 +11,9 @@ What it watches (every snapshot the lab's follower sees):
   action's token and hook name;
 - any instance leaving running: `EC2 Instance State-change Notification` for every state AWS
   passes through (stopping then stopped; shutting-down then terminated: moto jumps to the last);
+- an event put on the default bus (PutEvents): as it was put (the NATs' `NAT Self-Check Failed`);
 - the reconcile rule's schedule: `Scheduled Event` every `schedule_seconds`.
+A scenario can also send an event of its own (`send`: a Spot interruption warning, as EC2 would).
 An instance entering Pending:Wait makes AWS send `EC2 Instance-launch Lifecycle Action`, which the
 rules no longer subscribe to: it is recorded, never delivered.
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 
 from .. import events
 from ..constants import LEAVING_STATES, TERMINATE_HOOK
-from ..events import LAUNCH_SUCCESSFUL, SCHEDULED, STATE_CHANGE, TERMINATE_ACTION
+from ..events import LAUNCH_SUCCESSFUL, SCHEDULED, SELF_CHECK_FAILED, SELF_CHECK_SOURCE, SPOT_WARNING, STATE_CHANGE, TERMINATE_ACTION
 from ..state import Snapshot
 from ..world import World
 
@@ -39,7 +42,7 @@ RETRY_SECONDS = 1.0
 
 
 def subscribed(event: dict, groups: set[str]) -> bool:
-    """The hook's rules, as CONTRACT.md fixes them."""
+    """The hook's rules, as the nat-asg-hook module declares them."""
     detail, kind = event["detail"], event["detail-type"]
     if kind == LAUNCH_SUCCESSFUL:
         return detail.get("AutoScalingGroupName") in groups
@@ -47,6 +50,10 @@ def subscribed(event: dict, groups: set[str]) -> bool:
         return detail.get("AutoScalingGroupName") in groups and detail.get("LifecycleHookName") == TERMINATE_HOOK
     if kind == STATE_CHANGE:
         return detail.get("state") in LEAVING_STATES
+    if kind == SELF_CHECK_FAILED:
+        return event["source"] == SELF_CHECK_SOURCE and detail.get("AutoScalingGroupName") in groups
+    if kind == SPOT_WARNING:
+        return event["source"] == "aws.ec2"
     return kind == SCHEDULED
 
 
@@ -139,6 +146,10 @@ class EventBridge:
                         group, instance, zone_name, "launch-lifecycle-action", token=action.token, hook=action.hook, sent_now=True
                     )
                     self._emit(now, launch_action, zone)
+        for entry in state.put_events[len(previous.put_events) :]:
+            event = events.put(entry)
+            group = event["detail"].get("AutoScalingGroupName") if isinstance(event["detail"], dict) else None
+            self._emit(now, event, self.world.groups.get(group or ""))
         for instance, info in state.instances.items():
             was = previous.state_of(instance)
             if was is None or was == info.state or info.state not in LEAVING_STATES:
@@ -155,6 +166,10 @@ class EventBridge:
                 return self.world.groups.get(group)
         found = self.lab.instances.live.get(instance) or self.lab.instances.gone.get(instance)
         return self.world.zones.get(found.zone) if found else None
+
+    def send(self, event: dict, zone=None) -> None:
+        """An event from outside the emulator (EC2's Spot warning), delivered like any other."""
+        self._emit(self.lab.clock(), event, zone)
 
     def lose(self, predicate) -> None:
         """EventBridge will not deliver the next event `predicate(event)` accepts."""

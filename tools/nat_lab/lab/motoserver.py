@@ -14,6 +14,8 @@ Loaded into the patched moto server process by `Moto(data_plane=True)`
   minimum healthy percentage of 100, an InService instance marked Unhealthy stays in service while
   its replacement launches, and enters its terminate hook only once the replacement is InService
   (launch before terminate, as Auto Scaling replaces an unhealthy instance under such a policy);
+- events put on a bus (PutEvents: the NATs' "NAT Self-Check Failed") are kept, in order, for the
+  EventBridge stand-in to deliver by the hook's rules (moto matches rules to its own targets only);
 - `GET /lab-api/state?since=G&wait=S` answers with a snapshot of everything the data plane follows
   (instances, ENIs, public addresses, source/dest checks, route tables, groups, open lifecycle
   actions), as soon as the generation (a counter of mutating requests and of the changes the groups
@@ -52,6 +54,7 @@ FEED = Feed()
 LEFT_AT: dict[str, float] = {}  # instance id -> when the group saw it stop running
 POLICIES: dict[str, tuple[int, int]] = {}  # group -> its instance maintenance policy (min, max healthy %)
 REPLACING: dict[str, str] = {}  # instance id -> its group: Unhealthy, kept in service until its replacement is
+PUT_EVENTS: list[dict] = []  # the entries PutEvents accepted, in order
 
 
 def _backends():
@@ -123,6 +126,31 @@ def install() -> None:
             return
         set_instance_health(self, instance_id, health_status)
 
+    from moto.events import models as events_models
+
+    put_events = events_models.EventsBackend.put_events
+
+    def record_put_events(self, entries):
+        answers = put_events(self, entries)
+        for entry, answer in zip(entries, answers, strict=False):
+            if answer.get("EventId"):
+                try:
+                    detail = json.loads(entry.get("Detail") or "{}")
+                except ValueError:
+                    detail = {}
+                PUT_EVENTS.append(
+                    {
+                        "id": answer["EventId"],
+                        "region": self.region_name,
+                        "source": entry.get("Source"),
+                        "detail-type": entry.get("DetailType"),
+                        "bus": entry.get("EventBusName") or "default",
+                        "detail": detail,
+                    }
+                )
+        return answers
+
+    events_models.EventsBackend.put_events = record_put_events
     models.FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     models.AutoScalingBackend.notify_terminate_instances = notify_terminate_instances
     models.AutoScalingBackend.set_instance_health = health
@@ -292,6 +320,7 @@ def snapshot() -> dict:
         "addresses": addresses,
         "groups": groups,
         "lifecycle_actions": _open_actions(autoscaling),
+        "put_events": [e for e in PUT_EVENTS if e["region"] == REGION],
     }
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import terraform as tf_lab
+from .. import userdata
 from ..constants import DESTINATION, REGION, ZONES
 from ..moto import Moto
 from ..world import Group, World
@@ -186,7 +187,7 @@ def _plan(emulator: Moto, world: World, workdir: Path, settings: dict[str, objec
         template = after["aws_launch_template.this"]
         group = after["aws_autoscaling_group.this"]
         plans[zone] = Plan(
-            user_data=base64.b64decode(template["user_data"]).decode(),
+            user_data=userdata.decode(template["user_data"]),
             launch_template_data=_launch_template_data(template),
             hooks=[
                 {

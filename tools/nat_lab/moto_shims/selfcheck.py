@@ -32,7 +32,7 @@ class Check:
         config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15)
         self.clients = {
             name: boto3.client(name, endpoint_url=endpoint, region_name=REGION, config=config, **CREDENTIALS)
-            for name in ("ec2", "autoscaling", "iam", "lambda")
+            for name in ("ec2", "autoscaling", "iam", "lambda", "events")
         }
 
     def __getattr__(self, name):
@@ -130,6 +130,12 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         expect(current, [(a["instance"], a["hook"]) for a in active] == [(instance, LAUNCH)], active)
 
         if data_plane:
+            current = "lab.put-events recorded for the EventBridge stand-in"
+            c.events.put_events(Entries=[{"Source": "nat-lab.selfcheck", "DetailType": "Self Check", "Detail": "{}"}])
+            from nat_lab.lab import motoserver
+
+            recorded = [(e["region"], e["source"]) for e in motoserver.PUT_EVENTS]
+            expect(current, recorded[-1:] == [(REGION, "nat-lab.selfcheck")], recorded)
             current = "lab.temporary-public-ip"
             [reservation] = c.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
             expect(current, bool(reservation["Instances"][0].get("PublicIpAddress")), reservation["Instances"][0].get("PublicIpAddress"))

@@ -1,6 +1,7 @@
 //! Completing a leaving instance's terminate lifecycle action, so that the group goes on and
 //! terminates it. Always CONTINUE: the hook never holds an instance back and never abandons one
-//! (a launching instance completes its own launch action).
+//! (a launching instance completes its own launch action). And telling a group that EC2 warned of
+//! its instance's end (Unhealthy), so that the group replaces it now.
 
 use tracing::{info, instrument};
 
@@ -80,4 +81,22 @@ pub async fn continue_termination(
             }
         }
     }
+}
+
+/// Marks a warned instance Unhealthy in its group: the group replaces it at once (launch before
+/// terminate, under the module's instance maintenance policy), and no later decision picks it,
+/// neither for its own zone nor as a sibling.
+#[instrument(skip(clients))]
+pub async fn mark_unhealthy(clients: &Clients, instance_id: &str) -> Result<(), AwsError> {
+    clients
+        .autoscaling
+        .set_instance_health()
+        .instance_id(instance_id)
+        .health_status("Unhealthy")
+        .should_respect_grace_period(false)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("SetInstanceHealth", e))?;
+    info!("instance marked Unhealthy in its group");
+    Ok(())
 }
