@@ -25,7 +25,8 @@ pub enum Subject<'a> {
     Leaving { group: Option<&'a str>, instance: &'a str, by_group: bool },
     /// A running instance about to stop forwarding (its own report, or EC2's Spot warning). `proof`:
     /// the event alone proves it (EC2's); otherwise the group must hold the instance Unhealthy.
-    Warned { group: Option<&'a str>, instance: &'a str, proof: bool },
+    /// `fresh`: young enough that the group may not show the instance's own mark yet.
+    Warned { group: Option<&'a str>, instance: &'a str, proof: bool, fresh: bool },
     /// The schedule, `reconcile` and `verify`: every zone, each on its own NAT or a sibling's.
     Everything,
 }
@@ -136,7 +137,7 @@ pub fn decide(config: &Config, subject: Subject<'_>, world: &World) -> Result<De
     match subject {
         Subject::Launched { group, instance, fresh } => launched(config, world, group, instance, fresh),
         Subject::Leaving { group, instance, by_group } => Ok(leaving(config, world, group, instance, by_group)),
-        Subject::Warned { group, instance, proof } => Ok(warned(config, world, group, instance, proof)),
+        Subject::Warned { group, instance, proof, fresh } => Ok(warned(config, world, group, instance, proof, fresh)),
         Subject::Everything => Ok(everything(config, world)),
     }
 }
@@ -533,22 +534,24 @@ fn hand_over(config: &Config, world: &World, own: Option<&str>, id: &str) -> Dec
 /// A warned instance still runs: its zone is handed over while it forwards. One already gone is a
 /// state change. Without proof in the event, the group must hold the instance Unhealthy (as the
 /// NAT marks itself before it reports): a report alone, forged or crossed, moves nothing.
-fn warned(config: &Config, world: &World, group: Option<&str>, id: &str, proof: bool) -> Decision {
+fn warned(config: &Config, world: &World, group: Option<&str>, id: &str, proof: bool, fresh: bool) -> Decision {
     let instance = world.instance(id);
     if instance.is_some_and(|i| !i.state.is_live()) {
         return leaving(config, world, group, id, false);
     }
-    let Some(name) = group.or(instance.and_then(|i| i.group.as_deref())).filter(|g| config.group(g).is_some())
-    else {
+    let Some(name) = group.or(instance.and_then(|i| i.group.as_deref())).filter(|g| config.group(g).is_some()) else {
         return Decision::Ignored { reason: format!("{id} is not an instance of a configured NAT group") };
     };
     match world.member(name, id) {
         None if world.members.get(name).is_some_and(Option::is_some) => {
             Decision::Stale { reason: format!("{name} does not hold {id}") }
         }
-        Some(member) if member.healthy && !proof => Decision::Stale {
-            reason: format!("{name} holds {id} healthy: a report alone moves nothing"),
+        Some(member) if member.healthy && !proof && fresh => Decision::NotYetVisible {
+            reason: format!("{name} does not show {id} Unhealthy yet (the NAT marks itself as it reports)"),
         },
+        Some(member) if member.healthy && !proof => {
+            Decision::Stale { reason: format!("{name} holds {id} healthy: a report alone moves nothing") }
+        }
         _ => hand_over(config, world, Some(name), id),
     }
 }
@@ -801,7 +804,7 @@ mod tests {
     }
 
     fn warned<'a>(id: &'a str, group: Option<&'static str>, proof: bool) -> Subject<'a> {
-        Subject::Warned { group, instance: id, proof }
+        Subject::Warned { group, instance: id, proof, fresh: false }
     }
 
     fn unhealthy(id: &str) -> AsgMember {
@@ -835,6 +838,9 @@ mod tests {
         // Forged, crossed or early: the group holds the instance healthy, or does not hold it.
         let d = decide(&config(true), warned(A1, Some("nat-a"), false), &healthy()).unwrap();
         assert!(matches!(&d, Decision::Stale { reason } if reason.contains("healthy")), "{d:?}");
+        // A young report: the group may not show the NAT's own mark yet (observed again, within the deadline).
+        let young = Subject::Warned { group: Some("nat-a"), instance: A1, proof: false, fresh: true };
+        assert!(matches!(decide(&config(true), young, &healthy()), Ok(Decision::NotYetVisible { .. })));
         let d = decide(&config(true), warned("i-00000000000000dd", Some("nat-a"), false), &healthy()).unwrap();
         assert!(matches!(&d, Decision::Stale { reason } if reason.contains("does not hold")), "{d:?}");
         // EC2's Spot warning is proof: the zone moves while the group still holds it healthy.
@@ -842,7 +848,10 @@ mod tests {
         assert!(matches!(&p.zone("nat-a").unwrap().follows, Follows::Sibling { .. }));
         // ... and an instance of no configured group is not ours.
         let mut w = healthy();
-        w.instances.push(InstanceView { group: Some("web".into()), ..instance("i-00000000000000ee", 'a', InstanceState::Running, 1, true) });
+        w.instances.push(InstanceView {
+            group: Some("web".into()),
+            ..instance("i-00000000000000ee", 'a', InstanceState::Running, 1, true)
+        });
         let d = decide(&config(true), warned("i-00000000000000ee", None, true), &w).unwrap();
         assert!(matches!(d, Decision::Ignored { .. }), "{d:?}");
     }

@@ -61,6 +61,9 @@ pub struct Warned {
     pub group: Option<String>,
     pub instance_id: String,
     pub warning: Warning,
+    /// When the event happened (epoch milliseconds): the NAT marks itself Unhealthy while it
+    /// reports, so a young report may wait a moment for the group to show the mark.
+    pub time_ms: i64,
 }
 
 /// Who says the instance is leaving, and so how much the event alone proves.
@@ -255,11 +258,11 @@ pub fn parse(value: Value, config: &Config) -> Result<Trigger, MalformedEvent> {
                 return ignored("group is not configured".into(), Some(target));
             }
             let (group, instance_id) = target;
-            Ok(Trigger::Warned(Warned { group: Some(group), instance_id, warning: Warning::SelfCheckFailed }))
+            Ok(Trigger::Warned(Warned { group: Some(group), instance_id, warning: Warning::SelfCheckFailed, time_ms }))
         }
         ("aws.ec2", SPOT_INTERRUPTION_WARNING) => {
             let instance_id = detail()?.instance_id("instance-id")?;
-            Ok(Trigger::Warned(Warned { group: None, instance_id, warning: Warning::SpotInterruption }))
+            Ok(Trigger::Warned(Warned { group: None, instance_id, warning: Warning::SpotInterruption, time_ms }))
         }
         ("aws.ec2", REBALANCE_RECOMMENDATION) => {
             let instance_id = detail()?.instance_id("instance-id")?;
@@ -388,7 +391,8 @@ mod tests {
             Trigger::Warned(Warned {
                 group: Some("nat-a".into()),
                 instance_id: "i-0123456789abcdef0".into(),
-                warning: Warning::SelfCheckFailed
+                warning: Warning::SelfCheckFailed,
+                time_ms: 1_795_755_600_000,
             })
         );
         let spot = event(
@@ -401,14 +405,23 @@ mod tests {
             Trigger::Warned(Warned {
                 group: None,
                 instance_id: "i-0123456789abcdef0".into(),
-                warning: Warning::SpotInterruption
+                warning: Warning::SpotInterruption,
+                time_ms: 1_795_755_600_000,
             })
         );
         assert!(Warning::SpotInterruption.is_proof() && !Warning::SelfCheckFailed.is_proof());
         // The report of an unconfigured group, from another source, or a rebalance recommendation: nothing.
         for ignored in [
-            event(SELF_CHECK_SOURCE, SELF_CHECK_FAILED, json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "web"})),
-            event("forged.source", SELF_CHECK_FAILED, json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "nat-a"})),
+            event(
+                SELF_CHECK_SOURCE,
+                SELF_CHECK_FAILED,
+                json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "web"}),
+            ),
+            event(
+                "forged.source",
+                SELF_CHECK_FAILED,
+                json!({"EC2InstanceId": "i-0123456789abcdef0", "AutoScalingGroupName": "nat-a"}),
+            ),
             event("aws.ec2", REBALANCE_RECOMMENDATION, json!({"instance-id": "i-0123456789abcdef0"})),
         ] {
             assert!(matches!(parse(ignored.clone(), &config()), Ok(Trigger::Ignored(_))), "{ignored}");

@@ -25,6 +25,9 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
 /// A launch event younger than this whose instance nobody shows yet is waited for (EC2 and Auto
 /// Scaling are eventually consistent); an older one is stale.
 const FRESH_EVENT: Duration = Duration::from_secs(180);
+/// A NAT's report younger than this whose group does not show the instance Unhealthy yet is
+/// observed again (the NAT marks itself as it reports); an older one moves nothing.
+const FRESH_REPORT: Duration = Duration::from_secs(15);
 
 /// The hook's state for its whole life: the clients and the configuration, built once.
 #[derive(Debug, Clone)]
@@ -238,7 +241,9 @@ impl Hook {
     async fn warned(&self, warned: &Warned, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
         let instance = warned.instance_id.as_str();
         let proof = warned.warning.is_proof();
-        let subject = Subject::Warned { group: warned.group.as_deref(), instance, proof };
+        let age = (now_ms() as i64).saturating_sub(warned.time_ms);
+        let fresh = age <= FRESH_REPORT.as_millis() as i64;
+        let subject = Subject::Warned { group: warned.group.as_deref(), instance, proof, fresh };
         let (decision, world) = observe_and_decide(&self.clients, &self.config, subject, deadline).await?;
         let group = warned.group.as_deref().or(world.instance(instance).and_then(|i| i.group.as_deref()));
         if proof

@@ -33,10 +33,10 @@
 #                           (RECHECK_SECONDS while failing) a whole `health` check.
 #   nat-self-check health   one whole check; after UNHEALTHY_AFTER consecutive own faults, leave.
 #                           Outside trouble neither counts nor resets the count.
-#   Leaving: mark the instance Unhealthy (its group replaces it, launch before terminate), then put
-#   one event "NAT Self-Check Failed" (source EVENT_SOURCE) on the default bus: the hook checks that
-#   the group holds the instance Unhealthy and hands its zone over at once. Each is done once per
-#   instance (retried at the next check until it succeeds).
+#   Leaving: mark the instance Unhealthy (its group replaces it, launch before terminate) and put one
+#   event "NAT Self-Check Failed" (source EVENT_SOURCE) on the default bus, at the same time: the
+#   hook checks that the group holds the instance Unhealthy and hands its zone over at once. Each
+#   is done once per instance (retried at the next check until it succeeds).
 #   nat-self-check check    one check, the verdict on stdout; changes nothing. Exit 0 works, 1 own
 #                           fault, 3 outside trouble.
 #
@@ -526,21 +526,25 @@ health_verdict() {
   return 1
 }
 
-# leave WHY REASON FAILURES: mark this instance Unhealthy (once), then report it to the hook with
-# one event (once); each is retried at the next failed check until it succeeded. Sets $STATE_DIR/left
-# when both are done.
+# leave WHY REASON FAILURES: mark this instance Unhealthy and report it to the hook with one event,
+# at the same time (the hook waits a few seconds for the group to show the mark); each once, and
+# retried at the next failed check until it succeeded. Sets $STATE_DIR/left when both are done.
 leave() {
-  local why=$1 reason=$2 failures=$3
+  local why=$1 reason=$2 failures=$3 mark=0 sent=0
   identity || return 1
   if [[ ! -e $STATE_DIR/marked ]]; then
     log 3 "marking $INSTANCE_ID Unhealthy after $why: its group replaces it. Last: $reason"
     # The grace period is for the group's own checks of a booting instance; this one proved itself
     # at launch, so its failures count at once.
-    cli autoscaling set-instance-health --instance-id "$INSTANCE_ID" --health-status Unhealthy --no-should-respect-grace-period ||
-      return 1
-    touch "$STATE_DIR/marked"
+    (cli autoscaling set-instance-health --instance-id "$INSTANCE_ID" --health-status Unhealthy --no-should-respect-grace-period &&
+      touch "$STATE_DIR/marked") &
+    mark=$!
   fi
-  report "$reason" "$failures" || return 1
+  report "$reason" "$failures" || sent=1
+  if ((mark != 0)); then
+    wait "$mark"
+  fi
+  [[ -e $STATE_DIR/marked ]] && ((sent == 0)) || return 1
   touch "$STATE_DIR/left"
   return 0
 }
@@ -599,19 +603,18 @@ quick() {
   return 0
 }
 
-# watch: the running instance's self-check, for its life (nat-self-check.service).
+# watch: the running instance's self-check, for its life (nat-self-check.service). Every tick the
+# local checks first (a whole check's requests and log shipping take seconds; they never delay them).
 watch() {
-  local next=0 streak=0 now status
+  local next=0 streak=0 status
   mkdir -p "$STATE_DIR"
   while :; do
-    now=$(date +%s)
-    if ((now >= next)); then
+    streak=$(quick "$streak")
+    if (($(date +%s) >= next)); then
       health >/dev/null
       status=$?
-      if ((status == 1)); then next=$((now + RECHECK_SECONDS)); else next=$((now + CHECK_INTERVAL_SECONDS)); fi
+      if ((status == 1)); then next=$(($(date +%s) + RECHECK_SECONDS)); else next=$(($(date +%s) + CHECK_INTERVAL_SECONDS)); fi
       ((status == 0)) && streak=0
-    else
-      streak=$(quick "$streak")
     fi
     sleep "$LOCAL_CHECK_SECONDS"
   done
