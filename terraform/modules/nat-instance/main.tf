@@ -147,6 +147,15 @@ resource "aws_launch_template" "this" {
 
   user_data = base64encode(local.user_data)
 
+  lifecycle {
+    # EC2 refuses more than 16 KiB of user data only when an instance launches: say so at plan time
+    # (long names or check URLs use the margin that the self-check and the nftables rules leave).
+    precondition {
+      condition     = length(local.user_data) < 16384
+      error_message = "The rendered user data has ${length(local.user_data)} characters; EC2 takes at most 16 KiB: shorten name, log_group_name or check_ip_urls."
+    }
+  }
+
   iam_instance_profile {
     arn = aws_iam_instance_profile.this.arn
   }
