@@ -182,7 +182,9 @@ def test_rendered_nftables_config_parses_loads_twice_and_closes_the_nats_own_add
     path = tmp_path / "nftables.conf"
     path.write_text(conf.replace("$egress", "ens5"))
     once, twice = tmp_path / "once", tmp_path / "twice"
-    proc = nft_in_new_netns(f'"$NFT" -c -f {path}; "$NFT" -f {path}; "$NFT" list ruleset >{once}; "$NFT" -f {path}; "$NFT" list ruleset >{twice}')
+    proc = nft_in_new_netns(
+        f'"$NFT" -c -f {path}; "$NFT" -f {path}; "$NFT" list ruleset >{once}; "$NFT" -f {path}; "$NFT" list ruleset >{twice}'
+    )
     assert proc.returncode == 0, proc.stderr
     loaded = once.read_text()
     assert twice.read_text() == loaded, "loading the file again changes nothing (it flushes its tables first)"
