@@ -136,7 +136,9 @@ def test_rendered_user_data_names_its_group_hook_and_settings(rendered):
 def test_rendered_user_data_installs_the_self_check_as_it_is_and_fits_ec2s_limit(rendered):
     shipped = gzip.decompress(base64.b64decode(heredoc(rendered, "NAT_SELF_CHECK")))
     assert shipped.decode() == SELF_CHECK.read_text()
-    assert len(rendered.encode()) < 16 * 1024, "EC2 takes at most 16 KiB of user data"
+    # EC2 takes at most 16 KiB; the module's precondition refuses more at plan time. A quarter KiB
+    # to spare: a real stack's group and log group names are longer than this test's.
+    assert len(rendered.encode()) < 16 * 1024 - 256, "EC2 takes at most 16 KiB of user data"
 
 
 # What the NAT's own address admits: nothing but replies, loopback, ICMP errors, DHCP. Any TCP or
