@@ -2,16 +2,22 @@
 network namespaces (tools/nat_lab/lab). Assertions are on what the probes measured (the source
 address the echo saw for every new connection) and on the emulator's state, never on logs or
 timers. `make lab` runs every scenario and writes docs/egress.md; this is the part `make test` runs.
+It also proves the NAT's host firewall on real packets: its own address admits nothing from the
+private hosts, while what it forwards flows.
 
 Root only (network namespaces, nftables, mount namespaces): elsewhere every test here skips,
 saying why."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +27,10 @@ import pytest
 from nat_lab import REPO
 from nat_lab import hook as hook_lab
 from nat_lab.events import LAUNCH_SUCCESSFUL
-from nat_lab.lab import netns
+from nat_lab.lab import boot, netns
 from nat_lab.lab.core import Lab, Settings, default_module, nat_log_group
 from nat_lab.lab.eventbridge import EventBridge
+from nat_lab.lab.fabric import ECHO_ADDRESS
 from nat_lab.lab.hookwire import Hook
 from nat_lab.lab.report import measure
 from nat_lab.lab.scenarios import SCENARIOS, converge_by_hand, execute, own_nat, settle
@@ -80,6 +87,137 @@ def run(lab, bridge, name):
     assert settle(lab, bridge), "the world is not whole before the run"
     done, probes = execute(lab, bridge, SCENARIOS[name], failover=True, hook=True)
     return done, {r["zone"]: r for r in measure(lab, done, probes, str(hook_binary()))}
+
+
+# --- the NAT's own address: a host firewall, forwarding untouched ----------------------------------------
+
+
+class Service:
+    """A TCP service listening inside a namespace: it answers each connection with the address it
+    came from, and records it."""
+
+    def __init__(self, ns: str, address: str, port: int):
+        self.sources: list[str] = []
+        self._stop = threading.Event()
+        self.sock: socket.socket = netns.call_in(ns, lambda: socket.create_server((address, port)))  # type: ignore[assignment]
+        self.sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._serve, name=f"service-{ns}-{port}", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                self.sources.append(peer[0])
+                conn.sendall(f"{peer[0]}\n".encode())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def tcp_answer(ns: str, address: str, port: int, timeout: float = 2.0) -> str:
+    """What a client in `ns` gets from address:port: the service's answer, `timeout` (dropped) or
+    `refused`."""
+
+    def connect() -> str:
+        try:
+            with socket.create_connection((address, port), timeout=timeout) as conn:
+                return conn.recv(64).decode().strip()
+        except TimeoutError:
+            return "timeout"
+        except ConnectionRefusedError:
+            return "refused"
+
+    return netns.call_in(ns, connect)  # type: ignore[return-value]
+
+
+def icmp_echo_answered(ns: str, address: str, timeout: float = 1.5) -> bool:
+    """Whether an ICMP echo request from `ns` to `address` gets its reply (a raw socket: no ping here)."""
+
+    def checksum(data: bytes) -> int:
+        total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+        total = (total >> 16) + (total & 0xFFFF)
+        return ~(total + (total >> 16)) & 0xFFFF
+
+    def ping() -> bool:
+        ident, payload = os.getpid() & 0xFFFF, b"nat-lab!"
+        request = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + payload
+        request = request[:2] + struct.pack("!H", checksum(request)) + request[4:]
+        with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+            sock.sendto(request, (address, 0))
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                try:
+                    data, peer = sock.recvfrom(1024)
+                except TimeoutError:
+                    return False
+                header = (data[0] & 0x0F) * 4
+                kind, _, _, got = struct.unpack("!BBHH", data[header : header + 6])
+                if peer[0] == address and kind == 0 and got == ident:
+                    return True
+        return False
+
+    return netns.call_in(ns, ping)  # type: ignore[return-value]
+
+
+def in_instance(nat, *cmd: str) -> subprocess.CompletedProcess:
+    """`cmd` inside a lab NAT instance: its network and mount namespaces and its root, with the PATH its
+    user data had (entered through one of its processes, e.g. the self-check's timer)."""
+    for pid in netns.pids(nat.ns):
+        try:
+            if os.readlink(f"/proc/{pid}/root") == "/":
+                continue
+        except OSError:
+            continue
+        nsenter = ["nsenter", "-t", str(pid), "-m", "-n", "-r", "-w", "--", "/usr/bin/env", "-i", f"PATH={boot.PATH}"]
+        proc = subprocess.run([*nsenter, *cmd], capture_output=True, text=True, timeout=60)
+        if "No such process" not in proc.stderr:
+            return proc
+    raise AssertionError(f"no process of instance {nat.id} to enter")
+
+
+def test_the_nats_own_address_admits_nothing_while_what_it_forwards_flows(lab, hooked):
+    """The user data's input chain: a private host cannot open a connection to the NAT itself (a
+    service listening on TCP 22 there, as sshd would), nor get an ICMP echo from it, while the very
+    same traffic forwarded through the NAT reaches the internet and leaves with the zone's EIP; the
+    self-check still proves egress through its forwarding probe."""
+    assert settle(lab, hooked)
+    zone = next(iter(lab.world.zones.values()))
+    nat = lab.instances.live[own_nat(lab.state, lab, zone.zone)]
+    host = f"{lab.registry.prefix}host-{zone.zone[-1]}"
+    chain = netns.run("ip", "netns", "exec", nat.ns, "nft", "list", "chain", "inet", "filter", "input").stdout
+    assert "hook input priority filter; policy drop;" in chain
+    on_nat, on_internet = Service(nat.ns, "0.0.0.0", 22), Service(lab.fabric.inet, ECHO_ADDRESS, 22)
+    try:
+        # The service is open on the NAT's address: the NAT itself reaches it (loopback).
+        assert tcp_answer(nat.ns, nat.private_ip, 22) == nat.private_ip
+        # From a private host, the NAT's own address admits nothing: the SYN is dropped.
+        assert tcp_answer(host, nat.private_ip, 22) == "timeout"
+        assert on_nat.sources == [nat.private_ip], "only the NAT's own connection reached its service"
+        assert not icmp_echo_answered(host, nat.private_ip)
+        # The same port, and ICMP echo, forwarded through the NAT: answered, leaving with the zone's EIP.
+        assert tcp_answer(host, ECHO_ADDRESS, 22) == zone.eip
+        assert on_internet.sources == [zone.eip]
+        assert icmp_echo_answered(host, ECHO_ADDRESS)
+    finally:
+        on_nat.close()
+        on_internet.close()
+    # The self-check proves egress through its forwarding probe (a namespace on the NAT), with the
+    # chain loaded; its timer has counted no failure.
+    check = in_instance(nat, "/usr/local/sbin/nat-self-check", "check")
+    assert check.returncode == 0 and f"forwarded egress as {zone.eip}" in check.stdout, check.stdout + check.stderr
+    counter = nat.file("/run/nat-asg-hook/consecutive-failures")
+    assert lab.wait(lambda s: counter.exists(), 30), "the self-check's timer never ran"
+    assert counter.read_text().strip() == "0"
+    assert own_nat(lab.state, lab, zone.zone) == nat.id, "nothing replaced the NAT meanwhile"
 
 
 def test_planned_refresh_leaves_only_through_the_zone_eip(lab, hooked):

@@ -141,6 +141,66 @@ def test_rendered_user_data_installs_the_self_check_as_it_is_and_fits_ec2s_limit
     assert len(gzip.compress(rendered.encode(), 9)) < 16 * 1024 * 0.8, "EC2 takes at most 16 KiB of user data (kept 20 % spare)"
 
 
+# What the NAT's own address admits: nothing but replies, loopback, ICMP errors, DHCP. Any TCP or
+# UDP port, SSH's among them, and ICMP echo are dropped (nft's own rendering of the loaded chain).
+INPUT_ACCEPTS = {
+    'iif "lo" accept',
+    "ct state established,related accept",
+    "icmp type { destination-unreachable, time-exceeded, parameter-problem } accept",
+    "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, "
+    "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept",
+    "udp sport . udp dport { 67 . 68, 547 . 546 } accept",  # DHCP, DHCPv6: server to client
+}
+
+
+def set_sorted(rule: str) -> str:
+    """A rule with the elements of its anonymous sets in one order (nft lists them in its own)."""
+    return re.sub(r"\{ (.*?) \}", lambda m: "{ " + ", ".join(sorted(m.group(1).split(", "))) + " }", rule)
+
+
+def nft_in_new_netns(script: str) -> subprocess.CompletedProcess:
+    """A bash script, with $NFT the nft binary, in a network namespace of its own (root: `unshare
+    --net`; otherwise a user namespace maps us to root there): nft changes nothing on this machine."""
+    nft = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
+    if nft is None:
+        message = "nft is missing: scripts/lab-deps.sh installs it (nftables; make test-py runs it as root)"
+        if os.geteuid() == 0:
+            pytest.fail(message)
+        pytest.skip(message)
+    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--net"]
+    proc = subprocess.run(
+        [*unshare, "bash", "-euo", "pipefail", "-c", script], env={**os.environ, "NFT": nft}, capture_output=True, text=True, timeout=60
+    )
+    if proc.returncode != 0 and proc.stderr.startswith("unshare:"):
+        pytest.skip(f"no network namespace of our own here: {proc.stderr.strip()}")
+    return proc
+
+
+def test_rendered_nftables_config_parses_loads_twice_and_closes_the_nats_own_address(rendered, tmp_path):
+    """/etc/sysconfig/nftables.conf as the user data writes it (its shell expands $egress), checked
+    by nft (`-c`), then loaded twice, as nftables.service does at a restart, in a namespace of its own."""
+    [_, conf] = heredocs(rendered, "CONF")
+    assert "$" not in conf.replace("$egress", ""), "the only shell expansion in the file is the egress interface"
+    path = tmp_path / "nftables.conf"
+    path.write_text(conf.replace("$egress", "ens5"))
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    proc = nft_in_new_netns(
+        f'"$NFT" -c -f {path}; "$NFT" -f {path}; "$NFT" list ruleset >{once}; "$NFT" -f {path}; "$NFT" list ruleset >{twice}'
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = once.read_text()
+    assert twice.read_text() == loaded, "loading the file again changes nothing (it flushes its tables first)"
+
+    chains = dict(re.findall(r"^\tchain (\w+) \{\n(.*?)^\t\}", loaded, re.M | re.S))
+    assert set(chains) == {"postrouting", "input"}, "no forward chain: forwarded traffic is not filtered here"
+    assert "type filter hook input priority filter; policy drop;" in chains["input"]
+    rules = [line.strip() for line in chains["input"].splitlines()[1:] if line.strip()]
+    assert {set_sorted(r) for r in rules if r.endswith("accept")} == {set_sorted(r) for r in INPUT_ACCEPTS}
+    assert [r for r in rules if not r.endswith("accept")] == ["ct state invalid drop"]
+    assert f'oifname "ens5" ip saddr {VPC_CIDR} ip daddr != {VPC_CIDR} masquerade' in chains["postrouting"]
+    assert "policy accept;" in chains["postrouting"]
+
+
 # --- the self-check, with stand-ins -------------------------------------------------------------------
 
 STUBS = {

@@ -148,6 +148,16 @@ resource "aws_launch_template" "this" {
   # Gzipped: EC2 takes at most 16 KiB of user data; cloud-init unpacks it.
   user_data = base64gzip(local.user_data)
 
+  lifecycle {
+    # EC2 refuses more than 16 KiB of user data only when an instance launches: say so at plan time
+    # (long names or check URLs use the margin that the self-check and the nftables rules leave).
+    precondition {
+      # EC2 counts the raw bytes (here gzip's), before base64: 3 bytes per 4 characters.
+      condition     = length(base64gzip(local.user_data)) * 3 / 4 < 16384
+      error_message = "The gzipped user data has about ${floor(length(base64gzip(local.user_data)) * 3 / 4)} bytes; EC2 takes at most 16 KiB: shorten name, log_group_name or check_ip_urls."
+    }
+  }
+
   iam_instance_profile {
     arn = aws_iam_instance_profile.this.arn
   }

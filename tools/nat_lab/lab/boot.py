@@ -37,6 +37,10 @@ def mount(*args: str) -> None:
 def build_root(instance: Path) -> Path:
     root = instance / "root"
     state = instance / "state"  # the instance's writable directories, kept for the lab to read
+    root.mkdir(parents=True, exist_ok=True)
+    # The root is a mount point of its own, as an instance's is: `ip netns exec` (the self-check's
+    # forwarding probe) makes `/` a slave mount, which fails on a plain directory.
+    mount("--bind", str(root), str(root))
     for name in ("usr", "proc", "dev", "sys", *WRITABLE):
         (root / name).mkdir(parents=True, exist_ok=True)
     for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")):
