@@ -283,7 +283,7 @@ def test_check_endpoints_unreachable_from_every_nat_replace_nothing_and_raise_th
         nat = lab.instances.live[done.old[zone.zone]]
         aws_log = nat.file("/var/log/nat-lab/aws.log").read_text()
         assert "set-instance-health" not in aws_log and "put-metric-data" in aws_log
-        assert "OUTSIDE TROUBLE" in nat.file("/var/log/nat-lab/timers.log").read_text()
+        assert "OUTSIDE TROUBLE" in nat.file("/var/log/nat-lab/services.log").read_text()
     assert rows[done.zones[0]]["outside_trouble_zones"] >= 2 and rows[done.zones[0]]["outside_alarm"]
 
 

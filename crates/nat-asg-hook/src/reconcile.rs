@@ -56,9 +56,10 @@ pub async fn observe_and_decide(
                     world.add_instances(vec![view]);
                     world
                 };
-                // Nothing routes through it: nothing to hand over.
+                // Nothing routes through it: nothing to hand over (a NAT of ours warned again
+                // after its hand-over: unchanged; any other instance's state change: not ours).
                 if tables_targeting(config, &world, instance).next().is_none() {
-                    let decision = if by_group {
+                    let decision = if by_group || matches!(subject, Subject::Warned { .. }) {
                         Decision::Plan(Plan::default())
                     } else {
                         Decision::Ignored { reason: format!("no configured route table goes to {instance}") }
