@@ -69,6 +69,12 @@ pub async fn observe_state_then_groups(
     Ok(world)
 }
 
+/// The instances that hold these network interfaces (`verify`: what a route's target really is,
+/// when it is no instance of a configured group). An interface no instance holds is simply absent.
+pub async fn instances_with_enis(clients: &Clients, enis: &[String]) -> Result<Vec<InstanceView>, AwsError> {
+    describe_instances(clients, filter("network-interface.network-interface-id", enis), !enis.is_empty()).await
+}
+
 type State = (Vec<AddressView>, Vec<RouteTableView>, Vec<InstanceView>);
 
 async fn state(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<State, AwsError> {
