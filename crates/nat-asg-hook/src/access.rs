@@ -37,11 +37,10 @@ pub enum Blind {
 impl fmt::Display for Blind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoRegion { config_region } => write!(
-                f,
-                "no AWS region is set: set AWS_REGION{} (or the profile's region: AWS_PROFILE)",
-                config_region.as_deref().map(|r| format!("={r}, the configured zones' region,")).unwrap_or_default()
-            ),
+            Self::NoRegion { config_region } => match config_region {
+                Some(r) => write!(f, "no AWS region is set: set AWS_REGION={r} (the configured zones' region), or use a profile that has it (AWS_PROFILE)"),
+                None => write!(f, "no AWS region is set: set AWS_REGION, or use a profile that has one (AWS_PROFILE)"),
+            },
             Self::RegionMismatch { client, config } => write!(
                 f,
                 "the AWS region is {client}, but the configured zones are in {config}: set AWS_REGION={config} (the hook only sees its own region)"
@@ -109,7 +108,7 @@ const CREDENTIALS_REJECTED: &[&str] = &[
 /// zones themselves (a resource that does not exist, an instance in the wrong state).
 pub fn classify(e: &AwsError, endpoint: &str) -> Option<Blind> {
     let operation = e.operation;
-    let cause = || e.cause.clone().unwrap_or_else(|| e.message.clone());
+    let cause = || one_line(e.cause.as_deref().unwrap_or(&e.message));
     if CREDENTIALS_REJECTED.contains(&e.code.as_str()) {
         return Some(Blind::CredentialsRejected { operation, code: e.code.clone() });
     }
@@ -151,6 +150,13 @@ pub fn classify_hook(e: &HookError, endpoint: &str) -> Option<Blind> {
     }
 }
 
+/// The first line of an SDK message, without the list of what it tried ("no credentials found in
+/// chain. Attempted: ..." becomes "no credentials found in chain").
+fn one_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    first.split(". Attempted").next().unwrap_or(first).trim_end_matches([':', '.', ' ']).to_owned()
+}
+
 /// Where the clients send their calls, for messages: the emulator's URL, or the region's endpoint.
 pub fn endpoint(sdk: &SdkConfig) -> String {
     match (sdk.endpoint_url(), sdk.region()) {
@@ -174,7 +180,7 @@ pub async fn preflight(sdk: &SdkConfig, config: &Config) -> Result<(), Blind> {
     let Some(provider) = sdk.credentials_provider() else {
         return Err(Blind::NoCredentials { cause: "no credentials provider is configured".into() });
     };
-    provider.provide_credentials().await.map_err(|e| Blind::NoCredentials { cause: innermost(&e) })?;
+    provider.provide_credentials().await.map_err(|e| Blind::NoCredentials { cause: one_line(&innermost(&e)) })?;
     Ok(())
 }
 
@@ -244,7 +250,8 @@ mod tests {
         let mismatch = Blind::RegionMismatch { client: "eu-west-1".into(), config: "us-east-1".into() };
         assert!(mismatch.to_string().contains("set AWS_REGION=us-east-1"));
         let none = Blind::NoRegion { config_region: Some("us-east-1".into()) };
-        assert!(none.to_string().starts_with("no AWS region is set: set AWS_REGION=us-east-1"), "{none}");
+        assert!(none.to_string().starts_with("no AWS region is set: set AWS_REGION=us-east-1 (the configured"), "{none}");
+        assert_eq!(one_line("no credentials found in chain. Attempted:\n  Environment: not set"), "no credentials found in chain");
     }
 
     #[test]

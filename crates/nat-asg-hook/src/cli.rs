@@ -351,8 +351,11 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 /// Operator commands log to stderr (stdout carries the result); `RUST_LOG` overrides the level.
 fn init_cli_logging(quiet: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
+    // The SDK's own warnings (a region IMDS could not give, ...) are Debug dumps the operator cannot
+    // act on: the tool says what went wrong in one sentence instead. RUST_LOG brings them back.
+    let level = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},aws_config=off,aws_smithy_runtime=off")));
     lambda_runtime::tracing::subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)

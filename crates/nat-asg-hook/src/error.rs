@@ -50,9 +50,10 @@ impl AwsError {
             _ => ("Unknown".to_owned(), true),
         };
         let message = match &err {
-            SdkError::ServiceError(service) => {
-                service.err().message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&err).to_string())
-            }
+            // An answer that carries no AWS error (a proxy's or an emulator's HTML page): its status.
+            SdkError::ServiceError(service) => service.err().message().map(str::to_owned).unwrap_or_else(|| {
+                format!("HTTP {} without an AWS error in the body", service.raw().status().as_u16())
+            }),
             _ => DisplayErrorContext(&err).to_string(),
         };
         let cause = match &err {
