@@ -161,7 +161,8 @@ def test_terminate_fails_over_to_a_sibling_and_the_replacement_takes_the_zone_ba
     assert_converged(moto, world, b)  # the sibling's own zone is untouched
 
     verify = hook.run(moto.env(), "verify", config=config)
-    assert verify.code == 1 and f"failed over to {b}" in verify.stdout, verify.stdout
+    assert verify.code == 1, verify.stdout
+    assert verify.stdout.startswith(f"FAILED OVER: {a} ") and f"its routes are on {b}'s NAT" in verify.stdout, verify.stdout
 
     # The scheduled run while the replacement is still proving itself leaves the zone on the sibling.
     still = hook.run(moto.env(), "reconcile", config=config)
