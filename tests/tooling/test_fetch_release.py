@@ -36,6 +36,7 @@ CLI_TARGETS = {
 def cli_bytes(target: str) -> bytes:
     return f"\x7fELF stand-in for the {target} nat-asg-hook binary".encode()
 
+
 FAKE_GH = """#!/usr/bin/env bash
 echo "gh $*" >> "$FAKE_LOG"
 case "$1 $2" in

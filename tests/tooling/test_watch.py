@@ -12,6 +12,7 @@ stand-in function that sleeps. The test id says which ran."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -73,9 +74,8 @@ def tools(request, tmp_path) -> dict[str, str]:
 
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "hook.json"
-    path.write_text(
-        '{"groups": {"nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]}}}'
-    )
+    group = {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]}
+    path.write_text(json.dumps({"groups": {"nat-a": group}}))
     return path
 
 

@@ -88,16 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         prog=f"python -m {__spec__.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("config", type=Path, help="the hook's configuration (NAT_ASG_HOOK_CONFIG), e.g. terraform output -raw hook_config")
-    parser.add_argument("--port", type=int, default=PORT, help=f"where cargo lambda watch listens (default {PORT}, where `make invoke` looks)")
+    parser.add_argument("--port", type=int, default=PORT, help=f"where cargo lambda watch listens (default {PORT}: make invoke)")
     args = parser.parse_args(argv)
     try:
         config = args.config.read_text()
     except OSError as e:
-        print(f"watch: cannot read the configuration {args.config}: {e.strerror}; make watch CONFIG=hook.json (terraform output -raw hook_config > hook.json)", file=sys.stderr)
+        hint = "make watch CONFIG=hook.json (terraform output -raw hook_config > hook.json)"
+        print(f"watch: cannot read the configuration {args.config}: {e.strerror}; {hint}", file=sys.stderr)
         return 2
     if port_taken(args.port):
         holder = port_holder(args.port)
-        who = f"by {holder}" if holder else "by another process (ss -ltnp | grep :%d names it)" % args.port
+        who = f"by {holder}" if holder else f"by another process (ss -ltnp | grep :{args.port} names it)"
         stop = f"stop it (kill {holder.split()[1]})" if holder else "stop it"
         print(f"watch: port {args.port} is already taken {who}: {stop}, or serve on another port (--port); not starting", file=sys.stderr)
         return 1

@@ -38,7 +38,10 @@ impl fmt::Display for Blind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoRegion { config_region } => match config_region {
-                Some(r) => write!(f, "no AWS region is set: set AWS_REGION={r} (the configured zones' region), or use a profile that has it (AWS_PROFILE)"),
+                Some(r) => write!(
+                    f,
+                    "no AWS region is set: set AWS_REGION={r} (the configured zones' region), or use a profile that has it (AWS_PROFILE)"
+                ),
                 None => write!(f, "no AWS region is set: set AWS_REGION, or use a profile that has one (AWS_PROFILE)"),
             },
             Self::RegionMismatch { client, config } => write!(
@@ -145,7 +148,9 @@ pub fn classify_hook(e: &HookError, endpoint: &str) -> Option<Blind> {
     match e {
         HookError::Aws(e) => classify(e, endpoint),
         HookError::Lifecycle { source, .. } if source.is_authorization() => classify(source, endpoint),
-        HookError::Act { failed, .. } => failed.iter().find(|(_, e)| e.is_authorization()).and_then(|(_, e)| classify(e, endpoint)),
+        HookError::Act { failed, .. } => {
+            failed.iter().find(|(_, e)| e.is_authorization()).and_then(|(_, e)| classify(e, endpoint))
+        }
         _ => None,
     }
 }
@@ -239,19 +244,32 @@ mod tests {
 
     #[test]
     fn a_wrong_region_names_the_right_one() {
-        let text = Blind::NothingThere { groups: 3, region: "us-west-2".into(), config_region: Some("us-east-1".into()) }
-            .to_string();
+        let text =
+            Blind::NothingThere { groups: 3, region: "us-west-2".into(), config_region: Some("us-east-1".into()) }
+                .to_string();
         assert_eq!(
             text,
             "none of the 3 configured Auto Scaling groups exists in us-west-2: the region may be wrong (the configured zones are in us-east-1: set AWS_REGION=us-east-1)"
         );
-        let one = Blind::NothingThere { groups: 1, region: "us-east-1".into(), config_region: Some("us-east-1".into()) };
-        assert!(one.to_string().starts_with("the configured Auto Scaling group does not exist in us-east-1: the region or the account"), "{one}");
+        let one =
+            Blind::NothingThere { groups: 1, region: "us-east-1".into(), config_region: Some("us-east-1".into()) };
+        assert!(
+            one.to_string().starts_with(
+                "the configured Auto Scaling group does not exist in us-east-1: the region or the account"
+            ),
+            "{one}"
+        );
         let mismatch = Blind::RegionMismatch { client: "eu-west-1".into(), config: "us-east-1".into() };
         assert!(mismatch.to_string().contains("set AWS_REGION=us-east-1"));
         let none = Blind::NoRegion { config_region: Some("us-east-1".into()) };
-        assert!(none.to_string().starts_with("no AWS region is set: set AWS_REGION=us-east-1 (the configured"), "{none}");
-        assert_eq!(one_line("no credentials found in chain. Attempted:\n  Environment: not set"), "no credentials found in chain");
+        assert!(
+            none.to_string().starts_with("no AWS region is set: set AWS_REGION=us-east-1 (the configured"),
+            "{none}"
+        );
+        assert_eq!(
+            one_line("no credentials found in chain. Attempted:\n  Environment: not set"),
+            "no credentials found in chain"
+        );
     }
 
     #[test]

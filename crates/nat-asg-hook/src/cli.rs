@@ -183,7 +183,12 @@ pub fn no_command(why: &str) -> String {
         .map(|c| {
             let args: String = c
                 .get_positionals()
-                .map(|a| format!(" <{}>", a.get_value_names().and_then(|v| v.first()).map_or("ARG".into(), ToString::to_string)))
+                .map(|a| {
+                    format!(
+                        " <{}>",
+                        a.get_value_names().and_then(|v| v.first()).map_or("ARG".into(), ToString::to_string)
+                    )
+                })
                 .collect();
             format!("{}{args}", c.get_name())
         })

@@ -118,10 +118,18 @@ impl Verdict {
                     .filter(|z| z.status == *s && *s != ZoneStatus::Healthy)
                     .map(|z| z.auto_scaling_group.as_str())
                     .collect();
-                if names.is_empty() { format!("{n} {}", s.label()) } else { format!("{n} {} ({})", s.label(), names.join(", ")) }
+                if names.is_empty() {
+                    format!("{n} {}", s.label())
+                } else {
+                    format!("{n} {} ({})", s.label(), names.join(", "))
+                }
             })
             .collect();
-        let verdict = if self.healthy() { "every zone is healthy".to_owned() } else { format!("worst: {}", self.worst().label()) };
+        let verdict = if self.healthy() {
+            "every zone is healthy".to_owned()
+        } else {
+            format!("worst: {}", self.worst().label())
+        };
         format!("{verdict}; {} of {total} zones: {}", self.zones.len(), parts.join(", "))
     }
 }
@@ -208,7 +216,13 @@ enum Carrier {
 }
 
 /// Pure: one table's route, judged on what its target really is.
-fn carrier(config: &Config, world: &World, zone: &str, own: Option<&str>, route: Option<&RouteView>) -> (Carrier, String) {
+fn carrier(
+    config: &Config,
+    world: &World,
+    zone: &str,
+    own: Option<&str>,
+    route: Option<&RouteView>,
+) -> (Carrier, String) {
     let Some(route) = route else { return (Carrier::Dark("no default route".into()), "-".into()) };
     let instance = match (&route.network_interface_id, &route.instance_id, &route.target) {
         (Some(eni), _, _) => world.instance_with_eni(eni),
@@ -325,7 +339,9 @@ pub fn assess(
                 Some(_) => "blackhole",
             },
             ok: own.is_some()
-                && route.is_some_and(|r| r.active && r.network_interface_id.as_deref() == health.network_interface_id.as_deref()),
+                && route.is_some_and(|r| {
+                    r.active && r.network_interface_id.as_deref() == health.network_interface_id.as_deref()
+                }),
             dark: is_dark,
             via,
         });
@@ -349,7 +365,9 @@ pub fn assess(
     }
     let would = match &zone.follows {
         Follows::Own { instance_id, .. } => format!("the hook would point it at its own NAT {instance_id}"),
-        Follows::Sibling { group, instance_id, .. } => format!("the hook would fail it over to {group} ({instance_id})"),
+        Follows::Sibling { group, instance_id, .. } => {
+            format!("the hook would fail it over to {group} ({instance_id})")
+        }
         Follows::Nothing { reason } => format!("the hook cannot fix it: {reason}"),
     };
 
@@ -359,14 +377,25 @@ pub fn assess(
         (ZoneStatus::Down, format!("DOWN: {where_} is dark: {}; {would}", dark.join("; ")))
     } else if own_sdc_on {
         let eni = health.network_interface_id.clone().unwrap_or_default();
-        (ZoneStatus::Down, format!("DOWN: {where_} is dark: its NAT's source/dest check is on ({eni}): it drops forwarded traffic; {would}"))
+        (
+            ZoneStatus::Down,
+            format!(
+                "DOWN: {where_} is dark: its NAT's source/dest check is on ({eni}): it drops forwarded traffic; {would}"
+            ),
+        )
     } else if own.is_some() {
         if zone.is_unchanged() && elsewhere.is_empty() {
             (ZoneStatus::Healthy, format!("healthy: {where_} is on its own NAT {}", own.unwrap_or_default()))
         } else {
             let mut what = elsewhere.clone();
             what.extend(zone.identity.iter().map(ToString::to_string));
-            (ZoneStatus::Unhealthy, format!("UNHEALTHY: {where_}: {}", if what.is_empty() { "not as the hook would leave it".to_owned() } else { what.join("; ") }))
+            (
+                ZoneStatus::Unhealthy,
+                format!(
+                    "UNHEALTHY: {where_}: {}",
+                    if what.is_empty() { "not as the hook would leave it".to_owned() } else { what.join("; ") }
+                ),
+            )
         }
     } else if let ([sibling], true) = (siblings.as_slice(), elsewhere.is_empty()) {
         match sibling_identity(config, world, sibling) {
@@ -379,7 +408,9 @@ pub fn assess(
                     ),
                 )
             }
-            Err(why) => (ZoneStatus::Unhealthy, format!("UNHEALTHY: {where_}: its routes are on {sibling}'s NAT, but {why}")),
+            Err(why) => {
+                (ZoneStatus::Unhealthy, format!("UNHEALTHY: {where_}: its routes are on {sibling}'s NAT, but {why}"))
+            }
         }
     } else {
         let mut what = elsewhere.clone();
@@ -477,7 +508,7 @@ pub fn render_table(verdict: &Verdict, color: bool) -> String {
         .collect();
     let mut out = String::new();
     let mut unwell: Vec<&GroupHealth> = groups.iter().filter(|g| !g.healthy).collect();
-    unwell.sort_by(|a, b| b.status.cmp(&a.status));
+    unwell.sort_by_key(|g| std::cmp::Reverse(g.status));
     for g in &unwell {
         let _ = writeln!(out, "{}", paint(false, &g.headline));
     }
@@ -614,8 +645,9 @@ mod tests {
         assert!(!h.healthy);
         assert_eq!(h.failed_over_to.as_deref(), Some("nat-b"));
         assert!(
-            h.headline.starts_with("FAILED OVER: nat-a (us-east-1a) has no NAT of its own; its routes are on nat-b's NAT i-89abcdef")
-                && h.headline.contains("198.51.100.8"),
+            h.headline.starts_with(
+                "FAILED OVER: nat-a (us-east-1a) has no NAT of its own; its routes are on nat-b's NAT i-89abcdef"
+            ) && h.headline.contains("198.51.100.8"),
             "{}",
             h.headline
         );
@@ -653,7 +685,11 @@ mod tests {
         w.instances[2].primary_eni.as_mut().unwrap().id = "eni-0000000a".into();
         w.members.insert(
             "nat-a".into(),
-            Some(vec![AsgMember { instance_id: "i-0000000a".into(), lifecycle_state: "InService".into(), healthy: true }]),
+            Some(vec![AsgMember {
+                instance_id: "i-0000000a".into(),
+                lifecycle_state: "InService".into(),
+                healthy: true,
+            }]),
         );
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
@@ -702,7 +738,11 @@ mod tests {
         w.addresses[1].network_interface_id = None;
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Unhealthy, "{h:?}");
-        assert!(h.headline.contains("nat-b's Elastic IP eipalloc-22222222 is not on its NAT i-89abcdef"), "{}", h.headline);
+        assert!(
+            h.headline.contains("nat-b's Elastic IP eipalloc-22222222 is not on its NAT i-89abcdef"),
+            "{}",
+            h.headline
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ use aws_sdk_ec2::operation::modify_network_interface_attribute::ModifyNetworkInt
 use aws_sdk_ec2::operation::replace_route::ReplaceRouteOutput;
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{
-    Address, Instance, InstanceNetworkInterface, NetworkInterface, NetworkInterfaceAttachment, InstanceNetworkInterfaceAttachment, InstanceState, InstanceStateName,
-    Placement, Reservation, Route, RouteState, RouteTable, Tag,
+    Address, Instance, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, InstanceState, InstanceStateName,
+    NetworkInterface, NetworkInterfaceAttachment, Placement, Reservation, Route, RouteState, RouteTable, Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -921,7 +921,11 @@ async fn verify_reads_a_route_target_no_group_holds_any_more() {
     let aws = Aws::new(state);
     let verdict = verify(&aws.clients(), &config()).await.unwrap();
     assert_eq!(verdict.zones[0].status, ZoneStatus::Down, "{:?}", verdict.zones[0]);
-    assert!(verdict.zones[0].headline.contains("rtb-000000a2 goes to i-0000000000000dead (stopped)"), "{}", verdict.zones[0].headline);
+    assert!(
+        verdict.zones[0].headline.contains("rtb-000000a2 goes to i-0000000000000dead (stopped)"),
+        "{}",
+        verdict.zones[0].headline
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -934,8 +938,9 @@ async fn verify_that_cannot_look_is_an_error_not_a_verdict_on_the_zones() {
     assert_eq!(classify(&err, "x"), Some(Blind::Throttled { operation: "DescribeAddresses" }));
 
     let mut aws = Aws::new(State::converged());
-    aws.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables)
-        .then_http_response(|| ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation."));
+    aws.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables).then_http_response(|| {
+        ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+    });
     let err = verify(&aws.clients(), &config()).await.unwrap_err();
     assert_eq!(
         classify(&err, "x"),
