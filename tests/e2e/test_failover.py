@@ -161,7 +161,8 @@ def test_terminate_fails_over_to_a_sibling_and_the_replacement_takes_the_zone_ba
     assert_converged(moto, world, b)  # the sibling's own zone is untouched
 
     verify = hook.run(moto.env(), "verify", config=config)
-    assert verify.code == 1 and f"failed over to {b}" in verify.stdout, verify.stdout
+    assert verify.code == 1, verify.stdout
+    assert verify.stdout.startswith(f"FAILED OVER: {a} ") and f"its routes are on {b}'s NAT" in verify.stdout, verify.stdout
 
     # The scheduled run while the replacement is still proving itself leaves the zone on the sibling.
     still = hook.run(moto.env(), "reconcile", config=config)
@@ -270,3 +271,42 @@ def test_the_schedule_fails_a_dark_zone_over_and_back(converged, tmp_path):
     assert back.code == 0, back.stderr
     assert back.result["zone_health"] == {"without_own_nat": 0, "failed_over": 0}
     assert_converged(moto, world, a, replacement)
+
+
+def test_verify_calls_a_zone_on_a_dead_nat_down_and_failed_over_only_once_its_routes_moved(converged):
+    """issue 23: `verify` must not call a zone "failed over" while its routes still go to the dead NAT."""
+    moto, world, config = converged
+    a = sorted(world.groups)[0]
+    zone = world.groups[a].zone
+    [nat] = in_service(moto, a)
+    nat_eni = primary_eni(moto, nat)
+    dead, _replacement = kill(moto, a)
+    assert dead == nat and zone_tables_on(moto, world, a, nat_eni), "the routes still go to the dead NAT"
+
+    dark = hook.run(moto.env(), "verify", config=config)
+    assert dark.code == 1, dark.stdout + dark.stderr
+    lines = dark.stdout.splitlines()
+    assert lines[0].startswith(f"DOWN: {a} ({zone}) is dark: "), dark.stdout
+    assert f"goes to {dead} (terminated)" in lines[0], lines[0]
+    assert "FAILED OVER" not in dark.stdout and "failed over to" not in dark.stdout, dark.stdout
+    assert lines[-1].startswith("worst: DOWN;"), lines[-1]
+    as_json = hook.run(moto.env(), "verify", "--json", config=config)
+    assert as_json.code == 1
+    zones = {z["auto_scaling_group"]: z for z in json.loads(as_json.stdout)}
+    assert zones[a]["status"] == "down" and "failed_over_to" not in zones[a]
+    assert all(r["dark"] for r in zones[a]["routes"])
+
+    # The schedule moves the zone onto a sibling: now, and only now, it is failed over.
+    moved = hook.run(moto.env(), "reconcile", config=config)
+    assert moved.code == 0, moved.stderr
+    sibling = moved.result["groups"][0]["failover"]["auto_scaling_group"] if a == moved.result["groups"][0]["auto_scaling_group"] else None
+    after = hook.run(moto.env(), "verify", "--json", config=config)
+    assert after.code == 1
+    zones = {z["auto_scaling_group"]: z for z in json.loads(after.stdout)}
+    assert zones[a]["status"] == "failed_over", zones[a]
+    sibling = zones[a]["failed_over_to"]
+    assert sibling != a and zone_tables_on(moto, world, a, primary_eni(moto, in_service(moto, sibling)[0]))
+    assert eip_eni(moto, world.groups[sibling].eip_allocation_id) == primary_eni(moto, in_service(moto, sibling)[0])
+    text = hook.run(moto.env(), "verify", config=config)
+    assert text.stdout.splitlines()[0].startswith(f"FAILED OVER: {a} ({zone}) has no NAT of its own; its routes are on {sibling}'s NAT")
+    assert text.stdout.splitlines()[-1].startswith("worst: FAILED OVER;")

@@ -21,18 +21,42 @@ ZIP = b"PK\x03\x04 stand-in for the arm64 bootstrap zip"
 
 # The real tools the script uses; nothing else is on its PATH (so a gh installed on this machine
 # cannot stand in for the fake one, or be there when a test wants none).
-SYSTEM_TOOLS = ("bash", "sed", "git", "dirname", "mkdir", "mktemp", "rm", "mv", "cut", "sha256sum", "cat")
+SYSTEM_TOOLS = ("bash", "sed", "git", "dirname", "mkdir", "mktemp", "rm", "mv", "cut", "sha256sum", "cat", "chmod")
+
+# The operator's binaries the release publishes, by target, and the machine (uname -s, uname -m)
+# each is for.
+CLI_TARGETS = {
+    "x86_64-unknown-linux-musl": ("Linux", "x86_64"),
+    "aarch64-unknown-linux-musl": ("Linux", "aarch64"),
+    "aarch64-apple-darwin": ("Darwin", "arm64"),
+    "x86_64-apple-darwin": ("Darwin", "x86_64"),
+}
+
+
+def cli_bytes(target: str) -> bytes:
+    return f"\x7fELF stand-in for the {target} nat-asg-hook binary".encode()
+
 
 FAKE_GH = """#!/usr/bin/env bash
 echo "gh $*" >> "$FAKE_LOG"
 case "$1 $2" in
   "auth status") exit "${FAKE_GH_AUTH:-0}" ;;
   "release download")
-    dir=""; while [ $# -gt 0 ]; do [ "$1" = --dir ] && dir="$2"; shift; done
-    cp "$FAKE_RELEASE"/* "$dir"/ ;;
+    # Only the assets asked for (--pattern), as gh does.
+    dir=""; want=()
+    while [ $# -gt 0 ]; do
+      case "$1" in --dir) dir="$2"; shift ;; --pattern) want+=("$2"); shift ;; esac
+      shift
+    done
+    for f in "${want[@]}"; do [ ! -f "$FAKE_RELEASE/$f" ] || cp "$FAKE_RELEASE/$f" "$dir"/; done ;;
   "attestation verify") exit "${FAKE_ATTESTATION:-0}" ;;
   *) exit 64 ;;
 esac
+"""
+
+# uname as the machine under test would answer.
+FAKE_UNAME = """#!/usr/bin/env bash
+case "$1" in -s) echo "${FAKE_UNAME_S:-Linux}" ;; -m) echo "${FAKE_UNAME_M:-x86_64}" ;; *) exit 64 ;; esac
 """
 
 FAKE_CURL = """#!/usr/bin/env bash
@@ -47,8 +71,8 @@ cp "$FAKE_RELEASE/${url##*/}" "$out"
 """
 
 
-def sha256_line(data: bytes) -> str:
-    return f"{hashlib.sha256(data).hexdigest()}  bootstrap.zip\n"
+def sha256_line(data: bytes, name: str = "bootstrap.zip") -> str:
+    return f"{hashlib.sha256(data).hexdigest()}  {name}\n"
 
 
 @pytest.fixture
@@ -57,6 +81,10 @@ def world(tmp_path: Path):
     release.mkdir()
     (release / "bootstrap.zip").write_bytes(ZIP)
     (release / "bootstrap.zip.sha256").write_text(sha256_line(ZIP))
+    for target in CLI_TARGETS:
+        asset = f"nat-asg-hook-{target}"
+        (release / asset).write_bytes(cli_bytes(target))
+        (release / f"{asset}.sha256").write_text(sha256_line(cli_bytes(target), asset))
 
     system = tmp_path / "system-bin"
     system.mkdir()
@@ -74,7 +102,7 @@ def world(tmp_path: Path):
 
     fakes = tmp_path / "fake-bin"
     fakes.mkdir()
-    for name, body in (("gh", FAKE_GH), ("curl", FAKE_CURL)):
+    for name, body in (("gh", FAKE_GH), ("curl", FAKE_CURL), ("uname", FAKE_UNAME)):
         (fakes / name).write_text(body)
         (fakes / name).chmod(0o755)
 
@@ -219,3 +247,67 @@ def test_without_a_repository_it_says_how_to_name_one(world):
     proc = world.run(TAG)
     assert proc.returncode == 1 and "--repo" in proc.stderr
     assert world.calls() == []
+
+
+# --- the operator's binary (--cli) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", list(CLI_TARGETS))
+def test_cli_fetches_the_binary_for_this_machine_checked_attested_and_executable(world, target):
+    system, machine = CLI_TARGETS[target]
+    asset = f"nat-asg-hook-{target}"
+    proc = world.run(TAG, "--cli", "--dest", str(world.dest), "--repo", GITHUB_REPO, FAKE_UNAME_S=system, FAKE_UNAME_M=machine)
+    assert proc.returncode == 0, proc.stderr
+    printed = Path(proc.stdout.strip())
+    assert printed == world.dest / "nat-asg-hook" and printed.read_bytes() == cli_bytes(target)
+    assert os.access(printed, os.X_OK), "ready to run"
+    assert world.leftovers() == sorted(["nat-asg-hook", f"{asset}.sha256"])
+    calls = world.calls()
+    [download] = [c for c in calls if c.startswith("gh release download ")]
+    assert download.endswith(f"--pattern {asset} --pattern {asset}.sha256"), download
+    [verify] = [c for c in calls if c.startswith("gh attestation verify ")]
+    assert f"/{asset} --repo {GITHUB_REPO}" in verify
+    assert verify.endswith(
+        f"--signer-workflow {GITHUB_REPO}/.github/workflows/release.yml --source-ref refs/tags/{TAG} --deny-self-hosted-runners"
+    ), verify
+
+
+def test_cli_target_may_be_named_for_another_machine(world):
+    proc = world.run(TAG, "--cli", "--target", "aarch64-apple-darwin", "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).read_bytes() == cli_bytes("aarch64-apple-darwin")
+
+
+def test_cli_binary_without_valid_provenance_is_not_left_at_the_path(world):
+    proc = world.run(TAG, "--cli", "--dest", str(world.dest), "--repo", GITHUB_REPO, FAKE_ATTESTATION="1")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert world.leftovers() == []
+
+
+def test_cli_binary_whose_checksum_differs_is_refused(world):
+    (world.release / "nat-asg-hook-x86_64-unknown-linux-musl").write_bytes(b"tampered")
+    proc = world.run(TAG, "--cli", "--dest", str(world.dest), "--repo", GITHUB_REPO)
+    assert proc.returncode == 1 and proc.stdout == "" and world.leftovers() == []
+    assert not any("attestation" in c for c in world.calls())
+
+
+def test_cli_without_a_logged_in_gh_fails_closed(world):
+    proc = world.run(TAG, "--cli", "--dest", str(world.dest), "--repo", GITHUB_REPO, gh=False)
+    assert proc.returncode == 1 and "--checksum-only" in proc.stderr
+    assert world.calls() == [] and world.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    "args,env",
+    [
+        (["--cli"], {"FAKE_UNAME_S": "FreeBSD", "FAKE_UNAME_M": "amd64"}),
+        (["--cli", "--target", "riscv64gc-unknown-linux-gnu"], {}),
+        (["--target", "x86_64-apple-darwin"], {}),
+    ],
+    ids=["unsupported-machine", "unknown-target", "target-without-cli"],
+)
+def test_cli_refuses_what_the_release_does_not_build_before_downloading(world, args, env):
+    proc = world.run(TAG, *args, "--dest", str(world.dest), "--repo", GITHUB_REPO, **env)
+    assert proc.returncode == 1 and proc.stderr.startswith("fetch-release: "), proc.stderr
+    assert [c for c in world.calls() if not c.startswith("gh auth")] == []
+    assert world.leftovers() == []

@@ -255,10 +255,11 @@ def test_release_runs_on_version_tags_only(release):
 def test_release_builds_with_read_only_permissions_and_only_the_publish_job_may_write_or_sign(release):
     assert release["permissions"] == {}
     jobs = release["jobs"]
-    assert list(jobs) == ["build", "publish"]
+    assert list(jobs) == ["build", "cli", "publish"]
     assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["cli"]["permissions"] == {"contents": "read"}
     assert jobs["publish"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
-    assert jobs["publish"]["needs"] == "build"
+    assert jobs["publish"]["needs"] == ["build", "cli"]
     # The publish job runs nothing that was installed or built: no checkout, no build tool.
     publish_runs = " ".join(s.get("run", "") for s in steps(jobs["publish"]))
     assert not any(s.get("uses", "").startswith("actions/checkout@") for s in steps(jobs["publish"]))
@@ -266,8 +267,9 @@ def test_release_builds_with_read_only_permissions_and_only_the_publish_job_may_
         assert tool not in publish_runs, tool
 
 
-def test_release_refuses_a_tag_on_a_commit_main_does_not_hold(release):
-    job = release["jobs"]["build"]
+@pytest.mark.parametrize("job_name", ["build", "cli"])
+def test_release_refuses_a_tag_on_a_commit_main_does_not_hold(release, job_name):
+    job = release["jobs"][job_name]
     checkout = next(s for s in steps(job) if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["fetch-depth"] == 0, "main's history, to ask whether it holds the tag"
     names = [s.get("name") or s["uses"].split("@")[0] for s in steps(job)]
@@ -349,18 +351,50 @@ def test_release_builds_the_arm64_zip_once_and_publishes_it_with_its_checksum_an
     check = next(s for s in steps(publish) if s.get("name") == "The zip is the one the build hashed")
     assert "sha256sum -c bootstrap.zip.sha256" in check["run"]
     attest = next(s for s in steps(publish) if s.get("uses", "").startswith("actions/attest-build-provenance@"))
-    assert attest["with"] == {"subject-path": "dist/bootstrap.zip"}
+    assert attest["with"]["subject-path"].split() == ["dist/bootstrap.zip", *(f"dist/nat-asg-hook-{t}" for t in CLI_TARGETS)]
     release_step = next(s for s in steps(publish) if s.get("name") == "Publish the GitHub release")
     assert "gh release create" in release_step["run"] and "--verify-tag" in release_step["run"]
-    assert "dist/bootstrap.zip dist/bootstrap.zip.sha256" in release_step["run"]
+    assert "dist/bootstrap.zip dist/bootstrap.zip.sha256 dist/nat-asg-hook-*" in release_step["run"]
     assert release_step["env"]["GH_TOKEN"] == "${{ github.token }}"
+
+
+# The operator's CLI: every target fetch-release.sh --cli can ask for, and nothing else.
+CLI_TARGETS = ("x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl", "aarch64-apple-darwin", "x86_64-apple-darwin")
+
+
+def test_release_builds_the_operator_cli_for_linux_and_macos_read_only_and_hashed(release):
+    job = release["jobs"]["cli"]
+    assert [m["target"] for m in job["strategy"]["matrix"]["include"]] == list(CLI_TARGETS)
+    runners = {m["target"]: m["os"] for m in job["strategy"]["matrix"]["include"]}
+    assert all(runners[t].startswith("ubuntu-") for t in CLI_TARGETS if "linux" in t)
+    assert all(runners[t].startswith("macos-") for t in CLI_TARGETS if "apple" in t)
+    runs = "\n".join(s.get("run", "") for s in steps(job))
+    assert "--locked" in runs and "--release" in runs and "cargo lambda build --release --locked --package nat-asg-hook --target" in runs
+    assert '"${{ matrix.target }}"' not in runs and "${{" not in runs, "matrix values reach scripts through the environment"
+    [install] = [s for s in steps(job) if "pip" in s.get("run", "")]
+    assert "--require-hashes" in install["run"] and "-r requirements-build.txt" in install["run"]
+    names = [s.get("name") or s["uses"].split("@")[0] for s in steps(job)]
+    order = [names.index(n) for n in ("The tagged commit is on main", "cargo build", "SHA-256 of the binary", "actions/upload-artifact")]
+    assert order == sorted(order), names
+    upload = next(s for s in steps(job) if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == "cli-${{ matrix.target }}" and upload["with"]["if-no-files-found"] == "error"
+    publish = release["jobs"]["publish"]
+    downloads = [s for s in steps(publish) if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert any(d["with"].get("pattern") == "cli-*" and d["with"].get("merge-multiple") is True for d in downloads)
+    check = next(s for s in steps(publish) if s.get("name") == "The CLI binaries are the ones the builds hashed")
+    assert " ".join(CLI_TARGETS) in check["run"] and 'sha256sum -c "nat-asg-hook-$target.sha256"' in check["run"]
+    assert not any("cache" in s.get("uses", "") for s in steps(job))
 
 
 def test_release_assets_are_the_names_fetch_release_downloads():
     script = (REPO / "scripts" / "fetch-release.sh").read_text()
     release = RELEASE.read_text()
     assert "sha256sum bootstrap.zip > bootstrap.zip.sha256" in release
-    assert "--pattern bootstrap.zip --pattern bootstrap.zip.sha256 " in script, "with gh"
-    assert "for asset in bootstrap.zip bootstrap.zip.sha256; do" in script, "with curl"
+    assert "asset=bootstrap.zip" in script and 'asset="nat-asg-hook-$target"' in script
+    for target in CLI_TARGETS:
+        assert target in script, target
+    assert '"${sum[@]}" "nat-asg-hook-$TARGET" > "nat-asg-hook-$TARGET.sha256"' in release
+    assert '--pattern "$asset" --pattern "$asset.sha256" ' in script, "with gh"
+    assert 'for file in "$asset" "$asset.sha256"; do' in script, "with curl"
     assert "gh attestation verify" in script
     assert '--source-ref "refs/tags/$tag"' in script, "the attestation names the tag it was built for"

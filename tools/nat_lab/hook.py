@@ -89,7 +89,7 @@ class LambdaWatch:
                 NAT_ASG_HOOK_CONFIG=config_json,
             )
             self.function = Process([str(binary or hook_bin())], function_env, self.function_log_path)
-        except Exception:
+        except BaseException:  # a failure, or Ctrl-C / a stop signal while starting: nothing is left running
             self.stop()
             raise
 

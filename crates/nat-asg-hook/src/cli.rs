@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use lambda_runtime::service_fn;
 use lambda_runtime::tracing::subscriber::EnvFilter;
 use serde_json::{Value, json};
 
-use crate::aws::Clients;
+use crate::access::{self, Blind};
+use crate::aws::{Clients, sdk_config};
 use crate::config::Config;
 use crate::error::HookError;
 use crate::event::{SCHEDULED, parse};
@@ -21,21 +22,38 @@ use crate::report::Report;
 use crate::retry::Deadline;
 use crate::verify::{render_table, verify};
 
+/// The exit statuses (the README's table): monitoring tells "a zone is not healthy" from "the
+/// tool could not look" by these alone.
+pub mod exit {
+    /// Every zone healthy; the handler succeeded.
+    pub const OK: u8 = 0;
+    /// A zone is not healthy (down, unhealthy, failed over, misconfigured), or the handler failed.
+    pub const UNHEALTHY: u8 = 1;
+    /// Bad input: arguments, configuration, event file, an event of another region, no command.
+    pub const USAGE: u8 = 2;
+    /// Could not look: no region or credentials, an endpoint that does not answer, throttling
+    /// beyond every retry, access denied, or not one configured group where it looked.
+    pub const BLIND: u8 = 3;
+}
+
 const ABOUT: &str = "Keeps NAT-instance egress alive: when a NAT instance proves itself and goes in service, moves \
 the zone's Elastic IP to it, turns off its source/dest check, then points the zone's private default routes at its \
 network interface; when a NAT leaves, hands its zone to a healthy sibling zone's NAT until the replacement is in service.";
 
 const AFTER_HELP: &str = "\
-With no subcommand the binary serves the AWS Lambda Runtime API (this is how Lambda runs it).
+With no subcommand the binary serves the AWS Lambda Runtime API (this is how Lambda runs it); outside
+Lambda (no AWS_LAMBDA_RUNTIME_API) it says which subcommands exist and exits 2.
 
 Configuration: --config FILE, or the NAT_ASG_HOOK_CONFIG environment variable. Both hold the JSON that
 Terraform outputs as hook_config:  terraform output -raw hook_config > hook.json
 
 AWS access: the usual chain (AWS_PROFILE, AWS_REGION, environment keys, SSO). AWS_ENDPOINT_URL points
-every call at an emulator instead.
+every call at an emulator instead. The region must be the configured zones' region.
 
-Exit status: 0 success; 1 the handler failed or (verify) a group is unhealthy; 2 bad input
-(arguments, configuration, event file).";
+Exit status: 0 healthy / done; 1 a zone is not healthy (verify) or the handler failed; 2 bad input
+(arguments, configuration, event file, an event of another region, no subcommand); 3 could not look
+(no region or credentials, endpoint unreachable, throttled beyond retries, access denied, or not one
+configured group exists where it looked: wrong region or account).";
 
 #[derive(Debug, Parser)]
 #[command(name = "nat-asg-hook", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -75,8 +93,12 @@ Examples:
     },
     /// Check every zone: on its own in-service NAT, EIP on its ENI, source/dest check off, every route on its ENI
     #[command(
-        after_help = "Exit 0 only when every configured zone is healthy; 1 otherwise (a zone failed over to a sibling is \
-reported as such, and is not healthy: it leaves with the sibling's Elastic IP). Changes nothing."
+        after_help = "Says first, one line each, every zone that is not healthy: DOWN (dark: a route goes nowhere, or to a \
+dead or leaving NAT), MISCONFIGURED, UNHEALTHY, FAILED OVER (only when its routes really are on a sibling's working NAT, \
+which holds the sibling's Elastic IP). Then the table, the details and a summary. Changes nothing.
+
+Exit 0 only when every configured zone is healthy; 1 when a zone is not (failed over included); 3 when it could not \
+look (no region or credentials, endpoint unreachable, throttled, access denied, no configured group where it looked)."
     )]
     Verify {
         /// Print the result as JSON instead of a table
@@ -103,27 +125,102 @@ sibling (unless failover is off), and fails it back once its own NAT is in servi
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
-        return match serve().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("nat-asg-hook: {e}");
-                ExitCode::FAILURE
-            }
+        return match lambda_environment(|name| std::env::var(name).ok()) {
+            Ok(()) if cli.config.is_none() => match serve().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(exit::UNHEALTHY, &e.to_string()),
+            },
+            Ok(()) => fail(exit::USAGE, &no_command("--config is for the subcommands")),
+            Err(why) => fail(exit::USAGE, &no_command(&why)),
         };
     };
     init_cli_logging(matches!(command, Command::Verify { .. }));
     let config = match load_config(cli.config.as_deref()) {
         Ok(config) => config,
-        Err(e) => return fail(2, &e),
+        Err(e) => return fail(exit::USAGE, &e),
     };
     match command {
         Command::Replay { file, dry_run, timeout } => replay(config, &file, dry_run, timeout).await,
         Command::Verify { json } => check(config, json).await,
         Command::Reconcile { dry_run, timeout } => {
             let event = json!({"source": "aws.events", "detail-type": SCHEDULED, "detail": {}});
-            run(config, event, dry_run, timeout).await
+            match connect(&config).await {
+                Ok(aws) => run(&aws, config, event, dry_run, timeout).await,
+                Err(code) => code,
+            }
         }
     }
+}
+
+/// The variables the Lambda runtime needs (it panics without them): all there, or why this is not
+/// Lambda. Pure, on a lookup, for the tests.
+pub fn lambda_environment(get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    const NEEDED: [&str; 4] = [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ];
+    let set = |name: &str| get(name).is_some_and(|v| !v.is_empty());
+    if !set(NEEDED[0]) && !set(NEEDED[1]) {
+        return Err("this is not Lambda (AWS_LAMBDA_RUNTIME_API is not set)".to_owned());
+    }
+    let missing: Vec<&str> = NEEDED.into_iter().filter(|n| !set(n)).collect();
+    if !missing.is_empty() {
+        return Err(format!("the Lambda environment is incomplete ({} not set)", missing.join(", ")));
+    }
+    if get(NEEDED[3]).and_then(|m| m.parse::<i32>().ok()).is_none() {
+        return Err("AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number".to_owned());
+    }
+    Ok(())
+}
+
+/// One sentence: which subcommands exist (from the parser itself, so it cannot drift), and why
+/// the Lambda face did not start.
+pub fn no_command(why: &str) -> String {
+    let commands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| {
+            let args: String = c
+                .get_positionals()
+                .map(|a| {
+                    format!(
+                        " <{}>",
+                        a.get_value_names().and_then(|v| v.first()).map_or("ARG".into(), ToString::to_string)
+                    )
+                })
+                .collect();
+            format!("{}{args}", c.get_name())
+        })
+        .collect();
+    format!(
+        "no subcommand: use one of {} (nat-asg-hook --help); with none the binary serves the AWS Lambda Runtime API, and {why}",
+        commands.join(", ")
+    )
+}
+
+/// The SDK configuration, checked before any call (region, the configured zones' region,
+/// credentials), and the clients; or the exit status after one sentence saying what to set.
+struct Aws {
+    clients: Clients,
+    endpoint: String,
+    region: Option<String>,
+}
+
+async fn connect(config: &Config) -> Result<Aws, ExitCode> {
+    let sdk = sdk_config().await;
+    if let Err(blind) = access::preflight(&sdk, config).await {
+        return Err(could_not_look(&blind));
+    }
+    Ok(Aws {
+        clients: Clients::from_sdk(&sdk),
+        endpoint: access::endpoint(&sdk),
+        region: sdk.region().map(ToString::to_string),
+    })
+}
+
+fn could_not_look(blind: &Blind) -> ExitCode {
+    fail(exit::BLIND, &format!("could not look: {blind}"))
 }
 
 /// The Lambda face: configuration and clients once, then the runtime loop.
@@ -146,17 +243,24 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
 async fn replay(config: Config, file: &Path, dry_run: bool, timeout: u64) -> ExitCode {
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
-        Err(e) => return fail(2, &format!("cannot read {}: {e}", file.display())),
+        Err(e) => return fail(exit::USAGE, &format!("cannot read {}: {e}", file.display())),
     };
     // Refuse a malformed event before any client exists: no AWS call is made for it.
     let event = match crate::event::json(&bytes) {
         Ok(value) => unwrap_failure_record(value),
-        Err(e) => return fail(2, &format!("{}: {e}", file.display())),
+        Err(e) => return fail(exit::USAGE, &format!("{}: {e}", file.display())),
     };
     if let Err(e) = parse(event.clone(), &config) {
-        return fail(2, &format!("{}: {e}", file.display()));
+        return fail(exit::USAGE, &format!("{}: {e}", file.display()));
     }
-    run(config, event, dry_run, timeout).await
+    let aws = match connect(&config).await {
+        Ok(aws) => aws,
+        Err(code) => return code,
+    };
+    if let Some(mismatch) = access::event_region_mismatch(&event, aws.region.as_deref()) {
+        return fail(exit::USAGE, &format!("{}: {mismatch}", file.display()));
+    }
+    run(&aws, config, event, dry_run, timeout).await
 }
 
 /// A message from the dead-letter queue is either the event itself (EventBridge, Lambda's DLQ) or
@@ -171,8 +275,8 @@ fn unwrap_failure_record(value: Value) -> Value {
     }
 }
 
-async fn run(config: Config, event: Value, dry_run: bool, timeout: u64) -> ExitCode {
-    let hook = Hook::new(Clients::load().await, config);
+async fn run(aws: &Aws, config: Config, event: Value, dry_run: bool, timeout: u64) -> ExitCode {
+    let hook = Hook::new(aws.clients.clone(), config);
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
     match hook.handle(event, mode, Deadline::after(Duration::from_secs(timeout))).await {
         Ok(report) => {
@@ -181,10 +285,18 @@ async fn run(config: Config, event: Value, dry_run: bool, timeout: u64) -> ExitC
         }
         Err(HookError::Reconcile { failures, report }) => {
             print_report(&report);
-            fail(1, &HookError::Reconcile { failures, report }.to_string())
+            fail(exit::UNHEALTHY, &HookError::Reconcile { failures, report }.to_string())
         }
-        Err(e @ HookError::Malformed(_)) => fail(2, &e.to_string()),
-        Err(e) => fail(1, &format!("{} ({})", e, e.error_type())),
+        Err(e @ HookError::Malformed(_)) => fail(exit::USAGE, &e.to_string()),
+        Err(e) => match access::classify_hook(&e, &aws.endpoint) {
+            Some(blind @ (Blind::AccessDenied { .. } | Blind::CredentialsRejected { .. }))
+                if !matches!(e, HookError::Aws(_)) =>
+            {
+                fail(exit::BLIND, &format!("could not act: {blind}"))
+            }
+            Some(blind) => could_not_look(&blind),
+            None => fail(exit::UNHEALTHY, &format!("{} ({})", e, e.error_type())),
+        },
     }
 }
 
@@ -201,14 +313,34 @@ fn print_report(report: &Report) {
 }
 
 async fn check(config: Config, as_json: bool) -> ExitCode {
-    let clients = Clients::load().await;
-    let groups = verify(&clients, &config).await;
+    let aws = match connect(&config).await {
+        Ok(aws) => aws,
+        Err(code) => return code,
+    };
+    let verdict = match verify(&aws.clients, &config).await {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            let blind = access::classify(&e, &aws.endpoint).unwrap_or(Blind::ServiceTrouble {
+                operation: e.operation,
+                code: e.code.clone(),
+                cause: e.cause.clone().unwrap_or_else(|| e.message.clone()),
+            });
+            return could_not_look(&blind);
+        }
+    };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&groups).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(&verdict.zones).unwrap_or_default());
     } else {
-        print!("{}", render_table(&groups, use_color()));
+        print!("{}", render_table(&verdict, use_color()));
     }
-    if groups.iter().all(|g| g.healthy) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if verdict.every_group_missing {
+        return could_not_look(&Blind::NothingThere {
+            groups: config.groups.len(),
+            region: aws.region.unwrap_or_else(|| "this region".into()),
+            config_region: config.region(),
+        });
+    }
+    if verdict.healthy() { ExitCode::from(exit::OK) } else { ExitCode::from(exit::UNHEALTHY) }
 }
 
 /// Colour on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE turns it on anywhere.
@@ -224,11 +356,49 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 /// Operator commands log to stderr (stdout carries the result); `RUST_LOG` overrides the level.
 fn init_cli_logging(quiet: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
+    // The SDK's own warnings (a region IMDS could not give, ...) are Debug dumps the operator cannot
+    // act on: the tool says what went wrong in one sentence instead. RUST_LOG brings them back.
+    let level = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},aws_config=off,aws_smithy_runtime=off")));
     lambda_runtime::tracing::subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_env_filter(filter)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn outside_lambda_there_is_no_runtime_to_serve() {
+        let why = lambda_environment(env(&[("NAT_ASG_HOOK_CONFIG", "{}")])).unwrap_err();
+        assert!(why.contains("AWS_LAMBDA_RUNTIME_API is not set"), "{why}");
+        let partial = lambda_environment(env(&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")])).unwrap_err();
+        assert!(partial.contains("AWS_LAMBDA_FUNCTION_NAME"), "{partial}");
+        let full = [
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "nat-asg-hook"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ];
+        assert_eq!(lambda_environment(env(&full)), Ok(()));
+        let mut bad = full;
+        bad[3].1 = "lots";
+        assert!(lambda_environment(env(&bad)).is_err());
+    }
+
+    #[test]
+    fn no_command_names_every_subcommand() {
+        let text = no_command("this is not Lambda");
+        assert!(text.contains("replay <FILE>, verify, reconcile"), "{text}");
+        assert!(!text.contains('\n'));
+    }
 }

@@ -105,6 +105,14 @@ impl Config {
         self.groups.values().map(|g| g.eip_allocation_id.clone()).collect()
     }
 
+    /// The region the configured zones are in, when they all agree (a configuration spans one
+    /// region: the hook's clients talk to one).
+    pub fn region(&self) -> Option<String> {
+        let mut regions = self.groups.values().map(|g| region_of_zone(&g.availability_zone));
+        let first = regions.next()??;
+        regions.all(|r| r.as_deref() == Some(first.as_str())).then_some(first)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.groups.is_empty() {
             return Err(ConfigError("groups is empty: configure at least one NAT Auto Scaling group".into()));
@@ -187,6 +195,22 @@ fn is_availability_zone(value: &str) -> bool {
         && bytes.iter().any(u8::is_ascii_digit)
         && value.contains('-')
         && !value.contains("--")
+}
+
+/// The region of an Availability Zone (or Local / Wavelength Zone): the words up to the first one
+/// that starts with a digit, and that one's digits. `us-east-1a` and `us-east-1-bos-1a` are in
+/// `us-east-1`, `us-gov-west-1b` in `us-gov-west-1`.
+pub fn region_of_zone(zone: &str) -> Option<String> {
+    let mut words = Vec::new();
+    for word in zone.split('-') {
+        if word.starts_with(|c: char| c.is_ascii_digit()) {
+            let digits: String = word.chars().take_while(char::is_ascii_digit).collect();
+            words.push(digits);
+            return (words.len() >= 2).then(|| words.join("-"));
+        }
+        words.push(word.to_owned());
+    }
+    None
 }
 
 fn is_ipv4_cidr(value: &str) -> bool {
@@ -293,6 +317,25 @@ mod tests {
             let err = Config::from_json(&text).unwrap_err().to_string();
             assert!(err.contains(want), "{text}\n  gave: {err}\n  want: {want}");
         }
+    }
+
+    #[test]
+    fn the_region_comes_from_the_zones() {
+        assert_eq!(Config::from_json(&json(GOOD)).unwrap().region().as_deref(), Some("us-east-1"));
+        for (zone, region) in [
+            ("us-east-1a", Some("us-east-1")),
+            ("us-gov-west-1b", Some("us-gov-west-1")),
+            ("us-west-2-lax-1a", Some("us-west-2")),
+            ("ap-northeast-1c", Some("ap-northeast-1")),
+            ("nodigits", None),
+        ] {
+            assert_eq!(region_of_zone(zone).as_deref(), region, "{zone}");
+        }
+        let two = json(
+            r#"{"a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
+                "b": {"availability_zone": "eu-west-1a", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-22222222"]}}"#,
+        );
+        assert_eq!(Config::from_json(&two).unwrap().region(), None, "zones of two regions name no region");
     }
 
     #[test]

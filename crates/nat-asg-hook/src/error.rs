@@ -22,6 +22,9 @@ pub struct AwsError {
     pub message: String,
     /// A later attempt may succeed (throttling, 5xx, timeouts, network, eventual consistency).
     pub retryable: bool,
+    /// For an error that never reached the service (no connection, a timeout, a request that could
+    /// not be built): the innermost cause alone, one line, for an operator (`message` has the chain).
+    pub cause: Option<String>,
 }
 
 impl AwsError {
@@ -31,6 +34,10 @@ impl AwsError {
     {
         let (code, retryable) = match &err {
             SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
+            // The endpoint did not answer at all (refused, unresolvable, timed out connecting).
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+                ("Unreachable".to_owned(), true)
+            }
             SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), true),
             SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
             SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_owned(), false),
@@ -43,12 +50,17 @@ impl AwsError {
             _ => ("Unknown".to_owned(), true),
         };
         let message = match &err {
-            SdkError::ServiceError(service) => {
-                service.err().message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&err).to_string())
-            }
+            // An answer that carries no AWS error (a proxy's or an emulator's HTML page): its status.
+            SdkError::ServiceError(service) => service.err().message().map(str::to_owned).unwrap_or_else(|| {
+                format!("HTTP {} without an AWS error in the body", service.raw().status().as_u16())
+            }),
             _ => DisplayErrorContext(&err).to_string(),
         };
-        Self { operation, code, message, retryable }
+        let cause = match &err {
+            SdkError::ServiceError(_) => None,
+            _ => Some(innermost(&err)),
+        };
+        Self { operation, code, message, retryable, cause }
     }
 
     pub fn is(&self, code: &str) -> bool {
@@ -64,7 +76,17 @@ impl AwsError {
     }
 }
 
-fn is_throttling(code: &str) -> bool {
+/// The last error in a chain of sources: usually the one that says what actually happened
+/// ("Connection refused", "no providers in chain provided credentials").
+pub fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(source) = last.source() {
+        last = source;
+    }
+    last.to_string()
+}
+
+pub fn is_throttling(code: &str) -> bool {
     matches!(
         code,
         "RequestLimitExceeded"

@@ -2,6 +2,7 @@
 //! its instance. Pure parts (`config`, `event`, `model`, `decide`, `report`) are separate from the
 //! AWS glue (`aws`); `reconcile` and `handler` tie them together; `cli` is the binary's front.
 
+pub mod access;
 pub mod aws;
 pub mod cli;
 pub mod config;

@@ -19,13 +19,14 @@ use aws_sdk_ec2::operation::associate_address::AssociateAddressOutput;
 use aws_sdk_ec2::operation::create_route::CreateRouteOutput;
 use aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput;
 use aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput;
 use aws_sdk_ec2::operation::modify_network_interface_attribute::ModifyNetworkInterfaceAttributeOutput;
 use aws_sdk_ec2::operation::replace_route::ReplaceRouteOutput;
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{
     Address, Instance, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, InstanceState, InstanceStateName,
-    Placement, Reservation, Route, RouteState, RouteTable, Tag,
+    NetworkInterface, NetworkInterfaceAttachment, Placement, Reservation, Route, RouteState, RouteTable, Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -39,6 +40,7 @@ use nat_asg_hook::handler::Hook;
 use nat_asg_hook::reconcile::Mode;
 use nat_asg_hook::report::Report;
 use nat_asg_hook::retry::Deadline;
+use nat_asg_hook::verify::{ZoneStatus, verify};
 use serde_json::{Value, json};
 
 const OLD: &str = "i-0000000000000000a";
@@ -245,6 +247,7 @@ fn autoscaling_error(status: u16, code: &str, message: &str) -> HttpResponse {
 struct Aws {
     state: Shared,
     describe_instances: Rule,
+    describe_enis: Rule,
     describe_groups: Rule,
     describe_addresses: Rule,
     describe_route_tables: Rule,
@@ -277,6 +280,18 @@ impl Aws {
             DescribeInstancesOutput::builder()
                 .reservations(Reservation::builder().set_instances(Some(found)).build())
                 .build()
+        });
+        let s = Arc::clone(&state);
+        let describe_enis = mock!(aws_sdk_ec2::Client::describe_network_interfaces).then_compute_output(move |r| {
+            let state = s.lock().unwrap();
+            let wanted = r.filters()[0].values();
+            let found = state.vms.iter().filter(|vm| wanted.iter().any(|v| *v == eni(vm.id))).map(|vm| {
+                NetworkInterface::builder()
+                    .network_interface_id(eni(vm.id))
+                    .attachment(NetworkInterfaceAttachment::builder().instance_id(vm.id).build())
+                    .build()
+            });
+            DescribeNetworkInterfacesOutput::builder().set_network_interfaces(Some(found.collect())).build()
         });
         let s = Arc::clone(&state);
         let describe_groups =
@@ -390,6 +405,7 @@ impl Aws {
         Self {
             state,
             describe_instances,
+            describe_enis,
             describe_groups,
             describe_addresses,
             describe_route_tables,
@@ -403,8 +419,13 @@ impl Aws {
     }
 
     fn hook(&self) -> Hook {
+        Hook::new(self.clients(), config())
+    }
+
+    fn clients(&self) -> Clients {
         let ec2_rules = [
             &self.describe_instances,
+            &self.describe_enis,
             &self.describe_addresses,
             &self.describe_route_tables,
             &self.associate,
@@ -419,7 +440,7 @@ impl Aws {
         let autoscaling = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, asg_rules, |c| c
             .retry_config(retry_config())
             .timeout_config(timeout_config()));
-        Hook::new(Clients { ec2, autoscaling }, config())
+        Clients { ec2, autoscaling }
     }
 
     fn mutations(&self) -> usize {
@@ -853,4 +874,109 @@ async fn the_schedule_leaves_a_launch_in_progress_alone() {
     let report = handle(&aws, scheduled()).await.unwrap();
     assert_eq!(report.summary.outcome.as_str(), "unchanged");
     assert_eq!(aws.mutations(), 0);
+}
+
+// --- verify ----------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn verify_calls_a_zone_on_a_dead_nat_down_and_failed_over_only_once_its_routes_moved() {
+    // Zone a's only NAT died and left its group; its routes still go to it (EC2 keeps them active
+    // for a while, as moto does).
+    let mut state = State::alone_and_leaving();
+    state.members.retain(|(_, id, _)| *id != OLD);
+    state.vms.iter_mut().filter(|vm| vm.id == OLD).for_each(|vm| vm.state = InstanceStateName::Terminated);
+    let aws = Aws::new(state);
+    let dark = verify(&aws.clients(), &config()).await.unwrap();
+    let a = &dark.zones[0];
+    assert_eq!(a.status, ZoneStatus::Down, "{a:?}");
+    assert!(a.headline.contains(&format!("goes to {OLD} (terminated)")), "{}", a.headline);
+    assert!(a.headline.ends_with(&format!("the hook would fail it over to nat-b ({SIBLING})")), "{}", a.headline);
+    assert_eq!(a.failed_over_to, None);
+    assert_eq!((dark.worst(), dark.healthy()), (ZoneStatus::Down, false));
+    assert_eq!(aws.mutations(), 0, "verify changes nothing");
+
+    // The schedule moves the routes: now, and only now, the zone is failed over.
+    handle(&aws, scheduled()).await.unwrap();
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(SIBLING)));
+    let moved = verify(&aws.clients(), &config()).await.unwrap();
+    assert_eq!(moved.zones[0].status, ZoneStatus::FailedOver, "{:?}", moved.zones[0]);
+    assert_eq!(moved.zones[0].failed_over_to.as_deref(), Some("nat-b"));
+    assert_eq!(moved.zones[1].status, ZoneStatus::Healthy);
+    assert_eq!(moved.worst(), ZoneStatus::FailedOver);
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_reads_a_route_target_no_group_holds_any_more() {
+    // The dead NAT is no longer tagged to a group: verify asks EC2 which instance holds the interface.
+    let mut state = State::converged();
+    state.vms.push(Vm {
+        id: "i-0000000000000dead",
+        zone: "us-east-1a",
+        state: InstanceStateName::Stopped,
+        source_dest_check: false,
+        launched: 1,
+        group: "someone-else",
+    });
+    state.routes.insert("rtb-000000a2".into(), Some((eni("i-0000000000000dead"), true)));
+    let aws = Aws::new(state);
+    let verdict = verify(&aws.clients(), &config()).await.unwrap();
+    assert_eq!(verdict.zones[0].status, ZoneStatus::Down, "{:?}", verdict.zones[0]);
+    assert!(
+        verdict.zones[0].headline.contains("rtb-000000a2 goes to i-0000000000000dead (stopped)"),
+        "{}",
+        verdict.zones[0].headline
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_that_cannot_look_is_an_error_not_a_verdict_on_the_zones() {
+    use nat_asg_hook::access::{Blind, classify};
+    let mut aws = Aws::new(State::converged());
+    aws.describe_addresses = mock!(aws_sdk_ec2::Client::describe_addresses)
+        .then_http_response(|| ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."));
+    let err = verify(&aws.clients(), &config()).await.unwrap_err();
+    assert_eq!(classify(&err, "x"), Some(Blind::Throttled { operation: "DescribeAddresses" }));
+
+    let mut aws = Aws::new(State::converged());
+    aws.describe_route_tables = mock!(aws_sdk_ec2::Client::describe_route_tables).then_http_response(|| {
+        ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+    });
+    let err = verify(&aws.clients(), &config()).await.unwrap_err();
+    assert_eq!(
+        classify(&err, "x"),
+        Some(Blind::AccessDenied { operation: "DescribeRouteTables", code: "UnauthorizedOperation".into() })
+    );
+    assert_eq!(aws.describe_route_tables.num_calls(), 1, "a refusal is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_in_a_region_without_the_groups_says_so() {
+    let mut aws = Aws::new(State::converged());
+    aws.describe_groups = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .then_output(|| DescribeAutoScalingGroupsOutput::builder().set_auto_scaling_groups(Some(vec![])).build());
+    let verdict = verify(&aws.clients(), &config()).await.unwrap();
+    assert!(verdict.every_group_missing);
+    assert!(verdict.zones.iter().all(|z| z.status == ZoneStatus::Misconfigured), "{:?}", verdict.zones);
+    // One group missing of two is the zone's problem, not a wrong region.
+    let mut aws = Aws::new(State::converged());
+    aws.describe_groups = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
+        DescribeAutoScalingGroupsOutput::builder()
+            .auto_scaling_groups(
+                AutoScalingGroup::builder()
+                    .auto_scaling_group_name("nat-b")
+                    .instances(
+                        AsgInstance::builder()
+                            .instance_id(SIBLING)
+                            .lifecycle_state(LifecycleState::InService)
+                            .health_status("Healthy")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let verdict = verify(&aws.clients(), &config()).await.unwrap();
+    assert!(!verdict.every_group_missing);
+    assert_eq!(verdict.zones[0].status, ZoneStatus::Misconfigured);
+    assert_eq!(verdict.zones[1].status, ZoneStatus::Healthy);
 }

@@ -22,13 +22,22 @@ impl Clients {
     /// Loads region and credentials the standard way (environment, profile, container/instance
     /// role) with the hook's retry and timeout settings. `AWS_ENDPOINT_URL` points it at an emulator.
     pub async fn load() -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry_config())
-            .timeout_config(timeout_config())
-            .load()
-            .await;
-        Self { ec2: aws_sdk_ec2::Client::new(&sdk), autoscaling: aws_sdk_autoscaling::Client::new(&sdk) }
+        Self::from_sdk(&sdk_config().await)
     }
+
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        Self { ec2: aws_sdk_ec2::Client::new(sdk), autoscaling: aws_sdk_autoscaling::Client::new(sdk) }
+    }
+}
+
+/// The shared SDK configuration with the hook's retry and timeout settings: the operator's tool
+/// checks its region and credentials before it builds the clients from it.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
 }
 
 /// The SDK's standard retry (throttling, 5xx, network errors, with jitter), with a short first

@@ -69,6 +69,30 @@ pub async fn observe_state_then_groups(
     Ok(world)
 }
 
+/// The instances that hold these network interfaces (`verify`: what a route's target really is,
+/// when it is no instance of a configured group). An interface that does not exist, or that no
+/// instance holds, is simply absent.
+pub async fn instances_with_enis(clients: &Clients, enis: &[String]) -> Result<Vec<InstanceView>, AwsError> {
+    if enis.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pages: Vec<_> = clients
+        .ec2
+        .describe_network_interfaces()
+        .filters(filter("network-interface-id", enis))
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("DescribeNetworkInterfaces", e))?;
+    let holders: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.network_interfaces())
+        .filter_map(|ni| ni.attachment()?.instance_id().map(str::to_owned))
+        .collect();
+    describe_instances(clients, filter("instance-id", &holders), !holders.is_empty()).await
+}
+
 type State = (Vec<AddressView>, Vec<RouteTableView>, Vec<InstanceView>);
 
 async fn state(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<State, AwsError> {
