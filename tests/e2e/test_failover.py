@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from nat_lab import events, hook
 from nat_lab.constants import LAUNCH_HOOK, TERMINATE_HOOK
 from nat_lab.proxy import Proxy
@@ -32,41 +30,6 @@ def replay(env, config, tmp_path, event):
     run = hook.run(env, "replay", str(events.write(event, tmp_path)), config=config)
     assert run.code == 0, run.stderr
     return run.result
-
-
-@pytest.fixture
-def hooked(fresh_moto):
-    """Three zones seeded as after a replacement, then given the module's lifecycle hooks (every
-    Moto runs Auto Scaling's lifecycle: the session's emulator, emptied, is enough)."""
-    moto = fresh_moto
-    world = seed_world(moto)
-    autoscaling = moto.client("autoscaling")
-    for name in world.groups:
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2)
-        for hook_name, transition, default in (
-            (LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON"),
-            (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING", "CONTINUE"),
-        ):
-            autoscaling.put_lifecycle_hook(
-                LifecycleHookName=hook_name,
-                AutoScalingGroupName=name,
-                LifecycleTransition=transition,
-                HeartbeatTimeout=300,
-                DefaultResult=default,
-            )
-    return moto, world
-
-
-@pytest.fixture
-def converged(hooked, tmp_path):
-    """Three zones, each on its own NAT (the schedule converges them)."""
-    moto, world = hooked
-    config = world.write_config(tmp_path / "hook-config.json")
-    run = hook.run(moto.env(), "reconcile", config=config)
-    assert run.code == 0, run.stderr
-    for name in world.groups:
-        assert_converged(moto, world, name)
-    return moto, world, config
 
 
 def members(moto, group) -> dict[str, str]:
@@ -124,7 +87,6 @@ def test_the_launch_lifecycle_action_moves_nothing(world, moto, config_file, tmp
 
 
 def test_launch_successful_moves_identity_strictly_before_routes(fresh_moto, tmp_path):
-    from nat_lab.world import seed_world
 
     moto = fresh_moto
     world = seed_world(moto, zones=("us-east-1a",), tables_per_zone=4)

@@ -7,7 +7,7 @@ state or the requests the recording proxy saw."""
 
 from __future__ import annotations
 
-from test_failover import converged, hooked, replay, zone_tables_on  # noqa: F401 (fixtures)
+from test_failover import replay, zone_tables_on
 
 from nat_lab import events, hook
 from nat_lab.proxy import Proxy
