@@ -598,8 +598,8 @@ quick() {
   log 4 "local fault ($streak of $LOCAL_FAULT_AFTER in a row): $reason"
   if ((streak >= LOCAL_FAULT_AFTER)); then
     leave "a local fault seen $streak times in a row, ${LOCAL_CHECK_SECONDS} s apart" "$reason" "$streak" >&2
+    ship_all >&2 # after leaving, never before the next local check (shipping takes a request)
   fi
-  ship_all >&2
   return 0
 }
 

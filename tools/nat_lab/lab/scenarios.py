@@ -10,10 +10,12 @@ forwarding, block an instance's network, lose an event.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import events
 from ..constants import DESTINATION
 from ..events import LAUNCH_SUCCESSFUL
 from ..state import Snapshot, StateReader
@@ -210,6 +212,29 @@ def forwarding_breaks(run: Run) -> None:
     netns.sysctl(instance.ns, **{"net.ipv4.ip_forward": 0})
 
 
+# EC2 warns two minutes before it reclaims a Spot instance; the lab keeps the order (warning, the
+# zone handed over, the replacement, the reclaim) and shortens the notice.
+SPOT_NOTICE = 20.0
+
+
+def spot_interruption(run: Run) -> None:
+    """EC2's Spot interruption warning for the zone's NAT, then, when the notice runs out, the
+    instance reclaimed (TerminateInstances, as EC2 does), unless its group replaced it first."""
+    zone = run.zones[0]
+    old = run.old[zone]
+    run.mark("EC2 Spot Instance Interruption Warning", zone)
+    run.bridge.send(events.spot_warning(old), run.lab.world.zones[zone])
+
+    def reclaim() -> None:
+        if run.lab.state.state_of(old) == "running":
+            run.mark("EC2 reclaims the Spot instance", zone)
+            run.ec2.terminate_instances(InstanceIds=[old])
+
+    timer = threading.Timer(SPOT_NOTICE, reclaim)
+    timer.daemon = True
+    timer.start()
+
+
 def self_check_fails(run: Run) -> None:
     """A refresh whose first new instance has no egress (its network is broken): its self-check
     fails, it abandons its launch; the group launches another, which works."""
@@ -254,7 +279,8 @@ SCENARIOS = {
         Scenario("terminated-by-group", "NAT replaced by its group (health replacement, launch before terminate)", terminated_by_group),
         Scenario("terminated-by-operator", "NAT terminated in its group by an operator (no maintenance policy)", terminated_by_operator),
         Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
-        Scenario("forwarding-breaks", "NAT whose forwarding breaks (self-check marks it Unhealthy)", forwarding_breaks, bound=150.0),
+        Scenario("forwarding-breaks", "NAT whose forwarding breaks (it takes itself out and reports)", forwarding_breaks, bound=150.0),
+        Scenario("spot-interruption", "Spot NAT warned of its interruption (two minutes, shortened)", spot_interruption),
         Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
         Scenario("launch-event-lost", "NAT killed, its replacement's launch event lost (the schedule heals)", launch_event_lost),
         Scenario("two-zones-down", "Two zones' NATs killed at once", killed, zones=2),
