@@ -193,6 +193,7 @@ module "nat" {
   vpc_cidr_block       = aws_vpc.this.cidr_block
   subnet_id            = aws_subnet.public[each.key].id
   instance_type        = var.nat_instance_type
+  capacity             = var.nat_capacity
   ami_id               = var.nat_ami_id
   check_ip_urls        = var.nat_check_ip_urls
   log_group_name       = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both

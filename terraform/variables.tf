@@ -61,6 +61,12 @@ variable "nat_instance_type" {
   default     = "t4g.nano"
 }
 
+variable "nat_capacity" {
+  description = "How the NAT instances are bought: \"on-demand\" (production) or \"spot\" (see the nat-instance module's capacity)"
+  type        = string
+  default     = "on-demand"
+}
+
 variable "nat_ami_id" {
   description = "AMI of the NAT instances, pinned per environment in its vars.tfvars (`make ami-latest` prints the newest Amazon Linux 2023 arm64 AMI per environment and the change to make), or \"ssm:latest\" to follow the latest at every apply (see the nat-instance module's ami_id)"
   type        = string

@@ -116,6 +116,20 @@ def test_every_nat_group_has_its_launch_and_terminate_hooks(stack, emulator):
         assert 150 <= terminate["HeartbeatTimeout"] <= 600, "outlasts Lambda's 2-minute retry delay (heartbeats renew it)"
 
 
+def test_each_group_buys_on_demand_over_several_types_by_default(stack, emulator):
+    """capacity = "on-demand" (the module's default): every instance on-demand, instance_type first,
+    then the alternates; no capacity rebalancing (that is Spot's)."""
+    found = emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=sorted(stack.config["groups"]))
+    for group in found["AutoScalingGroups"]:
+        policy = group["MixedInstancesPolicy"]
+        distribution = policy["InstancesDistribution"]
+        assert (distribution["OnDemandBaseCapacity"], distribution["OnDemandPercentageAboveBaseCapacity"]) == (0, 100)
+        assert distribution["OnDemandAllocationStrategy"] == "prioritized"
+        assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == ["t4g.nano", "t4g.micro"]
+        assert policy["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateName"] == group["AutoScalingGroupName"]
+        assert not group.get("CapacityRebalance")
+
+
 def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_rendered_user_data(stack, emulator):
     ec2, iam = emulator.client("ec2"), emulator.client("iam")
     for group in stack.config["groups"]:

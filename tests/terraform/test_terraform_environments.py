@@ -29,6 +29,17 @@ def emulator(logs):
     server.stop()
 
 
+def assert_spot_nats(emulator, outputs: dict) -> None:
+    """The test environment runs Spot NATs (nat_capacity): no on-demand instance, the pools least
+    likely to be interrupted, capacity rebalancing on."""
+    names = sorted(outputs["nat_autoscaling_group_names"].values())
+    for group in emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]:
+        distribution = group["MixedInstancesPolicy"]["InstancesDistribution"]
+        assert (distribution["OnDemandBaseCapacity"], distribution["OnDemandPercentageAboveBaseCapacity"]) == (0, 0)
+        assert distribution["SpotAllocationStrategy"] == "price-capacity-optimized"
+        assert group["CapacityRebalance"] is True
+
+
 def assert_one_egress_probe_per_zone(emulator, outputs: dict) -> None:
     """The test environment turns egress_probe on: per zone one running instance in the zone's private
     subnet, without a public IP, IMDSv2 only, with the SSM profile (AmazonSSMManagedInstanceCore
@@ -74,6 +85,7 @@ def test_the_test_environment_plans_clean_twice_in_a_row(emulator, tmp_path, log
             ]
             assert version["LaunchTemplateData"]["ImageId"] == PINNED_AMI, "the environment's pinned image"
         assert_one_egress_probe_per_zone(emulator, outputs)
+        assert_spot_nats(emulator, outputs)
         for attempt in (1, 2):
             changed, plan = tf.plan_changes(*var_args)
             assert not changed, f"plan {attempt}:\n{plan.stdout[-6000:]}"

@@ -54,6 +54,9 @@ locals {
     self_check_script           = file("${path.module}/nat-self-check.sh")
   })
 
+  # The types the group may launch: instance_type first, then the alternates (duplicates dropped).
+  instance_types = distinct(concat([var.instance_type], var.alternate_instance_types))
+
   # The NAT's log group: a name, not the resource's attribute, so that the instance's policy and the
   # user data need not wait for it (the group is created with them all the same).
   log_group_name = coalesce(var.log_group_name, "/nat-asg-hook/nat/${var.name}")
@@ -223,10 +226,37 @@ resource "aws_autoscaling_group" "this" {
   health_check_grace_period = local.health_check_grace_period
   default_instance_warmup   = var.instance_warmup_seconds
 
-  launch_template {
-    id      = aws_launch_template.this.id
-    version = aws_launch_template.this.latest_version
+  # On-demand or Spot, over several instance types of similar size (a Spot pool or an AZ short of one
+  # type does not stop a replacement): one code path for both, the mixed instances policy. On-demand
+  # takes the types in the order given; Spot the pools least likely to be interrupted, then cheapest.
+  mixed_instances_policy {
+    instances_distribution {
+      on_demand_base_capacity                  = 0
+      on_demand_percentage_above_base_capacity = var.capacity == "spot" ? 0 : 100
+      on_demand_allocation_strategy            = "prioritized"
+      spot_allocation_strategy                 = "price-capacity-optimized"
+    }
+
+    launch_template {
+      launch_template_specification {
+        launch_template_id = aws_launch_template.this.id
+        version            = aws_launch_template.this.latest_version
+      }
+
+      dynamic "override" {
+        for_each = local.instance_types
+
+        content {
+          instance_type = override.value
+        }
+      }
+    }
   }
+
+  # Spot: when EC2 signals that a Spot NAT is at elevated risk, the group launches its replacement
+  # first; its launch takes the zone (the hook does not act on the recommendation itself). The
+  # two-minute interruption warning goes to the hook, which hands the zone over at once.
+  capacity_rebalance = var.capacity == "spot"
 
   # Every replacement launches before it terminates: a health replacement (the NAT marked itself
   # Unhealthy, or EC2's status checks failed), a rebalance and a refresh all bring the new NAT in

@@ -34,6 +34,23 @@ variable "instance_type" {
   default     = "t4g.nano"
 }
 
+variable "alternate_instance_types" {
+  description = "Instance types the group may launch when instance_type has no capacity (on-demand: in this order after it; Spot: the pools least likely to be interrupted). Same architecture as the AMI and of similar size: a failed-over zone's traffic lands on a sibling of any of them"
+  type        = list(string)
+  default     = ["t4g.micro"]
+}
+
+variable "capacity" {
+  description = "How the NAT instances are bought: \"on-demand\" (the default, for production) or \"spot\" (roughly two thirds cheaper; EC2 may reclaim one with a two-minute warning, on which the hook hands the zone to a sibling while the NAT still forwards and its group launches the replacement at once; capacity rebalancing on)"
+  type        = string
+  default     = "on-demand"
+
+  validation {
+    condition     = contains(["on-demand", "spot"], var.capacity)
+    error_message = "capacity must be \"on-demand\" or \"spot\"."
+  }
+}
+
 variable "ami_id" {
   description = "AMI of the NAT instances; its architecture must match instance_type. An AMI ID pins it, so that only a deliberate change replaces the instances (`make ami-latest` prints the newest Amazon Linux 2023 arm64 AMI and the change to make). \"ssm:latest\" follows AWS's public SSM parameter for the latest Amazon Linux 2023 arm64 AMI instead: every Amazon Linux release then starts an instance refresh at the next apply"
   type        = string
@@ -102,7 +119,7 @@ variable "log_kms_key_arn" {
 }
 
 variable "self_check_interval_seconds" {
-  description = "Seconds between two self-checks of a running NAT instance (its systemd timer)"
+  description = "Seconds between two whole self-checks of a running NAT instance (endpoints and forwarding probe; its local faults are read every second)"
   type        = number
   default     = 10
 
