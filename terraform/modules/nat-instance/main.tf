@@ -52,6 +52,11 @@ locals {
     self_check_interval_seconds = var.self_check_interval_seconds
     unhealthy_after             = var.unhealthy_after
     self_check_script_gz        = base64gzip(file("${path.module}/nat-self-check.sh"))
+    # nat-metrics and the kernel's tuning (section 3b). The script without its comment lines (its
+    # documentation stays in the module): EC2's 16 KiB hold the gzipped user data with little room.
+    metrics_script                    = replace(file("${path.module}/nat-metrics.sh"), "/(?m)^[ \\t]*#([^!\\n].*)?\\n/", "")
+    metrics_interval_seconds          = var.metrics_interval_seconds
+    conntrack_tcp_established_timeout = var.conntrack_tcp_established_timeout
   })
 
   # The NAT's log group: a name, not the resource's attribute, so that the instance's policy and the
@@ -145,7 +150,8 @@ resource "aws_launch_template" "this" {
   update_default_version = true
   ebs_optimized          = true
 
-  user_data = base64encode(local.user_data)
+  # Gzipped: EC2 takes at most 16 KiB of user data, and cloud-init runs a gzipped script as it is.
+  user_data = base64gzip(local.user_data)
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.this.arn

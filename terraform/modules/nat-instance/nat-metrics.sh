@@ -150,7 +150,9 @@ metric_data() {
   local -A now before
   local name value out=()
   while read -r name value; do now[$name]=$value; done <"$1"
-  while read -r name value; do before[$name]=$value; done <"$2"
+  if [[ -r $2 ]]; then
+    while read -r name value; do before[$name]=$value; done <"$2"
+  fi
   g() { gained "${now[$1]:-0}" "${before[$1]:-}"; }
   out+=("$(datum BytesOutToDestination "$(g outbound_bytes)" Bytes)")
   out+=("$(datum PacketsOutToDestination "$(g outbound_packets)" Count)")
@@ -188,7 +190,6 @@ run() {
     2) log "cannot make the nftables table $METRICS_TABLE: forwarded traffic is not counted" ;;
   esac
   sample >"$now"
-  touch "$state"
   data=$(metric_data "$now" "$state")
   if [[ $mode == show ]]; then
     echo "$data"
