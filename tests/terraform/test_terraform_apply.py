@@ -12,6 +12,7 @@ fidelity fixes of nat_lab.moto_shims (fields moto 5 drops that AWS returns), as 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         [interface] = data["NetworkInterfaces"]
         assert interface["AssociatePublicIpAddress"] is True
         assert data["MetadataOptions"]["HttpTokens"] == "required"
-        user_data = base64.b64decode(data["UserData"]).decode()
+        user_data = gzip.decompress(base64.b64decode(data["UserData"])).decode()  # EC2's 16 KiB: it travels gzipped
         assert f"AUTO_SCALING_GROUP_NAME='{group}'" in user_data
         assert f"LAUNCH_HOOK_NAME='{LAUNCH_HOOK}'" in user_data
         assert "/usr/local/sbin/nat-self-check launch" in user_data

@@ -14,6 +14,7 @@ route table, whose default route the hook owns (none at first), and a static EIP
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -186,7 +187,7 @@ def _plan(emulator: Moto, world: World, workdir: Path, settings: dict[str, objec
         template = after["aws_launch_template.this"]
         group = after["aws_autoscaling_group.this"]
         plans[zone] = Plan(
-            user_data=base64.b64decode(template["user_data"]).decode(),
+            user_data=user_data_script(template["user_data"]),
             launch_template_data=_launch_template_data(template),
             hooks=[
                 {
@@ -223,6 +224,13 @@ def _launch_template_data(planned: dict) -> dict:
             "HttpPutResponseHopLimit": int(metadata.get("http_put_response_hop_limit") or 1),
         },
     }
+
+
+def user_data_script(encoded: str) -> str:
+    """A launch template's user data as cloud-init runs it: base64, gunzipped when gzipped (the
+    nat-instance module sends it gzipped: EC2 takes 16 KiB)."""
+    raw = base64.b64decode(encoded)
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
 
 
 def launch_groups(emulator: Moto, world: World, plans: dict[str, Plan], user_data: dict[str, str] | None = None) -> None:
