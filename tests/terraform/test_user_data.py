@@ -636,12 +636,14 @@ class MetricsNat:
                 path.write_text(content)
 
     def counters(self, outbound=(0, 0), inbound=(0, 0), opened=0, drop=0, insert_failed=0, rx_drop=0, tx_drop=0, count=1200) -> None:
-        self.set(**{
-            "nft-counters": nft_counters(outbound, inbound, opened),
-            "conntrack/stat": conntrack_stat(insert_failed, drop),
-            "conntrack/nf_conntrack_count": f"{count}\n",
-            "net-dev": PROC_NET_DEV.format(rx_bytes=10**9, rx_drop=rx_drop, tx_bytes=10**9, tx_drop=tx_drop),
-        })
+        self.set(
+            **{
+                "nft-counters": nft_counters(outbound, inbound, opened),
+                "conntrack/stat": conntrack_stat(insert_failed, drop),
+                "conntrack/nf_conntrack_count": f"{count}\n",
+                "net-dev": PROC_NET_DEV.format(rx_bytes=10**9, rx_drop=rx_drop, tx_bytes=10**9, tx_drop=tx_drop),
+            }
+        )
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", str(METRICS), *args], env=self.env, capture_output=True, text=True, timeout=60)
@@ -737,8 +739,8 @@ def test_metrics_are_published_in_one_call_a_run_as_deltas_with_the_gateways_nam
     nat = metrics_nat
     assert nat.run("publish").returncode == 0  # makes the counting table: its counters start at zero
     ruleset = (nat.root / "nft-ruleset").read_text()
-    assert f"ip saddr {VPC_CIDR} ip daddr != {VPC_CIDR} counter name \"outbound\"" in ruleset
-    assert f"ip saddr != {VPC_CIDR} ip daddr {VPC_CIDR} counter name \"inbound\"" in ruleset
+    assert f'ip saddr {VPC_CIDR} ip daddr != {VPC_CIDR} counter name "outbound"' in ruleset
+    assert f'ip saddr != {VPC_CIDR} ip daddr {VPC_CIDR} counter name "inbound"' in ruleset
     assert re.search(r"type nat hook postrouting priority 99;.*counter name \"opened\"", ruleset, re.S), "before masquerade (100)"
 
     nat.counters(outbound=(100, 150_000), inbound=(90, 2_000_000), opened=12, drop=3, insert_failed=2, rx_drop=4, tx_drop=1, count=65536)
