@@ -57,3 +57,8 @@ output "hook_config" {
   description = "The hook's configuration JSON (`nat-asg-hook --config FILE replay EVENT`)"
   value       = module.hook.hook_config
 }
+
+output "dashboard_url" {
+  description = "The deployment's CloudWatch dashboard, where the runbook starts: per zone its NAT group, EIP, failover, traffic, connections, drops and connection-tracking use; the hook's invocations, errors and cutover duration; every alarm"
+  value       = module.hook.dashboard_url
+}

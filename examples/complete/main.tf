@@ -176,6 +176,13 @@ module "hook" {
   nat_metric_namespace  = "NatAsgHook"
   outside_trouble_zones = 2
 
+  # What each NAT publishes (nat-metrics): per zone, alarms on a filling connection-tracking table,
+  # sustained drops, and a NAT that stopped publishing; the module's dashboard shows them.
+  conntrack_alarm_percent  = 80
+  drops_alarm_per_minute   = 10
+  drops_alarm_minutes      = 5
+  nat_silent_alarm_minutes = 5
+
   reconcile_schedule  = "rate(1 minute)"
   log_retention_days  = 400
   log_level           = "info"
@@ -216,13 +223,15 @@ module "nat" {
   # takes its zone, and keeps checking: unhealthy, its group replaces it and the zone fails over.
   # Any one of the check-IP services proves egress at launch; none answering is outside trouble,
   # published as CheckEndpointsUnreachable and never a reason to replace the instance.
-  check_ip_urls                    = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
-  metric_namespace                 = "NatAsgHook"
-  self_check_interval_seconds      = 10
-  unhealthy_after                  = 3
-  launch_hook_heartbeat_timeout    = 300
-  terminate_hook_heartbeat_timeout = 150
-  instance_warmup_seconds          = 60
+  check_ip_urls                     = ["https://checkip.amazonaws.com", "https://api.ipify.org"]
+  metric_namespace                  = "NatAsgHook"
+  self_check_interval_seconds       = 10
+  unhealthy_after                   = 3
+  metrics_interval_seconds          = 60   # bytes, packets, connections, drops, table use: one call a minute
+  conntrack_tcp_established_timeout = 7440 # RFC 5382's minimum; 350 for a NAT Gateway's idle timeout
+  launch_hook_heartbeat_timeout     = 300
+  terminate_hook_heartbeat_timeout  = 150
+  instance_warmup_seconds           = 60
 
   # Each instance ships its user data's output and its self-check's verdicts here: why a NAT was
   # replaced outlives it.

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -320,6 +321,70 @@ def test_verify_nat_lab_mode_tells_own_eip_from_failed_over(lab, hooked):
     line = next(x for x in failed_over.stdout.splitlines() if x.startswith(zone.zone))
     assert "FAILED OVER" in line and any(eip in line for eip in siblings), line
     assert settle(lab, hooked, timeout=90)
+
+
+def test_each_nat_publishes_what_it_carries_and_runs_tuned(lab, hooked):
+    """nat-metrics, from the real user data and its timer (60 s), reaches the emulator's CloudWatch:
+    with the probes running, every zone's group reports bytes, packets and new connections out, and
+    the answers in, all in one namespace with the group as dimension; and each NAT's namespace runs
+    with the user data's TCP timeouts and port range (the conntrack sizes are the machine's in a
+    network namespace: the kernel lets only the host set them)."""
+    assert settle(lab, hooked)
+    cloudwatch = lab.emulator.client("cloudwatch")
+    since = datetime.now(UTC) - timedelta(minutes=1)
+
+    def published(group: str, metric: str, statistic: str = "Sum") -> list[float]:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="NatAsgHook",
+            MetricName=metric,
+            Dimensions=[{"Name": "AutoScalingGroupName", "Value": group}],
+            StartTime=since,
+            EndTime=datetime.now(UTC) + timedelta(minutes=2),
+            Period=60,
+            Statistics=[statistic],
+        )["Datapoints"]
+        return [p[statistic] for p in points]
+
+    zones = list(lab.world.zones.values())
+    lab.start_probes()
+    try:
+        deadline = time.monotonic() + 150  # two and a half runs of the 60 s timer
+        while time.monotonic() < deadline and not all(sum(published(z.name, "ConnectionEstablishedCount")) > 0 for z in zones):
+            time.sleep(5)
+    finally:
+        probes = lab.stop_probes()
+    for zone in zones:
+        names = {
+            m["MetricName"]
+            for m in cloudwatch.list_metrics(Namespace="NatAsgHook", Dimensions=[{"Name": "AutoScalingGroupName", "Value": zone.name}])[
+                "Metrics"
+            ]
+        }
+        assert {
+            "BytesOutToDestination",
+            "BytesInFromDestination",
+            "PacketsOutToDestination",
+            "PacketsInFromDestination",
+            "ActiveConnectionCount",
+            "ConnectionEstablishedCount",
+            "PacketsDropCount",
+            "ErrorPortAllocation",
+            "ConntrackUsePercent",
+        } <= names, zone.zone
+        opened, out_bytes = sum(published(zone.name, "ConnectionEstablishedCount")), sum(published(zone.name, "BytesOutToDestination"))
+        assert 0 < opened <= len(probes[zone.zone]) + 50, (zone.zone, opened, len(probes[zone.zone]))
+        assert 40 <= out_bytes / opened <= 10_000, "a probe's connection carries a few small packets each way"
+        assert sum(published(zone.name, "PacketsInFromDestination")) > 0 and sum(published(zone.name, "BytesInFromDestination")) > 0
+        assert all(0 <= p <= 100 for p in published(zone.name, "ConntrackUsePercent", "Maximum"))
+        assert max(published(zone.name, "ActiveConnectionCount", "Maximum")) >= 1, "the probes' flows are tracked"
+
+        nat = lab.instances.live[own_nat(lab.state, lab, zone.zone)]
+        assert nat.file("/etc/sysctl.d/91-nat-tuning.conf").exists() and nat.file("/etc/modules-load.d/nat-conntrack.conf").exists()
+        for key, value in (("netfilter/nf_conntrack_tcp_timeout_established", "7440"), ("ipv4/ip_local_port_range", "1024 65535")):
+            applied = subprocess.run(
+                ["ip", "netns", "exec", nat.ns, "cat", f"/proc/sys/net/{key}"], capture_output=True, text=True, timeout=10
+            )
+            assert applied.stdout.split() == value.split(), (zone.zone, key, applied.stdout)
 
 
 # --- a broken user data makes the lab fail ------------------------------------------------------------

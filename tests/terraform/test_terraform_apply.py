@@ -219,10 +219,26 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
 def test_the_alarms_watch_errors_dead_letters_zones_failovers_and_permissions(stack, emulator):
     name = stack.outputs["lambda_function_name"]
     alarms = {a["AlarmName"]: a for a in emulator.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]}
+    nat_alarms = {f"{name}-{kind}-{zone}": (kind, zone) for kind in ("conntrack", "drops", "nat-silent") for zone in ZONES}
     assert set(alarms) == {
         f"{name}-{suffix}"
         for suffix in ("errors", "dead-letters", "zone-without-nat", "failover-too-long", "authorization-errors", "outside-trouble")
-    }
+    } | set(nat_alarms)
+    # Per zone, on what its NAT publishes (nat-metrics), by its group: the graph outlives the instance.
+    groups_by_zone = {settings["availability_zone"]: group for group, settings in stack.config["groups"].items()}
+    for alarm_name, (kind, zone) in nat_alarms.items():
+        alarm = alarms.pop(alarm_name)
+        assert alarm["Namespace"] == "NatAsgHook" and alarm["Period"] == 60
+        assert alarm["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": groups_by_zone[zone]}]
+        shape = (alarm["MetricName"], alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"])
+        assert (
+            shape
+            == {
+                "conntrack": ("ConntrackUsePercent", "Maximum", "GreaterThanThreshold", 80, "notBreaching"),
+                "drops": ("PacketsDropCount", "Sum", "GreaterThanOrEqualToThreshold", 10, "notBreaching"),
+                "nat-silent": ("ActiveConnectionCount", "SampleCount", "LessThanThreshold", 1, "breaching"),  # silence breaches
+            }[kind]
+        ), alarm_name
     zone = alarms[f"{name}-zone-without-nat"]
     assert (zone["Namespace"], zone["MetricName"], zone.get("Dimensions", [])) == ("NatAsgHook", "ZonesWithoutOwnNat", [])
     assert zone["Period"] == 60 and zone["EvaluationPeriods"] == 10 and zone["TreatMissingData"] == "breaching"
@@ -243,6 +259,26 @@ def test_the_alarms_watch_errors_dead_letters_zones_failovers_and_permissions(st
     assert alarms[f"{name}-authorization-errors"]["MetricName"] == "AuthorizationErrors"
     for alarm in alarms.values():
         assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_the_dashboard_shows_every_zone_and_the_hook_and_is_a_root_output(stack, emulator):
+    name = stack.outputs["lambda_function_name"]
+    assert stack.outputs["dashboard_url"].endswith(f"#dashboards/dashboard/{name}")
+    body = json.loads(emulator.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
+    lines = [line for w in body["widgets"] if w["type"] == "metric" for line in w["properties"]["metrics"]]
+    nat_metrics = ("BytesOutToDestination", "BytesInFromDestination", "ActiveConnectionCount", "ConnectionEstablishedCount")
+    for group in stack.config["groups"]:
+        for metric in (*nat_metrics, "PacketsDropCount", "ErrorPortAllocation", "ConntrackUsePercent"):
+            assert any(line[:4] == ["NatAsgHook", metric, "AutoScalingGroupName", group] for line in lines), (metric, group)
+    for metric in ("ZonesFailedOver", "ZonesWithoutOwnNat", "Invocations", "CutoverDuration"):
+        assert any(line[:2] == ["NatAsgHook", metric] for line in lines), metric
+    assert ["AWS/Lambda", "Errors", "FunctionName", name] in lines
+    [text] = [w["properties"]["markdown"] for w in body["widgets"] if w["type"] == "text"]
+    for group, settings in stack.config["groups"].items():
+        assert f"| {settings['availability_zone']} | `{group}` | `{settings['eip_allocation_id']}` |" in text
+    [alarm_widget] = [w for w in body["widgets"] if w["type"] == "alarm"]
+    described = {a["AlarmArn"] for a in emulator.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]}
+    assert set(alarm_widget["properties"]["alarms"]) == described
 
 
 def test_the_function_runs_with_the_rendered_config_and_its_wiring(stack, emulator):

@@ -414,6 +414,9 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
         "forward_probe_address",
         "log_group_name",
         "self_check_script_gz",
+        "metrics_script",
+        "metrics_interval_seconds",
+        "conntrack_tcp_established_timeout",
     }
     call = re.search(
         r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S

@@ -160,3 +160,19 @@ def test_the_threat_model_names_the_files_that_enforce_it():
     assert {f"{name}.json" for name in deploy} <= cited, {f"{name}.json" for name in deploy} - cited
     for path in re.findall(r"`((?:scripts|\.github/workflows)/[\w./-]+|[\w-]+\.(?:sh|yml))`", model):
         assert list(REPO.rglob(Path(path).name)), path
+
+
+def test_every_alarm_the_hook_module_declares_has_a_runbook_entry():
+    """Each alarm name (`${var.name}-<suffix>`, per zone `${var.name}-<kind>-${zone}`) has its own
+    `### <stack>-asg-hook-<suffix>` entry in the runbook, and each alarm description's runbook
+    pointer names a section that exists."""
+    module = HOOK_MODULE + (REPO / "terraform" / "modules" / "nat-asg-hook" / "nat-metrics.tf").read_text()
+    runbook = text(RUNBOOK)
+    headings = re.findall(r"^### `<stack>-asg-hook-([a-z<>-]+)`", runbook, re.M)
+    fixed = set(re.findall(r'name\s*=\s*"\$\{var\.name\}-([a-z-]+)"', module)) - {"dead-letter"}
+    per_zone = set(re.findall(r'"([a-z-]+)-\$\{zone\}"', module))
+    assert fixed and per_zone == {"conntrack", "drops", "nat-silent"}
+    assert fixed | {f"{kind}-<zone>" for kind in per_zone} <= set(headings), (fixed | per_zone) - set(headings)
+    titles = [h.lower().replace("-", " ") for h in re.findall(r"^#+ (.+)$", runbook, re.M)]
+    for section in re.findall(r'Runbook: \\"([^"\\]+)\\"', module):
+        assert any(section.lower().replace("-", " ") in title for title in titles), section

@@ -245,5 +245,6 @@ def inventory(moto) -> dict[str, set[str]]:
         "queues": set(moto.client("sqs").list_queues().get("QueueUrls", [])),
         "log_groups": {g["logGroupName"] for g in moto.client("logs").describe_log_groups()["logGroups"]},
         "alarms": {a["AlarmName"] for a in moto.client("cloudwatch").describe_alarms()["MetricAlarms"]},
+        "dashboards": {d["DashboardName"] for d in moto.client("cloudwatch").list_dashboards()["DashboardEntries"]},
     }
     return found

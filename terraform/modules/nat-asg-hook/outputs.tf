@@ -67,3 +67,18 @@ output "launch_dependencies" {
     [aws_lambda_function_event_invoke_config.this.id, aws_iam_role_policy.this.id],
   )
 }
+
+output "nat_alarm_arns" {
+  description = "ARNs of the alarms on what each NAT publishes, by `conntrack-<zone>`, `drops-<zone>` and `nat-silent-<zone>`"
+  value       = { for key, alarm in aws_cloudwatch_metric_alarm.nat : key => alarm.arn }
+}
+
+output "dashboard_name" {
+  description = "Name of the deployment's CloudWatch dashboard"
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}
+
+output "dashboard_url" {
+  description = "The dashboard in the CloudWatch console: which group and EIP serve each zone, failovers, each NAT's traffic, connections, drops and table use, the hook's work and every alarm"
+  value       = "https://${data.aws_region.current.id}.console.aws.amazon.com/cloudwatch/home?region=${data.aws_region.current.id}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
+}

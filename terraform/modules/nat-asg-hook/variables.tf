@@ -127,7 +127,7 @@ variable "failover_alarm_minutes" {
 }
 
 variable "nat_metric_namespace" {
-  description = "CloudWatch namespace the NAT instances publish their self-check's CheckEndpointsUnreachable to (the nat-instance module's metric_namespace)"
+  description = "CloudWatch namespace the NAT instances publish to (their self-check's CheckEndpointsUnreachable, nat-metrics' traffic metrics; the nat-instance module's metric_namespace)"
   type        = string
   default     = "NatAsgHook"
 }
@@ -140,6 +140,50 @@ variable "outside_trouble_zones" {
   validation {
     condition     = var.outside_trouble_zones >= 2 && floor(var.outside_trouble_zones) == var.outside_trouble_zones
     error_message = "outside_trouble_zones must be a whole number of at least 2: one zone alone may be its own NAT's trouble."
+  }
+}
+
+variable "conntrack_alarm_percent" {
+  description = "Connection-tracking use (ConntrackUsePercent, each NAT's nf_conntrack_count of nf_conntrack_max) above which a zone's conntrack alarm fires, two minutes in a row. The NAT's own self-check treats 95 % as a fault (it is replaced): this warns before"
+  type        = number
+  default     = 80
+
+  validation {
+    condition     = var.conntrack_alarm_percent > 0 && var.conntrack_alarm_percent < 95
+    error_message = "conntrack_alarm_percent must be above 0 and below the self-check's 95."
+  }
+}
+
+variable "drops_alarm_per_minute" {
+  description = "Dropped packets a minute (PacketsDropCount: connection tracking's drops and insert failures, the egress interface's drops) that, every minute for drops_alarm_minutes, fire a zone's drops alarm"
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.drops_alarm_per_minute >= 1
+    error_message = "drops_alarm_per_minute must be at least 1."
+  }
+}
+
+variable "drops_alarm_minutes" {
+  description = "Minutes in a row with at least drops_alarm_per_minute dropped packets before a zone's drops alarm fires: sustained drops, not one burst"
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.drops_alarm_minutes >= 1 && var.drops_alarm_minutes <= 60 && floor(var.drops_alarm_minutes) == var.drops_alarm_minutes
+    error_message = "drops_alarm_minutes must be a whole number between 1 and 60."
+  }
+}
+
+variable "nat_silent_alarm_minutes" {
+  description = "Minutes without a single metric from any NAT of a zone's group before its nat-silent alarm fires (missing data breaches). Longer than a replacement's boot, so that a routine replacement stays quiet"
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.nat_silent_alarm_minutes >= 2 && var.nat_silent_alarm_minutes <= 60 && floor(var.nat_silent_alarm_minutes) == var.nat_silent_alarm_minutes
+    error_message = "nat_silent_alarm_minutes must be a whole number between 2 and 60."
   }
 }
 

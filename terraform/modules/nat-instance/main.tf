@@ -51,7 +51,13 @@ locals {
     log_group_name              = local.log_group_name
     self_check_interval_seconds = var.self_check_interval_seconds
     unhealthy_after             = var.unhealthy_after
-    self_check_script           = file("${path.module}/nat-self-check.sh")
+    # The scripts without their comment lines (their documentation stays in the module): EC2's
+    # 16 KiB hold the gzipped user data, and the comments are half of it.
+    self_check_script = replace(file("${path.module}/nat-self-check.sh"), "/(?m)^[ \\t]*#([^!\\n].*)?\\n/", "")
+    # nat-metrics and the kernel's tuning (section 3b).
+    metrics_script                    = replace(file("${path.module}/nat-metrics.sh"), "/(?m)^[ \\t]*#([^!\\n].*)?\\n/", "")
+    metrics_interval_seconds          = var.metrics_interval_seconds
+    conntrack_tcp_established_timeout = var.conntrack_tcp_established_timeout
   })
 
   # The types the group may launch: instance_type first, then the alternates (duplicates dropped).

@@ -129,6 +129,28 @@ variable "self_check_interval_seconds" {
   }
 }
 
+variable "metrics_interval_seconds" {
+  description = "Seconds between two runs of nat-metrics, which publishes what the NAT carries (bytes, packets, connections, drops, connection-tracking use) in one PutMetricData call: 60 is CloudWatch's standard resolution; shorter only sums the same minute in more calls (each costs)"
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.metrics_interval_seconds >= 10 && var.metrics_interval_seconds <= 60 && floor(var.metrics_interval_seconds) == var.metrics_interval_seconds
+    error_message = "metrics_interval_seconds must be a whole number between 10 and 60 (the alarms count a NAT that published nothing in a minute as stopped)."
+  }
+}
+
+variable "conntrack_tcp_established_timeout" {
+  description = "Seconds an idle established TCP flow keeps its connection-tracking entry (and source port). 7440 (RFC 5382's minimum) keeps idle connections a NAT Gateway would reset after 350 s; set 350 for the gateway's behaviour"
+  type        = number
+  default     = 7440
+
+  validation {
+    condition     = var.conntrack_tcp_established_timeout >= 60 && var.conntrack_tcp_established_timeout <= 432000 && floor(var.conntrack_tcp_established_timeout) == var.conntrack_tcp_established_timeout
+    error_message = "conntrack_tcp_established_timeout must be a whole number of seconds between 60 and 432000 (Linux's default, 5 days)."
+  }
+}
+
 variable "unhealthy_after" {
   description = "Consecutive failed self-checks after which the instance marks itself Unhealthy (its group then replaces it, and the hook hands its zone over at once)"
   type        = number
