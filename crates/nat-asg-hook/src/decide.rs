@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, GroupConfig};
-use crate::model::{Action, InstanceView, RouteTableView, RouteTarget, RouteView, World};
+use crate::model::{Action, DrainMark, InstanceView, RouteTableView, RouteTarget, RouteView, World};
 
 /// What an event asks of the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,11 @@ pub enum Subject<'a> {
     Warned { group: Option<&'a str>, instance: &'a str, proof: bool, fresh: bool },
     /// The schedule, `reconcile` and `verify`: every zone, each on its own NAT or a sibling's.
     Everything,
+    /// An operator's `drain` (`drained`: true) or `undrain` (false) of a group, planned as if the
+    /// group's drain mark already were so (a dry run, and the checks before the tag is written, see
+    /// the plan the tag will cause): the group's zone, and every zone with a table routed through
+    /// one of the group's instances, each as the schedule would plan it.
+    Drain { group: &'a str, drained: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +144,7 @@ pub fn decide(config: &Config, subject: Subject<'_>, world: &World) -> Result<De
         Subject::Leaving { group, instance, by_group } => Ok(leaving(config, world, group, instance, by_group)),
         Subject::Warned { group, instance, proof, fresh } => Ok(warned(config, world, group, instance, proof, fresh)),
         Subject::Everything => Ok(everything(config, world)),
+        Subject::Drain { group, drained } => Ok(drain(config, world, group, drained)),
     }
 }
 
@@ -158,13 +164,17 @@ pub enum Owner<'w> {
 }
 
 /// The newest instance the group holds InService (it proved itself), healthy, that EC2 shows live,
-/// other than `leaving`. Err when the group does not exist.
+/// other than `leaving`. Err when the group does not exist. A group an operator drained has none:
+/// its NAT carries neither its own zone nor a sibling's.
 pub fn zone_owner<'w>(world: &'w World, group: &str, leaving: Option<&str>) -> Result<Owner<'w>, Refusal> {
     let members = match world.members.get(group) {
         Some(Some(members)) => members,
         Some(None) => return Err(Refusal::GroupMissing { group: group.to_owned() }),
         None => return Ok(Owner::None { reason: format!("{group} was not observed") }),
     };
+    if let Some(mark) = world.drain_mark(group) {
+        return Ok(Owner::None { reason: format!("{group} is drained {}", mark.describe()) });
+    }
     let mut owner: Option<&InstanceView> = None;
     for member in members.iter().filter(|m| m.is_proven() && Some(m.instance_id.as_str()) != leaving) {
         match world.instance(&member.instance_id) {
@@ -470,6 +480,14 @@ fn launched(config: &Config, world: &World, name: &str, id: &str, fresh: bool) -
     if matches!(world.members.get(name), Some(None)) {
         return Err(Refusal::GroupMissing { group: name.to_owned() });
     }
+    // A drained group's new NAT does not take the zone back: the zone stays where the schedule
+    // keeps it (on a healthy sibling), whatever the launch says, until `undrain`.
+    if world.drain_mark(name).is_some() {
+        return Ok(match Ctx::new(config, world, None) {
+            Ok(ctx) => Decision::Plan(ctx.plan(std::iter::once(name), None)),
+            Err(decision) => decision,
+        });
+    }
     let instance = match launched_may_move(world, name, id, fresh) {
         Ok(instance) => instance,
         Err(decision) => return Ok(decision),
@@ -553,6 +571,45 @@ fn warned(config: &Config, world: &World, group: Option<&str>, id: &str, proof: 
             Decision::Stale { reason: format!("{name} holds {id} healthy: a report alone moves nothing") }
         }
         _ => hand_over(config, world, Some(name), id),
+    }
+}
+
+/// An operator's drain or undrain of `name`: planned in a world where the group's mark is as asked.
+/// The zones: the group's own, and every zone with a table routed through one of its instances (a
+/// zone failed over onto the drained NAT moves on to another sibling at once, as on a hand-over).
+fn drain(config: &Config, world: &World, name: &str, drained: bool) -> Decision {
+    if config.group(name).is_none() {
+        return Decision::Ignored { reason: format!("{name} is not a configured group") };
+    }
+    let mut world = world.clone();
+    match (drained, world.drained.contains_key(name)) {
+        (true, false) => {
+            world.drained.insert(name.to_owned(), DrainMark { since: String::new(), reason: "as asked".to_owned() });
+        }
+        (false, true) => {
+            world.drained.remove(name);
+        }
+        _ => {}
+    }
+    let mut zones: Vec<&str> = vec![name];
+    let ids: Vec<&str> = world
+        .members
+        .get(name)
+        .and_then(Option::as_deref)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.instance_id.as_str())
+        .collect();
+    for id in ids {
+        for table in tables_targeting(config, &world, id) {
+            if let Some(zone) = config.group_of_table(&table.id).filter(|z| !zones.contains(z)) {
+                zones.push(zone);
+            }
+        }
+    }
+    match Ctx::new(config, &world, None) {
+        Ok(ctx) => Decision::Plan(ctx.plan(zones.into_iter(), None)),
+        Err(decision) => decision,
     }
 }
 

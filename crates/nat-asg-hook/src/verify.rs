@@ -12,13 +12,16 @@ use crate::aws::{Clients, observe};
 use crate::config::{Config, GroupConfig};
 use crate::decide::{Decision, Follows, Owner, Refusal, Subject, ZonePlan, decide, zone_owner};
 use crate::error::AwsError;
-use crate::model::{Action, RouteTarget, RouteView, World};
+use crate::model::{Action, DrainMark, RouteTarget, RouteView, World};
 
 /// One zone's verdict, from worst to best (`Ord`: the worst zone is the greatest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ZoneStatus {
     Healthy,
+    /// An operator drained it (`drain`): on purpose, not a fault, but not on its own NAT either.
+    /// Traffic flows, through a sibling's working NAT (or, forced with no sibling, still its own).
+    Drained,
     /// On a sibling zone's working NAT, which holds its own Elastic IP: traffic flows, with the
     /// sibling's address.
     FailedOver,
@@ -38,6 +41,7 @@ impl ZoneStatus {
     pub fn label(self) -> &'static str {
         match self {
             Self::Healthy => "healthy",
+            Self::Drained => "DRAINED",
             Self::FailedOver => "FAILED OVER",
             Self::Unknown => "UNKNOWN",
             Self::Unhealthy => "UNHEALTHY",
@@ -70,9 +74,12 @@ pub struct GroupHealth {
     /// The verdict in one sentence, said first.
     pub headline: String,
     pub healthy: bool,
-    /// With status `failed_over`: the sibling group whose NAT carries the zone.
+    /// With status `failed_over` (or `drained`): the sibling group whose NAT carries the zone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_over_to: Option<String>,
+    /// The group's drain mark (`drain`): since when, who and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drained: Option<DrainMark>,
     /// The zone's own NAT, or the sibling's it is failed over to (or would be).
     pub instance_id: Option<String>,
     pub network_interface_id: Option<String>,
@@ -192,6 +199,7 @@ fn unobserved(name: &str, group: &GroupConfig, status: ZoneStatus, problem: Stri
         headline: format!("{}: {name} ({}): {problem}", status.label(), group.availability_zone),
         healthy: false,
         failed_over_to: None,
+        drained: None,
         instance_id: None,
         network_interface_id: None,
         elastic_ip: None,
@@ -208,6 +216,8 @@ enum Carrier {
     Dark(String),
     /// The zone's own NAT.
     Own,
+    /// The zone's own NAT, which an operator drained: it still forwards, but the zone should be on a sibling.
+    DrainedOwn,
     /// A sibling zone's working NAT (by group).
     Sibling(String),
     /// Somewhere that forwards, but that is not the zone's NAT: another live NAT, a NAT gateway,
@@ -256,6 +266,9 @@ fn carrier(
     }
     if Some(instance.id.as_str()) == own {
         return (Carrier::Own, format!("{} (own NAT)", instance.id));
+    }
+    if group == Some(zone) && world.drain_mark(zone).is_some() {
+        return (Carrier::DrainedOwn, format!("{} (own NAT, drained)", instance.id));
     }
     // Another zone's owner: a sibling's working NAT.
     if let Some(g) = group
@@ -316,12 +329,17 @@ pub fn assess(
     let mut dark: Vec<String> = Vec::new();
     let mut elsewhere: Vec<String> = Vec::new();
     let mut siblings: Vec<String> = Vec::new();
+    let mut on_drained_own = 0;
     for table_id in &group.route_table_ids {
         let route = world.table(table_id).and_then(|t| t.route.as_ref());
         let (carried, via) = carrier(config, world, name, own, route);
         let is_dark = matches!(carried, Carrier::Dark(_));
         match carried {
             Carrier::Dark(words) => dark.push(format!("{table_id} {words}")),
+            Carrier::DrainedOwn => {
+                on_drained_own += 1;
+                elsewhere.push(format!("{table_id} still goes to its own drained NAT ({via})"));
+            }
             Carrier::Elsewhere(words) => elsewhere.push(format!("{table_id} {words}")),
             Carrier::Sibling(g) => {
                 if !siblings.contains(&g) {
@@ -424,6 +442,35 @@ pub fn assess(
     {
         health.problems.insert(0, reason.clone());
     }
+    // Drained by an operator: said as such whenever traffic flows (a sibling carries it, or, forced
+    // with no sibling, still its own NAT); dark or misrouted stays what it is, with the mark named.
+    let (status, headline) = match world.drain_mark(name) {
+        None => (status, headline),
+        Some(mark) => {
+            health.drained = Some(mark.clone());
+            let drained = format!("drained {}", mark.describe());
+            match status {
+                ZoneStatus::FailedOver => {
+                    let sibling = health.failed_over_to.clone().unwrap_or_default();
+                    let rest =
+                        headline.split_once(&format!("its routes are on {sibling}'s NAT")).map_or("", |(_, r)| r);
+                    let rest = rest.trim_end_matches(" until its own NAT is back");
+                    (
+                        ZoneStatus::Drained,
+                        format!("DRAINED: {where_} {drained}: its routes are on {sibling}'s NAT{rest} until undrain"),
+                    )
+                }
+                _ if dark.is_empty() && on_drained_own == group.route_table_ids.len() && on_drained_own > 0 => (
+                    ZoneStatus::Drained,
+                    format!("DRAINED: {where_} {drained}, but its routes are still on its own NAT; {would}"),
+                ),
+                _ => {
+                    health.problems.push(format!("{name} is {drained}"));
+                    (status, format!("{headline} ({drained})"))
+                }
+            }
+        }
+    };
     health.status = status;
     health.healthy = status == ZoneStatus::Healthy && health.problems.is_empty();
     health.headline = headline;
