@@ -1134,6 +1134,152 @@ mod tests {
         }
     }
 
+    fn drain(w: &mut World, group: &str) {
+        w.drained.insert(
+            group.into(),
+            DrainMark { since: "2026-12-06T10:00:00Z".into(), reason: "alice: kernel patch".into() },
+        );
+    }
+
+    fn drain_subject(group: &str, drained: bool) -> Subject<'_> {
+        Subject::Drain { group, drained }
+    }
+
+    /// Zone a drained onto b: the mark on nat-a, its tables on B1, its EIP still on A1 (never crosses zones).
+    fn drained_on_b() -> World {
+        let mut w = healthy();
+        drain(&mut w, "nat-a");
+        set_route(&mut w, "rtb-000000a1", route(B1));
+        set_route(&mut w, "rtb-000000a2", route(B1));
+        w
+    }
+
+    fn follows_sibling(p: &Plan, zone: &str, sibling: &str) -> bool {
+        matches!(&p.zone(zone).map(|z| &z.follows), Some(Follows::Sibling { group, .. }) if group == sibling)
+    }
+
+    #[test]
+    fn a_drain_moves_the_zone_s_tables_to_a_sibling_and_never_its_eip() {
+        let p = plan(decide(&config(true), drain_subject("nat-a", true), &healthy()));
+        assert_eq!(p.zones.len(), 1, "{p:?}");
+        assert!(follows_sibling(&p, "nat-a", "nat-b"), "{p:?}");
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1", "replace_route rtb-000000a2"]);
+        assert!(p.identity().is_empty(), "the sibling's identity is right, and the EIP never crosses zones");
+        // Planned on the unmarked world (dry run, and before the tag) exactly as the schedule plans it after.
+        let mut marked = healthy();
+        drain(&mut marked, "nat-a");
+        assert_eq!(decide(&config(true), Subject::Everything, &marked).map(|d| plan(Ok(d)).routes()), Ok(p.routes()));
+        // Done: a repeat plans nothing.
+        let p = plan(decide(&config(true), drain_subject("nat-a", true), &drained_on_b()));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_drained_zone_stays_on_its_sibling_through_every_trigger() {
+        let w = drained_on_b();
+        // The schedule.
+        let p = plan(decide(&config(true), Subject::Everything, &w));
+        assert!(follows_sibling(&p, "nat-a", "nat-b") && p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // The drained group's new NAT proves itself and goes in service: its launch takes nothing back,
+        // and neither does the schedule after it.
+        let mut replaced = w.clone();
+        replaced.instances.push(instance(A2, 'a', InstanceState::Running, 3_000, true));
+        set_member(&mut replaced, "nat-a", vec![member(A2, "InService")]);
+        set_state(&mut replaced, A1, "terminated");
+        for subject in [launched_subject(A2, true), launched_subject(A2, false), Subject::Everything] {
+            let p = plan(decide(&config(true), subject, &replaced));
+            assert!(follows_sibling(&p, "nat-a", "nat-b"), "{subject:?}: {p:?}");
+            assert!(p.routes().is_empty() && p.identity().is_empty(), "{subject:?}: {p:?}");
+        }
+        // A launch while the drained zone's tables are still on its own NAT moves them to the sibling.
+        let mut not_moved = replaced.clone();
+        set_route(&mut not_moved, "rtb-000000a1", route(A2));
+        let p = plan(decide(&config(true), launched_subject(A2, true), &not_moved));
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1"]);
+        // The drained NAT stops (the operator's maintenance): nothing routes through it, nothing moves.
+        let mut stopped = w.clone();
+        set_state(&mut stopped, A1, "stopping");
+        let p = plan(decide(&config(true), Subject::Leaving { group: None, instance: A1, by_group: false }, &stopped));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // The sibling carrying it leaves: the drained zone moves on to c, never back to its own NAT.
+        let mut sibling_leaves = w.clone();
+        set_member(&mut sibling_leaves, "nat-b", vec![member(B1, "Terminating:Wait")]);
+        let p = plan(decide(
+            &config(true),
+            Subject::Leaving { group: Some("nat-b"), instance: B1, by_group: true },
+            &sibling_leaves,
+        ));
+        assert!(follows_sibling(&p, "nat-a", "nat-c"), "{p:?}");
+        assert!(kinds(&p.routes()).contains(&"replace_route rtb-000000a1".to_owned()));
+    }
+
+    #[test]
+    fn a_drained_nat_is_never_chosen_as_a_sibling() {
+        // b is drained (its zone on c): a's NAT leaves, a goes to c, not to b (first by name).
+        let mut w = healthy();
+        drain(&mut w, "nat-b");
+        set_route(&mut w, "rtb-000000b1", route(C1));
+        set_member(&mut w, "nat-a", vec![member(A1, "Terminating:Wait")]);
+        let p = plan(decide(&config(true), leaving(A1, true), &w));
+        assert!(follows_sibling(&p, "nat-a", "nat-c"), "{p:?}");
+        // A zone failed over onto the NAT being drained moves on with the drain itself.
+        let mut w = healthy();
+        set_member(&mut w, "nat-c", vec![]);
+        set_state(&mut w, C1, "terminated");
+        set_route(&mut w, "rtb-000000c1", route(B1));
+        let p = plan(decide(&config(true), drain_subject("nat-b", true), &w));
+        assert!(follows_sibling(&p, "nat-b", "nat-a") && follows_sibling(&p, "nat-c", "nat-a"), "{p:?}");
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000b1", "replace_route rtb-000000c1"]);
+        // Every sibling drained or gone: nothing can take the zone, nothing moves.
+        let mut w = healthy();
+        drain(&mut w, "nat-b");
+        set_member(&mut w, "nat-c", vec![unhealthy(C1)]);
+        let p = plan(decide(&config(true), drain_subject("nat-a", true), &w));
+        let zone = p.zone("nat-a").unwrap();
+        assert!(
+            matches!(&zone.follows, Follows::Nothing { reason } if reason.contains("nat-a is drained") && reason.contains("no healthy sibling")),
+            "{zone:?}"
+        );
+        assert!(p.routes().is_empty());
+        // Failover off: the zone has nowhere to go either.
+        let p = plan(decide(&config(false), drain_subject("nat-a", true), &healthy()));
+        assert!(
+            matches!(&p.zone("nat-a").unwrap().follows, Follows::Nothing { reason } if reason.contains("failover is off"))
+        );
+        assert!(p.routes().is_empty());
+    }
+
+    #[test]
+    fn an_undrained_zone_comes_back_to_its_own_proven_nat_identity_first() {
+        // Drained while its NAT was replaced: A2 in service, the EIP still on the dead A1's interface.
+        let mut w = drained_on_b();
+        w.instances.push(instance(A2, 'a', InstanceState::Running, 3_000, true));
+        set_member(&mut w, "nat-a", vec![member(A2, "InService")]);
+        set_state(&mut w, A1, "terminated");
+        let p = plan(decide(&config(true), drain_subject("nat-a", false), &w));
+        assert_eq!(
+            p.zone("nat-a").unwrap().follows,
+            Follows::Own { instance_id: A2.into(), network_interface_id: eni(A2) }
+        );
+        assert_eq!(
+            kinds(&p.identity()),
+            ["associate_address eipalloc-0000000a", "disable_source_dest_check eni-000000000000000a2"]
+        );
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1", "replace_route rtb-000000a2"]);
+        // Its own NAT is not proven yet: the zone stays on the sibling; the launch takes it back later.
+        set_member(&mut w, "nat-a", vec![member(A2, "Pending:Wait")]);
+        let p = plan(decide(&config(true), drain_subject("nat-a", false), &w));
+        assert!(follows_sibling(&p, "nat-a", "nat-b") && p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // Never drained, healthy: nothing to change.
+        let p = plan(decide(&config(true), drain_subject("nat-a", false), &healthy()));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // A group that is not configured is no zone of ours.
+        assert!(matches!(
+            decide(&config(true), drain_subject("nat-z", true), &healthy()),
+            Ok(Decision::Ignored { .. })
+        ));
+    }
+
     #[test]
     fn a_group_member_ec2_does_not_show_yet_asks_to_look_again() {
         let mut w = refreshed();

@@ -140,9 +140,9 @@ mod tests {
     #[test]
     fn the_mark_says_when_who_and_why_in_one_line_auto_scaling_accepts() {
         let value = mark_value(1_796_000_000, "alice", Some("kernel patch\nCHG-42"));
-        assert_eq!(value, "2026-11-28T09:33:20Z alice: kernel patch CHG-42");
+        assert_eq!(value, "2026-11-30T00:53:20Z alice: kernel patch CHG-42");
         let mark = DrainMark::parse(&value);
-        assert_eq!(mark.since, "2026-11-28T09:33:20Z");
+        assert_eq!(mark.since, "2026-11-30T00:53:20Z");
         assert_eq!(mark.reason, "alice: kernel patch CHG-42");
         assert_eq!(mark_value(0, " ", None), "1970-01-01T00:00:00Z someone");
         assert_eq!(mark_value(0, "bob", Some(&"x".repeat(400))).chars().count(), 256);

@@ -743,6 +743,56 @@ mod tests {
         assert!(h.headline.ends_with("the hook would point it at its own NAT i-0000000a"), "{}", h.headline);
     }
 
+    fn drained(mut w: World) -> World {
+        w.drained.insert(
+            "nat-a".into(),
+            DrainMark { since: "2026-12-06T10:00:00Z".into(), reason: "alice: kernel patch".into() },
+        );
+        w
+    }
+
+    #[test]
+    fn a_drained_zone_is_drained_neither_healthy_nor_a_fault_and_says_since_when_and_why() {
+        let v = verdict(&drained(world("eni-89abcdef")));
+        let h = &v.zones[0];
+        assert_eq!(h.status, ZoneStatus::Drained, "{h:?}");
+        assert!(!h.healthy && !v.healthy(), "exit 1: not every zone is on its own NAT");
+        assert_eq!(h.failed_over_to.as_deref(), Some("nat-b"));
+        assert_eq!(
+            h.headline,
+            "DRAINED: nat-a (us-east-1a) drained since 2026-12-06T10:00:00Z (alice: kernel patch): its routes are on \
+             nat-b's NAT i-89abcdef and it leaves with nat-b's Elastic IP 198.51.100.8 until undrain"
+        );
+        assert!(h.problems.is_empty(), "{:?}", h.problems);
+        let json = serde_json::to_value(h).unwrap();
+        assert_eq!(json["status"], "drained");
+        assert_eq!(json["drained"]["since"], "2026-12-06T10:00:00Z");
+        assert_eq!(json["drained"]["reason"], "alice: kernel patch");
+        assert!(
+            v.summary().starts_with("worst: DRAINED; 2 of 2 zones: 1 DRAINED (nat-a), 1 healthy"),
+            "{}",
+            v.summary()
+        );
+        assert!(render_table(&v, false).starts_with("DRAINED: nat-a"));
+
+        // Forced with no sibling to take it: still on its own (drained) NAT: drained, and it says where.
+        let h = zone_a(&drained(world("eni-01234567")));
+        assert_eq!(h.status, ZoneStatus::Drained, "{h:?}");
+        assert!(h.headline.contains("its routes are still on its own NAT"), "{}", h.headline);
+        assert_eq!(h.routes[0].via, "i-01234567 (own NAT, drained)");
+
+        // Dark is dark, drained or not.
+        let h = zone_a(&drained(a_died("eni-01234567")));
+        assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
+        assert!(h.headline.ends_with("(drained since 2026-12-06T10:00:00Z (alice: kernel patch))"), "{}", h.headline);
+        // And a sibling's drained NAT carries no other zone: zone b's table on it is not "failed over".
+        let mut w = drained(world("eni-01234567"));
+        w.route_tables[1].route = route("eni-01234567");
+        w.members.insert("nat-b".into(), Some(vec![]));
+        let b = verdict(&w).zones.remove(1);
+        assert_eq!(b.status, ZoneStatus::Unhealthy, "{b:?}");
+    }
+
     #[test]
     fn a_nat_that_is_leaving_its_group_counts_as_dark() {
         let mut w = world("eni-01234567");
