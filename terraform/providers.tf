@@ -6,6 +6,13 @@ provider "aws" {
   default_tags {
     tags = var.tags
   }
+
+  # An operator's `nat-asg-hook drain` marks a NAT group with this tag (the zone stays on a sibling
+  # until `undrain`). Without this, the next apply would see it as drift and delete it, silently
+  # undraining the zone mid-maintenance (provider 5 manages a group's tags exhaustively).
+  ignore_tags {
+    keys = ["nat-asg-hook:drained"]
+  }
 }
 
 # Without default tags, for the one thing the stack did not create: the VPC's default security group

@@ -591,3 +591,13 @@ def test_the_default_security_group_gets_only_what_emptying_it_needs():
     providers = (TERRAFORM / "providers.tf").read_text()
     untagged_provider = re.search(r'provider "aws" \{\n  alias  = "untagged"\n(.*?)^\}', providers, re.M | re.S)
     assert untagged_provider and "default_tags" not in untagged_provider.group(1)
+
+
+def test_an_apply_keeps_an_operators_drain_mark():
+    """`nat-asg-hook drain` tags a NAT group; provider 5 treats a tag it does not manage as drift, so
+    without ignore_tags the next apply would delete the mark and silently undrain the zone."""
+    providers = (TERRAFORM / "providers.tf").read_text()
+    default = re.search(r'^provider "aws" \{\n  region = var\.region\n(.*?)^\}', providers, re.M | re.S)
+    assert default and re.search(r'ignore_tags \{\s*keys = \["nat-asg-hook:drained"\]', default.group(1)), providers
+    model = (REPO / "crates" / "nat-asg-hook" / "src" / "model.rs").read_text()
+    assert 'DRAINED_TAG: &str = "nat-asg-hook:drained"' in model, "the hook and Terraform name the same tag"

@@ -50,8 +50,8 @@ def test_make_targets_exist(doc):
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_cli_subcommands_and_flags_exist(doc):
     commands = cli_commands()
-    assert set(commands) == {"replay", "verify", "reconcile"}
-    for command, rest in re.findall(r"nat-asg-hook (replay|verify|reconcile)\b([^\n`|]*)", text(doc)):
+    assert set(commands) == {"replay", "verify", "reconcile", "drain", "undrain"}
+    for command, rest in re.findall(r"nat-asg-hook (replay|verify|reconcile|drain|undrain)\b([^\n`|]*)", text(doc)):
         flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest))
         assert flags <= commands[command], (command, flags - commands[command])
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::access::{self, Blind};
 use crate::aws::{Clients, sdk_config};
 use crate::config::Config;
+use crate::drain;
 use crate::error::HookError;
 use crate::event::{SCHEDULED, parse};
 use crate::handler::{DEFAULT_BUDGET, Hook};
@@ -50,8 +51,9 @@ Terraform outputs as hook_config:  terraform output -raw hook_config > hook.json
 AWS access: the usual chain (AWS_PROFILE, AWS_REGION, environment keys, SSO). AWS_ENDPOINT_URL points
 every call at an emulator instead. The region must be the configured zones' region.
 
-Exit status: 0 healthy / done; 1 a zone is not healthy (verify) or the handler failed; 2 bad input
-(arguments, configuration, event file, an event of another region, no subcommand); 3 could not look
+Exit status: 0 healthy / done; 1 a zone is not healthy (verify: a drained zone too) or the handler failed;
+2 bad input (arguments, configuration, event file, an event of another region, no subcommand, a drain that
+would leave a zone with nowhere to go); 3 could not look
 (no region or credentials, endpoint unreachable, throttled beyond retries, access denied, or not one
 configured group exists where it looked: wrong region or account).";
 
@@ -119,6 +121,57 @@ sibling (unless failover is off), and fails it back once its own NAT is in servi
               value_parser = clap::value_parser!(u64).range(1..=900))]
         timeout: u64,
     },
+    /// Hand a zone to a healthy sibling's NAT now and keep it there (maintenance), until undrain
+    #[command(after_help = "\
+Marks the group drained (its tag nat-asg-hook:drained = \"<UTC time> <who>: <reason>\"), then does what the
+schedule does for the zone: its private default routes go to a healthy sibling zone's NAT (the zone leaves with
+the sibling's Elastic IP), and any zone failed over onto this NAT moves on to another sibling. From then on no
+trigger takes the zone back (the schedule, a launch of the group's new instance, a state change) and no zone is
+failed over onto this NAT, until `undrain`. The NAT itself keeps running: stop, patch or replace it at will.
+
+Refused (exit 2, nothing changed) when failover is off in the configuration, or when no healthy sibling could
+take the zone, unless --force (the zone then stays on its own NAT until a sibling can take it). Draining a
+drained group changes nothing (`unchanged`). Needs autoscaling:CreateOrUpdateTags on the group.
+
+Prints the result JSON as the last line: `failover` names the sibling, `actions` the tables moved, `drain` the mark.
+
+Examples:
+  nat-asg-hook drain nat-prod-us-east-1a --reason 'kernel patch CHG-1234' --dry-run --config hook.json
+  nat-asg-hook drain nat-prod-us-east-1a --reason 'kernel patch CHG-1234' --config hook.json")]
+    Drain {
+        /// The NAT Auto Scaling group (a configured group)
+        group: String,
+        /// Why (kept in the tag with the time and $USER, and shown by verify)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Drain even when failover is off or no healthy sibling can take the zone
+        #[arg(long)]
+        force: bool,
+        /// Observe and print the plan; write no tag and make no other mutating call
+        #[arg(long)]
+        dry_run: bool,
+        /// Give up after this many seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BUDGET.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=900))]
+        timeout: u64,
+    },
+    /// Give a drained zone back to its own NAT: remove the drain mark, then EIP and routes at once
+    #[command(after_help = "\
+Removes the group's nat-asg-hook:drained tag, then runs the hand-back for the zone at once: its Elastic IP onto
+its own in-service NAT, then its routes. If the group holds no proven NAT yet (a replacement still proving
+itself), the zone stays on the sibling and its NAT's launch (or the schedule) takes it back. Undraining a group
+that is not drained changes nothing (`unchanged`). Needs autoscaling:DeleteTags on the group. Exit statuses as drain.")]
+    Undrain {
+        /// The NAT Auto Scaling group (a configured group)
+        group: String,
+        /// Observe and print the plan; remove no tag and make no other mutating call
+        #[arg(long)]
+        dry_run: bool,
+        /// Give up after this many seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BUDGET.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=900))]
+        timeout: u64,
+    },
 }
 
 /// Parses the command line and runs the Lambda runtime or the operator command.
@@ -149,6 +202,51 @@ pub async fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Drain { group, reason, force, dry_run, timeout } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+            let value = drain::mark_value(now.as_secs() as i64, &who, reason.as_deref());
+            let request = drain::Request { group: &group, drained: true, value, force };
+            drain_or_undrain(&config, &request, dry_run, timeout).await
+        }
+        Command::Undrain { group, dry_run, timeout } => {
+            let request = drain::Request { group: &group, drained: false, value: String::new(), force: false };
+            drain_or_undrain(&config, &request, dry_run, timeout).await
+        }
+    }
+}
+
+async fn drain_or_undrain(config: &Config, request: &drain::Request<'_>, dry_run: bool, timeout: u64) -> ExitCode {
+    // An unknown group is bad input: said before any AWS call.
+    if config.group(request.group).is_none() {
+        return fail(
+            exit::USAGE,
+            &format!("{} is not a configured group (configured: {})", request.group, config.group_names().join(", ")),
+        );
+    }
+    let aws = match connect(config).await {
+        Ok(aws) => aws,
+        Err(code) => return code,
+    };
+    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    let deadline = Deadline::after(Duration::from_secs(timeout));
+    match drain::run(&aws.clients, config, request, mode, &deadline).await {
+        Ok(report) => {
+            if let Some(mark) = report.drain.as_ref().filter(|_| report.dry_run) {
+                let verb = if mark.drained { "mark" } else { "unmark" };
+                match mark.status {
+                    "unchanged" => println!(
+                        "plan: {} is already {}",
+                        mark.auto_scaling_group,
+                        if mark.drained { "drained" } else { "not drained" }
+                    ),
+                    _ => println!("plan: {verb} {} drained ({})", mark.auto_scaling_group, mark.tag),
+                }
+            }
+            finish(&aws, Ok(report))
+        }
+        Err(drain::DrainError::Refused(why)) => fail(exit::USAGE, &why),
+        Err(drain::DrainError::Hook(e)) => finish(&aws, Err(e)),
     }
 }
 
@@ -278,7 +376,12 @@ fn unwrap_failure_record(value: Value) -> Value {
 async fn run(aws: &Aws, config: Config, event: Value, dry_run: bool, timeout: u64) -> ExitCode {
     let hook = Hook::new(aws.clients.clone(), config);
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
-    match hook.handle(event, mode, Deadline::after(Duration::from_secs(timeout))).await {
+    finish(aws, hook.handle(event, mode, Deadline::after(Duration::from_secs(timeout))).await)
+}
+
+/// The report on stdout and exit 0, or the exit status for the error, with one line on stderr.
+fn finish(aws: &Aws, result: Result<Report, HookError>) -> ExitCode {
+    match result {
         Ok(report) => {
             print_report(&report);
             ExitCode::SUCCESS

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, GroupConfig};
-use crate::model::{Action, InstanceView, RouteTableView, RouteTarget, RouteView, World};
+use crate::model::{Action, DrainMark, InstanceView, RouteTableView, RouteTarget, RouteView, World};
 
 /// What an event asks of the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,11 @@ pub enum Subject<'a> {
     Warned { group: Option<&'a str>, instance: &'a str, proof: bool, fresh: bool },
     /// The schedule, `reconcile` and `verify`: every zone, each on its own NAT or a sibling's.
     Everything,
+    /// An operator's `drain` (`drained`: true) or `undrain` (false) of a group, planned as if the
+    /// group's drain mark already were so (a dry run, and the checks before the tag is written, see
+    /// the plan the tag will cause): the group's zone, and every zone with a table routed through
+    /// one of the group's instances, each as the schedule would plan it.
+    Drain { group: &'a str, drained: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +144,7 @@ pub fn decide(config: &Config, subject: Subject<'_>, world: &World) -> Result<De
         Subject::Leaving { group, instance, by_group } => Ok(leaving(config, world, group, instance, by_group)),
         Subject::Warned { group, instance, proof, fresh } => Ok(warned(config, world, group, instance, proof, fresh)),
         Subject::Everything => Ok(everything(config, world)),
+        Subject::Drain { group, drained } => Ok(drain(config, world, group, drained)),
     }
 }
 
@@ -158,13 +164,17 @@ pub enum Owner<'w> {
 }
 
 /// The newest instance the group holds InService (it proved itself), healthy, that EC2 shows live,
-/// other than `leaving`. Err when the group does not exist.
+/// other than `leaving`. Err when the group does not exist. A group an operator drained has none:
+/// its NAT carries neither its own zone nor a sibling's.
 pub fn zone_owner<'w>(world: &'w World, group: &str, leaving: Option<&str>) -> Result<Owner<'w>, Refusal> {
     let members = match world.members.get(group) {
         Some(Some(members)) => members,
         Some(None) => return Err(Refusal::GroupMissing { group: group.to_owned() }),
         None => return Ok(Owner::None { reason: format!("{group} was not observed") }),
     };
+    if let Some(mark) = world.drain_mark(group) {
+        return Ok(Owner::None { reason: format!("{group} is drained {}", mark.describe()) });
+    }
     let mut owner: Option<&InstanceView> = None;
     for member in members.iter().filter(|m| m.is_proven() && Some(m.instance_id.as_str()) != leaving) {
         match world.instance(&member.instance_id) {
@@ -470,6 +480,14 @@ fn launched(config: &Config, world: &World, name: &str, id: &str, fresh: bool) -
     if matches!(world.members.get(name), Some(None)) {
         return Err(Refusal::GroupMissing { group: name.to_owned() });
     }
+    // A drained group's new NAT does not take the zone back: the zone stays where the schedule
+    // keeps it (on a healthy sibling), whatever the launch says, until `undrain`.
+    if world.drain_mark(name).is_some() {
+        return Ok(match Ctx::new(config, world, None) {
+            Ok(ctx) => Decision::Plan(ctx.plan(std::iter::once(name), None)),
+            Err(decision) => decision,
+        });
+    }
     let instance = match launched_may_move(world, name, id, fresh) {
         Ok(instance) => instance,
         Err(decision) => return Ok(decision),
@@ -553,6 +571,45 @@ fn warned(config: &Config, world: &World, group: Option<&str>, id: &str, proof: 
             Decision::Stale { reason: format!("{name} holds {id} healthy: a report alone moves nothing") }
         }
         _ => hand_over(config, world, Some(name), id),
+    }
+}
+
+/// An operator's drain or undrain of `name`: planned in a world where the group's mark is as asked.
+/// The zones: the group's own, and every zone with a table routed through one of its instances (a
+/// zone failed over onto the drained NAT moves on to another sibling at once, as on a hand-over).
+fn drain(config: &Config, world: &World, name: &str, drained: bool) -> Decision {
+    if config.group(name).is_none() {
+        return Decision::Ignored { reason: format!("{name} is not a configured group") };
+    }
+    let mut world = world.clone();
+    match (drained, world.drained.contains_key(name)) {
+        (true, false) => {
+            world.drained.insert(name.to_owned(), DrainMark { since: String::new(), reason: "as asked".to_owned() });
+        }
+        (false, true) => {
+            world.drained.remove(name);
+        }
+        _ => {}
+    }
+    let mut zones: Vec<&str> = vec![name];
+    let ids: Vec<&str> = world
+        .members
+        .get(name)
+        .and_then(Option::as_deref)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.instance_id.as_str())
+        .collect();
+    for id in ids {
+        for table in tables_targeting(config, &world, id) {
+            if let Some(zone) = config.group_of_table(&table.id).filter(|z| !zones.contains(z)) {
+                zones.push(zone);
+            }
+        }
+    }
+    match Ctx::new(config, &world, None) {
+        Ok(ctx) => Decision::Plan(ctx.plan(zones.into_iter(), None)),
+        Err(decision) => decision,
     }
 }
 
@@ -1075,6 +1132,152 @@ mod tests {
         for (handover, dry_run, want) in cases {
             assert_eq!(complete_terminate(handover, dry_run), want, "{handover:?} dry_run={dry_run}");
         }
+    }
+
+    fn drain(w: &mut World, group: &str) {
+        w.drained.insert(
+            group.into(),
+            DrainMark { since: "2026-12-06T10:00:00Z".into(), reason: "alice: kernel patch".into() },
+        );
+    }
+
+    fn drain_subject(group: &str, drained: bool) -> Subject<'_> {
+        Subject::Drain { group, drained }
+    }
+
+    /// Zone a drained onto b: the mark on nat-a, its tables on B1, its EIP still on A1 (never crosses zones).
+    fn drained_on_b() -> World {
+        let mut w = healthy();
+        drain(&mut w, "nat-a");
+        set_route(&mut w, "rtb-000000a1", route(B1));
+        set_route(&mut w, "rtb-000000a2", route(B1));
+        w
+    }
+
+    fn follows_sibling(p: &Plan, zone: &str, sibling: &str) -> bool {
+        matches!(&p.zone(zone).map(|z| &z.follows), Some(Follows::Sibling { group, .. }) if group == sibling)
+    }
+
+    #[test]
+    fn a_drain_moves_the_zone_s_tables_to_a_sibling_and_never_its_eip() {
+        let p = plan(decide(&config(true), drain_subject("nat-a", true), &healthy()));
+        assert_eq!(p.zones.len(), 1, "{p:?}");
+        assert!(follows_sibling(&p, "nat-a", "nat-b"), "{p:?}");
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1", "replace_route rtb-000000a2"]);
+        assert!(p.identity().is_empty(), "the sibling's identity is right, and the EIP never crosses zones");
+        // Planned on the unmarked world (dry run, and before the tag) exactly as the schedule plans it after.
+        let mut marked = healthy();
+        drain(&mut marked, "nat-a");
+        assert_eq!(decide(&config(true), Subject::Everything, &marked).map(|d| plan(Ok(d)).routes()), Ok(p.routes()));
+        // Done: a repeat plans nothing.
+        let p = plan(decide(&config(true), drain_subject("nat-a", true), &drained_on_b()));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_drained_zone_stays_on_its_sibling_through_every_trigger() {
+        let w = drained_on_b();
+        // The schedule.
+        let p = plan(decide(&config(true), Subject::Everything, &w));
+        assert!(follows_sibling(&p, "nat-a", "nat-b") && p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // The drained group's new NAT proves itself and goes in service: its launch takes nothing back,
+        // and neither does the schedule after it.
+        let mut replaced = w.clone();
+        replaced.instances.push(instance(A2, 'a', InstanceState::Running, 3_000, true));
+        set_member(&mut replaced, "nat-a", vec![member(A2, "InService")]);
+        set_state(&mut replaced, A1, "terminated");
+        for subject in [launched_subject(A2, true), launched_subject(A2, false), Subject::Everything] {
+            let p = plan(decide(&config(true), subject, &replaced));
+            assert!(follows_sibling(&p, "nat-a", "nat-b"), "{subject:?}: {p:?}");
+            assert!(p.routes().is_empty() && p.identity().is_empty(), "{subject:?}: {p:?}");
+        }
+        // A launch while the drained zone's tables are still on its own NAT moves them to the sibling.
+        let mut not_moved = replaced.clone();
+        set_route(&mut not_moved, "rtb-000000a1", route(A2));
+        let p = plan(decide(&config(true), launched_subject(A2, true), &not_moved));
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1"]);
+        // The drained NAT stops (the operator's maintenance): nothing routes through it, nothing moves.
+        let mut stopped = w.clone();
+        set_state(&mut stopped, A1, "stopping");
+        let p = plan(decide(&config(true), Subject::Leaving { group: None, instance: A1, by_group: false }, &stopped));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // The sibling carrying it leaves: the drained zone moves on to c, never back to its own NAT.
+        let mut sibling_leaves = w.clone();
+        set_member(&mut sibling_leaves, "nat-b", vec![member(B1, "Terminating:Wait")]);
+        let p = plan(decide(
+            &config(true),
+            Subject::Leaving { group: Some("nat-b"), instance: B1, by_group: true },
+            &sibling_leaves,
+        ));
+        assert!(follows_sibling(&p, "nat-a", "nat-c"), "{p:?}");
+        assert!(kinds(&p.routes()).contains(&"replace_route rtb-000000a1".to_owned()));
+    }
+
+    #[test]
+    fn a_drained_nat_is_never_chosen_as_a_sibling() {
+        // b is drained (its zone on c): a's NAT leaves, a goes to c, not to b (first by name).
+        let mut w = healthy();
+        drain(&mut w, "nat-b");
+        set_route(&mut w, "rtb-000000b1", route(C1));
+        set_member(&mut w, "nat-a", vec![member(A1, "Terminating:Wait")]);
+        let p = plan(decide(&config(true), leaving(A1, true), &w));
+        assert!(follows_sibling(&p, "nat-a", "nat-c"), "{p:?}");
+        // A zone failed over onto the NAT being drained moves on with the drain itself.
+        let mut w = healthy();
+        set_member(&mut w, "nat-c", vec![]);
+        set_state(&mut w, C1, "terminated");
+        set_route(&mut w, "rtb-000000c1", route(B1));
+        let p = plan(decide(&config(true), drain_subject("nat-b", true), &w));
+        assert!(follows_sibling(&p, "nat-b", "nat-a") && follows_sibling(&p, "nat-c", "nat-a"), "{p:?}");
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000b1", "replace_route rtb-000000c1"]);
+        // Every sibling drained or gone: nothing can take the zone, nothing moves.
+        let mut w = healthy();
+        drain(&mut w, "nat-b");
+        set_member(&mut w, "nat-c", vec![unhealthy(C1)]);
+        let p = plan(decide(&config(true), drain_subject("nat-a", true), &w));
+        let zone = p.zone("nat-a").unwrap();
+        assert!(
+            matches!(&zone.follows, Follows::Nothing { reason } if reason.contains("nat-a is drained") && reason.contains("no healthy sibling")),
+            "{zone:?}"
+        );
+        assert!(p.routes().is_empty());
+        // Failover off: the zone has nowhere to go either.
+        let p = plan(decide(&config(false), drain_subject("nat-a", true), &healthy()));
+        assert!(
+            matches!(&p.zone("nat-a").unwrap().follows, Follows::Nothing { reason } if reason.contains("failover is off"))
+        );
+        assert!(p.routes().is_empty());
+    }
+
+    #[test]
+    fn an_undrained_zone_comes_back_to_its_own_proven_nat_identity_first() {
+        // Drained while its NAT was replaced: A2 in service, the EIP still on the dead A1's interface.
+        let mut w = drained_on_b();
+        w.instances.push(instance(A2, 'a', InstanceState::Running, 3_000, true));
+        set_member(&mut w, "nat-a", vec![member(A2, "InService")]);
+        set_state(&mut w, A1, "terminated");
+        let p = plan(decide(&config(true), drain_subject("nat-a", false), &w));
+        assert_eq!(
+            p.zone("nat-a").unwrap().follows,
+            Follows::Own { instance_id: A2.into(), network_interface_id: eni(A2) }
+        );
+        assert_eq!(
+            kinds(&p.identity()),
+            ["associate_address eipalloc-0000000a", "disable_source_dest_check eni-000000000000000a2"]
+        );
+        assert_eq!(kinds(&p.routes()), ["replace_route rtb-000000a1", "replace_route rtb-000000a2"]);
+        // Its own NAT is not proven yet: the zone stays on the sibling; the launch takes it back later.
+        set_member(&mut w, "nat-a", vec![member(A2, "Pending:Wait")]);
+        let p = plan(decide(&config(true), drain_subject("nat-a", false), &w));
+        assert!(follows_sibling(&p, "nat-a", "nat-b") && p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // Never drained, healthy: nothing to change.
+        let p = plan(decide(&config(true), drain_subject("nat-a", false), &healthy()));
+        assert!(p.routes().is_empty() && p.identity().is_empty(), "{p:?}");
+        // A group that is not configured is no zone of ours.
+        assert!(matches!(
+            decide(&config(true), drain_subject("nat-z", true), &healthy()),
+            Ok(Decision::Ignored { .. })
+        ));
     }
 
     #[test]

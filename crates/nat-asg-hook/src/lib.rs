@@ -7,6 +7,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod drain;
 pub mod error;
 pub mod event;
 pub mod handler;

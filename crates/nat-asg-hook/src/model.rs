@@ -132,6 +132,45 @@ pub struct RouteTableView {
     pub route: Option<RouteView>,
 }
 
+/// The tag an operator's `drain` puts on a NAT group: its value is `<UTC time> <who: why>`. A drained
+/// group has no NAT of its own as far as the hook is concerned: its zone stays on a sibling, and its
+/// NAT carries no other zone, until `undrain` removes the tag.
+pub const DRAINED_TAG: &str = "nat-asg-hook:drained";
+
+/// A group's drain mark, as its tag says it: since when, and who drained it and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrainMark {
+    /// The tag value's first word (the UTC time `drain` wrote), or "" when the tag was set by hand without one.
+    pub since: String,
+    /// The rest of the value: who drained it, and why.
+    pub reason: String,
+}
+
+impl DrainMark {
+    /// Reads a tag value: `<since> <who: why>`.
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        let (since, reason) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+        // A value set by hand, without drain's time first: all of it is the reason.
+        if since.len() >= 10 && since.as_bytes()[4] == b'-' && since.chars().next().is_some_and(|c| c.is_ascii_digit())
+        {
+            Self { since: since.to_owned(), reason: reason.trim().to_owned() }
+        } else {
+            Self { since: String::new(), reason: value.to_owned() }
+        }
+    }
+
+    /// "since 2026-12-06T10:00:00Z (alice: patching)", for reasons and headlines.
+    pub fn describe(&self) -> String {
+        match (self.since.is_empty(), self.reason.is_empty()) {
+            (false, false) => format!("since {} ({})", self.since, self.reason),
+            (false, true) => format!("since {}", self.since),
+            (true, false) => format!("({})", self.reason),
+            (true, true) => "(no reason given)".to_owned(),
+        }
+    }
+}
+
 /// Everything the hook observed, across every configured zone: the groups' members, the instances
 /// (the NAT groups' own and any the event named), the zones' Elastic IPs and route tables. A part
 /// that was not read is empty; `members` holds an entry for every group that was read.
@@ -139,6 +178,8 @@ pub struct RouteTableView {
 pub struct World {
     /// Per group read: its members, or None when the group does not exist.
     pub members: BTreeMap<String, Option<Vec<AsgMember>>>,
+    /// The groups read that carry the drain tag (`DRAINED_TAG`), with its mark.
+    pub drained: BTreeMap<String, DrainMark>,
     pub instances: Vec<InstanceView>,
     pub addresses: Vec<AddressView>,
     pub route_tables: Vec<RouteTableView>,
@@ -159,6 +200,11 @@ impl World {
 
     pub fn address(&self, allocation_id: &str) -> Option<&AddressView> {
         self.addresses.iter().find(|a| a.allocation_id == allocation_id)
+    }
+
+    /// The group's drain mark, when an operator drained it.
+    pub fn drain_mark(&self, group: &str) -> Option<&DrainMark> {
+        self.drained.get(group)
     }
 
     pub fn table(&self, id: &str) -> Option<&RouteTableView> {

@@ -69,7 +69,9 @@ pub async fn observe_and_decide(
                 observe::add_groups(clients, config, &mut world).await?;
                 world
             }
-            Subject::Everything => observe::observe_state_then_groups(clients, config, &[]).await?,
+            Subject::Everything | Subject::Drain { .. } => {
+                observe::observe_state_then_groups(clients, config, &[]).await?
+            }
         };
         match decide(config, subject, &world)? {
             Decision::NotYetVisible { reason } => {

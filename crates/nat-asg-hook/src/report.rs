@@ -100,6 +100,23 @@ pub struct Report {
     /// A reconcile's count of zones without a NAT of their own, and of those failed over.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone_health: Option<ZoneHealth>,
+    /// `drain` / `undrain`: the group's drain mark, and what became of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainReport>,
+}
+
+/// The drain mark (`nat-asg-hook:drained` on the group) that `drain` wrote or `undrain` removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    pub auto_scaling_group: String,
+    /// The group is drained after the command (true for `drain`, false for `undrain`).
+    pub drained: bool,
+    pub tag: &'static str,
+    /// The tag's value: the one written (`applied`/`planned`), or the one already there (`unchanged`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `applied`, `planned` (dry run) or `unchanged` (the mark was already so: no call).
+    pub status: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,7 +127,15 @@ pub struct ZoneHealth {
 
 impl Report {
     pub fn single(summary: GroupReport, dry_run: bool) -> Self {
-        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups: Vec::new(), zone_health: None }
+        Self {
+            summary,
+            lifecycle_action: None,
+            dry_run,
+            duration_ms: 0,
+            groups: Vec::new(),
+            zone_health: None,
+            drain: None,
+        }
     }
 
     /// Several zones. With `subject`, that group's report is the summary (a leaving instance's own
@@ -133,7 +158,7 @@ impl Report {
                 summary.actions.push(action.clone());
             }
         }
-        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups, zone_health: None }
+        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups, zone_health: None, drain: None }
     }
 
     pub fn applied_count(&self) -> usize {

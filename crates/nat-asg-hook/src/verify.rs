@@ -12,13 +12,16 @@ use crate::aws::{Clients, observe};
 use crate::config::{Config, GroupConfig};
 use crate::decide::{Decision, Follows, Owner, Refusal, Subject, ZonePlan, decide, zone_owner};
 use crate::error::AwsError;
-use crate::model::{Action, RouteTarget, RouteView, World};
+use crate::model::{Action, DrainMark, RouteTarget, RouteView, World};
 
 /// One zone's verdict, from worst to best (`Ord`: the worst zone is the greatest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ZoneStatus {
     Healthy,
+    /// An operator drained it (`drain`): on purpose, not a fault, but not on its own NAT either.
+    /// Traffic flows, through a sibling's working NAT (or, forced with no sibling, still its own).
+    Drained,
     /// On a sibling zone's working NAT, which holds its own Elastic IP: traffic flows, with the
     /// sibling's address.
     FailedOver,
@@ -38,6 +41,7 @@ impl ZoneStatus {
     pub fn label(self) -> &'static str {
         match self {
             Self::Healthy => "healthy",
+            Self::Drained => "DRAINED",
             Self::FailedOver => "FAILED OVER",
             Self::Unknown => "UNKNOWN",
             Self::Unhealthy => "UNHEALTHY",
@@ -70,9 +74,12 @@ pub struct GroupHealth {
     /// The verdict in one sentence, said first.
     pub headline: String,
     pub healthy: bool,
-    /// With status `failed_over`: the sibling group whose NAT carries the zone.
+    /// With status `failed_over` (or `drained`): the sibling group whose NAT carries the zone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_over_to: Option<String>,
+    /// The group's drain mark (`drain`): since when, who and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drained: Option<DrainMark>,
     /// The zone's own NAT, or the sibling's it is failed over to (or would be).
     pub instance_id: Option<String>,
     pub network_interface_id: Option<String>,
@@ -192,6 +199,7 @@ fn unobserved(name: &str, group: &GroupConfig, status: ZoneStatus, problem: Stri
         headline: format!("{}: {name} ({}): {problem}", status.label(), group.availability_zone),
         healthy: false,
         failed_over_to: None,
+        drained: None,
         instance_id: None,
         network_interface_id: None,
         elastic_ip: None,
@@ -208,6 +216,8 @@ enum Carrier {
     Dark(String),
     /// The zone's own NAT.
     Own,
+    /// The zone's own NAT, which an operator drained: it still forwards, but the zone should be on a sibling.
+    DrainedOwn,
     /// A sibling zone's working NAT (by group).
     Sibling(String),
     /// Somewhere that forwards, but that is not the zone's NAT: another live NAT, a NAT gateway,
@@ -256,6 +266,9 @@ fn carrier(
     }
     if Some(instance.id.as_str()) == own {
         return (Carrier::Own, format!("{} (own NAT)", instance.id));
+    }
+    if group == Some(zone) && world.drain_mark(zone).is_some() {
+        return (Carrier::DrainedOwn, format!("{} (own NAT, drained)", instance.id));
     }
     // Another zone's owner: a sibling's working NAT.
     if let Some(g) = group
@@ -316,12 +329,17 @@ pub fn assess(
     let mut dark: Vec<String> = Vec::new();
     let mut elsewhere: Vec<String> = Vec::new();
     let mut siblings: Vec<String> = Vec::new();
+    let mut on_drained_own = 0;
     for table_id in &group.route_table_ids {
         let route = world.table(table_id).and_then(|t| t.route.as_ref());
         let (carried, via) = carrier(config, world, name, own, route);
         let is_dark = matches!(carried, Carrier::Dark(_));
         match carried {
             Carrier::Dark(words) => dark.push(format!("{table_id} {words}")),
+            Carrier::DrainedOwn => {
+                on_drained_own += 1;
+                elsewhere.push(format!("{table_id} still goes to its own drained NAT ({via})"));
+            }
             Carrier::Elsewhere(words) => elsewhere.push(format!("{table_id} {words}")),
             Carrier::Sibling(g) => {
                 if !siblings.contains(&g) {
@@ -424,6 +442,35 @@ pub fn assess(
     {
         health.problems.insert(0, reason.clone());
     }
+    // Drained by an operator: said as such whenever traffic flows (a sibling carries it, or, forced
+    // with no sibling, still its own NAT); dark or misrouted stays what it is, with the mark named.
+    let (status, headline) = match world.drain_mark(name) {
+        None => (status, headline),
+        Some(mark) => {
+            health.drained = Some(mark.clone());
+            let drained = format!("drained {}", mark.describe());
+            match status {
+                ZoneStatus::FailedOver => {
+                    let sibling = health.failed_over_to.clone().unwrap_or_default();
+                    let rest =
+                        headline.split_once(&format!("its routes are on {sibling}'s NAT")).map_or("", |(_, r)| r);
+                    let rest = rest.trim_end_matches(" until its own NAT is back");
+                    (
+                        ZoneStatus::Drained,
+                        format!("DRAINED: {where_} {drained}: its routes are on {sibling}'s NAT{rest} until undrain"),
+                    )
+                }
+                _ if dark.is_empty() && on_drained_own == group.route_table_ids.len() && on_drained_own > 0 => (
+                    ZoneStatus::Drained,
+                    format!("DRAINED: {where_} {drained}, but its routes are still on its own NAT; {would}"),
+                ),
+                _ => {
+                    health.problems.push(format!("{name} is {drained}"));
+                    (status, format!("{headline} ({drained})"))
+                }
+            }
+        }
+    };
     health.status = status;
     health.healthy = status == ZoneStatus::Healthy && health.problems.is_empty();
     health.headline = headline;
@@ -694,6 +741,56 @@ mod tests {
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
         assert!(h.headline.ends_with("the hook would point it at its own NAT i-0000000a"), "{}", h.headline);
+    }
+
+    fn drained(mut w: World) -> World {
+        w.drained.insert(
+            "nat-a".into(),
+            DrainMark { since: "2026-12-06T10:00:00Z".into(), reason: "alice: kernel patch".into() },
+        );
+        w
+    }
+
+    #[test]
+    fn a_drained_zone_is_drained_neither_healthy_nor_a_fault_and_says_since_when_and_why() {
+        let v = verdict(&drained(world("eni-89abcdef")));
+        let h = &v.zones[0];
+        assert_eq!(h.status, ZoneStatus::Drained, "{h:?}");
+        assert!(!h.healthy && !v.healthy(), "exit 1: not every zone is on its own NAT");
+        assert_eq!(h.failed_over_to.as_deref(), Some("nat-b"));
+        assert_eq!(
+            h.headline,
+            "DRAINED: nat-a (us-east-1a) drained since 2026-12-06T10:00:00Z (alice: kernel patch): its routes are on \
+             nat-b's NAT i-89abcdef and it leaves with nat-b's Elastic IP 198.51.100.8 until undrain"
+        );
+        assert!(h.problems.is_empty(), "{:?}", h.problems);
+        let json = serde_json::to_value(h).unwrap();
+        assert_eq!(json["status"], "drained");
+        assert_eq!(json["drained"]["since"], "2026-12-06T10:00:00Z");
+        assert_eq!(json["drained"]["reason"], "alice: kernel patch");
+        assert!(
+            v.summary().starts_with("worst: DRAINED; 2 of 2 zones: 1 DRAINED (nat-a), 1 healthy"),
+            "{}",
+            v.summary()
+        );
+        assert!(render_table(&v, false).starts_with("DRAINED: nat-a"));
+
+        // Forced with no sibling to take it: still on its own (drained) NAT: drained, and it says where.
+        let h = zone_a(&drained(world("eni-01234567")));
+        assert_eq!(h.status, ZoneStatus::Drained, "{h:?}");
+        assert!(h.headline.contains("its routes are still on its own NAT"), "{}", h.headline);
+        assert_eq!(h.routes[0].via, "i-01234567 (own NAT, drained)");
+
+        // Dark is dark, drained or not.
+        let h = zone_a(&drained(a_died("eni-01234567")));
+        assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
+        assert!(h.headline.ends_with("(drained since 2026-12-06T10:00:00Z (alice: kernel patch))"), "{}", h.headline);
+        // And a sibling's drained NAT carries no other zone: zone b's table on it is not "failed over".
+        let mut w = drained(world("eni-01234567"));
+        w.route_tables[1].route = route("eni-01234567");
+        w.members.insert("nat-b".into(), Some(vec![]));
+        let b = verdict(&w).zones.remove(1);
+        assert_eq!(b.status, ZoneStatus::Unhealthy, "{b:?}");
     }
 
     #[test]

@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
+use aws_sdk_autoscaling::operation::create_or_update_tags::CreateOrUpdateTagsOutput;
+use aws_sdk_autoscaling::operation::delete_tags::DeleteTagsOutput;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
 use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatOutput;
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance as AsgInstance, LifecycleState};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance as AsgInstance, LifecycleState, TagDescription};
 use aws_sdk_ec2::operation::associate_address::AssociateAddressOutput;
 use aws_sdk_ec2::operation::create_route::CreateRouteOutput;
 use aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput;
@@ -35,6 +37,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::date_time::Format;
 use nat_asg_hook::aws::{Clients, retry_config, timeout_config};
 use nat_asg_hook::config::Config;
+use nat_asg_hook::drain;
 use nat_asg_hook::error::HookError;
 use nat_asg_hook::handler::Hook;
 use nat_asg_hook::reconcile::Mode;
@@ -141,6 +144,10 @@ struct State {
     eips: BTreeMap<String, Option<String>>,
     /// table -> (ENI, active), None for no default route
     routes: BTreeMap<String, Option<(String, bool)>>,
+    /// group -> its drain tag's value (nat-asg-hook:drained)
+    drained: BTreeMap<String, String>,
+    /// The drain tag writes fail with AccessDenied (an operator without the permission).
+    tags_denied: bool,
     /// The mutating calls, in the order they were made.
     log: Vec<String>,
 }
@@ -257,6 +264,9 @@ struct Aws {
     create: Rule,
     complete: Rule,
     heartbeat: Rule,
+    tag: Rule,
+    tag_denied: Rule,
+    untag: Rule,
 }
 
 impl Aws {
@@ -305,9 +315,26 @@ impl Aws {
                             .health_status("Healthy")
                             .build()
                     });
+                    let tags = state.drained.get(name).map(|value| {
+                        vec![
+                            TagDescription::builder()
+                                .resource_id(name)
+                                .resource_type("auto-scaling-group")
+                                .key("Name")
+                                .value(name)
+                                .build(),
+                            TagDescription::builder()
+                                .resource_id(name)
+                                .resource_type("auto-scaling-group")
+                                .key("nat-asg-hook:drained")
+                                .value(value)
+                                .build(),
+                        ]
+                    });
                     AutoScalingGroup::builder()
                         .auto_scaling_group_name(name)
                         .set_instances(Some(members.collect()))
+                        .set_tags(tags)
                         .build()
                 });
                 DescribeAutoScalingGroupsOutput::builder().set_auto_scaling_groups(Some(groups.collect())).build()
@@ -402,8 +429,38 @@ impl Aws {
                 state.log.push(format!("heartbeat {} {}", r.lifecycle_hook_name().unwrap(), r.instance_id().unwrap()));
                 RecordLifecycleActionHeartbeatOutput::builder().build()
             });
+        let s = Arc::clone(&state);
+        let tag = mock!(aws_sdk_autoscaling::Client::create_or_update_tags)
+            .match_requests({
+                let s = Arc::clone(&state);
+                move |_| !s.lock().unwrap().tags_denied
+            })
+            .then_compute_output(move |r| {
+                let mut state = s.lock().unwrap();
+                for t in r.tags() {
+                    assert_eq!(t.propagate_at_launch(), Some(false), "the mark stays on the group");
+                    state.log.push(format!("tag {}", t.resource_id().unwrap()));
+                    state.drained.insert(t.resource_id().unwrap().to_owned(), t.value().unwrap().to_owned());
+                }
+                CreateOrUpdateTagsOutput::builder().build()
+            });
+        let tag_denied = mock!(aws_sdk_autoscaling::Client::create_or_update_tags).then_http_response(|| {
+            autoscaling_error(403, "AccessDenied", "not authorized to perform: autoscaling:CreateOrUpdateTags")
+        });
+        let s = Arc::clone(&state);
+        let untag = mock!(aws_sdk_autoscaling::Client::delete_tags).then_compute_output(move |r| {
+            let mut state = s.lock().unwrap();
+            for t in r.tags() {
+                state.log.push(format!("untag {}", t.resource_id().unwrap()));
+                state.drained.remove(t.resource_id().unwrap());
+            }
+            DeleteTagsOutput::builder().build()
+        });
         Self {
             state,
+            tag,
+            tag_denied,
+            untag,
             describe_instances,
             describe_enis,
             describe_groups,
@@ -433,7 +490,8 @@ impl Aws {
             &self.replace,
             &self.create,
         ];
-        let asg_rules = [&self.describe_groups, &self.complete, &self.heartbeat];
+        let asg_rules =
+            [&self.describe_groups, &self.complete, &self.heartbeat, &self.tag, &self.tag_denied, &self.untag];
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules, |c| c
             .retry_config(retry_config())
             .timeout_config(timeout_config()));
@@ -979,4 +1037,49 @@ async fn verify_in_a_region_without_the_groups_says_so() {
     assert!(!verdict.every_group_missing);
     assert_eq!(verdict.zones[0].status, ZoneStatus::Misconfigured);
     assert_eq!(verdict.zones[1].status, ZoneStatus::Healthy);
+}
+
+fn drain_request(drained: bool) -> drain::Request<'static> {
+    drain::Request { group: "nat-a", drained, value: "2026-12-06T10:00:00Z alice: patch".into(), force: false }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_writes_the_mark_before_any_route_moves_and_the_schedule_keeps_the_zone_on_the_sibling() {
+    let aws = Aws::new(State::converged());
+    let deadline = Deadline::after(Duration::from_secs(25));
+    let report = drain::run(&aws.clients(), &config(), &drain_request(true), Mode::Apply, &deadline).await.unwrap();
+    assert_eq!(report.drain.map(|d| d.status), Some("applied"));
+    let log = aws.log();
+    assert_eq!(log.first().map(String::as_str), Some("tag nat-a"), "{log:?}");
+    assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(SIBLING)), Some(eni(SIBLING))));
+    assert_eq!(aws.eip("eipalloc-0000000a"), Some(eni(NEW)), "the EIP never crosses zones");
+
+    // The Lambda reads the mark from DescribeAutoScalingGroups: the schedule and NEW's launch keep the zone there.
+    let before = aws.mutations();
+    let report = handle(&aws, scheduled()).await.unwrap();
+    assert_eq!(report.zone_health.map(|h| (h.without_own_nat, h.failed_over)), Some((1, 1)));
+    handle(&aws, launched(NEW)).await.unwrap();
+    assert_eq!(aws.mutations(), before, "nothing moves back");
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(SIBLING)));
+    let verdict = verify(&aws.clients(), &config()).await.unwrap();
+    assert_eq!(verdict.zones[0].status, ZoneStatus::Drained);
+
+    // Undrain: the mark goes first, then the routes come back to NEW.
+    drain::run(&aws.clients(), &config(), &drain_request(false), Mode::Apply, &deadline).await.unwrap();
+    let log = aws.log();
+    let untag = log.iter().position(|l| l == "untag nat-a").unwrap();
+    assert!(untag < last(&log, "route"), "{log:?}");
+    assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(NEW)), Some(eni(NEW))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_whose_mark_is_refused_moves_nothing() {
+    let mut state = State::converged();
+    state.tags_denied = true;
+    let aws = Aws::new(state);
+    let deadline = Deadline::after(Duration::from_secs(25));
+    let e = drain::run(&aws.clients(), &config(), &drain_request(true), Mode::Apply, &deadline).await.unwrap_err();
+    assert!(matches!(&e, drain::DrainError::Hook(h) if h.is_authorization()), "{e:?}");
+    assert_eq!(aws.mutations(), 0);
+    assert_eq!(aws.route("rtb-000000a1"), Some(eni(NEW)));
 }

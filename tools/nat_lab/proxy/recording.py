@@ -19,6 +19,8 @@ MUTATING = frozenset(
         "DeleteRoute",
         "CompleteLifecycleAction",
         "RecordLifecycleActionHeartbeat",
+        "CreateOrUpdateTags",  # drain's mark on a group
+        "DeleteTags",  # undrain
     }
 )
 

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod lifecycle;
 pub mod observe;
+pub mod tags;
 
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! NAT groups' members and their instances). A launch reads both in one round; everything that
 //! starts from the tables reads the state first and the groups after (see `observe_state_then_groups`).
 
+use std::collections::BTreeMap;
+
 use aws_sdk_ec2::types::{Filter, Instance, RouteState};
 use tracing::instrument;
 
@@ -10,7 +12,8 @@ use super::Clients;
 use crate::config::Config;
 use crate::error::AwsError;
 use crate::model::{
-    AddressView, AsgMember, Eni, InstanceState, InstanceView, RouteTableView, RouteTarget, RouteView, World,
+    AddressView, AsgMember, DRAINED_TAG, DrainMark, Eni, InstanceState, InstanceView, RouteTableView, RouteTarget,
+    RouteView, World,
 };
 
 /// The Auto Scaling group an instance belongs to: the tag Auto Scaling puts on every instance it launches.
@@ -20,9 +23,9 @@ const GROUP_TAG: &str = "aws:autoscaling:groupName";
 /// path, where a second round would lengthen the outage).
 #[instrument(skip(clients, config), fields(instances = ?instance_ids))]
 pub async fn observe_all(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<World, AwsError> {
-    let ((addresses, route_tables, named), (members, group_instances)) =
+    let ((addresses, route_tables, named), ((members, drained), group_instances)) =
         tokio::try_join!(state(clients, config, instance_ids), groups(clients, config))?;
-    let mut world = World { members, instances: named, addresses, route_tables };
+    let mut world = World { members, drained, instances: named, addresses, route_tables };
     world.add_instances(group_instances);
     Ok(world)
 }
@@ -48,8 +51,9 @@ pub async fn observe_instance(clients: &Clients, instance_id: &str) -> Result<Op
 /// Adds the groups to a world read by `observe_state`: the second round.
 #[instrument(skip_all)]
 pub async fn add_groups(clients: &Clients, config: &Config, world: &mut World) -> Result<(), AwsError> {
-    let (members, instances) = groups(clients, config).await?;
+    let ((members, drained), instances) = groups(clients, config).await?;
     world.members = members;
+    world.drained = drained;
     world.add_instances(instances);
     Ok(())
 }
@@ -104,7 +108,10 @@ async fn state(clients: &Clients, config: &Config, instance_ids: &[String]) -> R
     )
 }
 
-type Groups = (std::collections::BTreeMap<String, Option<Vec<AsgMember>>>, Vec<InstanceView>);
+/// Per group read: its members (None: the group does not exist); and the groups drained by hand.
+type GroupsRead = (BTreeMap<String, Option<Vec<AsgMember>>>, BTreeMap<String, DrainMark>);
+
+type Groups = (GroupsRead, Vec<InstanceView>);
 
 async fn groups(clients: &Clients, config: &Config) -> Result<Groups, AwsError> {
     let names = config.group_names();
@@ -165,11 +172,9 @@ fn instance_view(instance: &Instance) -> Option<InstanceView> {
     })
 }
 
-/// Each named group's members, or None for a group that does not exist.
-async fn describe_groups(
-    clients: &Clients,
-    names: &[String],
-) -> Result<std::collections::BTreeMap<String, Option<Vec<AsgMember>>>, AwsError> {
+/// Each named group's members, or None for a group that does not exist; and the drain marks (the
+/// same call returns the groups' tags: a drain costs no extra read).
+async fn describe_groups(clients: &Clients, names: &[String]) -> Result<GroupsRead, AwsError> {
     let pages: Vec<_> = clients
         .autoscaling
         .describe_auto_scaling_groups()
@@ -180,7 +185,15 @@ async fn describe_groups(
         .await
         .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", e))?;
     let found: Vec<_> = pages.iter().flat_map(|page| page.auto_scaling_groups()).collect();
-    Ok(names
+    let drained = found
+        .iter()
+        .filter_map(|g| {
+            let name = g.auto_scaling_group_name().filter(|n| names.iter().any(|x| x == n))?;
+            let tag = g.tags().iter().find(|t| t.key() == Some(DRAINED_TAG))?;
+            Some((name.to_owned(), DrainMark::parse(tag.value().unwrap_or_default())))
+        })
+        .collect();
+    let members = names
         .iter()
         .map(|name| {
             let group = found.iter().find(|g| g.auto_scaling_group_name() == Some(name.as_str()));
@@ -199,7 +212,8 @@ async fn describe_groups(
             });
             (name.clone(), members)
         })
-        .collect())
+        .collect();
+    Ok((members, drained))
 }
 
 async fn describe_addresses(clients: &Clients, allocation_ids: &[String]) -> Result<Vec<AddressView>, AwsError> {
