@@ -188,18 +188,19 @@ module "nat" {
   source   = "./modules/nat-instance"
   for_each = local.nat_group_names
 
-  name                 = each.value
-  vpc_id               = aws_vpc.this.id
-  vpc_cidr_block       = aws_vpc.this.cidr_block
-  subnet_id            = aws_subnet.public[each.key].id
-  instance_type        = var.nat_instance_type
-  capacity             = var.nat_capacity
-  ami_id               = var.nat_ami_id
-  check_ip_urls        = var.nat_check_ip_urls
-  log_group_name       = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both
-  log_retention_days   = var.log_retention_days
-  permissions_boundary = local.permissions_boundary
-  tags                 = var.tags # the launch template's tag specifications: default_tags do not reach them
+  name                     = each.value
+  vpc_id                   = aws_vpc.this.id
+  vpc_cidr_block           = aws_vpc.this.cidr_block
+  subnet_id                = aws_subnet.public[each.key].id
+  instance_type            = var.nat_instance_type
+  capacity                 = var.nat_capacity
+  alternate_instance_types = var.nat_alternate_instance_types
+  ami_id                   = var.nat_ami_id
+  check_ip_urls            = var.nat_check_ip_urls
+  log_group_name           = "/vpc/${var.name}/nat/${each.value}" # next to the flow logs: the deploy role may create both
+  log_retention_days       = var.log_retention_days
+  permissions_boundary     = local.permissions_boundary
+  tags                     = var.tags # the launch template's tag specifications: default_tags do not reach them
 
   # Every zone's private subnets (a failed-over zone leaves through a sibling's NAT), nothing else:
   # the public subnets and the NATs themselves have nothing to send through one.

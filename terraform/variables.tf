@@ -61,6 +61,12 @@ variable "nat_instance_type" {
   default     = "t4g.nano"
 }
 
+variable "nat_alternate_instance_types" {
+  description = "Instance types the NAT groups may launch when nat_instance_type has no capacity (same architecture, similar size; see the nat-instance module's alternate_instance_types)"
+  type        = list(string)
+  default     = ["t4g.micro"]
+}
+
 variable "nat_capacity" {
   description = "How the NAT instances are bought: \"on-demand\" (production) or \"spot\" (see the nat-instance module's capacity)"
   type        = string

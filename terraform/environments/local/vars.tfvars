@@ -15,9 +15,10 @@ egress_probe_instance_type = "t3.nano" # x86_64, as the image below
 
 # ami-760aaa0f is in moto's built-in image catalogue (every moto 5 release); the emulator boots
 # nothing, so any image does. x86_64 throughout: the test binary is a host build.
-nat_ami_id          = "ami-760aaa0f"
-nat_instance_type   = "t3.nano"
-lambda_architecture = "x86_64"
+nat_ami_id                   = "ami-760aaa0f"
+nat_instance_type            = "t3.nano"
+nat_alternate_instance_types = ["t3.micro"] # x86_64 too
+lambda_architecture          = "x86_64"
 
 tags = {
   Environment = "local"

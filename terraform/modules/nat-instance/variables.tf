@@ -35,9 +35,9 @@ variable "instance_type" {
 }
 
 variable "alternate_instance_types" {
-  description = "Instance types the group may launch when instance_type has no capacity (on-demand: in this order after it; Spot: the pools least likely to be interrupted). Same architecture as the AMI and of similar size: a failed-over zone's traffic lands on a sibling of any of them"
+  description = "Instance types the group may launch when instance_type has no capacity (on-demand: in this order after it; Spot: the pools least likely to be interrupted), e.g. [\"t4g.micro\"] beside t4g.nano. Same architecture as the AMI and of similar size: a failed-over zone's traffic lands on a sibling of any of them. Empty: instance_type alone"
   type        = list(string)
-  default     = ["t4g.micro"]
+  default     = []
 }
 
 variable "capacity" {

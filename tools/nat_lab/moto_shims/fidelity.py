@@ -12,6 +12,9 @@ what moto reports back.
   update (and reports no warm-up).
 - Auto Scaling groups: AWS returns the group's InstanceMaintenancePolicy; moto drops it on create
   and on update (Terraform's `instance_maintenance_policy` would plan a change after every apply).
+- Auto Scaling groups: an UpdateAutoScalingGroup without a MixedInstancesPolicy keeps the group's
+  policy in AWS; moto drops it (any later update, Terraform's or a test's, turned a Spot group into
+  one without a policy, and every plan showed a change).
 - Lifecycle hooks: moto reports a made-up notification target and role on every hook (placeholders
   left in its code); AWS reports none when the hook was put without them.
 - With IAM enforced (the IAM tests), moto recomputes the SigV4 signature of every request, and for
@@ -127,6 +130,22 @@ def _instance_maintenance_policy() -> None:
     AutoScalingResponse.update_auto_scaling_group = keeping_policy(AutoScalingResponse.update_auto_scaling_group)
 
 
+def _mixed_instances_policy() -> None:
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    update = FakeAutoScalingGroup.update
+
+    @functools.wraps(update)
+    def keeping_policy(self, *args, mixed_instances_policy=None, **kwargs):
+        kept = self.mixed_instances_policy
+        result = update(self, *args, mixed_instances_policy=mixed_instances_policy, **kwargs)
+        if mixed_instances_policy is None and kept is not None:
+            self.mixed_instances_policy = kept  # its launch template is unchanged: nothing to re-resolve
+        return result
+
+    FakeAutoScalingGroup.update = keeping_policy
+
+
 def _lifecycle_hook_placeholders() -> None:
     from moto.autoscaling.models import LifecycleHook
 
@@ -234,6 +253,7 @@ PATCHES = {
     "fidelity.launch-template-tags": _launch_template_tags,
     "fidelity.default-instance-warmup": _default_instance_warmup,
     "fidelity.instance-maintenance-policy": _instance_maintenance_policy,
+    "fidelity.mixed-instances-policy": _mixed_instances_policy,
     "fidelity.lifecycle-hook-placeholders": _lifecycle_hook_placeholders,
     "fidelity.lambda-signatures": _lambda_signatures,
     "fidelity.run-instances-from-a-template": _run_instances_from_a_template,

@@ -116,6 +116,22 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         policy = group.get("InstanceMaintenancePolicy")
         expect(current, policy == {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200}, policy)
 
+        current = "fidelity.mixed-instances-policy"
+        mixed = {
+            "InstancesDistribution": {"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 0},
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateName": "selfcheck", "Version": "$Latest"},
+                "Overrides": [{"InstanceType": "t4g.nano"}, {"InstanceType": "t4g.micro"}],
+            },
+        }
+        c.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="selfcheck-mixed", MinSize=0, MaxSize=1, DesiredCapacity=0, MixedInstancesPolicy=mixed, VPCZoneIdentifier=subnet
+        )
+        c.autoscaling.update_auto_scaling_group(AutoScalingGroupName="selfcheck-mixed", MaxSize=2)
+        [mixed_group] = c.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["selfcheck-mixed"])["AutoScalingGroups"]
+        kept = mixed_group.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("Overrides")
+        expect(current, kept == mixed["LaunchTemplate"]["Overrides"], mixed_group.get("MixedInstancesPolicy"))
+
         current = "fidelity.lifecycle-hook-placeholders"
         found = c.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="selfcheck")["LifecycleHooks"]
         expect("lifecycle: hooks created with the group", {h["LifecycleHookName"] for h in found} == {LAUNCH, TERMINATE}, found)
