@@ -15,6 +15,9 @@ what moto reports back.
 - Auto Scaling groups: an UpdateAutoScalingGroup without a MixedInstancesPolicy keeps the group's
   policy in AWS; moto drops it (any later update, Terraform's or a test's, turned a Spot group into
   one without a policy, and every plan showed a change).
+- IAM RemoveRoleFromInstanceProfile for a role the profile does not hold (a retry of a removal that
+  succeeded, e.g. after a slow answer): AWS answers NoSuchEntity, which the provider takes as done;
+  moto fails with an internal error (HTTP 500), which the provider retries for many minutes.
 - Lifecycle hooks: moto reports a made-up notification target and role on every hook (placeholders
   left in its code); AWS reports none when the hook was put without them.
 - With IAM enforced (the IAM tests), moto recomputes the SigV4 signature of every request, and for
@@ -146,6 +149,22 @@ def _mixed_instances_policy() -> None:
     FakeAutoScalingGroup.update = keeping_policy
 
 
+def _remove_role_from_instance_profile() -> None:
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import IAMBackend
+
+    remove = IAMBackend.remove_role_from_instance_profile
+
+    @functools.wraps(remove)
+    def remove_held_only(self, profile_name, role_name):
+        profile = self.get_instance_profile(profile_name)
+        if not any(role.name == role_name for role in profile.roles):
+            raise NotFoundException(f"The role {role_name} is not in instance profile {profile_name}.")
+        return remove(self, profile_name, role_name)
+
+    IAMBackend.remove_role_from_instance_profile = remove_held_only
+
+
 def _lifecycle_hook_placeholders() -> None:
     from moto.autoscaling.models import LifecycleHook
 
@@ -254,6 +273,7 @@ PATCHES = {
     "fidelity.default-instance-warmup": _default_instance_warmup,
     "fidelity.instance-maintenance-policy": _instance_maintenance_policy,
     "fidelity.mixed-instances-policy": _mixed_instances_policy,
+    "fidelity.remove-role-from-instance-profile": _remove_role_from_instance_profile,
     "fidelity.lifecycle-hook-placeholders": _lifecycle_hook_placeholders,
     "fidelity.lambda-signatures": _lambda_signatures,
     "fidelity.run-instances-from-a-template": _run_instances_from_a_template,

@@ -205,6 +205,18 @@ def run(endpoint: str, data_plane: bool = False) -> None:
 
         current = "fidelity.lambda-configuration"
         role = c.iam.create_role(RoleName="selfcheck", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+
+        current = "fidelity.remove-role-from-instance-profile"
+        c.iam.create_instance_profile(InstanceProfileName="selfcheck-removal")
+        c.iam.add_role_to_instance_profile(InstanceProfileName="selfcheck-removal", RoleName="selfcheck")
+        c.iam.remove_role_from_instance_profile(InstanceProfileName="selfcheck-removal", RoleName="selfcheck")
+        try:
+            c.iam.remove_role_from_instance_profile(InstanceProfileName="selfcheck-removal", RoleName="selfcheck")
+        except ClientError as exc:
+            expect(current, exc.response["Error"]["Code"] == "NoSuchEntity", exc.response["Error"])
+        else:
+            expect(current, False, "the second removal succeeded")
+        current = "fidelity.lambda-configuration"
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as z:
             z.writestr("bootstrap", "#!/bin/sh\n")
