@@ -125,7 +125,12 @@ def run(endpoint: str, data_plane: bool = False) -> None:
             },
         }
         c.autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName="selfcheck-mixed", MinSize=0, MaxSize=1, DesiredCapacity=0, MixedInstancesPolicy=mixed, VPCZoneIdentifier=subnet
+            AutoScalingGroupName="selfcheck-mixed",
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
+            MixedInstancesPolicy=mixed,
+            VPCZoneIdentifier=subnet,
         )
         c.autoscaling.update_auto_scaling_group(AutoScalingGroupName="selfcheck-mixed", MaxSize=2)
         [mixed_group] = c.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["selfcheck-mixed"])["AutoScalingGroups"]
