@@ -214,10 +214,14 @@ module "nat" {
   ingress_cidr_blocks = [var.vpc_cidr_block]
   subnet_id           = var.zones[each.key].public_subnet_id
 
-  instance_type    = var.nat_instance_type
-  ami_id           = var.nat_ami_id
-  root_volume_size = 8
-  kms_key_arn      = aws_kms_key.this.arn
+  instance_type = var.nat_instance_type
+  ami_id        = var.nat_ami_id
+  # On-demand NATs ("spot" costs about a third as much; the hook acts on EC2's two-minute warning), and
+  # a second type of the same architecture when the first has no capacity in the zone.
+  capacity                 = "on-demand"
+  alternate_instance_types = var.nat_alternate_instance_types
+  root_volume_size         = 8
+  kms_key_arn              = aws_kms_key.this.arn
 
   # The instance proves itself (forwarding, masquerade, egress through its zone's EIP) before it
   # takes its zone, and keeps checking: unhealthy, its group replaces it and the zone fails over.

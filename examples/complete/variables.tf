@@ -47,6 +47,12 @@ variable "nat_instance_type" {
   default     = "t4g.small"
 }
 
+variable "nat_alternate_instance_types" {
+  description = "Instance types the NAT groups may launch when nat_instance_type has no capacity (the same architecture, a similar size)"
+  type        = list(string)
+  default     = ["t4g.medium"]
+}
+
 variable "alarm_email" {
   description = "Address subscribed to the alarm topic (it must confirm the subscription); null subscribes nobody"
   type        = string

@@ -430,6 +430,10 @@ def test_the_boundary_scopes_every_write_to_the_stack(account, moto):
         if resources == ["*"] and actions == ["cloudwatch:PutMetricData"]:  # no resource type: the namespace condition scopes it
             assert statement.get("Condition") == {"StringEquals": {"cloudwatch:namespace": "NatAsgHook"}}, statement["Sid"]
             continue
+        if actions == ["events:PutEvents"]:  # the default bus is no stack's: the source condition scopes it
+            assert len(resources) == 1 and re.match(rf"^arn:aws:events:[\w-]+:{ACCOUNT}:event-bus/default$", resources[0]), statement["Sid"]
+            assert statement.get("Condition") == {"StringEquals": {"events:source": "nat-asg-hook.nat"}}, statement["Sid"]
+            continue
         if resources == ["*"]:
             assert all(re.match(r"^(\w+:Describe|xray:Put|ssm:|ssmmessages:|ec2messages:)", a) for a in actions), statement["Sid"]
             assert not [a for a in actions if a.startswith("ssm:Get") and "Parameter" in a], "no parameter reads"

@@ -113,6 +113,7 @@ def test_complete_applies_with_every_option_and_then_has_nothing_to_do(emulator,
             "lambda_zip_path": str(work / "bootstrap.zip"),
             "nat_ami_id": AMI,
             "nat_instance_type": "t3.nano",
+            "nat_alternate_instance_types": ["t3.micro"],  # the emulator's image is x86_64
             "tags": {"Project": "nat-asg-hook"},
         },
     )

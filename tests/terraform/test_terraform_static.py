@@ -413,7 +413,7 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
         "metric_namespace",
         "forward_probe_address",
         "log_group_name",
-        "self_check_script_gz",
+        "self_check_script",
         "metrics_script",
         "metrics_interval_seconds",
         "conntrack_tcp_established_timeout",
