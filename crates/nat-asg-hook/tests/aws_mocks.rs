@@ -40,7 +40,7 @@ use nat_asg_hook::config::Config;
 use nat_asg_hook::drain;
 use nat_asg_hook::error::HookError;
 use nat_asg_hook::handler::Hook;
-use nat_asg_hook::reconcile::Mode;
+use nat_asg_hook::model::Mode;
 use nat_asg_hook::report::Report;
 use nat_asg_hook::retry::Deadline;
 use nat_asg_hook::verify::{ZoneStatus, verify};
@@ -544,7 +544,7 @@ fn last(log: &[String], prefix: &str) -> usize {
 async fn a_launch_moves_identity_strictly_before_routes() {
     let aws = Aws::new(State::refreshed());
     let report = handle(&aws, launched(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.outcome.to_string(), "applied");
     assert_eq!(report.summary.instance_id.as_deref(), Some(NEW));
     let log = aws.log();
     assert_eq!(log.len(), 4, "{log:?}");
@@ -560,7 +560,7 @@ async fn a_launch_moves_identity_strictly_before_routes() {
 async fn a_done_event_makes_one_read_round_and_no_mutating_call() {
     let aws = Aws::new(State::converged());
     let report = handle(&aws, launched(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "unchanged");
+    assert_eq!(report.summary.outcome.to_string(), "unchanged");
     assert_eq!(aws.mutations(), 0);
     assert_eq!(aws.reads(), 5, "addresses, tables, the instance, the groups, their instances: one round");
 }
@@ -569,7 +569,7 @@ async fn a_done_event_makes_one_read_round_and_no_mutating_call() {
 async fn the_launch_lifecycle_action_moves_nothing_and_calls_nothing() {
     let aws = Aws::new(State::refreshed());
     let report = handle(&aws, launch_lifecycle_action()).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "ignored");
+    assert_eq!(report.summary.outcome.to_string(), "ignored");
     assert!(report.summary.reason.as_deref().unwrap().contains("completes its own launch action"));
     assert_eq!(aws.reads() + aws.mutations() + aws.complete.num_calls(), 0);
 }
@@ -616,7 +616,7 @@ async fn throttling_is_retried_by_the_sdk() {
         })
         .build();
     let report = handle(&aws, launched(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.outcome.to_string(), "applied");
     assert_eq!(aws.describe_route_tables.num_calls(), 3);
     assert_eq!(aws.route("rtb-000000a1"), Some(eni(NEW)));
 }
@@ -652,7 +652,7 @@ async fn a_fresh_launch_whose_instance_nobody_shows_yet_is_waited_for() {
     });
     let report = handle(&aws, launched(NEW)).await.unwrap();
     appear.await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.outcome.to_string(), "applied");
     assert!(aws.describe_groups.num_calls() >= 2, "observed again");
     assert_eq!(aws.eip("eipalloc-0000000a"), Some(eni(NEW)));
 }
@@ -671,7 +671,7 @@ async fn waiting_past_the_deadline_is_an_error_and_an_old_event_is_stale() {
     assert_eq!(aws.mutations(), 0);
 
     let report = handle(&aws, launched_long_ago(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(report.summary.outcome.to_string(), "stale");
 }
 
 #[tokio::test(start_paused = true)]
@@ -687,7 +687,7 @@ async fn eventual_consistency_errors_from_the_writes_are_waited_out() {
         .output(|| AssociateAddressOutput::builder().build())
         .build();
     let report = handle(&aws, launched(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.outcome.to_string(), "applied");
     assert_eq!(aws.associate.num_calls(), 4);
     assert_eq!(aws.route("rtb-000000a1"), Some(eni(NEW)));
 }
@@ -699,7 +699,7 @@ async fn a_route_gone_since_observe_is_created_and_one_that_appeared_is_replaced
         ec2_error(400, "InvalidParameterValue", "There is no route defined for '0.0.0.0/0' in the route table.")
     });
     let report = handle(&aws, launched(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.outcome.to_string(), "applied");
     assert_eq!((aws.replace.num_calls(), aws.create.num_calls()), (2, 2));
 
     let mut state = State::refreshed();
@@ -737,7 +737,7 @@ async fn a_stale_launch_moves_nothing() {
         });
     }
     let report = handle(&aws, launched(OLD)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(report.summary.outcome.to_string(), "stale");
     assert_eq!(aws.mutations(), 0);
 }
 
@@ -757,7 +757,7 @@ async fn dry_run_makes_no_mutating_call() {
     let report =
         aws.hook().handle(launched(NEW), Mode::DryRun, Deadline::after(Duration::from_secs(20))).await.unwrap();
     assert_eq!(report.summary.actions.len(), 4);
-    assert!(report.summary.actions.iter().all(|a| a.status == "planned"));
+    assert!(report.summary.actions.iter().all(|a| a.status == Mode::DryRun));
     assert_eq!(aws.mutations(), 0);
 }
 
@@ -767,7 +767,7 @@ async fn dry_run_makes_no_mutating_call() {
 async fn a_terminate_action_fails_the_zone_over_then_continues() {
     let aws = Aws::new(State::alone_and_leaving());
     let report = handle(&aws, terminating(OLD)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "applied");
+    assert_eq!(report.summary.outcome.to_string(), "applied");
     let failover = report.summary.failover.as_ref().expect("the report names the sibling");
     assert_eq!((failover.auto_scaling_group.as_str(), failover.instance_id.as_str()), ("nat-b", SIBLING));
     assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(SIBLING)), Some(eni(SIBLING))));
@@ -796,7 +796,7 @@ async fn a_terminate_action_for_a_nat_its_group_holds_in_service_moves_and_compl
     // Replayed or forged: the group never began terminating NEW, which carries the zone.
     let aws = Aws::new(State::converged());
     let report = handle(&aws, terminating(NEW)).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(report.summary.outcome.to_string(), "stale");
     assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
     assert_eq!((aws.route("rtb-000000a1"), aws.eip("eipalloc-0000000a")), (Some(eni(NEW)), Some(eni(NEW))));
 }
@@ -807,7 +807,7 @@ async fn failover_off_leaves_the_routes_and_still_continues() {
     let mut hook = aws.hook();
     hook.config.failover = false;
     let report = hook.handle(terminating(OLD), Mode::Apply, Deadline::after(Duration::from_secs(20))).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "no_instance");
+    assert_eq!(report.summary.outcome.to_string(), "no_instance");
     assert_eq!(aws.mutations(), 0);
     assert_eq!(aws.route("rtb-000000a1"), Some(eni(OLD)));
     assert_eq!(aws.complete.num_calls(), 1);
@@ -875,7 +875,7 @@ async fn a_state_change_fails_the_zone_over() {
 async fn a_state_change_of_an_unrelated_instance_costs_one_call_and_no_mutating_call() {
     let aws = Aws::new(State::converged());
     let report = handle(&aws, state_change("i-0000000000000beef", "stopped")).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "ignored");
+    assert_eq!(report.summary.outcome.to_string(), "ignored");
     assert_eq!(aws.mutations() + aws.complete.num_calls(), 0);
     assert_eq!(aws.reads(), 1, "the rule sees every instance of the region: one DescribeInstances each");
     assert_eq!(aws.describe_instances.num_calls(), 1);
@@ -885,7 +885,7 @@ async fn a_state_change_of_an_unrelated_instance_costs_one_call_and_no_mutating_
 async fn a_late_stopping_event_for_a_running_nat_moves_nothing() {
     let aws = Aws::new(State::converged());
     let report = handle(&aws, state_change(NEW, "stopping")).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "stale");
+    assert_eq!(report.summary.outcome.to_string(), "stale");
     assert_eq!(aws.mutations(), 0);
 }
 
@@ -930,7 +930,7 @@ async fn the_schedule_leaves_a_launch_in_progress_alone() {
     state.members[1].2 = LifecycleState::PendingWait;
     let aws = Aws::new(state);
     let report = handle(&aws, scheduled()).await.unwrap();
-    assert_eq!(report.summary.outcome.as_str(), "unchanged");
+    assert_eq!(report.summary.outcome.to_string(), "unchanged");
     assert_eq!(aws.mutations(), 0);
 }
 
@@ -1048,7 +1048,7 @@ async fn a_drain_writes_the_mark_before_any_route_moves_and_the_schedule_keeps_t
     let aws = Aws::new(State::converged());
     let deadline = Deadline::after(Duration::from_secs(25));
     let report = drain::run(&aws.clients(), &config(), &drain_request(true), Mode::Apply, &deadline).await.unwrap();
-    assert_eq!(report.drain.map(|d| d.status), Some("applied"));
+    assert_eq!(report.drain.map(|d| d.status.to_string()).as_deref(), Some("applied"));
     let log = aws.log();
     assert_eq!(log.first().map(String::as_str), Some("tag nat-a"), "{log:?}");
     assert_eq!((aws.route("rtb-000000a1"), aws.route("rtb-000000a2")), (Some(eni(SIBLING)), Some(eni(SIBLING))));
