@@ -100,9 +100,7 @@ pub async fn run(
     };
     info!(%group, drained = request.drained, mark = %status, "drain mark");
     let zones = execute(clients, &plan, mode, deadline).await?;
-    // A report with failed zones names no subject (the error's report always did not).
-    let subject = Some(group).filter(|_| plan.refused.is_empty());
-    let mut report = Report::many(subject, zones, mode);
+    let mut report = Report::many(Some(group), zones, mode);
     if status != MarkStatus::Unchanged {
         report.summary.outcome = Outcome::Applied;
     }

@@ -155,10 +155,7 @@ impl Hook {
                     return Ok(Report::single(report, dry_run));
                 }
                 let zones = execute(&self.clients, &plan, mode, deadline).await?;
-                // A report with failed zones names no subject (the error's report always did not).
-                let subject =
-                    group.or(plan.zones.first().map(|z| z.group.as_str())).filter(|_| plan.refused.is_empty());
-                return Ok(Report::many(subject, zones, mode));
+                return Ok(Report::many(group.or(plan.zones.first().map(|z| z.group.as_str())), zones, mode));
             }
             Decision::Stale { reason } => {
                 info!(instance_id = %instance, %reason, "stale: nothing moves");

@@ -166,8 +166,10 @@ impl Report {
     /// Several zones. With `subject`, that group's report is the summary (a leaving instance's own
     /// zone) and the others follow under `groups`; without, a reconcile: `applied` when any group
     /// changed, else `unchanged`, every group under `groups`. The summary lists every action once.
+    /// With a failed zone the summary names no subject: every zone is under `groups`.
     pub fn many(subject: Option<&str>, groups: Vec<GroupReport>, mode: Mode) -> Self {
         let dry_run = mode.is_dry_run();
+        let subject = subject.filter(|_| groups.iter().all(|g| g.outcome != Outcome::Failed));
         let own = subject.and_then(|s| groups.iter().find(|g| g.auto_scaling_group.as_deref() == Some(s)));
         if let (Some(own), 1) = (own, groups.len()) {
             return Self::single(own.clone(), dry_run);
@@ -360,8 +362,10 @@ mod tests {
         assert_eq!(e.error_type(), "ReconcileFailed", "the runbook's name");
         assert_eq!(e.to_string(), "failed for b: route table rtb-1 does not exist");
         assert!(Report::many(None, vec![ok], Mode::Apply).failures().is_empty());
-        // Alone, the failed zone is the summary.
-        assert_eq!(Report::many(Some("b"), vec![failed], Mode::Apply).failures().len(), 1);
+        // With a failed zone, the summary names no subject (as the error's report always did).
+        let own = Report::many(Some("b"), vec![failed], Mode::Apply);
+        assert_eq!((own.summary.auto_scaling_group.as_deref(), own.groups.len()), (None, 1));
+        assert_eq!(own.failures().len(), 1);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use aws_sdk_autoscaling::types::LifecycleState;
 use aws_sdk_ec2::types::InstanceStateName;
 
+use nat_asg_hook::error::HookError;
+
 use crate::fake::*;
 
 #[tokio::test(start_paused = true)]
@@ -46,4 +48,24 @@ async fn the_schedule_leaves_a_launch_in_progress_alone() {
     let report = handle(&aws, scheduled()).await.unwrap();
     assert_eq!(report.summary.outcome.to_string(), "unchanged");
     assert_eq!(aws.mutations(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zone_the_schedule_cannot_plan_is_in_the_report_and_the_edge_makes_it_the_error() {
+    let mut state = State::converged();
+    state.routes.remove("rtb-000000a2");
+    let aws = Aws::new(state);
+    let report = handle(&aws, scheduled()).await.unwrap();
+    assert_eq!(
+        report.failures(),
+        [("nat-a".to_owned(), "group nat-a: route tables rtb-000000a2 do not exist".to_owned())]
+    );
+    assert!(report.summary.auto_scaling_group.is_none() && report.zone_health.is_none(), "{report:?}");
+    assert!(
+        report.groups.iter().any(|g| g.auto_scaling_group.as_deref() == Some("nat-b")),
+        "the other zone was handled"
+    );
+    let error = HookError::zones_failed(&report).unwrap();
+    assert_eq!(error.error_type(), "ReconcileFailed", "the runbook's name");
+    assert!(!error.is_permanent());
 }
