@@ -18,8 +18,8 @@ use crate::drain;
 use crate::error::HookError;
 use crate::event::{SCHEDULED, parse};
 use crate::handler::{DEFAULT_BUDGET, Hook};
-use crate::reconcile::Mode;
-use crate::report::Report;
+use crate::model::Mode;
+use crate::report::{MarkStatus, Report};
 use crate::retry::Deadline;
 use crate::verify::{render_table, verify};
 
@@ -228,14 +228,14 @@ async fn drain_or_undrain(config: &Config, request: &drain::Request<'_>, dry_run
         Ok(aws) => aws,
         Err(code) => return code,
     };
-    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    let mode = Mode::from_dry_run(dry_run);
     let deadline = Deadline::after(Duration::from_secs(timeout));
     match drain::run(&aws.clients, config, request, mode, &deadline).await {
         Ok(report) => {
             if let Some(mark) = report.drain.as_ref().filter(|_| report.dry_run) {
                 let verb = if mark.drained { "mark" } else { "unmark" };
                 match mark.status {
-                    "unchanged" => println!(
+                    MarkStatus::Unchanged => println!(
                         "plan: {} is already {}",
                         mark.auto_scaling_group,
                         if mark.drained { "drained" } else { "not drained" }
@@ -375,20 +375,20 @@ fn unwrap_failure_record(value: Value) -> Value {
 
 async fn run(aws: &Aws, config: Config, event: Value, dry_run: bool, timeout: u64) -> ExitCode {
     let hook = Hook::new(aws.clients.clone(), config);
-    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    let mode = Mode::from_dry_run(dry_run);
     finish(aws, hook.handle(event, mode, Deadline::after(Duration::from_secs(timeout))).await)
 }
 
-/// The report on stdout and exit 0, or the exit status for the error, with one line on stderr.
+/// The report on stdout and exit 0, or the exit status for the error, with one line on stderr. A
+/// report with failed zones is printed, then is the error (this edge and `Hook::invoke` decide that).
 fn finish(aws: &Aws, result: Result<Report, HookError>) -> ExitCode {
     match result {
         Ok(report) => {
             print_report(&report);
-            ExitCode::SUCCESS
-        }
-        Err(HookError::Reconcile { failures, report }) => {
-            print_report(&report);
-            fail(exit::UNHEALTHY, &HookError::Reconcile { failures, report }.to_string())
+            match HookError::zones_failed(&report) {
+                None => ExitCode::SUCCESS,
+                Some(e) => fail(exit::UNHEALTHY, &e.to_string()),
+            }
         }
         Err(e @ HookError::Malformed(_)) => fail(exit::USAGE, &e.to_string()),
         Err(e) => match access::classify_hook(&e, &aws.endpoint) {
@@ -409,7 +409,7 @@ fn print_report(report: &Report) {
             println!("plan: {}", planned.action);
         }
         if report.summary.actions.is_empty() {
-            println!("plan: nothing to change ({})", report.summary.outcome.as_str());
+            println!("plan: nothing to change ({})", report.summary.outcome);
         }
     }
     println!("{}", serde_json::to_string(report).unwrap_or_default());

@@ -12,11 +12,11 @@ use tracing::info;
 
 use crate::aws::{Clients, tags};
 use crate::config::Config;
+use crate::converge::{execute, observe_and_decide};
 use crate::decide::{Decision, Follows, Subject};
 use crate::error::HookError;
-use crate::model::DRAINED_TAG;
-use crate::reconcile::{Mode, execute, observe_and_decide};
-use crate::report::{DrainReport, Outcome, Report};
+use crate::model::{DRAINED_TAG, Mode};
+use crate::report::{DrainReport, MarkStatus, Outcome, Report};
 use crate::retry::Deadline;
 
 /// What the operator asked.
@@ -86,8 +86,8 @@ pub async fn run(
         )));
     }
     let status = match (already, mode) {
-        (true, _) => "unchanged",
-        (false, Mode::DryRun) => "planned",
+        (true, _) => MarkStatus::Unchanged,
+        (false, Mode::DryRun) => MarkStatus::Changed(mode),
         (false, Mode::Apply) => {
             // The mark first: from now on every trigger keeps the zone where this command puts it.
             if request.drained {
@@ -95,13 +95,13 @@ pub async fn run(
             } else {
                 tags::clear_drained(clients, group).await.map_err(HookError::from)?;
             }
-            "applied"
+            MarkStatus::Changed(mode)
         }
     };
-    info!(%group, drained = request.drained, mark = status, "drain mark");
+    info!(%group, drained = request.drained, mark = %status, "drain mark");
     let zones = execute(clients, &plan, mode, deadline).await?;
     let mut report = Report::many(Some(group), zones, mode);
-    if status != "unchanged" {
+    if status != MarkStatus::Unchanged {
         report.summary.outcome = Outcome::Applied;
     }
     report.drain = Some(DrainReport {

@@ -8,6 +8,7 @@ use crate::config::ConfigError;
 use crate::decide::Refusal;
 use crate::event::MalformedEvent;
 use crate::model::Action;
+use crate::report::Report;
 
 /// Error codes that mean EC2 has not caught up yet: worth waiting for.
 pub const EVENTUALLY_CONSISTENT: &[&str] =
@@ -121,8 +122,10 @@ pub enum HookError {
     Act { applied: Vec<Action>, failed: Vec<(Action, AwsError)> },
     #[error("the zone was handed over, but completing terminate action {hook} of {instance_id} failed: {source}")]
     Lifecycle { hook: String, instance_id: String, source: AwsError },
+    /// Some zones could not be planned (`(group, reason)`); the others were handled. Raised only at
+    /// the edges (`Hook::invoke`, the CLI), from a report that lists them: see `Report::failures`.
     #[error("failed for {}", .failures.iter().map(|(g, e)| format!("{g}: {e}")).collect::<Vec<_>>().join("; "))]
-    Reconcile { failures: Vec<(String, String)>, report: Box<crate::report::Report> },
+    ZonesFailed { failures: Vec<(String, String)> },
 }
 
 impl HookError {
@@ -132,7 +135,7 @@ impl HookError {
             Self::Malformed(_) | Self::Config(_) | Self::Refused(_) => true,
             Self::Aws(e) => !e.retryable,
             Self::Act { failed, .. } => failed.iter().all(|(_, e)| !e.retryable),
-            Self::Deadline { .. } | Self::OutOfTime { .. } | Self::Lifecycle { .. } | Self::Reconcile { .. } => false,
+            Self::Deadline { .. } | Self::OutOfTime { .. } | Self::Lifecycle { .. } | Self::ZonesFailed { .. } => false,
         }
     }
 
@@ -159,8 +162,17 @@ impl HookError {
             Self::Deadline { .. } | Self::OutOfTime { .. } => "DeadlineExceeded",
             Self::Act { .. } => "ActionsFailed",
             Self::Lifecycle { .. } => "LifecycleCompletionFailed",
-            Self::Reconcile { .. } => "ReconcileFailed",
+            // The name predates the trigger's: any trigger's failed zones (docs/runbook.md's table).
+            Self::ZonesFailed { .. } => "ReconcileFailed",
         }
+    }
+}
+
+impl HookError {
+    /// The report's failed zones as the invocation's error, if any zone failed.
+    pub fn zones_failed(report: &Report) -> Option<Self> {
+        let failures = report.failures();
+        (!failures.is_empty()).then_some(Self::ZonesFailed { failures })
     }
 }
 

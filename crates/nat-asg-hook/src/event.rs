@@ -51,8 +51,6 @@ pub struct Leaving {
     pub instance_id: String,
     /// The terminate action to complete once the zone is handed over.
     pub lifecycle: Option<LifecycleAction>,
-    /// The EC2 state the notification reported.
-    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +233,6 @@ pub fn parse(value: Value, config: &Config) -> Result<Trigger, MalformedEvent> {
                 group: Some(group),
                 instance_id,
                 lifecycle: Some(LifecycleAction { hook_name: hook_name.to_owned(), token: token.map(str::to_owned) }),
-                state: None,
             }))
         }
         ("aws.ec2", STATE_CHANGE) => {
@@ -250,7 +247,8 @@ pub fn parse(value: Value, config: &Config) -> Result<Trigger, MalformedEvent> {
                     reason: format!("state {state} is not one in which a NAT stops forwarding"),
                 }));
             }
-            Ok(Trigger::Leaving(Leaving { group: None, instance_id, lifecycle: None, state: Some(state.to_owned()) }))
+            // Which leaving state does not matter to the planner: it observes the instance itself.
+            Ok(Trigger::Leaving(Leaving { group: None, instance_id, lifecycle: None }))
         }
         (SELF_CHECK_SOURCE, SELF_CHECK_FAILED) => {
             let target = detail()?.target()?;
@@ -356,7 +354,6 @@ mod tests {
                     hook_name: "nat-asg-hook-terminate".into(),
                     token: Some("87654321-4321-4321-4321-210987654321".into())
                 }),
-                state: None,
             })
         );
     }
@@ -366,12 +363,7 @@ mod tests {
         for state in LEAVING_STATES {
             assert_eq!(
                 parse(state_change("i-01234567", state), &config()).unwrap(),
-                Trigger::Leaving(Leaving {
-                    group: None,
-                    instance_id: "i-01234567".into(),
-                    lifecycle: None,
-                    state: Some(state.into())
-                })
+                Trigger::Leaving(Leaving { group: None, instance_id: "i-01234567".into(), lifecycle: None })
             );
         }
         for state in ["pending", "running"] {

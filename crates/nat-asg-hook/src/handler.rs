@@ -1,5 +1,6 @@
 //! The handler: one event in, one report out. The Lambda runtime and the operator's `replay`
-//! and `reconcile` commands all come through `Hook::handle`.
+//! and `reconcile` commands all come through `Hook::handle`, which answers the report, failed
+//! zones included; `Hook::invoke` (Lambda's edge) makes failed zones the invocation's error.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,10 +12,11 @@ use tracing::{error, info, warn};
 use crate::aws::Clients;
 use crate::aws::lifecycle;
 use crate::config::Config;
+use crate::converge::{execute, observe_and_decide};
 use crate::decide::{Decision, Follows, Handover, Subject, complete_terminate};
 use crate::error::HookError;
 use crate::event::{self, Launch, Leaving, Trigger, Warned};
-use crate::reconcile::{Mode, execute, observe_and_decide};
+use crate::model::Mode;
 use crate::report::{GroupReport, Outcome, Report, ZoneHealth, emf_authorization_error, emf_line, emf_zones};
 use crate::retry::{Backoff, Deadline};
 
@@ -45,11 +47,15 @@ impl Hook {
         Self { clients, config }
     }
 
-    /// The Lambda entry point: handle, then log one EMF line with the outcome and duration.
-    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Value, HookError> {
+    /// The Lambda entry point: handle, then log one EMF line with the outcome and duration. A
+    /// zone that failed makes the invocation an error (Lambda retries, the alarms see it).
+    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Report, HookError> {
         let deadline = Deadline::after(lambda_budget(event.context.deadline));
         let started = Instant::now();
-        let result = self.handle(event.payload, Mode::Apply, deadline).await;
+        let mut result = self.handle(event.payload, Mode::Apply, deadline).await;
+        if let Some(e) = result.as_ref().ok().and_then(HookError::zones_failed) {
+            result = Err(e);
+        }
         let elapsed = started.elapsed().as_millis() as u64;
         match &result {
             Ok(report) => {
@@ -57,7 +63,7 @@ impl Hook {
                     "{}",
                     emf_line(
                         now_ms(),
-                        report.summary.outcome.as_str(),
+                        Some(report.summary.outcome),
                         report.summary.auto_scaling_group.as_deref(),
                         elapsed,
                         report.applied_count()
@@ -69,14 +75,13 @@ impl Hook {
             }
             Err(e) => {
                 error!(error_type = e.error_type(), error = %e, duration_ms = elapsed, "invocation failed");
-                println!("{}", emf_line(now_ms(), "error", None, elapsed, 0));
+                println!("{}", emf_line(now_ms(), None, None, elapsed, 0));
                 if e.is_authorization() {
                     println!("{}", emf_authorization_error(now_ms()));
                 }
             }
         }
-        let report = result?;
-        Ok(serde_json::to_value(&report).unwrap_or_default())
+        result
     }
 
     /// Classifies the event and does what it asks. Malformed events fail before any AWS call.
@@ -92,7 +97,7 @@ impl Hook {
         report.duration_ms = started.elapsed().as_millis() as u64;
         let field = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
         info!(
-            outcome = report.summary.outcome.as_str(),
+            outcome = %report.summary.outcome,
             group = %field(&report.summary.auto_scaling_group),
             instance_id = %field(&report.summary.instance_id),
             eni = %field(&report.summary.network_interface_id),
@@ -110,12 +115,12 @@ impl Hook {
                 info!(detail_type = %ignored.detail_type, group = ignored.group.as_deref().unwrap_or("-"), reason = %ignored.reason, "event ignored");
                 let group =
                     GroupReport::new(Outcome::Ignored, ignored.group.as_deref(), ignored.instance_id.as_deref());
-                Ok(Report::single(group.with_reason(ignored.reason), mode == Mode::DryRun))
+                Ok(Report::single(group.with_reason(ignored.reason), mode.is_dry_run()))
             }
             Trigger::Launch(launch) => self.launch(&launch, mode, deadline).await,
             Trigger::Leaving(leaving) => self.leaving(&leaving, mode, deadline).await,
             Trigger::Warned(warned) => self.warned(&warned, mode, deadline).await,
-            Trigger::Reconcile => self.reconcile_all(mode, deadline).await,
+            Trigger::Reconcile => self.reconcile(mode, deadline).await,
         }
     }
 
@@ -141,7 +146,7 @@ impl Hook {
         mode: Mode,
         deadline: &Deadline,
     ) -> Result<Report, HookError> {
-        let dry_run = mode == Mode::DryRun;
+        let dry_run = mode.is_dry_run();
         let (outcome, reason) = match decision {
             Decision::Plan(plan) => {
                 if plan.zones.is_empty() && plan.refused.is_empty() {
@@ -186,7 +191,7 @@ impl Hook {
         // retries, covers that minute (the hook's heartbeat timeout is longer than Lambda's delay).
         if let (Some(action), Some(group), Mode::Apply) = (&leaving.lifecycle, &leaving.group, mode) {
             let mut backoff = Backoff::default();
-            while matches!(&result, Err(e) if !e.is_permanent()) {
+            while retryable_failure(&result) {
                 if let Err(e) = lifecycle::keep_alive(&self.clients, group, instance, action).await {
                     warn!(instance_id = %instance, error = %e, "could not record a heartbeat on the terminate action");
                 }
@@ -208,10 +213,11 @@ impl Hook {
             return result; // not a real terminate action: nothing to complete, nothing moved
         }
         let handover = match &result {
-            Ok(_) => Handover::Done,
+            Ok(report) if report.failures().is_empty() => Handover::Done,
+            Ok(_) => Handover::Failed { retryable: true },
             Err(e) => Handover::Failed { retryable: !e.is_permanent() },
         };
-        if !complete_terminate(handover, mode == Mode::DryRun) {
+        if !complete_terminate(handover, mode.is_dry_run()) {
             return result;
         }
         let completion = lifecycle::continue_termination(&self.clients, group, instance, action).await;
@@ -258,8 +264,8 @@ impl Hook {
         self.conclude(decision, group, instance, mode, deadline).await
     }
 
-    /// The schedule: every zone, on its own NAT (fail back) or a healthy sibling's (fail over).
-    async fn reconcile_all(&self, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
+    /// The schedule's reconcile: every zone, on its own NAT (fail back) or a healthy sibling's (fail over).
+    async fn reconcile(&self, mode: Mode, deadline: &Deadline) -> Result<Report, HookError> {
         let (decision, _) = observe_and_decide(&self.clients, &self.config, Subject::Everything, deadline).await?;
         let Decision::Plan(plan) = decision else {
             return Ok(Report::many(None, Vec::new(), mode));
@@ -277,8 +283,18 @@ impl Hook {
         }
         let zones = execute(&self.clients, &plan, mode, deadline).await?;
         let mut report = Report::many(None, zones, mode);
-        report.zone_health = Some(health);
+        // Failed zones make the invocation an error, which reports no zone health (as it always did).
+        report.zone_health = Some(health).filter(|_| plan.refused.is_empty());
         Ok(report)
+    }
+}
+
+/// A hand-over a retry can fix: an error that is not permanent, or a zone that could not be planned
+/// (the refusal may be a moment of eventual consistency: it always counted as retryable).
+fn retryable_failure(result: &Result<Report, HookError>) -> bool {
+    match result {
+        Ok(report) => !report.failures().is_empty(),
+        Err(e) => !e.is_permanent(),
     }
 }
 

@@ -5,6 +5,27 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// Whether the hook may change anything. It serializes as the status of the actions it produced:
+/// `applied`, or `planned` in a dry run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Mode {
+    #[serde(rename = "applied")]
+    Apply,
+    /// Observe and plan only: no mutating call at all.
+    #[serde(rename = "planned")]
+    DryRun,
+}
+
+impl Mode {
+    pub fn from_dry_run(dry_run: bool) -> Self {
+        if dry_run { Self::DryRun } else { Self::Apply }
+    }
+
+    pub fn is_dry_run(self) -> bool {
+        self == Self::DryRun
+    }
+}
+
 /// EC2 instance state names, as far as the hook cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceState {

@@ -590,71 +590,27 @@ pub fn render_table(verdict: &Verdict, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::fixtures::{A1, A2, B1, healthy, instance, member, route, set_member, set_route, set_state};
     use crate::model::*;
 
+    /// The planner's test world: zones a, b and c on their own NATs A1, B1, C1.
     fn config() -> Config {
-        Config::from_json(
-            r#"{"groups": {"nat-a": {"availability_zone": "us-east-1a", "eip_allocation_id": "eipalloc-11111111", "route_table_ids": ["rtb-11111111"]},
-                           "nat-b": {"availability_zone": "us-east-1b", "eip_allocation_id": "eipalloc-22222222", "route_table_ids": ["rtb-22222222"]}}}"#,
-        )
-        .unwrap()
+        crate::decide::fixtures::config(true)
     }
 
-    fn instance(id: &str, zone: &str) -> InstanceView {
-        InstanceView {
-            id: format!("i-{id}"),
-            state: InstanceState::Running,
-            availability_zone: format!("us-east-1{zone}"),
-            launch_time_ms: 1,
-            primary_eni: Some(Eni { id: format!("eni-{id}"), private_ip: None, source_dest_check: false }),
-            group: Some(format!("nat-{zone}")),
-        }
-    }
-
-    fn route(eni: &str) -> Option<RouteView> {
-        Some(RouteView {
-            network_interface_id: Some(eni.into()),
-            instance_id: None,
-            target: RouteTarget::NetworkInterface(eni.into()),
-            active: true,
-        })
-    }
-
-    fn world(route_a: &str) -> World {
-        let mut w = World {
-            instances: vec![instance("01234567", "a"), instance("89abcdef", "b")],
-            addresses: vec![
-                AddressView {
-                    allocation_id: "eipalloc-11111111".into(),
-                    public_ip: Some("198.51.100.7".into()),
-                    network_interface_id: Some("eni-01234567".into()),
-                },
-                AddressView {
-                    allocation_id: "eipalloc-22222222".into(),
-                    public_ip: Some("198.51.100.8".into()),
-                    network_interface_id: Some("eni-89abcdef".into()),
-                },
-            ],
-            route_tables: vec![
-                RouteTableView { id: "rtb-11111111".into(), route: route(route_a) },
-                RouteTableView { id: "rtb-22222222".into(), route: route("eni-89abcdef") },
-            ],
-            ..World::default()
-        };
-        for (g, id) in [("nat-a", "i-01234567"), ("nat-b", "i-89abcdef")] {
-            w.members.insert(
-                g.into(),
-                Some(vec![AsgMember { instance_id: id.into(), lifecycle_state: "InService".into(), healthy: true }]),
-            );
-        }
+    /// Zone a's two tables go to instance `to`'s ENI.
+    fn world(to: &str) -> World {
+        let mut w = healthy();
+        set_route(&mut w, "rtb-000000a1", route(to));
+        set_route(&mut w, "rtb-000000a2", route(to));
         w
     }
 
-    /// Zone a's NAT i-01234567 died and left its group; nothing replaced it yet.
-    fn a_died(route_a: &str) -> World {
-        let mut w = world(route_a);
-        w.members.insert("nat-a".into(), Some(vec![]));
-        w.instances[0].state = InstanceState::Other("terminated".into());
+    /// Zone a's NAT A1 died and left its group; nothing replaced it yet.
+    fn a_died(to: &str) -> World {
+        let mut w = world(to);
+        set_member(&mut w, "nat-a", vec![]);
+        set_state(&mut w, A1, "terminated");
         w
     }
 
@@ -668,57 +624,64 @@ mod tests {
 
     #[test]
     fn healthy_only_when_the_hook_would_change_nothing() {
-        let good = zone_a(&world("eni-01234567"));
+        let good = zone_a(&world(A1));
         assert!(good.healthy, "{good:?}");
         assert_eq!(good.status, ZoneStatus::Healthy);
         assert!(good.routes[0].ok && !good.routes[0].dark);
-        let v = verdict(&world("eni-01234567"));
+        let v = verdict(&world(A1));
         assert_eq!((v.worst(), v.healthy()), (ZoneStatus::Healthy, true));
-        assert!(v.summary().starts_with("every zone is healthy; 2 of 2 zones: 2 healthy"), "{}", v.summary());
+        assert!(v.summary().starts_with("every zone is healthy; 3 of 3 zones: 3 healthy"), "{}", v.summary());
     }
 
     #[test]
     fn a_route_to_an_unknown_interface_is_unhealthy_not_healthy() {
-        let bad = zone_a(&world("eni-99999999"));
+        let bad = zone_a(&world("i-99999999"));
         assert_eq!(bad.status, ZoneStatus::Unhealthy);
         assert!(!bad.healthy && !bad.routes[0].ok);
-        assert_eq!(bad.problems, vec!["rtb-11111111: default route goes to eni-99999999, not to eni-01234567"]);
+        assert_eq!(
+            bad.problems,
+            vec![
+                "rtb-000000a1: default route goes to eni-99999999, not to eni-0000000000000000a",
+                "rtb-000000a2: default route goes to eni-99999999, not to eni-0000000000000000a"
+            ]
+        );
     }
 
     #[test]
     fn failed_over_only_when_the_routes_really_are_on_the_siblings_nat() {
-        let h = zone_a(&a_died("eni-89abcdef"));
+        let h = zone_a(&a_died(B1));
         assert_eq!(h.status, ZoneStatus::FailedOver, "{h:?}");
         assert!(!h.healthy);
         assert_eq!(h.failed_over_to.as_deref(), Some("nat-b"));
         assert!(
             h.headline.starts_with(
-                "FAILED OVER: nat-a (us-east-1a) has no NAT of its own; its routes are on nat-b's NAT i-89abcdef"
-            ) && h.headline.contains("198.51.100.8"),
+                "FAILED OVER: nat-a (us-east-1a) has no NAT of its own; its routes are on nat-b's NAT i-0000000000000000b"
+            ) && h.headline.contains("198.51.100.98"),
             "{}",
             h.headline
         );
-        assert_eq!(h.instance_id.as_deref(), Some("i-89abcdef"));
+        assert_eq!(h.instance_id.as_deref(), Some(B1));
     }
 
     #[test]
     fn routes_still_on_the_dead_nat_are_down_never_failed_over() {
-        let w = a_died("eni-01234567");
+        let w = a_died(A1);
         let v = verdict(&w);
         let h = &v.zones[0];
         assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
         assert_eq!(h.failed_over_to, None);
         assert!(h.routes[0].dark);
         assert!(
-            h.headline.starts_with("DOWN: nat-a (us-east-1a) is dark: rtb-11111111 goes to i-01234567 (terminated)"),
+            h.headline
+                .starts_with("DOWN: nat-a (us-east-1a) is dark: rtb-000000a1 goes to i-0000000000000000a (terminated)"),
             "{}",
             h.headline
         );
-        assert!(h.headline.ends_with("the hook would fail it over to nat-b (i-89abcdef)"), "{}", h.headline);
+        assert!(h.headline.ends_with("the hook would fail it over to nat-b (i-0000000000000000b)"), "{}", h.headline);
         assert!(!h.headline.contains("FAILED OVER") && !h.problems.iter().any(|p| p.starts_with("failed over")));
         // The summary and the exit status follow the worst zone.
         assert_eq!(v.worst(), ZoneStatus::Down);
-        assert!(v.summary().starts_with("worst: DOWN; 2 of 2 zones: 1 DOWN (nat-a), 1 healthy"), "{}", v.summary());
+        assert!(v.summary().starts_with("worst: DOWN; 3 of 3 zones: 1 DOWN (nat-a), 2 healthy"), "{}", v.summary());
         // And the text says it first.
         let text = render_table(&v, false);
         assert!(text.starts_with("DOWN: nat-a (us-east-1a) is dark"), "{text}");
@@ -727,20 +690,12 @@ mod tests {
 
     #[test]
     fn a_replacement_in_service_with_routes_still_on_the_dead_one_is_down() {
-        let mut w = a_died("eni-01234567");
-        w.instances.push(InstanceView { id: "i-0000000a".into(), launch_time_ms: 2, ..instance("0000000a", "a") });
-        w.instances[2].primary_eni.as_mut().unwrap().id = "eni-0000000a".into();
-        w.members.insert(
-            "nat-a".into(),
-            Some(vec![AsgMember {
-                instance_id: "i-0000000a".into(),
-                lifecycle_state: "InService".into(),
-                healthy: true,
-            }]),
-        );
+        let mut w = a_died(A1);
+        w.instances.push(instance(A2, 'a', InstanceState::Running, 2_000, false));
+        set_member(&mut w, "nat-a", vec![member(A2, "InService")]);
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
-        assert!(h.headline.ends_with("the hook would point it at its own NAT i-0000000a"), "{}", h.headline);
+        assert!(h.headline.ends_with("the hook would point it at its own NAT i-000000000000000a2"), "{}", h.headline);
     }
 
     fn drained(mut w: World) -> World {
@@ -753,7 +708,7 @@ mod tests {
 
     #[test]
     fn a_drained_zone_is_drained_neither_healthy_nor_a_fault_and_says_since_when_and_why() {
-        let v = verdict(&drained(world("eni-89abcdef")));
+        let v = verdict(&drained(world(B1)));
         let h = &v.zones[0];
         assert_eq!(h.status, ZoneStatus::Drained, "{h:?}");
         assert!(!h.healthy && !v.healthy(), "exit 1: not every zone is on its own NAT");
@@ -761,7 +716,7 @@ mod tests {
         assert_eq!(
             h.headline,
             "DRAINED: nat-a (us-east-1a) drained since 2026-12-06T10:00:00Z (alice: kernel patch): its routes are on \
-             nat-b's NAT i-89abcdef and it leaves with nat-b's Elastic IP 198.51.100.8 until undrain"
+             nat-b's NAT i-0000000000000000b and it leaves with nat-b's Elastic IP 198.51.100.98 until undrain"
         );
         assert!(h.problems.is_empty(), "{:?}", h.problems);
         let json = serde_json::to_value(h).unwrap();
@@ -769,60 +724,53 @@ mod tests {
         assert_eq!(json["drained"]["since"], "2026-12-06T10:00:00Z");
         assert_eq!(json["drained"]["reason"], "alice: kernel patch");
         assert!(
-            v.summary().starts_with("worst: DRAINED; 2 of 2 zones: 1 DRAINED (nat-a), 1 healthy"),
+            v.summary().starts_with("worst: DRAINED; 3 of 3 zones: 1 DRAINED (nat-a), 2 healthy"),
             "{}",
             v.summary()
         );
         assert!(render_table(&v, false).starts_with("DRAINED: nat-a"));
 
         // Forced with no sibling to take it: still on its own (drained) NAT: drained, and it says where.
-        let h = zone_a(&drained(world("eni-01234567")));
+        let h = zone_a(&drained(world(A1)));
         assert_eq!(h.status, ZoneStatus::Drained, "{h:?}");
         assert!(h.headline.contains("its routes are still on its own NAT"), "{}", h.headline);
-        assert_eq!(h.routes[0].via, "i-01234567 (own NAT, drained)");
+        assert_eq!(h.routes[0].via, "i-0000000000000000a (own NAT, drained)");
 
         // Dark is dark, drained or not.
-        let h = zone_a(&drained(a_died("eni-01234567")));
+        let h = zone_a(&drained(a_died(A1)));
         assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
         assert!(h.headline.ends_with("(drained since 2026-12-06T10:00:00Z (alice: kernel patch))"), "{}", h.headline);
         // And a sibling's drained NAT carries no other zone: zone b's table on it is not "failed over".
-        let mut w = drained(world("eni-01234567"));
-        w.route_tables[1].route = route("eni-01234567");
-        w.members.insert("nat-b".into(), Some(vec![]));
+        let mut w = drained(world(A1));
+        set_route(&mut w, "rtb-000000b1", route(A1));
+        set_member(&mut w, "nat-b", vec![]);
         let b = verdict(&w).zones.remove(1);
         assert_eq!(b.status, ZoneStatus::Unhealthy, "{b:?}");
     }
 
     #[test]
     fn a_nat_that_is_leaving_its_group_counts_as_dark() {
-        let mut w = world("eni-01234567");
-        w.members.insert(
-            "nat-a".into(),
-            Some(vec![AsgMember {
-                instance_id: "i-01234567".into(),
-                lifecycle_state: "Terminating:Wait".into(),
-                healthy: true,
-            }]),
-        );
+        let mut w = world(A1);
+        set_member(&mut w, "nat-a", vec![member(A1, "Terminating:Wait")]);
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Down, "{h:?}");
-        assert!(h.headline.contains("i-01234567 (Terminating:Wait in nat-a: leaving)"), "{}", h.headline);
+        assert!(h.headline.contains("i-0000000000000000a (Terminating:Wait in nat-a: leaving)"), "{}", h.headline);
     }
 
     #[test]
     fn a_blackhole_or_a_missing_route_is_dark() {
-        let mut w = a_died("eni-89abcdef");
+        let mut w = a_died(B1);
         w.route_tables[0].route.as_mut().unwrap().active = false;
         assert_eq!(zone_a(&w).status, ZoneStatus::Down);
         w.route_tables[0].route = None;
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Down);
-        assert!(h.headline.contains("rtb-11111111 no default route"), "{}", h.headline);
+        assert!(h.headline.contains("rtb-000000a1 no default route"), "{}", h.headline);
     }
 
     #[test]
     fn the_own_nat_with_its_source_dest_check_on_is_down() {
-        let mut w = world("eni-01234567");
+        let mut w = world(A1);
         w.instances[0].primary_eni.as_mut().unwrap().source_dest_check = true;
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Down);
@@ -831,12 +779,12 @@ mod tests {
 
     #[test]
     fn on_a_sibling_whose_elastic_ip_is_elsewhere_is_not_failed_over() {
-        let mut w = a_died("eni-89abcdef");
+        let mut w = a_died(B1);
         w.addresses[1].network_interface_id = None;
         let h = zone_a(&w);
         assert_eq!(h.status, ZoneStatus::Unhealthy, "{h:?}");
         assert!(
-            h.headline.contains("nat-b's Elastic IP eipalloc-22222222 is not on its NAT i-89abcdef"),
+            h.headline.contains("nat-b's Elastic IP eipalloc-0000000b is not on its NAT i-0000000000000000b"),
             "{}",
             h.headline
         );
@@ -844,7 +792,7 @@ mod tests {
 
     #[test]
     fn a_missing_group_is_misconfigured() {
-        let mut w = world("eni-01234567");
+        let mut w = world(A1);
         w.members.insert("nat-a".into(), None);
         let v = verdict(&w);
         assert_eq!(v.zones[0].status, ZoneStatus::Misconfigured);
@@ -854,10 +802,10 @@ mod tests {
 
     #[test]
     fn table_lists_every_route_and_the_problems() {
-        let v = Verdict { zones: vec![zone_a(&world("eni-99999999"))], every_group_missing: false };
+        let v = Verdict { zones: vec![zone_a(&world("i-99999999"))], every_group_missing: false };
         let text = render_table(&v, false);
         assert!(text.starts_with("UNHEALTHY: nat-a"), "{text}");
         assert!(text.lines().any(|l| l.starts_with("GROUP")));
-        assert!(text.contains("rtb-11111111") && text.contains("nat-a: rtb-11111111"), "{text}");
+        assert!(text.contains("rtb-000000a1") && text.contains("nat-a: rtb-000000a1"), "{text}");
     }
 }

@@ -17,6 +17,7 @@ import zipfile
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from . import ShimError
 
@@ -239,5 +240,7 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         expect(current, config.get("DeadLetterConfig", {}).get("TargetArn") == dead and "LoggingConfig" in config, config)
     except ShimError:
         raise
-    except (ClientError, BotoCoreError, OSError, ValueError, KeyError) as exc:
+    # ResponseParserError: an unpatched moto's internal error is an HTML 500 page, which botocore
+    # cannot parse (it is not a BotoCoreError): the patch does not hold, said as such.
+    except (ClientError, BotoCoreError, ResponseParserError, OSError, ValueError, KeyError) as exc:
         raise failed(current, f"{type(exc).__name__}: {exc}") from exc

@@ -1,24 +1,17 @@
-//! The one core operation every trigger uses: observe, decide (pure), then act in two rounds,
-//! identity before routes. Safe to repeat: it only plans what differs.
+//! Converging: the one core operation every trigger uses (the launch, a leaving or warned NAT, the
+//! schedule's reconcile, a drain): observe, decide (pure), then act in two rounds, identity before
+//! routes. Safe to repeat: it only plans what differs.
 
 use futures_util::future::join_all;
 use tracing::{info, instrument, warn};
 
 use crate::aws::{Clients, act, observe};
 use crate::config::Config;
-use crate::decide::{Decision, Follows, Plan, Subject, ZonePlan, decide, tables_targeting};
+use crate::decide::{Decision, Plan, Subject, decide, tables_targeting};
 use crate::error::{AwsError, HookError};
-use crate::model::{Action, World};
-use crate::report::{ActionReport, FailoverReport, GroupReport, Outcome};
+use crate::model::{Action, Mode, World};
+use crate::report::{GroupReport, Outcome, zone_report};
 use crate::retry::{Backoff, Deadline};
-
-/// Whether the hook may change anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Apply,
-    /// Observe and plan only: no mutating call at all.
-    DryRun,
-}
 
 /// Observes what `subject` needs and decides, observing again (with bounded backoff) while EC2
 /// and Auto Scaling have not caught up with each other. Never answers `NotYetVisible`.
@@ -87,33 +80,27 @@ pub async fn observe_and_decide(
 
 /// Carries out a plan: the identity round (Elastic IPs, source/dest checks), then, only if all of
 /// it succeeded, the routes round. Each round sends its calls concurrently. Returns one report per
-/// zone; a zone the plan refused is reported `failed` and makes the whole call an error, after the
-/// other zones were handled.
+/// zone; a zone the plan refused is reported `failed` (after the other zones were handled): the
+/// edges make that the invocation's error, not this.
 pub async fn execute(
     clients: &Clients,
     plan: &Plan,
     mode: Mode,
     deadline: &Deadline,
 ) -> Result<Vec<GroupReport>, HookError> {
-    let status = match mode {
-        Mode::DryRun => "planned",
-        Mode::Apply => {
-            let identity = plan.identity();
-            run_round(clients, &identity, &[], deadline).await?;
-            run_round(clients, &plan.routes(), &identity, deadline).await?;
-            "applied"
+    if mode == Mode::Apply {
+        let identity = plan.identity();
+        run_round(clients, &identity, &[], deadline).await?;
+        run_round(clients, &plan.routes(), &identity, deadline).await?;
+        for zone in plan.zones.iter().filter(|z| !z.is_unchanged()) {
+            info!(group = %zone.group, actions = zone.actions().count(), follows = ?zone.follows, "zone converged");
         }
-    };
-    let reports: Vec<GroupReport> = plan.zones.iter().map(|zone| zone_report(zone, status)).collect();
-    if plan.refused.is_empty() {
-        return Ok(reports);
     }
-    let mut reports = reports;
-    let failures: Vec<(String, String)> = plan.refused.iter().map(|r| (r.group().to_owned(), r.to_string())).collect();
-    for (group, reason) in &failures {
-        reports.push(GroupReport::new(Outcome::Failed, Some(group), None).with_reason(reason.clone()));
-    }
-    Err(HookError::Reconcile { failures, report: Box::new(crate::report::Report::many(None, reports, mode)) })
+    let refused = plan
+        .refused
+        .iter()
+        .map(|r| GroupReport::new(Outcome::Failed, Some(r.group()), None).with_reason(r.to_string()));
+    Ok(plan.zones.iter().map(|zone| zone_report(zone, mode)).chain(refused).collect())
 }
 
 /// One round of concurrent calls. On any failure, the error lists what this and earlier rounds
@@ -142,36 +129,4 @@ async fn run_round(
     }
     warn!(failed = failed.len(), "a round failed: later rounds (the routes, if this was identity) do not run");
     Err(HookError::Act { applied, failed })
-}
-
-/// What happened to one zone, for the result JSON.
-pub fn zone_report(zone: &ZonePlan, status: &'static str) -> GroupReport {
-    let actions: Vec<ActionReport> = zone.actions().map(|a| ActionReport { action: a.clone(), status }).collect();
-    let (outcome, instance, eni, failover, reason) = match &zone.follows {
-        Follows::Own { instance_id, network_interface_id } => {
-            (Outcome::Unchanged, Some(instance_id.as_str()), Some(network_interface_id.clone()), None, None)
-        }
-        Follows::Sibling { group, instance_id, network_interface_id } => (
-            Outcome::Unchanged,
-            Some(instance_id.as_str()),
-            Some(network_interface_id.clone()),
-            Some(FailoverReport {
-                auto_scaling_group: group.clone(),
-                instance_id: instance_id.clone(),
-                network_interface_id: network_interface_id.clone(),
-            }),
-            None,
-        ),
-        Follows::Nothing { reason } => (Outcome::NoInstance, None, None, None, Some(reason.clone())),
-    };
-    let mut report =
-        GroupReport::new(if actions.is_empty() { outcome } else { Outcome::Applied }, Some(&zone.group), instance);
-    report.network_interface_id = eni;
-    report.failover = failover;
-    report.actions = actions;
-    report.reason = reason;
-    if !zone.is_unchanged() && status == "applied" {
-        info!(group = %zone.group, actions = report.actions.len(), follows = ?zone.follows, "zone converged");
-    }
-    report
 }
