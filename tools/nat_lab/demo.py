@@ -278,6 +278,7 @@ class Demo:
             f"{a.name}'s tables went to {sibling}'s NAT while {warned} still forwards",
         )
         nat = state.instances[warned]
+        self.check(state.zone(a.name).eip.eni == nat.eni, f"{a.zone}'s own Elastic IP stays on {warned}: it never crosses zones")
         self.check(
             nat.state == "running" and self.health(a.name, warned) == "Unhealthy",
             f"{warned} marked Unhealthy in its group, still {nat.state}: the group replaces it now, not in two minutes",
