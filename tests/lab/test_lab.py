@@ -285,7 +285,7 @@ def test_a_drained_zone_leaves_through_a_sibling_while_its_nat_runs_and_undrain_
     # Drained: the group carries the operator's mark, every table goes through one sibling's NAT, the
     # EIP stays on the zone's own NAT, which still runs InService (nothing replaces it).
     assert drained["exit"] == 0, drained["error"]
-    assert drained["mark"] and drained["mark"].endswith(": nat-lab: maintenance"), drained["mark"]
+    assert drained["mark"] and drained["mark"].endswith(" operator: nat-lab maintenance"), drained["mark"]
     [sibling] = set(drained["routes_via"].values())
     assert sibling in lab.world.groups and sibling != zone.name
     assert drained["eip_on"] == old and drained["nat"]["state"] == "running" and drained["nat"]["lifecycle"] == "InService"

@@ -257,6 +257,7 @@ def spot_interruption(run: Run) -> None:
 # once meanwhile), then `nat-asg-hook undrain`.
 DRAIN_TAG = "nat-asg-hook:drained"
 DRAIN_HOLD = 5.0
+OPERATOR = "operator"  # $USER, who the drain mark names
 
 
 def look(run: Run, zone: str) -> dict:
@@ -281,7 +282,12 @@ def operator(run: Run, *args: str) -> hook_lab.Run:
     """The hook's CLI as an operator runs it, with the lab's hook configuration (the mode's failover)."""
     config = run.lab.run_dir / f"hook-config-failover-{'on' if run.failover else 'off'}.json"
     config.write_text(json.dumps(run.lab.world.config(failover=run.failover)))
-    return hook_lab.run(run.lab.emulator.env(), *args, config=config)
+    return hook_lab.run(dict(run.lab.emulator.env(), USER=OPERATOR), *args, config=config)
+
+
+def refusal(done: hook_lab.Run) -> str | None:
+    """Why the command failed (its last line on stderr), or None when it did not."""
+    return None if done.code == 0 else " ".join(done.stderr.strip().splitlines()[-1:])
 
 
 def drain(run: Run) -> None:
@@ -292,10 +298,10 @@ def drain(run: Run) -> None:
     zone = run.zones[0]
     group = run.group(zone)
     run.mark("nat-asg-hook drain", zone)
-    drained = operator(run, "drain", group, "--reason", "nat-lab: maintenance")
-    run.seen["drain"] = {"exit": drained.code, "error": drained.stderr.strip().splitlines()[-1:], **look(run, zone)}
+    drained = operator(run, "drain", group, "--reason", "nat-lab maintenance")
+    run.seen["drain"] = {"exit": drained.code, "error": refusal(drained), **look(run, zone)}
     if drained.code != 0:
-        run.notes.append(f"{zone}: drain refused (exit {drained.code}): {' '.join(run.seen['drain']['error'])}")
+        run.notes.append(f"{zone}: drain refused (exit {drained.code}): {refusal(drained)}")
         return
     run.mark("the schedule fires while drained")
     run.bridge.reconcile_now()
@@ -304,9 +310,9 @@ def drain(run: Run) -> None:
     run.seen["held"] = look(run, zone)
     run.mark("nat-asg-hook undrain", zone)
     undrained = operator(run, "undrain", group)
-    run.seen["undrain"] = {"exit": undrained.code, "error": undrained.stderr.strip().splitlines()[-1:], **look(run, zone)}
+    run.seen["undrain"] = {"exit": undrained.code, "error": refusal(undrained), **look(run, zone)}
     if undrained.code != 0:
-        run.notes.append(f"{zone}: undrain failed (exit {undrained.code}): {' '.join(run.seen['undrain']['error'])}")
+        run.notes.append(f"{zone}: undrain failed (exit {undrained.code}): {refusal(undrained)}")
 
 
 def self_check_fails(run: Run) -> None:
