@@ -45,7 +45,7 @@ def test_demo_every_story_ends_right_and_nothing_is_left_running():
         demo.kill()
     assert demo.returncode == 0, stdout[-4000:] + stderr[-4000:]
     assert "every story ended right" in stdout
-    for story in ("Story 1", "Story 2", "Story 3", "Story 4", "Destroy complete"):
+    for story in ("Story 1", "Story 2", "Story 3", "Story 4", "Story 5", "Story 6", "Destroy complete"):
         assert story in stdout
     left = carrying(f"{MARKER}={run}".encode())
     assert not left, f"the demo left processes behind: {left}"

@@ -273,6 +273,46 @@ def test_a_nat_its_group_replaces_launches_its_replacement_first_and_never_leave
     assert in_service < terminating, changes
 
 
+def test_a_drained_zone_leaves_through_a_sibling_while_its_nat_runs_and_undrain_gives_it_back(lab, hooked):
+    """`nat-asg-hook drain`, the schedule, `nat-asg-hook undrain` against the lab (failover on): what
+    the act read from the emulator at each step, what the fabric followed, and what the probes saw."""
+    done, rows = run(lab, hooked, "drain")
+    zone = lab.world.zones[done.zones[0]]
+    row = rows[zone.zone]
+    old = done.old[zone.zone]
+    drained, held, undrained = done.seen["drain"], done.seen["held"], done.seen["undrain"]
+
+    # Drained: the group carries the operator's mark, every table goes through one sibling's NAT, the
+    # EIP stays on the zone's own NAT, which still runs InService (nothing replaces it).
+    assert drained["exit"] == 0, drained["error"]
+    assert drained["mark"] and drained["mark"].endswith(" operator: nat-lab maintenance"), drained["mark"]
+    [sibling] = set(drained["routes_via"].values())
+    assert sibling in lab.world.groups and sibling != zone.name
+    assert drained["eip_on"] == old and drained["nat"]["state"] == "running" and drained["nat"]["lifecycle"] == "InService"
+    # The schedule fired meanwhile and kept it there.
+    assert held["routes_via"] == drained["routes_via"] and held["mark"] == drained["mark"] and held["eip_on"] == old
+
+    # Undrained: the mark is gone, every table is back on the zone's own NAT, the same one.
+    assert undrained["exit"] == 0, undrained["error"]
+    assert undrained["mark"] is None and set(undrained["routes_via"].values()) == {zone.name} and undrained["eip_on"] == old
+    tags = lab.emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[zone.name])["AutoScalingGroups"][0]
+    assert not [t for t in tags.get("Tags", []) if t["Key"] == "nat-asg-hook:drained"]
+    assert own_nat(lab.state, lab, zone.zone) == old and row["replaced"] == 0
+
+    # The fabric followed: the zone's default route went to the sibling's NAT, then back to its own.
+    routed = [c.detail for c in lab.timeline.since(done.acted) if c.kind == "route" and c.zone == zone.zone]
+    sibling_nats = {i.id for i in lab.instances.live.values() if i.group == sibling}
+    assert routed and routed[-1] == old and any(target in sibling_nats for target in routed), routed
+
+    # The probes: egress through the sibling's EIP while drained, never a foreign source, and the
+    # zone ends on its own EIP (a probe may time out on a loaded machine, no more).
+    sibling_eip = lab.world.groups[sibling].eip
+    assert row["foreign_sources"] == 0
+    assert set(row["sources"]) == {zone.eip, sibling_eip} and row["failed_over_probes"] > 0, row
+    assert row["ends_on_own_eip"]
+    assert row["failed"] <= row["probes"] * 0.05, row
+
+
 def test_check_endpoints_unreachable_from_every_nat_replace_nothing_and_raise_the_fleet_alarm(lab, hooked):
     """Outside trouble: every NAT's check endpoints hang for a minute, the internet works."""
     done, rows = run(lab, hooked, "check-endpoints-unreachable")

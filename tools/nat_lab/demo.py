@@ -32,6 +32,7 @@ from .constants import LAUNCH_HOOK
 from .lab import live_egress
 from .moto import Moto
 from .standin import LaunchStandIn
+from .state import read_state
 from .world import World, in_service, snapshot
 
 TTY = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -93,6 +94,10 @@ class Demo:
     def members(self, group: str) -> dict[str, str]:
         out = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
         return {i["InstanceId"]: i["LifecycleState"] for i in out["AutoScalingGroups"][0]["Instances"]}
+
+    def health(self, group: str, instance: str) -> str | None:
+        out = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+        return next((i["HealthStatus"] for i in out["AutoScalingGroups"][0]["Instances"] if i["InstanceId"] == instance), None)
 
     def waiting(self, group: str) -> str:
         [instance] = [i for i, state in self.members(group).items() if state == "Pending:Wait"]
@@ -258,6 +263,42 @@ class Demo:
         result = self.invoke(events.scheduled(), "the reconcile schedule fires again")
         health = (result or {}).get("zone_health") or {}
         self.check(health == {"without_own_nat": 0, "failed_over": 0}, f"the schedule failed {c.name} back to {replacement}")
+        self.verify(expect_healthy=True)
+
+        self.heading(f"Story 6: EC2 will reclaim the Spot NAT in {a.zone} in two minutes")
+        [warned] = in_service(self.moto, a.name)
+        result = self.invoke(events.spot_warning(warned), "EC2 Spot Instance Interruption Warning")
+        sibling = ((result or {}).get("failover") or {}).get("auto_scaling_group")
+        state = read_state(self.moto, self.world)
+        self.check(
+            bool(result)
+            and result["outcome"] == "applied"
+            and sibling not in (None, a.name)
+            and set(state.serving(a.name).values()) == {sibling},
+            f"{a.name}'s tables went to {sibling}'s NAT while {warned} still forwards",
+        )
+        nat = state.instances[warned]
+        self.check(state.zone(a.name).eip.eni == nat.eni, f"{a.zone}'s own Elastic IP stays on {warned}: it never crosses zones")
+        self.check(
+            nat.state == "running" and self.health(a.name, warned) == "Unhealthy",
+            f"{warned} marked Unhealthy in its group, still {nat.state}: the group replaces it now, not in two minutes",
+        )
+        replacement = self.waiting(a.name)
+        self.say(f"   {a.name} launched {replacement}, which boots and checks itself; {warned} is {nat.lifecycle}")
+        self.verify(expect_healthy=False)
+        result = self.invoke(events.terminate(a.name, warned), f"{warned}'s terminate lifecycle action")
+        self.check(
+            bool(result) and result.get("lifecycle_action") == "CONTINUE" and warned not in self.members(a.name),
+            f"nothing routes through {warned}: the hook lets it go (CONTINUE) before EC2 reclaims it",
+        )
+        self.prove(a.name, replacement)
+        result = self.invoke(events.launch(a.name, replacement, a.zone), "EC2 Instance Launch Successful")
+        problems = read_state(self.moto, self.world).zone(a.name).problems(replacement)
+        self.check(
+            bool(result) and result["outcome"] == "applied" and not result.get("failover") and not problems,
+            f"{replacement} takes {a.zone} back: its own EIP, source/dest check off, every route"
+            + (f" ({'; '.join(problems)})" if problems else ""),
+        )
         self.verify(expect_healthy=True)
 
 

@@ -117,6 +117,7 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
                 "outside_alarm": outside_zones >= 2,
                 "moved_to_abandoned": sorted(i for i in run.abandoned if i in routed_to or i in eip_to),
                 "abandoned": sorted(run.abandoned),
+                "seen": run.seen if zone_name in run.zones else {},
                 "events": [
                     {
                         "kind": d.kind,
@@ -314,6 +315,22 @@ def goals(rows: list[dict]) -> list[str]:
         out.append(
             f"- Self-check fails ({_mode(r)}): abandoned {', '.join(r['abandoned']) or 'none'}; "
             f"EIP or routes moved to it: **{moved}** ({'met' if r['abandoned'] and not r['moved_to_abandoned'] else 'NOT met'})."
+        )
+    for r in hit("drain", "on"):
+        steps = r.get("seen") or {}
+        moved = all(g not in (None, steps["drain"]["group"]) for g in steps["drain"]["routes_via"].values()) if "drain" in steps else False
+        met = r["outage_ms"] == 0 and r["foreign_sources"] == 0 and moved and r["replaced"] == 0 and r["ends_on_own_eip"]
+        out.append(
+            f"- Drain by hand (failover on), outage 0 ms, 0 foreign sources, its NAT kept: **{r['outage_ms']} ms**, "
+            f"**{r['foreign_sources']}** foreign, {r['failed_over_probes']} probes through a sibling's EIP, NATs replaced "
+            f"{r['replaced']} ({'met' if met else 'NOT met'})."
+        )
+    for r in hit("drain", "off"):
+        refused = (r.get("seen") or {}).get("drain", {}).get("exit")
+        out.append(
+            f"- Drain by hand (failover off): refused (exit {refused}), nothing moved; the zone never waits: outage "
+            f"**{r['outage_ms']} ms**, {r['failed_over_probes']} probes through a sibling's EIP "
+            f"({'met' if refused == 2 and r['failed_over_probes'] == 0 and r['outage_ms'] == 0 else 'NOT met'})."
         )
     foreign = sum(r["foreign_sources"] for r in rows)
     out.append(f"- Foreign sources in every run: **{foreign}** ({'met' if foreign == 0 else 'NOT met'}).")

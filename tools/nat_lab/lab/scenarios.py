@@ -1,21 +1,24 @@
 """The scenarios: what happens to a zone's NAT, and what the probes measured while it happened.
 
 Each run starts from a converged world (every zone on its own NAT: EIP, source/dest check off,
-default route), probes every zone for a lead-in, acts, waits until the zone is whole again (its
-group's new instance holds the EIP and the route, and the old one is gone) or the run's bound, keeps
-probing for a tail, and measures. The group's behaviour is AWS's (see motoserver.py); the lab only
-does what an operator, AWS or a failure would do: start a refresh, terminate, kill, break the
-forwarding, block an instance's network, lose an event.
+default route), probes every zone for a lead-in, acts, waits until the run is done (by default: the
+zone is whole again on its group's new instance, EIP and route, and the old one is gone; a scenario
+that keeps its NAT says what done is) or the run's bound, keeps probing for a tail, and measures.
+The group's behaviour is AWS's (see motoserver.py); the lab only does what an operator, AWS or a
+failure would do: start a refresh, terminate, kill, break the forwarding, block an instance's
+network, lose an event, drain a zone with the hook's own command.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import events
+from .. import hook as hook_lab
 from ..constants import DESTINATION
 from ..events import LAUNCH_SUCCESSFUL
 from ..state import Snapshot, StateReader
@@ -35,6 +38,9 @@ class Scenario:
     zones: int = 1  # how many zones it hits (the first ones)
     bound: float = 90.0  # the longest the run waits for the zones to be whole again
     needs_hook: bool = True
+    # When the run is over, once the act returned and no event is in flight (default: every zone
+    # it hit is whole on a new NAT, `on_new_nat`).
+    done: Callable[[Run, Snapshot], bool] | None = None
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Run:
     old: dict[str, str] = field(default_factory=dict)  # zone -> the NAT it had before the act
     abandoned: set[str] = field(default_factory=set)  # instances whose launch was abandoned
     notes: list[str] = field(default_factory=list)
+    # What the act read from the emulator at its steps (step -> facts), e.g. a drain's mark and routes.
+    seen: dict[str, dict] = field(default_factory=dict)
 
     @property
     def autoscaling(self):
@@ -111,6 +119,16 @@ def own_nat(state: Snapshot, lab: Lab, zone: str) -> str | None:
 
 def whole(lab: Lab, zones) -> bool:
     return all(own_nat(lab.state, lab, z) for z in zones)
+
+
+def on_new_nat(run: Run, state: Snapshot) -> bool:
+    """Every zone the run hit is whole on another NAT than the one it had before the act."""
+    return all((own_nat(state, run.lab, z) or run.old[z]) != run.old[z] for z in run.zones)
+
+
+def on_same_nat(run: Run, state: Snapshot) -> bool:
+    """Every zone the run hit is whole on the NAT it had before the act (a drain gives it back)."""
+    return all(own_nat(state, run.lab, z) == run.old[z] for z in run.zones)
 
 
 def converge_by_hand(lab: Lab) -> None:
@@ -235,6 +253,68 @@ def spot_interruption(run: Run) -> None:
     timer.start()
 
 
+# An operator's maintenance: `nat-asg-hook drain`, a few seconds on the sibling (the schedule fires
+# once meanwhile), then `nat-asg-hook undrain`.
+DRAIN_TAG = "nat-asg-hook:drained"
+DRAIN_HOLD = 5.0
+OPERATOR = "operator"  # $USER, who the drain mark names
+
+
+def look(run: Run, zone: str) -> dict:
+    """The zone as the emulator has it now (read afresh, not the follower's copy): the group's drain
+    mark, the group whose NAT each of its default routes goes through, the NAT holding its EIP, and
+    the zone's NAT before the act: its EC2 state and its group's lifecycle state."""
+    group = run.group(zone)
+    found = run.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    state = judge(run.lab).reader.read()
+    holder = state.holder(state.zone(group).eip.eni)
+    nat = state.instances.get(run.old[zone])
+    return {
+        "group": group,
+        "mark": next((t["Value"] for t in found.get("Tags", []) if t["Key"] == DRAIN_TAG), None),
+        "routes_via": state.serving(group),
+        "eip_on": holder.id if holder else None,
+        "nat": {"id": run.old[zone], "state": nat.state if nat else None, "lifecycle": nat.lifecycle if nat else None},
+    }
+
+
+def operator(run: Run, *args: str) -> hook_lab.Run:
+    """The hook's CLI as an operator runs it, with the lab's hook configuration (the mode's failover)."""
+    config = run.lab.run_dir / f"hook-config-failover-{'on' if run.failover else 'off'}.json"
+    config.write_text(json.dumps(run.lab.world.config(failover=run.failover)))
+    return hook_lab.run(dict(run.lab.emulator.env(), USER=OPERATOR), *args, config=config)
+
+
+def refusal(done: hook_lab.Run) -> str | None:
+    """Why the command failed (its last line on stderr), or None when it did not."""
+    return None if done.code == 0 else " ".join(done.stderr.strip().splitlines()[-1:])
+
+
+def drain(run: Run) -> None:
+    """`nat-asg-hook drain` of the zone's group: the zone goes to a sibling's NAT while its own keeps
+    running; the schedule keeps it there; after a few seconds `undrain` gives it back (EIP, which
+    never moved, then routes). With failover off the hook refuses the drain (exit 2) and nothing
+    changes: the act records the refusal and the zone stays on its NAT."""
+    zone = run.zones[0]
+    group = run.group(zone)
+    run.mark("nat-asg-hook drain", zone)
+    drained = operator(run, "drain", group, "--reason", "nat-lab maintenance")
+    run.seen["drain"] = {"exit": drained.code, "error": refusal(drained), **look(run, zone)}
+    if drained.code != 0:
+        run.notes.append(f"{zone}: drain refused (exit {drained.code}): {refusal(drained)}")
+        return
+    run.mark("the schedule fires while drained")
+    run.bridge.reconcile_now()
+    time.sleep(DRAIN_HOLD)
+    run.lab.wait(lambda s: not run.bridge.pending(), 30)
+    run.seen["held"] = look(run, zone)
+    run.mark("nat-asg-hook undrain", zone)
+    undrained = operator(run, "undrain", group)
+    run.seen["undrain"] = {"exit": undrained.code, "error": refusal(undrained), **look(run, zone)}
+    if undrained.code != 0:
+        run.notes.append(f"{zone}: undrain failed (exit {undrained.code}): {refusal(undrained)}")
+
+
 def self_check_fails(run: Run) -> None:
     """A refresh whose first new instance has no egress (its network is broken): its self-check
     fails, it abandons its launch; the group launches another, which works."""
@@ -281,6 +361,7 @@ SCENARIOS = {
         Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
         Scenario("forwarding-breaks", "NAT whose forwarding breaks (it takes itself out and reports)", forwarding_breaks, bound=150.0),
         Scenario("spot-interruption", "Spot NAT warned of its interruption (two minutes, shortened)", spot_interruption),
+        Scenario("drain", "Zone drained by hand for maintenance, then undrained (its NAT keeps running)", drain, done=on_same_nat),
         Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
         Scenario("launch-event-lost", "NAT killed, its replacement's launch event lost (the schedule heals)", launch_event_lost),
         Scenario("two-zones-down", "Two zones' NATs killed at once", killed, zones=2),
@@ -327,10 +408,12 @@ def execute(
     lab.timeline.add(run.acted, "act", "", scenario.name)
     scenario.act(run)
 
+    over = scenario.done or on_new_nat
+
     def done(state) -> bool:
         if not scenario.needs_hook or not hook:
             return False  # nothing will make it whole: the run lasts its bound
-        return all((own_nat(state, lab, z) or run.old[z]) != run.old[z] for z in zones) and not bridge.pending()
+        return over(run, state) and not bridge.pending()
 
     lab.wait(done, max(0.0, scenario.bound - (lab.clock() - run.acted)))
     time.sleep(TAIL)
