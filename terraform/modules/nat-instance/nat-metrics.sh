@@ -24,7 +24,7 @@
 # made when missing: the user data's nftables.conf stays the NAT's, and a restart of nftables.service
 # (which flushes the ruleset) costs at most one interval of counting.
 #
-#   nat-metrics publish   count and publish (the timer)
+#   nat-metrics publish   count and publish (the timer; a run by hand too: one at a time, locked)
 #   nat-metrics show      count and print the metric data, publish nothing, keep no state
 #   nat-metrics limits    "<conntrack max> <hash buckets>" for this instance: /proc/meminfo on stdin
 #
@@ -181,8 +181,13 @@ region() {
 
 # run publish|show
 run() {
-  local mode=$1 state=$STATE_DIR/metrics.state now data region err
+  local mode=$1 state=$STATE_DIR/metrics.state now data region err lock
   mkdir -p "$STATE_DIR"
+  # One run at a time: the timer's and an operator's (or the lab's) `nat-metrics publish` at once
+  # would both publish the gain since the same state, counting it twice.
+  if ! { exec {lock}>"$STATE_DIR/metrics.lock" && flock "$lock"; }; then
+    log "cannot lock $STATE_DIR/metrics.lock: running unlocked"
+  fi
   now=$(mktemp "$STATE_DIR/metrics.XXXXXX") || return 1
   counting_table
   case $? in
