@@ -138,7 +138,13 @@ def module_body() -> dict:
         shutil.copytree(MODULE, module, ignore=shutil.ignore_patterns(".terraform*"))
         tf = tf_lab.Terraform(module)
         tf.init(backend=False)
-        env = {**tf.env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "eu-west-1", "AWS_EC2_METADATA_DISABLED": "true"}
+        env = {
+            **tf.env,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_REGION": "eu-west-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
         variables = {"name": "nat-asg-hook", "lambda_zip_path": "bootstrap.zip", "groups": json.dumps(EXAMPLE_GROUPS)}
         proc = subprocess.run(
             [tf_lab.terraform_bin(), f"-chdir={module}", "console", *(f"-var={k}={v}" for k, v in variables.items())],

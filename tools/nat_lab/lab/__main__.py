@@ -137,11 +137,16 @@ def main(argv: list[str] | None = None) -> int:
                 if hook is not None:
                     hook.stop()
     elapsed = time.monotonic() - started
-    command = "make lab" if not (args.short or args.metrics_only) else f"python -m nat_lab.lab {'--short' if args.short else '--metrics-only'}"
+    command = (
+        "make lab" if not (args.short or args.metrics_only) else f"python -m nat_lab.lab {'--short' if args.short else '--metrics-only'}"
+    )
     if metric_rows:
         path = report.write_metrics(metric_rows, args.out, docs, command)
         for r in metric_rows:
-            print(f"lab: {r['zone']} {r['metric']}: reported {r['reported']}, observed {r['observed']} ({r['difference_percent']:+.2f} %)", file=sys.stderr)
+            print(
+                f"lab: {r['zone']} {r['metric']}: reported {r['reported']}, observed {r['observed']} ({r['difference_percent']:+.2f} %)",
+                file=sys.stderr,
+            )
         print(f"lab: metrics in {path}", file=sys.stderr)
     if args.metrics_only:
         return 1 if failures else 0

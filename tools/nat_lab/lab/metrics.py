@@ -63,7 +63,11 @@ class Counters:
         named = {c["counter"]["name"]: c["counter"] for c in found["nftables"] if "counter" in c}
         out = {}
         for i, zone in enumerate(self.eips):
-            out[zone] = {"bytes": named[f"out_{i}"]["bytes"], "packets": named[f"out_{i}"]["packets"], "opened": named[f"new_{i}"]["packets"]}
+            out[zone] = {
+                "bytes": named[f"out_{i}"]["bytes"],
+                "packets": named[f"out_{i}"]["packets"],
+                "opened": named[f"new_{i}"]["packets"],
+            }
         return out
 
     def close(self) -> None:
