@@ -5,7 +5,9 @@
 #   BytesOutToDestination, PacketsOutToDestination    forwarded from the VPC out (Bytes, Count)
 #   BytesInFromDestination, PacketsInFromDestination  forwarded from outside into the VPC (Bytes, Count)
 #   ConnectionEstablishedCount  connections the VPC opened through the NAT (Count): counted in a nat
-#                               chain, which sees only each flow's first packet (no SYN retransmits)
+#                               chain, which sees only each flow's first packet (no SYN retransmits),
+#                               at prerouting: the instance's own connections (self-check, instance
+#                               metadata, AWS APIs) leave through output and are not counted
 #   ActiveConnectionCount       connection-tracking entries now (nf_conntrack_count: every tracked
 #                               flow, TCP, UDP and ICMP, the NAT's own few included; Count)
 #   PacketsDropCount            conntrack `drop` + `insert_failed` (/proc/net/stat/nf_conntrack, every
@@ -122,8 +124,8 @@ table ip $METRICS_TABLE {
     ip saddr $vpc ip daddr != $vpc counter name "outbound"
     ip saddr != $vpc ip daddr $vpc counter name "inbound"
   }
-  chain postrouting {
-    type nat hook postrouting priority 99; policy accept;
+  chain prerouting {
+    type nat hook prerouting priority -99; policy accept;
     ip saddr $vpc ip daddr != $vpc counter name "opened"
   }
 }
