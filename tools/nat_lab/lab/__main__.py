@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         path = report.write_metrics(metric_rows, args.out, docs, command)
         for r in metric_rows:
             print(
-                f"lab: {r['zone']} {r['metric']}: reported {r['reported']}, observed {r['observed']} ({r['difference_percent']:+.2f} %)",
+                f"lab: {r['zone']} {r['metric']}: reported {r['reported']}, observed {r['observed']} ({r['difference_percent']} %)",
                 file=sys.stderr,
             )
         print(f"lab: metrics in {path}", file=sys.stderr)

@@ -129,15 +129,15 @@ def measure(lab, nats: dict, seconds: float) -> list[dict]:
         for metric, counter in COMPARED.items():
             observed = after[zone][counter] - before[zone][counter]
             value, datapoints = reported(lab, group, metric, start, end)
-            difference = 100.0 * (value - observed) / observed if observed else (0.0 if not value else math.inf)
+            difference = 100.0 * (value - observed) / observed if observed else (0.0 if not value else None)
             rows.append(
                 {
                     "zone": zone,
                     "metric": metric,
                     "reported": int(value),
                     "observed": observed,
-                    "difference_percent": round(difference, 3),
-                    "within_tolerance": abs(difference) <= TOLERANCE_PERCENT,
+                    "difference_percent": None if difference is None else round(difference, 3),
+                    "within_tolerance": difference is not None and abs(difference) <= TOLERANCE_PERCENT,
                     "asserted": metric in ASSERTED,
                     "datapoints": datapoints,
                     "group": group,

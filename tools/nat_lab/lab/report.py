@@ -341,7 +341,7 @@ def metrics_block(rows: list[dict], command: str) -> str:
             r["metric"],
             r["reported"],
             r["observed"],
-            f"{r['difference_percent']:+.2f} %",
+            "n/a" if r["difference_percent"] is None else f"{r['difference_percent']:+.2f} %",
             ("yes" if r["within_tolerance"] else "NO") if r["asserted"] else "(not a goal)",
             r["datapoints"],
         )
