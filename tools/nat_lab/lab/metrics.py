@@ -53,7 +53,11 @@ class Counters:
         lines += ["  chain out {", "    type filter hook prerouting priority -310; policy accept;"]
         lines += [f'    ip saddr {eip} ip daddr != {{ {checks} }} counter name "out_{i}"' for i, eip in enumerate(eips.values())]
         lines += ["  }", "  chain opened {", "    type nat hook prerouting priority -100; policy accept;"]
-        lines += [f'    ip saddr {eip} ip daddr != {{ {checks} }} counter name "new_{i}"' for i, eip in enumerate(eips.values())]
+        # `ct state new` also turns connection tracking on in this namespace (a nat chain alone does not,
+        # and without it no packet reaches one): the flow's first packet, as the NAT's nat chain sees it.
+        lines += [
+            f'    ip saddr {eip} ip daddr != {{ {checks} }} ct state new counter name "new_{i}"' for i, eip in enumerate(eips.values())
+        ]
         lines += ["  }", "}", ""]
         netns.nft(ns, "\n".join(lines))
 
