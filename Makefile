@@ -76,7 +76,7 @@ bench: venv build ## Benchmarks, not tests (the release builds, ~30 min cold): w
 $(HOOK_BIN):
 	$(MAKE) bin
 
-lab: venv $(HOOK_BIN) ## The data-plane lab (root, ~11 min): every scenario, failover on and off; writes target/lab/egress.json, docs/egress.md
+lab: venv $(HOOK_BIN) ## The data-plane lab (root, ~11 min): every scenario, failover on and off, and the NATs' metrics against the lab's counts; writes target/lab/egress.json, target/lab/metrics.json, docs/egress.md
 	scripts/lab-deps.sh
 	$(PY) -m nat_lab.lab
 

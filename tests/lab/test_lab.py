@@ -28,11 +28,12 @@ import pytest
 from nat_lab import REPO
 from nat_lab import hook as hook_lab
 from nat_lab.events import LAUNCH_SUCCESSFUL
-from nat_lab.lab import boot, netns
+from nat_lab.lab import metrics, netns
 from nat_lab.lab.core import Lab, Settings, default_module, nat_log_group
 from nat_lab.lab.eventbridge import EventBridge
 from nat_lab.lab.fabric import ECHO_ADDRESS
 from nat_lab.lab.hookwire import Hook
+from nat_lab.lab.instance import run_in
 from nat_lab.lab.report import measure
 from nat_lab.lab.scenarios import SCENARIOS, converge_by_hand, execute, own_nat, settle
 
@@ -170,19 +171,8 @@ def icmp_echo_answered(ns: str, address: str, timeout: float = 1.5) -> bool:
 
 
 def in_instance(nat, *cmd: str) -> subprocess.CompletedProcess:
-    """`cmd` inside a lab NAT instance: its network and mount namespaces and its root, with the PATH its
-    user data had (entered through one of its processes, e.g. the self-check's timer)."""
-    for pid in netns.pids(nat.ns):
-        try:
-            if os.readlink(f"/proc/{pid}/root") == "/":
-                continue
-        except OSError:
-            continue
-        nsenter = ["nsenter", "-t", str(pid), "-m", "-n", "-r", "-w", "--", "/usr/bin/env", "-i", f"PATH={boot.PATH}"]
-        proc = subprocess.run([*nsenter, *cmd], capture_output=True, text=True, timeout=60)
-        if "No such process" not in proc.stderr:
-            return proc
-    raise AssertionError(f"no process of instance {nat.id} to enter")
+    """`cmd` inside a lab NAT instance (nat_lab.lab.instance.run_in)."""
+    return run_in(nat, *cmd)
 
 
 def test_the_nats_own_address_admits_nothing_while_what_it_forwards_flows(lab, hooked):
@@ -425,6 +415,20 @@ def test_each_nat_publishes_what_it_carries_and_runs_tuned(lab, hooked):
                 ["ip", "netns", "exec", nat.ns, "cat", f"/proc/sys/net/{key}"], capture_output=True, text=True, timeout=10
             )
             assert applied.stdout.split() == value.split(), (zone.zone, key, applied.stdout)
+
+
+def test_what_each_nat_publishes_agrees_with_what_the_lab_counts_at_its_internet_side(lab, hooked):
+    """Per zone, over one steady window (every zone on its own NAT and EIP, flushed by nat-metrics
+    publish at both ends, nat_lab.lab.metrics): the bytes the NAT published as sent out, and the new
+    connections, agree within 5 % with what the lab counted from the zone's EIP at its internet side."""
+    assert settle(lab, hooked)
+    nats = {z: lab.instances.live[own_nat(lab.state, lab, z)] for z in lab.world.zones}
+    rows = metrics.measure(lab, nats, 30)
+    assert {(r["zone"], r["metric"]) for r in rows} >= {(z, m) for z in nats for m in metrics.ASSERTED}
+    for row in rows:
+        if row["asserted"]:
+            assert row["observed"] > 0 and row["datapoints"] >= 1, row
+            assert abs(row["reported"] - row["observed"]) <= 0.05 * row["observed"], row
 
 
 # --- a broken user data makes the lab fail ------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nat_lab import events, hook, userdata
+from nat_lab import dashboard, events, hook, userdata
 from nat_lab import terraform as tf_lab
 from nat_lab.constants import DESTINATION, LAUNCH_HOOK, LEAVING_STATES, TERMINATE_HOOK, ZONES
 from nat_lab.moto import Moto
@@ -280,6 +280,10 @@ def test_the_dashboard_shows_every_zone_and_the_hook_and_is_a_root_output(stack,
     [alarm_widget] = [w for w in body["widgets"] if w["type"] == "alarm"]
     described = {a["AlarmArn"] for a in emulator.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]}
     assert set(alarm_widget["properties"]["alarms"]) == described
+
+    # The runbook's picture of it (docs/dashboard.svg, python -m nat_lab.dashboard) is this dashboard's grid.
+    drawn = dashboard.layout(dashboard.widgets_in_svg(dashboard.OUT.read_text()))
+    assert drawn == dashboard.layout(dashboard.widgets(body)), "docs/dashboard.svg is out of date: python -m nat_lab.dashboard"
 
 
 def test_the_function_runs_with_the_rendered_config_and_its_wiring(stack, emulator):

@@ -5,7 +5,9 @@
 #   BytesOutToDestination, PacketsOutToDestination    forwarded from the VPC out (Bytes, Count)
 #   BytesInFromDestination, PacketsInFromDestination  forwarded from outside into the VPC (Bytes, Count)
 #   ConnectionEstablishedCount  connections the VPC opened through the NAT (Count): counted in a nat
-#                               chain, which sees only each flow's first packet (no SYN retransmits)
+#                               chain, which sees only each flow's first packet (no SYN retransmits),
+#                               at prerouting: the instance's own connections (self-check, instance
+#                               metadata, AWS APIs) leave through output and are not counted
 #   ActiveConnectionCount       connection-tracking entries now (nf_conntrack_count: every tracked
 #                               flow, TCP, UDP and ICMP, the NAT's own few included; Count)
 #   PacketsDropCount            conntrack `drop` + `insert_failed` (/proc/net/stat/nf_conntrack, every
@@ -24,7 +26,7 @@
 # made when missing: the user data's nftables.conf stays the NAT's, and a restart of nftables.service
 # (which flushes the ruleset) costs at most one interval of counting.
 #
-#   nat-metrics publish   count and publish (the timer)
+#   nat-metrics publish   count and publish (the timer; a run by hand too: one at a time, locked)
 #   nat-metrics show      count and print the metric data, publish nothing, keep no state
 #   nat-metrics limits    "<conntrack max> <hash buckets>" for this instance: /proc/meminfo on stdin
 #
@@ -122,8 +124,8 @@ table ip $METRICS_TABLE {
     ip saddr $vpc ip daddr != $vpc counter name "outbound"
     ip saddr != $vpc ip daddr $vpc counter name "inbound"
   }
-  chain postrouting {
-    type nat hook postrouting priority 99; policy accept;
+  chain prerouting {
+    type nat hook prerouting priority -99; policy accept;
     ip saddr $vpc ip daddr != $vpc counter name "opened"
   }
 }
@@ -181,8 +183,13 @@ region() {
 
 # run publish|show
 run() {
-  local mode=$1 state=$STATE_DIR/metrics.state now data region err
+  local mode=$1 state=$STATE_DIR/metrics.state now data region err lock
   mkdir -p "$STATE_DIR"
+  # One run at a time: the timer's and an operator's (or the lab's) `nat-metrics publish` at once
+  # would both publish the gain since the same state, counting it twice.
+  if ! { exec {lock}>"$STATE_DIR/metrics.lock" && flock "$lock"; }; then
+    log "cannot lock $STATE_DIR/metrics.lock: running unlocked"
+  fi
   now=$(mktemp "$STATE_DIR/metrics.XXXXXX") || return 1
   counting_table
   case $? in

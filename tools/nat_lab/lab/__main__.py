@@ -1,7 +1,10 @@
 """`make lab`: every scenario, with failover on and off, plus the baseline without a hook; writes
-target/lab/egress.json, the generated blocks of docs/egress.md, and docs/egress/*.png.
+target/lab/egress.json, the generated blocks of docs/egress.md, and docs/egress/*.png. First, one
+steady window compares what each NAT published with what the lab counted (metrics.py): writes
+target/lab/metrics.json and docs/egress.md's `metrics` block.
 
     python -m nat_lab.lab [--short] [--scenarios a,b] [--modes none,on,off] [--event-delay S] ...
+    python -m nat_lab.lab --metrics-only     # only the metrics window (and only its block of the docs)
 
 Needs root (network namespaces); exits 2 saying why when the machine cannot run it.
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from .. import REPO
 from .. import hook as hook_lab
-from . import netns, report
+from . import metrics, netns, report
 from .core import Lab, Settings, default_module
 from .eventbridge import EventBridge
 from .hookwire import Hook
@@ -57,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         help="bring the lab up with the hook (failover on), write OUT/lab-state.tsv for "
         "scripts/verify_nat.sh --lab, and keep it up SECONDS (Ctrl-C ends it earlier)",
     )
+    parser.add_argument(
+        "--metrics-seconds",
+        type=float,
+        default=65.0,
+        help="the metrics window's probing, seconds (over the NATs' 60 s period); 0 skips it",
+    )
+    parser.add_argument("--metrics-only", action="store_true", help="only the metrics window: no scenario, only the docs' metrics block")
     parser.add_argument("--boot-delay", type=float, default=Settings.boot_delay, help="seconds before an instance's user data runs")
     args = parser.parse_args(argv)
 
@@ -69,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     runs = SHORT if args.short else plan_runs(names, [m for m in args.modes.split(",") if m])
+    if args.metrics_only:
+        runs = []
     binary = None
     try:
         binary = hook_lab.hook_bin()
@@ -92,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     for old in sorted(args.out.glob("run-*"))[:-2]:  # the two last runs' logs and instance files stay
         shutil.rmtree(old, ignore_errors=True)
     failures = 0
+    metric_rows: list[dict] = []
     with Lab(run_dir, settings, module=args.module or default_module()) as lab:
+        if args.metrics_seconds > 0:
+            print(f"lab: metrics, reported against observed ({args.metrics_seconds:.0f} s of probes)", file=sys.stderr)
+            metric_rows = metrics.measure(lab, metrics.steady(lab), args.metrics_seconds)
+            failures += sum(1 for r in metric_rows if r["asserted"] and not r["within_tolerance"])
         for mode in dict.fromkeys(m for _, m in runs):
             hook = None
             if mode != "none":
@@ -120,10 +137,23 @@ def main(argv: list[str] | None = None) -> int:
                 if hook is not None:
                     hook.stop()
     elapsed = time.monotonic() - started
-    command = "make lab" if not args.short else "python -m nat_lab.lab --short"
+    command = (
+        "make lab" if not (args.short or args.metrics_only) else f"python -m nat_lab.lab {'--short' if args.short else '--metrics-only'}"
+    )
+    if metric_rows:
+        path = report.write_metrics(metric_rows, args.out, docs, command)
+        for r in metric_rows:
+            print(
+                f"lab: {r['zone']} {r['metric']}: reported {r['reported']}, observed {r['observed']} ({r['difference_percent']} %)",
+                file=sys.stderr,
+            )
+        print(f"lab: metrics in {path}", file=sys.stderr)
+    if args.metrics_only:
+        return 1 if failures else 0
     path = report.write(rows, args.out, docs, pictures, elapsed, command)
     print(
-        f"lab: {len(rows)} results in {path} ({elapsed:.0f} s); {failures} with foreign sources or not back on their own EIP",
+        f"lab: {len(rows)} results in {path} ({elapsed:.0f} s); {failures} with foreign sources, not back on their own EIP "
+        "or metrics not within 5 %",
         file=sys.stderr,
     )
     return 1 if failures else 0

@@ -208,3 +208,21 @@ class Instances:
             self.terminate(instance_id, wait=False)
         for teardown in self._teardowns:
             teardown.join(timeout=10)
+
+
+def run_in(instance: Instance, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`cmd` inside a lab NAT instance: its network and mount namespaces and its root, with the PATH
+    its user data had (entered through one of its processes, e.g. the self-check's watch or a timer)."""
+    from .boot import PATH
+
+    for pid in netns.pids(instance.ns):
+        try:
+            if os.readlink(f"/proc/{pid}/root") == "/":
+                continue
+        except OSError:
+            continue
+        nsenter = ["nsenter", "-t", str(pid), "-m", "-n", "-r", "-w", "--", "/usr/bin/env", "-i", f"PATH={PATH}"]
+        proc = subprocess.run([*nsenter, *cmd], capture_output=True, text=True, timeout=timeout)
+        if "No such process" not in proc.stderr:
+            return proc
+    raise netns.LabError(f"no process of instance {instance.id} to enter")
