@@ -27,6 +27,10 @@ OUTAGES = (
     ("throttle", {"CompleteLifecycleAction"}),  # the zone handed over, the terminate action not completed
 )
 FINAL_RECONCILE_ATTEMPTS = 5
+# The CLI's statuses that mean "the handler returned an error", what Lambda reports and redelivers:
+# 1 it failed part-way; 3 it could not look (an endpoint that resets, throttling beyond every retry).
+# 0 is a success and is checked as one; 2 (bad input) or anything else is a defect.
+FAILURE_CODES = (1, 3)
 
 
 @dataclass
@@ -152,8 +156,11 @@ class Delivery:
             r.outcomes["error"] += 1
             reason = run.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
             self.log(f"{what}: attempt {attempt + 1}: exit {run.code}: {reason[0][:300]}")
-            if run.code != 1:
-                r.violations.append(f"{what}: a failure must exit 1 (a Lambda error), exit {run.code}: {reason[0]}")
+            if run.code not in FAILURE_CODES:
+                r.violations.append(
+                    f"{what}: a failure must exit 1 (the handler failed) or 3 (could not look), "
+                    f"both a Lambda error; exit {run.code}: {reason[0]}"
+                )
         else:
             r.undelivered += 1
         self.proxy.set(faults=self.normal)
