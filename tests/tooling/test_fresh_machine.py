@@ -4,11 +4,13 @@ arrive as pull requests (Dependabot) rather than on someone's clone."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
+import sys
 import tomllib
-from importlib.metadata import version
+from importlib.metadata import packages_distributions, version
 
 import pytest
 import yaml
@@ -55,6 +57,32 @@ def test_the_lock_satisfies_every_range_pyproject_declares(requirement):
 @pytest.mark.parametrize("requirement", declared(), ids=str)
 def test_this_virtualenv_runs_the_locked_versions(requirement):
     assert version(requirement.name) in locked()[canonicalize_name(requirement.name)], f"{requirement.name}: rerun make venv"
+
+
+def imported_modules() -> set[str]:
+    """The top-level modules that the project's own Python imports (tools/ and tests/)."""
+    found: set[str] = set()
+    for path in [*(REPO / "tools").rglob("*.py"), *(REPO / "tests").rglob("*.py"), *(REPO / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_every_package_the_project_imports_is_declared_not_borrowed_from_a_dependency():
+    local = {"nat_lab", "tests", "conftest"} | {p.stem for p in (REPO / "tests").rglob("*.py")}
+    outside = sorted(m for m in imported_modules() if m not in sys.stdlib_module_names and m not in local)
+    assert outside, "the scan found no third-party import: it is not looking where the code is"
+    names = {canonicalize_name(r.name) for r in declared()}
+    providers = packages_distributions()
+    undeclared = {
+        module: sorted(providers.get(module, ["(not installed)"]))
+        for module in outside
+        if not names & {canonicalize_name(d) for d in providers.get(module, [])}
+    }
+    assert undeclared == {}, f"imported but not declared in pyproject.toml (declare, then `make lock`): {undeclared}"
 
 
 def test_the_lock_header_names_the_command_that_regenerates_it():
