@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use crate::capacity::SpotFallback;
+
 /// The default destination the hook owns in every private route table.
 pub const DEFAULT_DESTINATION: &str = "0.0.0.0/0";
 
@@ -28,7 +30,18 @@ pub struct Config {
     pub destination_cidr_block: String,
     /// When a zone has no NAT of its own, point its tables at a healthy sibling zone's NAT.
     pub failover: bool,
+    /// The groups buy Spot with an on-demand fallback (the module's `capacity = "spot-with-fallback"`).
+    pub spot_fallback: Option<SpotFallback>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpotFallback {
+    retry_spot_after_seconds: u64,
+}
+
+/// The longest wait before Spot is tried again (a week): a longer one is surely a unit mistake.
+const MAX_RETRY_SPOT_AFTER_SECONDS: u64 = 7 * 24 * 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +51,8 @@ struct RawConfig {
     destination_cidr_block: Option<String>,
     #[serde(default)]
     failover: Option<bool>,
+    #[serde(default)]
+    spot_fallback: Option<RawSpotFallback>,
 }
 
 /// Why a configuration was refused. The message names the group and the field.
@@ -54,6 +69,18 @@ impl Config {
             groups: raw.groups,
             destination_cidr_block: raw.destination_cidr_block.unwrap_or_else(|| DEFAULT_DESTINATION.to_owned()),
             failover: raw.failover.unwrap_or(true),
+            spot_fallback: raw
+                .spot_fallback
+                .map(|f| {
+                    if f.retry_spot_after_seconds > MAX_RETRY_SPOT_AFTER_SECONDS {
+                        return Err(ConfigError(format!(
+                            "spot_fallback.retry_spot_after_seconds {} is more than a week ({MAX_RETRY_SPOT_AFTER_SECONDS}): give it in seconds",
+                            f.retry_spot_after_seconds
+                        )));
+                    }
+                    Ok(SpotFallback { retry_spot_after: std::time::Duration::from_secs(f.retry_spot_after_seconds) })
+                })
+                .transpose()?,
         };
         config.validate()?;
         Ok(config)
@@ -240,6 +267,18 @@ mod tests {
         assert!(!Config::from_json(&text).unwrap().failover);
         let wrong = format!(r#"{{"groups": {GOOD}, "failover": "no"}}"#);
         assert!(Config::from_json(&wrong).unwrap_err().to_string().contains("not valid configuration JSON"));
+    }
+
+    #[test]
+    fn the_spot_fallback_is_off_unless_configured_and_its_wait_is_checked() {
+        assert_eq!(Config::from_json(&json(GOOD)).unwrap().spot_fallback, None);
+        let text = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"retry_spot_after_seconds": 21600}}}}"#);
+        let fallback = Config::from_json(&text).unwrap().spot_fallback.unwrap();
+        assert_eq!(fallback.retry_spot_after, std::time::Duration::from_secs(21600));
+        let huge = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"retry_spot_after_seconds": 21600000}}}}"#);
+        assert!(Config::from_json(&huge).unwrap_err().to_string().contains("retry_spot_after_seconds"));
+        let unknown = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"after": 1}}}}"#);
+        assert!(Config::from_json(&unknown).unwrap_err().to_string().contains("not valid configuration JSON"));
     }
 
     #[test]

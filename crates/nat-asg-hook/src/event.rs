@@ -8,6 +8,8 @@ use crate::config::{Config, is_aws_id};
 pub const LAUNCH_LIFECYCLE_ACTION: &str = "EC2 Instance-launch Lifecycle Action";
 pub const TERMINATE_LIFECYCLE_ACTION: &str = "EC2 Instance-terminate Lifecycle Action";
 pub const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
+/// The group could not launch an instance (its `StatusMessage` says why): the Spot fallback's cue.
+pub const LAUNCH_UNSUCCESSFUL: &str = "EC2 Instance Launch Unsuccessful";
 pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 pub const SCHEDULED: &str = "Scheduled Event";
 /// A NAT's own report, put on the default bus right after it marked itself Unhealthy.
@@ -30,6 +32,9 @@ pub enum Trigger {
     /// A NAT that still runs is about to stop forwarding (its self-check took it out, or EC2
     /// reclaims its Spot capacity in two minutes): hand its zone over now, while it still forwards.
     Warned(Warned),
+    /// A group could not launch its instance: a Spot group that found no Spot capacity switches
+    /// to on-demand (when the fallback is configured).
+    LaunchFailed(LaunchFailed),
     /// The schedule: every zone, on its own NAT (fail back) or a sibling's (fail over).
     Reconcile,
     /// Not ours: answered `ignored`, not an error.
@@ -41,6 +46,15 @@ pub struct Launch {
     pub group: String,
     pub instance_id: String,
     /// When the event happened (epoch milliseconds): a young event may wait for EC2 to catch up.
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchFailed {
+    pub group: String,
+    /// Auto Scaling's reason, e.g. "Could not launch Spot Instances. InsufficientInstanceCapacity - ...".
+    pub message: String,
+    /// When the launch failed (epoch milliseconds): the time the fallback writes on the group.
     pub time_ms: i64,
 }
 
@@ -214,6 +228,24 @@ pub fn parse(value: Value, config: &Config) -> Result<Trigger, MalformedEvent> {
             let (group, instance_id) = target;
             Ok(Trigger::Launch(Launch { group, instance_id, time_ms }))
         }
+        ("aws.autoscaling", LAUNCH_UNSUCCESSFUL) => {
+            // A failed launch names no instance (its `EC2InstanceId` is empty): only the group.
+            let detail = detail()?;
+            let group = detail.required("AutoScalingGroupName")?;
+            if group.is_empty() {
+                return Err(MalformedEvent("`detail.AutoScalingGroupName` is empty".into()));
+            }
+            let message = detail.optional("StatusMessage")?.unwrap_or_default();
+            if config.group(group).is_none() {
+                return Ok(Trigger::Ignored(Ignored {
+                    detail_type: detail_type.to_owned(),
+                    group: Some(group.to_owned()),
+                    instance_id: None,
+                    reason: "group is not configured".into(),
+                }));
+            }
+            Ok(Trigger::LaunchFailed(LaunchFailed { group: group.to_owned(), message: message.to_owned(), time_ms }))
+        }
         ("aws.autoscaling", TERMINATE_LIFECYCLE_ACTION) => {
             let detail = detail()?;
             let target = detail.target()?;
@@ -313,6 +345,36 @@ mod tests {
 
     fn state_change(instance: &str, state: &str) -> Value {
         event("aws.ec2", STATE_CHANGE, json!({"instance-id": instance, "state": state}))
+    }
+
+    #[test]
+    fn a_failed_launch_names_its_group_and_why() {
+        let failed = |group: &str, message: Value| {
+            event(
+                "aws.autoscaling",
+                LAUNCH_UNSUCCESSFUL,
+                json!({"AutoScalingGroupName": group, "EC2InstanceId": "", "StatusCode": "Failed",
+                       "StatusMessage": message, "Details": {"Availability Zone": "us-east-1a"}}),
+            )
+        };
+        let message = "Could not launch Spot Instances. InsufficientInstanceCapacity - no Spot capacity.";
+        assert_eq!(
+            parse(failed("nat-a", json!(message)), &config()).unwrap(),
+            Trigger::LaunchFailed(LaunchFailed {
+                group: "nat-a".into(),
+                message: message.into(),
+                time_ms: 1_795_755_600_000,
+            })
+        );
+        assert!(matches!(parse(failed("other", json!(message)), &config()).unwrap(), Trigger::Ignored(_)));
+        let err = parse(failed("", json!(message)), &config()).unwrap_err();
+        assert!(err.to_string().contains("AutoScalingGroupName"), "{err}");
+        let err = parse(failed("nat-a", json!(7)), &config()).unwrap_err();
+        assert!(err.to_string().contains("`detail.StatusMessage` is a number"), "{err}");
+        let Trigger::LaunchFailed(no_message) = parse(failed("nat-a", Value::Null), &config()).unwrap() else {
+            panic!("a failed launch without a message is still a failed launch");
+        };
+        assert_eq!(no_message.message, "");
     }
 
     #[test]

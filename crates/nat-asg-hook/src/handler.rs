@@ -10,14 +10,18 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::aws::Clients;
+use crate::aws::capacity::{self as purchase, GroupRead};
 use crate::aws::lifecycle;
+use crate::capacity::{self, CapacityDecision, Purchase};
 use crate::config::Config;
 use crate::converge::{execute, observe_and_decide};
 use crate::decide::{Decision, Follows, Handover, Subject, complete_terminate};
 use crate::error::HookError;
-use crate::event::{self, Launch, Leaving, Trigger, Warned};
+use crate::event::{self, Launch, LaunchFailed, Leaving, Trigger, Warned};
 use crate::model::Mode;
-use crate::report::{GroupReport, Outcome, Report, ZoneHealth, emf_authorization_error, emf_line, emf_zones};
+use crate::report::{
+    CapacityReport, GroupReport, Outcome, Report, ZoneHealth, emf_authorization_error, emf_line, emf_zones,
+};
 use crate::retry::{Backoff, Deadline};
 
 /// The time kept back from the Lambda deadline to report and log.
@@ -120,6 +124,7 @@ impl Hook {
             Trigger::Launch(launch) => self.launch(&launch, mode, deadline).await,
             Trigger::Leaving(leaving) => self.leaving(&leaving, mode, deadline).await,
             Trigger::Warned(warned) => self.warned(&warned, mode, deadline).await,
+            Trigger::LaunchFailed(failed) => self.launch_failed(&failed, mode).await,
             Trigger::Reconcile => self.reconcile(mode, deadline).await,
         }
     }
@@ -285,7 +290,85 @@ impl Hook {
         let mut report = Report::many(None, zones, mode);
         // Failed zones make the invocation an error, which reports no zone health (as it always did).
         report.zone_health = Some(health).filter(|_| plan.refused.is_empty());
+        // The zones first: a capacity switch never delays a route.
+        report.capacity = self.retry_spot(mode).await?;
+        if !report.capacity.is_empty() {
+            report.summary.outcome = Outcome::Applied;
+        }
         Ok(report)
+    }
+
+    /// A group could not launch: a Spot group short of Spot capacity launches on-demand from now
+    /// on, until the schedule tries Spot again (`capacity`).
+    async fn launch_failed(&self, failed: &LaunchFailed, mode: Mode) -> Result<Report, HookError> {
+        let fallback = self.config.spot_fallback.as_ref();
+        let answer = |outcome, reason: &str| {
+            let group = GroupReport::new(outcome, Some(failed.group.as_str()), None).with_reason(reason);
+            Report::single(group, mode.is_dry_run())
+        };
+        if let Some(reason) = capacity::not_for_the_fallback(fallback, &failed.message) {
+            info!(group = %failed.group, %reason, message = %failed.message, "launch failed: nothing for the fallback");
+            return Ok(answer(Outcome::Ignored, reason));
+        }
+        let Some(read) = purchase::read(&self.clients, std::slice::from_ref(&failed.group)).await?.into_iter().next()
+        else {
+            return Ok(answer(Outcome::Ignored, "the group does not exist any more"));
+        };
+        match capacity::on_launch_failed(fallback, &read.capacity, &failed.message, failed.time_ms) {
+            CapacityDecision::Ignored { reason } => Ok(answer(Outcome::Ignored, &reason)),
+            CapacityDecision::Unchanged { reason } => Ok(answer(Outcome::Unchanged, &reason)),
+            CapacityDecision::Switch { to, base, mark, reason } => {
+                let switched = self.switch(&read, to, base, mark, reason, mode).await?;
+                warn!(group = %failed.group, message = %failed.message, "no Spot capacity: the group launches on-demand");
+                let mut report = answer(Outcome::Applied, &switched.reason);
+                report.capacity.push(switched);
+                Ok(report)
+            }
+        }
+    }
+
+    /// The schedule's half of the fallback: every group on-demand for want of Spot whose wait is
+    /// over goes back to Spot (its group then replaces the NAT, launching first).
+    async fn retry_spot(&self, mode: Mode) -> Result<Vec<CapacityReport>, HookError> {
+        let Some(fallback) = self.config.spot_fallback.as_ref() else { return Ok(Vec::new()) };
+        let mut switched = Vec::new();
+        for read in purchase::read(&self.clients, &self.config.group_names()).await? {
+            if let Some(CapacityDecision::Switch { to, base, mark, reason }) =
+                capacity::on_schedule(Some(fallback), &read.capacity, now_ms() as i64)
+            {
+                warn!(group = %read.capacity.group, "trying Spot again: the group replaces its on-demand NAT");
+                switched.push(self.switch(&read, to, base, mark, reason, mode).await?);
+            }
+        }
+        Ok(switched)
+    }
+
+    /// Switches a group's purchase: the Spot mark first (so that a group on-demand always says
+    /// since when), then the base capacity.
+    async fn switch(
+        &self,
+        read: &GroupRead,
+        to: Purchase,
+        base: i32,
+        mark: Option<i64>,
+        reason: String,
+        mode: Mode,
+    ) -> Result<CapacityReport, HookError> {
+        let group = &read.capacity.group;
+        if mode == Mode::Apply {
+            if let Some(ms) = mark {
+                purchase::mark_spot_unavailable(&self.clients, group, ms).await?;
+            }
+            purchase::set_on_demand_base(&self.clients, read, base).await?;
+        }
+        Ok(CapacityReport {
+            auto_scaling_group: group.clone(),
+            purchase: to,
+            on_demand_base_capacity: base,
+            status: mode,
+            spot_unavailable_since: mark.or(read.capacity.spot_unavailable_ms).map(purchase::utc),
+            reason,
+        })
     }
 }
 

@@ -1,9 +1,10 @@
 //! nat-asg-hook: keeps NAT-instance egress alive when a per-AZ NAT Auto Scaling group replaces
-//! its instance. Pure parts (`config`, `event`, `model`, `decide`, `report`) are separate from the
+//! its instance. Pure parts (`config`, `event`, `model`, `decide`, `capacity`, `report`) are separate from the
 //! AWS glue (`aws`); `converge` (the core operation every trigger uses) and `handler` tie them together; `cli` is the binary's front.
 
 pub mod access;
 pub mod aws;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod converge;

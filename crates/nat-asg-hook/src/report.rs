@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::capacity::Purchase;
 use crate::decide::{Follows, ZonePlan};
 use crate::model::{Action, Mode};
 
@@ -108,6 +109,24 @@ pub struct Report {
     /// `drain` / `undrain`: the group's drain mark, and what became of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainReport>,
+    /// The Spot fallback's switches: a failed Spot launch's group to on-demand, the schedule's back to Spot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<CapacityReport>,
+}
+
+/// A group switched between Spot and on-demand (its on-demand base capacity set to 1 or 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapacityReport {
+    pub auto_scaling_group: String,
+    /// What the group buys from now on.
+    pub purchase: Purchase,
+    pub on_demand_base_capacity: i32,
+    /// `applied`, or `planned` in a dry run.
+    pub status: Mode,
+    /// When Spot was last found unavailable (the group's `nat-asg-hook:spot-unavailable` tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_unavailable_since: Option<String>,
+    pub reason: String,
 }
 
 /// The drain mark (`nat-asg-hook:drained` on the group) that `drain` wrote or `undrain` removed.
@@ -160,6 +179,7 @@ impl Report {
             groups: Vec::new(),
             zone_health: None,
             drain: None,
+            capacity: Vec::new(),
         }
     }
 
@@ -185,7 +205,16 @@ impl Report {
                 summary.actions.push(action.clone());
             }
         }
-        Self { summary, lifecycle_action: None, dry_run, duration_ms: 0, groups, zone_health: None, drain: None }
+        Self {
+            summary,
+            lifecycle_action: None,
+            dry_run,
+            duration_ms: 0,
+            groups,
+            zone_health: None,
+            drain: None,
+            capacity: Vec::new(),
+        }
     }
 
     pub fn applied_count(&self) -> usize {

@@ -2,6 +2,7 @@
 //! Every function here turns SDK types into the plain views of `model` and back.
 
 pub mod act;
+pub mod capacity;
 pub mod lifecycle;
 pub mod observe;
 pub mod tags;
