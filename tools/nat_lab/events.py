@@ -25,6 +25,7 @@ def load(name: str) -> dict:
 
 
 LAUNCH_SUCCESSFUL = load("launch-successful.json")["detail-type"]
+LAUNCH_UNSUCCESSFUL = load("launch-unsuccessful.json")["detail-type"]
 LAUNCH_ACTION = load("launch-lifecycle-action.json")["detail-type"]
 TERMINATE_ACTION = load("terminate-lifecycle-action.json")["detail-type"]
 STATE_CHANGE = load("instance-state-change.json")["detail-type"]
@@ -86,6 +87,21 @@ def launch(
         if hook is not None:
             detail["LifecycleHookName"] = hook
     event["resources"] = [group_arn(group)] + ([instance_arn(instance_id)] if kind == "launch-successful" else [])
+    return event
+
+
+def launch_unsuccessful(group: str, message: str | None = None, zone: str = ZONES[0], *, sent_now: bool = True) -> dict:
+    """Auto Scaling could not launch the group's instance; `message` is its StatusMessage (by
+    default the saved one: no Spot capacity)."""
+    event = _fresh("launch-unsuccessful.json", sent_now)
+    detail = event["detail"]
+    detail.update(AutoScalingGroupName=group)
+    detail["Details"]["Availability Zone"] = zone
+    if message is not None:
+        detail["StatusMessage"] = message
+    if sent_now:
+        detail["StartTime"] = detail["EndTime"] = event["time"]
+    event["resources"] = [group_arn(group)]
     return event
 
 

@@ -14,7 +14,9 @@ what moto reports back.
   and on update (Terraform's `instance_maintenance_policy` would plan a change after every apply).
 - Auto Scaling groups: an UpdateAutoScalingGroup without a MixedInstancesPolicy keeps the group's
   policy in AWS; moto drops it (any later update, Terraform's or a test's, turned a Spot group into
-  one without a policy, and every plan showed a change).
+  one without a policy, and every plan showed a change). And one whose MixedInstancesPolicy has no
+  LaunchTemplate (the hook's Spot fallback changes the distribution only) keeps the group's launch
+  template and overrides in AWS; moto fails it with an internal error.
 - IAM RemoveRoleFromInstanceProfile for a role the profile does not hold (a retry of a removal that
   succeeded, e.g. after a slow answer): AWS answers NoSuchEntity, which the provider takes as done;
   moto fails with an internal error (HTTP 500), which the provider retries for many minutes.
@@ -40,6 +42,7 @@ what moto reports back.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import threading
@@ -141,6 +144,16 @@ def _mixed_instances_policy() -> None:
     @functools.wraps(update)
     def keeping_policy(self, *args, mixed_instances_policy=None, **kwargs):
         kept = self.mixed_instances_policy
+        if mixed_instances_policy is not None and kept is not None and "LaunchTemplate" not in mixed_instances_policy:
+            merged = copy.deepcopy(kept)
+            spec = merged["LaunchTemplate"]["LaunchTemplateSpecification"]
+            if spec.get("LaunchTemplateId"):
+                spec.pop("LaunchTemplateName", None)  # moto stored both; a request may name only one
+            merged["InstancesDistribution"] = {
+                **kept.get("InstancesDistribution", {}),
+                **mixed_instances_policy.get("InstancesDistribution", {}),
+            }
+            mixed_instances_policy = merged
         result = update(self, *args, mixed_instances_policy=mixed_instances_policy, **kwargs)
         if mixed_instances_policy is None and kept is not None:
             self.mixed_instances_policy = kept  # its launch template is unchanged: nothing to re-resolve

@@ -137,6 +137,18 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         [mixed_group] = c.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["selfcheck-mixed"])["AutoScalingGroups"]
         kept = mixed_group.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("Overrides")
         expect(current, kept == mixed["LaunchTemplate"]["Overrides"], mixed_group.get("MixedInstancesPolicy"))
+        distribution = {"OnDemandBaseCapacity": 1, "OnDemandPercentageAboveBaseCapacity": 0}
+        c.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName="selfcheck-mixed", MixedInstancesPolicy={"InstancesDistribution": distribution}
+        )
+        [mixed_group] = c.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["selfcheck-mixed"])["AutoScalingGroups"]
+        policy = mixed_group.get("MixedInstancesPolicy", {})
+        expect(
+            current,
+            policy.get("LaunchTemplate", {}).get("Overrides") == mixed["LaunchTemplate"]["Overrides"]
+            and int(policy.get("InstancesDistribution", {}).get("OnDemandBaseCapacity", -1)) == 1,
+            policy,
+        )
 
         current = "fidelity.lifecycle-hook-placeholders"
         found = c.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="selfcheck")["LifecycleHooks"]
