@@ -175,6 +175,9 @@ module "hook" {
   alarm_sns_topic_arn  = var.alarm_sns_topic_arn
   permissions_boundary = local.permissions_boundary
 
+  # Spot with an on-demand fallback: the hook may switch the NAT groups (null: it may not).
+  spot_fallback_retry_seconds = var.nat_capacity == "spot-with-fallback" ? var.nat_spot_retry_after_seconds : null
+
   groups = {
     for zone, group in local.nat_group_names : group => {
       availability_zone = zone

@@ -7,11 +7,12 @@ provider "aws" {
     tags = var.tags
   }
 
-  # An operator's `nat-asg-hook drain` marks a NAT group with this tag (the zone stays on a sibling
-  # until `undrain`). Without this, the next apply would see it as drift and delete it, silently
-  # undraining the zone mid-maintenance (provider 5 manages a group's tags exhaustively).
+  # An operator's `nat-asg-hook drain` marks a NAT group with the first tag (the zone stays on a
+  # sibling until `undrain`); the hook's Spot fallback with the second (since when Spot is short).
+  # Without this, the next apply would see them as drift and delete them, silently undraining the
+  # zone mid-maintenance (provider 5 manages a group's tags exhaustively).
   ignore_tags {
-    keys = ["nat-asg-hook:drained"]
+    keys = ["nat-asg-hook:drained", "nat-asg-hook:spot-unavailable"]
   }
 }
 

@@ -68,9 +68,15 @@ variable "nat_alternate_instance_types" {
 }
 
 variable "nat_capacity" {
-  description = "How the NAT instances are bought: \"on-demand\" (production) or \"spot\" (see the nat-instance module's capacity)"
+  description = "How the NAT instances are bought: \"on-demand\" (production), \"spot\" or \"spot-with-fallback\" (see the nat-instance module's capacity)"
   type        = string
   default     = "on-demand"
+}
+
+variable "nat_spot_retry_after_seconds" {
+  description = "With nat_capacity \"spot-with-fallback\": how long a NAT group stays on-demand after Spot was last short before it tries Spot again (the switch back replaces the NAT, launching first: a planned refresh)"
+  type        = number
+  default     = 21600
 }
 
 variable "nat_ami_id" {

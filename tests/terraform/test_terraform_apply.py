@@ -26,7 +26,7 @@ from nat_lab.standin import LaunchStandIn
 from nat_lab.state import read_state
 from nat_lab.world import World, eip_eni, in_service, routes
 
-RULES = ("launch", "terminate", "state-change", "self-check", "spot-warning", "reconcile")
+RULES = ("launch", "launch-failed", "terminate", "state-change", "self-check", "spot-warning", "reconcile")
 
 
 @dataclass
@@ -185,6 +185,13 @@ def test_the_rules_deliver_exactly_the_events_the_hook_handles(stack, emulator):
         "account": account,
         "source": ["aws.autoscaling"],
         "detail-type": [events.LAUNCH_SUCCESSFUL],
+        "detail": {"AutoScalingGroupName": groups},
+    }
+    # A failed launch (the Spot fallback's cue; without the fallback the hook only logs it).
+    assert pattern["launch-failed"] == {
+        "account": account,
+        "source": ["aws.autoscaling"],
+        "detail-type": [events.LAUNCH_UNSUCCESSFUL],
         "detail": {"AutoScalingGroupName": groups},
     }
     assert pattern["terminate"] == {

@@ -51,9 +51,14 @@ OBSERVE = ("autoscaling:DescribeAutoScalingGroups", "ec2:DescribeAddresses", "ec
 # Every call a launch event makes against a group whose EIP, source/dest check and default route
 # are all wrong: the four reads, then the writes.
 NEEDED = (*OBSERVE, "ec2:AssociateAddress", "ec2:ModifyNetworkInterfaceAttribute", "ec2:CreateRoute", "ec2:ReplaceRoute")
-# The whole policy: NEEDED, and what only AWS can exercise (the lifecycle action, the Lambda runtime).
+# The Spot fallback's calls (the stack is applied with nat_capacity = "spot-with-fallback"): the mark,
+# then the switch.
+FALLBACK = ("autoscaling:CreateOrUpdateTags", "autoscaling:UpdateAutoScalingGroup")
+SPOT_TAG = "nat-asg-hook:spot-unavailable"
+# The whole policy: NEEDED, FALLBACK, and what only AWS can exercise (the lifecycle action, the Lambda runtime).
 ALLOWED = {
     *NEEDED,
+    *FALLBACK,
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
     "autoscaling:SetInstanceHealth",
@@ -180,7 +185,9 @@ def lab(logs, tmp_path_factory) -> Lab:
         tf, var_args = tf_lab.local_environment(work, emulator.endpoint, emulator.env(), lambda_zip)
         # With the egress probes (off in local, on in test): the deploy role launches, attaches the
         # SSM policy to, and terminates instances of its own, not only the NAT groups'.
-        var_args = [*var_args, "-var=egress_probe=true"]
+        # With the Spot fallback (local buys on-demand; test runs Spot with the fallback): its two
+        # statements are rendered, and exercised below.
+        var_args = [*var_args, "-var=egress_probe=true", "-var=nat_capacity=spot-with-fallback"]
         keys = emulator.create_users({"admin": ADMIN_POLICY, "deploy": role_form(policies.DEPLOY), "plan": role_form(policies.PLAN)})
         # The bootstrap's permissions boundary, created as the bootstrap creates it (an administrator):
         # every role the deploy role creates must carry it.
@@ -201,7 +208,7 @@ def lab(logs, tmp_path_factory) -> Lab:
         lab.config_file = work / "hook-config.json"
         lab.config_file.write_text(lab.outputs["hook_config"])
         hook_users = {"hook": moto_form(lab.policy)}
-        hook_users.update({f"hook-without-{a.replace(':', '-')}": without(moto_form(lab.policy), a) for a in NEEDED})
+        hook_users.update({f"hook-without-{a.replace(':', '-')}": without(moto_form(lab.policy), a) for a in (*NEEDED, *FALLBACK)})
         hook_users["hook-boundary-only"] = moto_form(policies.render(policies.BOUNDARY, boundary_values()))
         lab.keys.update(emulator.create_users(hook_users, **keys["admin"]))
         subnet = next(iter(lab.outputs["public_subnet_ids"].values()))
@@ -384,6 +391,23 @@ def test_mutations_are_scoped_to_this_stacks_tables_eips_groups_and_tagged_insta
     onto = by_sid["OntoNatInstancesOnly"]
     assert sorted(as_list(onto["Resource"])) == [f"{ec2}:instance/*", f"{ec2}:network-interface/*"]
     assert sorted(as_list(onto["Condition"]["StringEquals"]["aws:ResourceTag/nat-asg-hook:group"])) == groups
+    # The Spot fallback: this stack's groups only; never a resize, other subnets or a launch
+    # configuration; one tag key.
+    group_arns = [f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{g}" for g in groups]
+    switch, mark = by_sid["SwitchSpotOnDemand"], by_sid["MarkSpotUnavailable"]
+    assert sorted(as_list(switch["Resource"])) == sorted(as_list(mark["Resource"])) == group_arns
+    assert switch["Condition"] == {
+        "Null": {
+            key: "true"
+            for key in (
+                "autoscaling:LaunchConfigurationName",
+                "autoscaling:MaxSize",
+                "autoscaling:MinSize",
+                "autoscaling:VPCZoneIdentifiers",
+            )
+        }
+    }
+    assert mark["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": SPOT_TAG}}
     log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{out['lambda_function_name']}:*"
     assert as_list(by_sid["OwnLogGroup"]["Resource"]) == [log_group]
     assert as_list(by_sid["DeadLetters"]["Resource"]) == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{out['lambda_function_name']}-dead-letter"]
@@ -442,6 +466,40 @@ def test_without_any_needed_action_the_launch_fails(lab, action):
         "ec2:ReplaceRoute": {"eip_on_instance": True, "source_dest_check_off": True, "routes_on_instance": False},
     }[action]
     assert state == expected
+
+
+def distribution(lab: Lab, group: str) -> tuple[int, str | None]:
+    """The group's on-demand base capacity and its Spot mark, as the admin reads them."""
+    [found] = lab.admin("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    base = int(found["MixedInstancesPolicy"]["InstancesDistribution"]["OnDemandBaseCapacity"])
+    return base, next((t["Value"] for t in found.get("Tags", []) if t["Key"] == SPOT_TAG), None)
+
+
+def spot_shortage(lab: Lab, user: str, group: str) -> hook.Run:
+    zone = lab.config["groups"][group]["availability_zone"]
+    event = events.write(events.launch_unsuccessful(group, zone=zone), lab.work)
+    return hook.run(lab.emulator.env(**lab.keys[user]), "replay", str(event), config=lab.config_file)
+
+
+@pytest.mark.parametrize("action", FALLBACK)
+def test_without_either_fallback_action_a_spot_shortage_switches_nothing(lab, action):
+    """The mark goes first: without it nothing is written; without the switch the group stays on Spot."""
+    group = sorted(lab.config["groups"])[0]
+    assert distribution(lab, group)[0] == 0, "the stack's groups buy Spot"
+    run = spot_shortage(lab, f"hook-without-{action.replace(':', '-')}", group)
+    assert run.code != 0, f"the fallback succeeded without {action}:\n{run.stdout}"
+    base, mark = distribution(lab, group)
+    assert base == 0, "the group still buys Spot"
+    assert (mark is None) == (action == "autoscaling:CreateOrUpdateTags"), mark
+
+
+def test_with_the_rendered_policy_a_spot_shortage_switches_the_group_to_on_demand(lab):
+    group = sorted(lab.config["groups"])[1]
+    run = spot_shortage(lab, "hook", group)
+    assert run.code == 0, run.stderr
+    assert run.result["capacity"][0]["purchase"] == "on-demand", run.result
+    base, mark = distribution(lab, group)
+    assert base == 1 and mark is not None
 
 
 # --- last: the deploy role destroys what it applied --------------------------------------------------

@@ -593,11 +593,17 @@ def test_the_default_security_group_gets_only_what_emptying_it_needs():
     assert untagged_provider and "default_tags" not in untagged_provider.group(1)
 
 
-def test_an_apply_keeps_an_operators_drain_mark():
-    """`nat-asg-hook drain` tags a NAT group; provider 5 treats a tag it does not manage as drift, so
-    without ignore_tags the next apply would delete the mark and silently undrain the zone."""
+def test_an_apply_keeps_an_operators_drain_mark_and_the_spot_fallbacks_mark():
+    """`nat-asg-hook drain` tags a NAT group, and so does the hook's Spot fallback; provider 5 treats
+    a tag it does not manage as drift, so without ignore_tags the next apply would delete the drain
+    mark (silently undraining the zone) and the time Spot was last short (the group would try Spot
+    again at the next schedule). The base capacity the fallback sets is kept the same way."""
     providers = (TERRAFORM / "providers.tf").read_text()
     default = re.search(r'^provider "aws" \{\n  region = var\.region\n(.*?)^\}', providers, re.M | re.S)
-    assert default and re.search(r'ignore_tags \{\s*keys = \["nat-asg-hook:drained"\]', default.group(1)), providers
-    model = (REPO / "crates" / "nat-asg-hook" / "src" / "model.rs").read_text()
-    assert 'DRAINED_TAG: &str = "nat-asg-hook:drained"' in model, "the hook and Terraform name the same tag"
+    ignored = default and re.search(r"ignore_tags \{\s*keys = (\[.*?\])", default.group(1), re.S)
+    assert ignored and json.loads(ignored.group(1)) == ["nat-asg-hook:drained", "nat-asg-hook:spot-unavailable"], providers
+    crate = REPO / "crates" / "nat-asg-hook" / "src"
+    assert 'DRAINED_TAG: &str = "nat-asg-hook:drained"' in (crate / "model.rs").read_text(), "the hook and Terraform name the same tag"
+    assert 'SPOT_UNAVAILABLE_TAG: &str = "nat-asg-hook:spot-unavailable"' in (crate / "capacity.rs").read_text()
+    group = blocks((TERRAFORM / "modules" / "nat-instance" / "main.tf").read_text(), "resource")["aws_autoscaling_group.this"]
+    assert "ignore_changes = [mixed_instances_policy[0].instances_distribution[0].on_demand_base_capacity]" in group

@@ -11,8 +11,9 @@ egress_probe = true
 # newer Amazon Linux is a deliberate step: `make ami-latest` prints the change (docs/runbook.md).
 nat_ami_id = "ami-065b1b834d2a83a7a" # al2023-ami-2023.12.20260930.0-kernel-6.18-arm64
 
-# Spot NATs: the hook acts on EC2's two-minute interruption warning (docs/design.md); test runs it.
-nat_capacity = "spot"
+# Spot NATs: the hook acts on EC2's two-minute interruption warning, and launches on-demand while
+# Spot is short (docs/design.md); test runs both.
+nat_capacity = "spot-with-fallback"
 
 # Every role the stack creates carries the bootstrap's boundary: the deploy role may create none without it.
 permissions_boundary_name = "stack-role-boundary-test"

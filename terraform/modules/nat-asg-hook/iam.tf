@@ -91,6 +91,46 @@ data "aws_iam_policy_document" "this" {
     resources = local.group_arns
   }
 
+  # Spot with an on-demand fallback only: switch a NAT group between Spot and on-demand (its
+  # instances distribution) and write when Spot was unavailable (that one tag). The conditions refuse
+  # a request that would resize the group, move it to other subnets or give it a launch
+  # configuration; a launch template in a request would need ec2:RunInstances, which this role lacks.
+  dynamic "statement" {
+    for_each = var.spot_fallback_retry_seconds == null ? [] : ["on"]
+
+    content {
+      sid       = "SwitchSpotOnDemand"
+      actions   = ["autoscaling:UpdateAutoScalingGroup"]
+      resources = local.group_arns
+
+      dynamic "condition" {
+        for_each = ["autoscaling:MinSize", "autoscaling:MaxSize", "autoscaling:VPCZoneIdentifiers", "autoscaling:LaunchConfigurationName"]
+
+        content {
+          test     = "Null"
+          variable = condition.value
+          values   = ["true"]
+        }
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.spot_fallback_retry_seconds == null ? [] : ["on"]
+
+    content {
+      sid       = "MarkSpotUnavailable"
+      actions   = ["autoscaling:CreateOrUpdateTags"]
+      resources = local.group_arns
+
+      condition {
+        test     = "ForAllValues:StringEquals"
+        variable = "aws:TagKeys"
+        values   = ["nat-asg-hook:spot-unavailable"]
+      }
+    }
+  }
+
   statement {
     sid       = "OwnLogGroup"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]

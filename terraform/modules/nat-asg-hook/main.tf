@@ -11,6 +11,7 @@ locals {
     }
     destination_cidr_block = "0.0.0.0/0"
     failover               = var.failover
+    spot_fallback          = var.spot_fallback_retry_seconds == null ? null : { retry_spot_after_seconds = var.spot_fallback_retry_seconds }
   })
 
   group_names = sort(keys(var.groups))
@@ -26,12 +27,13 @@ locals {
   maximum_event_age_seconds = 300
 
   rules = {
-    launch       = aws_cloudwatch_event_rule.launch
-    terminate    = aws_cloudwatch_event_rule.terminate
-    state-change = aws_cloudwatch_event_rule.state_change
-    self-check   = aws_cloudwatch_event_rule.self_check
-    spot-warning = aws_cloudwatch_event_rule.spot_warning
-    reconcile    = aws_cloudwatch_event_rule.reconcile
+    launch        = aws_cloudwatch_event_rule.launch
+    launch-failed = aws_cloudwatch_event_rule.launch_failed
+    terminate     = aws_cloudwatch_event_rule.terminate
+    state-change  = aws_cloudwatch_event_rule.state_change
+    self-check    = aws_cloudwatch_event_rule.self_check
+    spot-warning  = aws_cloudwatch_event_rule.spot_warning
+    reconcile     = aws_cloudwatch_event_rule.reconcile
   }
 
   alarm_actions = compact([var.alarm_sns_topic_arn])
@@ -39,7 +41,7 @@ locals {
   # The dead-letter queue's policy names the queue and every rule. Their ARNs are built from their
   # names, not read from the resources, so the queue is created at once: not after the rules that
   # wait for the whole VPC through var.groups, and with its policy in place from the start.
-  rule_names             = { for purpose in ["launch", "terminate", "state-change", "self-check", "spot-warning", "reconcile"] : purpose => "${var.name}-${purpose}" }
+  rule_names             = { for purpose in ["launch", "launch-failed", "terminate", "state-change", "self-check", "spot-warning", "reconcile"] : purpose => "${var.name}-${purpose}" }
   rule_arns              = [for name in values(local.rule_names) : "${local.arn_prefix.events}:rule/${name}"]
   dead_letter_queue_name = "${var.name}-dead-letter"
   dead_letter_queue_arn  = "${local.arn_prefix.sqs}:${local.dead_letter_queue_name}"
@@ -172,6 +174,25 @@ resource "aws_cloudwatch_event_rule" "launch" {
     account     = [data.aws_caller_identity.current.account_id]
     source      = ["aws.autoscaling"]
     detail-type = ["EC2 Instance Launch Successful"]
+    detail = {
+      AutoScalingGroupName = local.group_names
+    }
+  })
+
+  tags = var.tags
+}
+
+# A NAT group could not launch an instance. With the Spot fallback (capacity = "spot-with-fallback")
+# a launch that found no Spot capacity switches the group to on-demand; otherwise the hook logs the
+# failure and its reason and answers `ignored` without a call.
+resource "aws_cloudwatch_event_rule" "launch_failed" {
+  name        = local.rule_names["launch-failed"]
+  description = "A NAT group could not launch an instance: short of Spot capacity, launch on-demand (Spot fallback)"
+
+  event_pattern = jsonencode({
+    account     = [data.aws_caller_identity.current.account_id]
+    source      = ["aws.autoscaling"]
+    detail-type = ["EC2 Instance Launch Unsuccessful"]
     detail = {
       AutoScalingGroupName = local.group_names
     }

@@ -93,6 +93,17 @@ variable "failover" {
   default     = true
 }
 
+variable "spot_fallback_retry_seconds" {
+  description = "Spot with an on-demand fallback (the nat-instance module's capacity \"spot-with-fallback\"): a NAT group whose launch finds no Spot capacity is switched to on-demand, and tried on Spot again after this many seconds (the switch back makes the group replace its on-demand NAT, launching first). null: no fallback, and the hook may not change any group"
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.spot_fallback_retry_seconds == null || try(var.spot_fallback_retry_seconds >= 900 && var.spot_fallback_retry_seconds <= 604800, false)
+    error_message = "spot_fallback_retry_seconds must be null, or from 900 (15 minutes) to 604800 (a week)."
+  }
+}
+
 variable "reconcile_schedule" {
   description = "EventBridge schedule of the reconcile run that heals lost events and drift: rate(N minutes) or rate(N hours), at most an hour. It bounds how long a zone whose events were all lost stays dark (docs/design.md, \"Lost events\"); every minute costs about 43,800 invocations a month. The alarms on the metrics each reconcile reports count in these periods"
   type        = string

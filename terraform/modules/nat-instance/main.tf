@@ -237,8 +237,10 @@ resource "aws_autoscaling_group" "this" {
   # takes the types in the order given; Spot the pools least likely to be interrupted, then cheapest.
   mixed_instances_policy {
     instances_distribution {
+      # The Spot fallback's switch: the hook sets it to 1 (on-demand) when Spot is short and back to
+      # 0 later; Terraform leaves it where the hook put it (ignore_changes below).
       on_demand_base_capacity                  = 0
-      on_demand_percentage_above_base_capacity = var.capacity == "spot" ? 0 : 100
+      on_demand_percentage_above_base_capacity = var.capacity == "on-demand" ? 100 : 0
       on_demand_allocation_strategy            = "prioritized"
       spot_allocation_strategy                 = "price-capacity-optimized"
     }
@@ -262,7 +264,7 @@ resource "aws_autoscaling_group" "this" {
   # Spot: when EC2 signals that a Spot NAT is at elevated risk, the group launches its replacement
   # first; its launch takes the zone (the hook does not act on the recommendation itself). The
   # two-minute interruption warning goes to the hook, which hands the zone over at once.
-  capacity_rebalance = var.capacity == "spot"
+  capacity_rebalance = var.capacity != "on-demand"
 
   # Every replacement launches before it terminates: a health replacement (the NAT marked itself
   # Unhealthy, or EC2's status checks failed), a rebalance and a refresh all bring the new NAT in
@@ -319,6 +321,12 @@ resource "aws_autoscaling_group" "this" {
   # AZ's static EIP is the static-eip submodule, not this module: the hook needs the EIP and this ASG
   # needs the hook, and Terraform orders a for_each module call as a whole.
   depends_on = [var.create_after, aws_iam_role_policy.instance, aws_cloudwatch_log_group.this]
+
+  lifecycle {
+    # Spot with an on-demand fallback: a group the hook switched to on-demand stays so until the hook
+    # switches it back; an apply meanwhile (a new AMI, say) keeps the hook's value.
+    ignore_changes = [mixed_instances_policy[0].instances_distribution[0].on_demand_base_capacity]
+  }
 }
 
 # The same hooks as the group's initial_lifecycle_hook blocks, as resources: a changed heartbeat or

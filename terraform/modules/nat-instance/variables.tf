@@ -41,13 +41,13 @@ variable "alternate_instance_types" {
 }
 
 variable "capacity" {
-  description = "How the NAT instances are bought: \"on-demand\" (the default, for production) or \"spot\" (roughly two thirds cheaper; EC2 may reclaim one with a two-minute warning, on which the hook hands the zone to a sibling while the NAT still forwards and its group launches the replacement at once; capacity rebalancing on)"
+  description = "How the NAT instances are bought: \"on-demand\" (the default, for production), \"spot\" (roughly two thirds cheaper; EC2 may reclaim one with a two-minute warning, on which the hook hands the zone to a sibling while the NAT still forwards and its group launches the replacement at once; capacity rebalancing on) or \"spot-with-fallback\" (Spot, and when a launch finds no Spot capacity in any of the types, the hook switches the group to on-demand until it tries Spot again: give the nat-asg-hook module spot_fallback_retry_seconds)"
   type        = string
   default     = "on-demand"
 
   validation {
-    condition     = contains(["on-demand", "spot"], var.capacity)
-    error_message = "capacity must be \"on-demand\" or \"spot\"."
+    condition     = contains(["on-demand", "spot", "spot-with-fallback"], var.capacity)
+    error_message = "capacity must be \"on-demand\", \"spot\" or \"spot-with-fallback\"."
   }
 }
 
