@@ -35,7 +35,7 @@ from nat_lab.lab.fabric import ECHO_ADDRESS
 from nat_lab.lab.hookwire import Hook
 from nat_lab.lab.instance import run_in
 from nat_lab.lab.report import measure
-from nat_lab.lab.scenarios import SCENARIOS, converge_by_hand, execute, own_nat, settle
+from nat_lab.lab.scenarios import SCENARIOS, converge_by_hand, execute, hook_config, own_nat, settle
 
 pytestmark = pytest.mark.skipif(netns.unavailable() is not None, reason=f"data-plane lab: {netns.unavailable()}")
 
@@ -74,7 +74,7 @@ def lab():
 @pytest.fixture(scope="module")
 def hooked(lab):
     """The hook (failover on) behind the latency proxy, and the EventBridge stand-in delivering to it."""
-    hook = Hook(lab.emulator, lab.world.config(failover=True), lab.run_dir / "logs", lab.settings.api_latency, hook_binary())
+    hook = Hook(lab.emulator, hook_config(lab, True), lab.run_dir / "logs", lab.settings.api_latency, hook_binary())
     bridge = EventBridge(lab, hook.function, lab.settings.event_delay, lab.settings.schedule_seconds)
     bridge.start_schedule()
     try:
@@ -261,6 +261,25 @@ def test_a_nat_its_group_replaces_launches_its_replacement_first_and_never_leave
     in_service = min(c.at for c in changes if c.detail == f"{new} InService")
     terminating = min(c.at for c in changes if c.detail == f"{old} Terminating:Wait")
     assert in_service < terminating, changes
+
+
+def test_a_spot_nat_reclaimed_without_spot_capacity_comes_back_on_demand_and_its_zone_never_goes_dark(lab, hooked):
+    """Spot short in the zone: the warned NAT's replacement cannot launch on Spot; the failure
+    switches the group to on-demand, the next attempt launches, and the new NAT takes the zone back.
+    Meanwhile a sibling carries the zone (an allow-listed EIP), never a dark second."""
+    done, rows = run(lab, hooked, "spot-unavailable")
+    zone = lab.world.zones[done.zones[0]]
+    row = rows[zone.zone]
+    old, new = done.old[zone.zone], own_nat(lab.state, lab, zone.zone)
+    assert new and new != old, "the zone is whole on a NAT its group launched on-demand"
+    assert done.seen["before"]["on_demand_base_capacity"] == 0 and done.seen["before"]["spot_unavailable"] is None
+    assert done.seen["after"]["on_demand_base_capacity"] == 1 and done.seen["after"]["spot_unavailable"], done.seen
+    assert done.seen["launch_failures"] >= 1
+    answered = [d.outcome for d in hooked.since(done.acted) if d.kind == "EC2 Instance Launch Unsuccessful"]
+    assert answered and answered[0] == "applied" and set(answered[1:]) <= {"unchanged"}, answered
+    eips = {z.eip for z in lab.world.zones.values()}
+    assert set(row["sources"]) <= eips and row["foreign_sources"] == 0 and row["ends_on_own_eip"], row
+    assert row["failed"] <= row["probes"] * 0.05, row
 
 
 def test_a_drained_zone_leaves_through_a_sibling_while_its_nat_runs_and_undrain_gives_it_back(lab, hooked):

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -94,6 +95,15 @@ class Endpoint:
         url = f"{self.endpoint}/lab-api/state?since={since}&wait={wait}"
         with urllib.request.urlopen(url, timeout=wait + 10) as response:
             return json.loads(response.read())
+
+    def spot_short(self, group: str, short: bool = True) -> None:
+        """Spot capacity runs short for `group` (or is back): its Spot launches fail as Auto Scaling's
+        do (`nat_lab.lab.motoserver`). Only with `data_plane`."""
+        if not self.data_plane:
+            raise RuntimeError("spot_short() is the data-plane lab's: start Moto(data_plane=True)")
+        url = f"{self.endpoint}/lab-api/spot-short?group={urllib.parse.quote(group)}&short={int(short)}"
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10):
+            pass
 
     def env(self, **credentials) -> dict[str, str]:
         """Environment for a child process (the hook, terraform, cargo lambda) to use this emulator."""

@@ -377,6 +377,7 @@ class Snapshot:
     groups: dict[str, SnapshotGroup] = field(default_factory=dict)
     lifecycle_actions: dict[str, LifecycleAction] = field(default_factory=dict)  # by instance
     put_events: tuple[dict, ...] = ()  # every event PutEvents accepted, in order (custom sources)
+    launch_failures: tuple[dict, ...] = ()  # every launch a group could not make, in order (Spot short)
 
     @classmethod
     def parse(cls, raw: dict) -> Snapshot:
@@ -396,6 +397,7 @@ class Snapshot:
             },
             lifecycle_actions={i: LifecycleAction(**a) for i, a in raw["lifecycle_actions"].items()},
             put_events=tuple(raw.get("put_events", ())),
+            launch_failures=tuple(raw.get("launch_failures", ())),
         )
 
     def members(self, group: str) -> dict[str, SnapshotMember]:

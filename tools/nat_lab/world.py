@@ -64,9 +64,9 @@ class World:
         }
         return cls(vpc_id="", groups=groups)
 
-    def config(self, failover: bool | None = None) -> dict:
+    def config(self, failover: bool | None = None, spot_retry_seconds: int | None = None) -> dict:
         """The hook's configuration for this world; `failover` set only when given (the hook's
-        default is on)."""
+        default is on); with `spot_retry_seconds`, the Spot fallback."""
         found = {
             "groups": {
                 g.name: {
@@ -80,6 +80,8 @@ class World:
         }
         if failover is not None:
             found["failover"] = failover
+        if spot_retry_seconds is not None:
+            found["spot_fallback"] = {"retry_spot_after_seconds": spot_retry_seconds}
         return found
 
     def write_config(self, path: Path) -> Path:

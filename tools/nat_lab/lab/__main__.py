@@ -23,7 +23,7 @@ from . import metrics, netns, report
 from .core import Lab, Settings, default_module
 from .eventbridge import EventBridge
 from .hookwire import Hook
-from .scenarios import SCENARIOS, execute, settle
+from .scenarios import SCENARIOS, execute, hook_config, settle
 
 SHORT = [("planned-refresh", "on"), ("terminated-by-group", "on")]
 MODE_NAMES = {"none": "no hook", "on": "failover on", "off": "failover off"}
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in dict.fromkeys(m for _, m in runs):
             hook = None
             if mode != "none":
-                hook = Hook(lab.emulator, lab.world.config(failover=mode == "on"), run_dir / "logs", settings.api_latency, binary)
+                hook = Hook(lab.emulator, hook_config(lab, mode == "on"), run_dir / "logs", settings.api_latency, binary)
             bridge = EventBridge(lab, hook.function if hook else None, settings.event_delay, settings.schedule_seconds)
             bridge.start_schedule()
             try:
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings, args, binary) -> int:
     run_dir = args.out / f"serve-{time.strftime('%Y%m%d-%H%M%S')}"
     with Lab(run_dir, settings, module=args.module or default_module()) as lab:
-        hook = Hook(lab.emulator, lab.world.config(failover=True), run_dir / "logs", settings.api_latency, binary) if binary else None
+        hook = Hook(lab.emulator, hook_config(lab, True), run_dir / "logs", settings.api_latency, binary) if binary else None
         bridge = EventBridge(lab, hook.function if hook else None, settings.event_delay, settings.schedule_seconds)
         bridge.start_schedule()
         state_file = args.out / "lab-state.tsv"

@@ -1,6 +1,6 @@
 """The EventBridge stand-in: turns what happens in the emulator into the events AWS sends, keeps
 those the hook's rules subscribe to (terraform/modules/nat-asg-hook: launch, terminate, state-change,
-self-check, Spot warning, reconcile), and
+launch-failed, self-check, Spot warning, reconcile), and
 delivers each to the function after the delivery delay, the way an asynchronous invocation does
 (a function error is retried, twice).
 
@@ -12,6 +12,7 @@ What it watches (every snapshot the lab's follower sees):
 - any instance leaving running: `EC2 Instance State-change Notification` for every state AWS
   passes through (stopping then stopped; shutting-down then terminated: moto jumps to the last);
 - an event put on the default bus (PutEvents): as it was put (the NATs' `NAT Self-Check Failed`);
+- a launch a group could not make (Spot short, `motoserver`): `EC2 Instance Launch Unsuccessful`;
 - the reconcile rule's schedule: `Scheduled Event` every `schedule_seconds`.
 A scenario can also send an event of its own (`send`: a Spot interruption warning, as EC2 would).
 An instance entering Pending:Wait makes AWS send `EC2 Instance-launch Lifecycle Action`, which the
@@ -32,7 +33,16 @@ from dataclasses import dataclass, field
 
 from .. import events
 from ..constants import LEAVING_STATES, TERMINATE_HOOK
-from ..events import LAUNCH_SUCCESSFUL, SCHEDULED, SELF_CHECK_FAILED, SELF_CHECK_SOURCE, SPOT_WARNING, STATE_CHANGE, TERMINATE_ACTION
+from ..events import (
+    LAUNCH_SUCCESSFUL,
+    LAUNCH_UNSUCCESSFUL,
+    SCHEDULED,
+    SELF_CHECK_FAILED,
+    SELF_CHECK_SOURCE,
+    SPOT_WARNING,
+    STATE_CHANGE,
+    TERMINATE_ACTION,
+)
 from ..state import Snapshot
 from ..world import World
 
@@ -44,7 +54,7 @@ RETRY_SECONDS = 1.0
 def subscribed(event: dict, groups: set[str]) -> bool:
     """The hook's rules, as the nat-asg-hook module declares them."""
     detail, kind = event["detail"], event["detail-type"]
-    if kind == LAUNCH_SUCCESSFUL:
+    if kind in (LAUNCH_SUCCESSFUL, LAUNCH_UNSUCCESSFUL):
         return detail.get("AutoScalingGroupName") in groups
     if kind == TERMINATE_ACTION:
         return detail.get("AutoScalingGroupName") in groups and detail.get("LifecycleHookName") == TERMINATE_HOOK
@@ -73,6 +83,8 @@ class Delivery:
 
 def event_label(event: dict) -> tuple[str, str]:
     detail = event["detail"]
+    if event["detail-type"] == LAUNCH_UNSUCCESSFUL:
+        return detail.get("AutoScalingGroupName", ""), ""
     return detail.get("EC2InstanceId") or detail.get("instance-id") or "", detail.get("state", "")
 
 
@@ -150,6 +162,9 @@ class EventBridge:
             event = events.put(entry)
             group = event["detail"].get("AutoScalingGroupName") if isinstance(event["detail"], dict) else None
             self._emit(now, event, self.world.groups.get(group or ""))
+        for failure in state.launch_failures[len(previous.launch_failures) :]:
+            zone = self.world.groups.get(failure["group"])
+            self._emit(now, events.launch_unsuccessful(failure["group"], failure["message"], failure["zone"]), zone)
         for instance, info in state.instances.items():
             was = previous.state_of(instance)
             if was is None or was == info.state or info.state not in LEAVING_STATES:

@@ -23,7 +23,7 @@ from .core import Lab, Settings, default_module
 from .eventbridge import EventBridge
 from .hookwire import Hook
 from .report import measure
-from .scenarios import SCENARIOS, execute, settle
+from .scenarios import SCENARIOS, execute, hook_config, settle
 
 # Short, for the demo's time: a 3 s boot still outlasts the 1 s event delay (a replacement is never
 # InService before the event about the NAT it replaces arrives), and the group notices a dead
@@ -102,7 +102,7 @@ def tell(demo, run_dir) -> None:
         first, second = zones[0], zones[1]
         demo.say(f"   {len(zones)} zones in network namespaces; each NAT runs the module's real user data; echo at {lab.echo.url}")
         demo.say("   " + "; ".join(f"{name} EIP {z.eip}" for name, z in lab.world.zones.items()))
-        hook = Hook(lab.emulator, lab.world.config(failover=True), run_dir / "logs", SETTINGS.api_latency, binary)
+        hook = Hook(lab.emulator, hook_config(lab, True), run_dir / "logs", SETTINGS.api_latency, binary)
         bridge = EventBridge(lab, hook.function, SETTINGS.event_delay, SETTINGS.schedule_seconds)
         bridge.start_schedule()
         rows: list[dict] = []

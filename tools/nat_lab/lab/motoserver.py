@@ -16,6 +16,11 @@ Loaded into the patched moto server process by `Moto(data_plane=True)`
   (launch before terminate, as Auto Scaling replaces an unhealthy instance under such a policy);
 - events put on a bus (PutEvents: the NATs' "NAT Self-Check Failed") are kept, in order, for the
   EventBridge stand-in to deliver by the hook's rules (moto matches rules to its own targets only);
+- Spot capacity running short (`POST /lab-api/spot-short?group=G&short=1`): while a group is short
+  and its mixed instances policy buys Spot (no on-demand base, less than 100 % on-demand), its launch
+  fails as Auto Scaling's does, recorded for the EventBridge stand-in as an `EC2 Instance Launch
+  Unsuccessful` ("Could not launch Spot Instances. InsufficientInstanceCapacity"), and is tried again
+  every `LAUNCH_RETRY_SECONDS`; a group that buys on-demand launches;
 - `GET /lab-api/state?since=G&wait=S` answers with a snapshot of everything the data plane follows
   (instances, ENIs, public addresses, source/dest checks, route tables, groups, open lifecycle
   actions), as soon as the generation (a counter of mutating requests and of the changes the groups
@@ -55,6 +60,14 @@ LEFT_AT: dict[str, float] = {}  # instance id -> when the group saw it stop runn
 POLICIES: dict[str, tuple[int, int]] = {}  # group -> its instance maintenance policy (min, max healthy %)
 REPLACING: dict[str, str] = {}  # instance id -> its group: Unhealthy, kept in service until its replacement is
 PUT_EVENTS: list[dict] = []  # the entries PutEvents accepted, in order
+SPOT_SHORT: set[str] = set()  # groups whose Spot launches fail
+LAUNCH_FAILURES: list[dict] = []  # the launches that failed, in order: group, zone, message
+LAST_FAILURE: dict[str, float] = {}  # group -> when its launch last failed
+LAUNCH_RETRY_SECONDS = 2.0  # Auto Scaling tries a failed launch again (with a backoff: shortened)
+SPOT_SHORTAGE = (
+    "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available that "
+    "matches your request. Launching EC2 instance failed."
+)
 
 
 def _backends():
@@ -73,6 +86,13 @@ def install() -> None:
     launch = models.FakeAutoScalingGroup.replace_autoscaling_group_instances
 
     def replace_autoscaling_group_instances(self, count_needed, propagated_tags):
+        if count_needed > 0 and self.name in SPOT_SHORT and _buys_spot(self):
+            now = time.monotonic()
+            if now - LAST_FAILURE.get(self.name, -LAUNCH_RETRY_SECONDS) >= LAUNCH_RETRY_SECONDS:
+                LAST_FAILURE[self.name] = now
+                zone = self.availability_zones[0] if self.availability_zones else ""
+                LAUNCH_FAILURES.append({"group": self.name, "zone": zone, "message": SPOT_SHORTAGE})
+            return
         before = {s.instance.id for s in self.instance_states}
         launch(self, count_needed, propagated_tags)
         data = {}
@@ -158,6 +178,48 @@ def install() -> None:
     responses.AutoScalingResponse.update_auto_scaling_group = update_auto_scaling_group
 
 
+def _buys_spot(group) -> bool:
+    """The group's one instance is Spot: a mixed instances policy with no on-demand base and less than
+    100 % on-demand above it."""
+    distribution = (group.mixed_instances_policy or {}).get("InstancesDistribution") or {}
+    if not group.mixed_instances_policy:
+        return False
+    base = int(distribution.get("OnDemandBaseCapacity", 0) or 0)
+    percent = int(distribution.get("OnDemandPercentageAboveBaseCapacity", 100) or 0)
+    return base < 1 and percent < 100
+
+
+def _retry_failed_launches(autoscaling) -> bool:
+    """Auto Scaling tries a failed launch again: a short group below its desired capacity launches
+    (or fails again) every LAUNCH_RETRY_SECONDS."""
+    from nat_lab.moto_shims import lifecycle
+
+    changed = False
+    for name in list(SPOT_SHORT | set(LAST_FAILURE)):
+        group = autoscaling.autoscaling_groups.get(name)
+        if group is None:
+            continue
+        counted = [s for s in group.instance_states if s.lifecycle_state in lifecycle.COUNTED and s.instance.id not in REPLACING]
+        if len(counted) < (group.desired_capacity or 0) and not any(
+            s.lifecycle_state == "InService" and s.instance.id in REPLACING for s in group.instance_states
+        ):
+            before = len(LAUNCH_FAILURES), len(group.instance_states)
+            group.set_desired_capacity(group.desired_capacity)
+            changed |= before != (len(LAUNCH_FAILURES), len(group.instance_states))
+        elif name not in SPOT_SHORT:
+            LAST_FAILURE.pop(name, None)
+    return changed
+
+
+def set_spot_short(group: str, short: bool) -> None:
+    with FEED.lock:
+        if short:
+            SPOT_SHORT.add(group)
+        else:
+            SPOT_SHORT.discard(group)
+    FEED.bump()
+
+
 def tick() -> bool:
     """The group's health check: an instance it holds that stopped running outside the group leaves
     it, Unhealthy, after `LAB_HEALTH_CHECK_SECONDS`, and the group launches its replacement. True
@@ -182,8 +244,10 @@ def tick() -> bool:
             group.instance_states.remove(state)
             group.set_desired_capacity(group.desired_capacity)
             changed = True
+    before = len(LAUNCH_FAILURES)
     changed |= _replace_unhealthy(autoscaling)
-    return changed
+    changed |= _retry_failed_launches(autoscaling)
+    return changed or len(LAUNCH_FAILURES) != before
 
 
 def _replace_unhealthy(autoscaling) -> bool:
@@ -321,6 +385,7 @@ def snapshot() -> dict:
         "groups": groups,
         "lifecycle_actions": _open_actions(autoscaling),
         "put_events": [e for e in PUT_EVENTS if e["region"] == REGION],
+        "launch_failures": list(LAUNCH_FAILURES),
     }
 
 
@@ -358,6 +423,10 @@ class LabApp:
 
     def _lab(self, environ, start_response):
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if environ.get("PATH_INFO") == "/lab-api/spot-short":
+            set_spot_short(query["group"][0], query.get("short", ["1"])[0] == "1")
+            start_response("204 No Content", [("Content-Length", "0")])
+            return [b""]
         since = int(query.get("since", ["-1"])[0])
         wait = min(float(query.get("wait", ["0"])[0]), 10.0)
         deadline = time.monotonic() + wait

@@ -332,6 +332,15 @@ def goals(rows: list[dict]) -> list[str]:
             f"**{r['outage_ms']} ms**, {r['failed_over_probes']} probes through a sibling's EIP "
             f"({'met' if refused == 2 and r['failed_over_probes'] == 0 and r['outage_ms'] == 0 else 'NOT met'})."
         )
+    for r in (r for r in rows if r["scenario"] == "spot-unavailable" and r["hit"]):
+        seen = r.get("seen") or {}
+        base = (seen.get("after") or {}).get("on_demand_base_capacity")
+        met = r["outage_ms"] == 0 and r["foreign_sources"] == 0 and base == 1 and r["ends_on_own_eip"]
+        out.append(
+            f"- Spot short ({_mode(r)}), the group falls back to on-demand, outage 0 ms, 0 foreign sources: "
+            f"**{r['outage_ms']} ms**, **{r['foreign_sources']}** foreign, {seen.get('launch_failures', 0)} Spot launch(es) "
+            f"failed, on-demand base capacity after: {base} ({'met' if met else 'NOT met'})."
+        )
     foreign = sum(r["foreign_sources"] for r in rows)
     out.append(f"- Foreign sources in every run: **{foreign}** ({'met' if foreign == 0 else 'NOT met'}).")
     waits = [r for r in rows if _mode(r) == "off" and r["hit"]]

@@ -41,6 +41,8 @@ class Scenario:
     # When the run is over, once the act returned and no event is in flight (default: every zone
     # it hit is whole on a new NAT, `on_new_nat`).
     done: Callable[[Run, Snapshot], bool] | None = None
+    # After the run, whether it went well or not: what the act changed in the world is put back.
+    cleanup: Callable[[Run], None] | None = None
 
 
 @dataclass
@@ -253,6 +255,67 @@ def spot_interruption(run: Run) -> None:
     timer.start()
 
 
+# Spot with an on-demand fallback: the lab's hook is configured with it (a group that buys
+# on-demand never sees the difference); the wait before Spot is tried again outlasts every run.
+SPOT_RETRY_SECONDS = 3600
+SPOT_TAG = "nat-asg-hook:spot-unavailable"
+
+
+def hook_config(lab: Lab, failover: bool) -> dict:
+    """The lab's hook configuration: the world's, in the mode's failover, with the Spot fallback."""
+    return lab.world.config(failover=failover, spot_retry_seconds=SPOT_RETRY_SECONDS)
+
+
+def buy_spot(run: Run, zone: str) -> None:
+    """The zone's group buys Spot, as the nat-instance module's capacity "spot-with-fallback" makes
+    it: a mixed instances policy over its launch template, no on-demand base, 0 % on-demand."""
+    group = run.lab.world.zones[zone]
+    run.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=group.name,
+        MixedInstancesPolicy={
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": group.launch_template, "Version": "$Latest"},
+                "Overrides": [{"InstanceType": "t4g.nano"}, {"InstanceType": "t4g.micro"}],
+            },
+            "InstancesDistribution": {"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 0},
+        },
+    )
+
+
+def purchase(run: Run, zone: str) -> dict:
+    """The group's on-demand base capacity and Spot mark, as the emulator holds them now."""
+    found = run.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[run.group(zone)])["AutoScalingGroups"][0]
+    distribution = (found.get("MixedInstancesPolicy") or {}).get("InstancesDistribution") or {}
+    return {
+        "on_demand_base_capacity": int(distribution.get("OnDemandBaseCapacity", 0)),
+        "spot_unavailable": next((t["Value"] for t in found.get("Tags", []) if t["Key"] == SPOT_TAG), None),
+    }
+
+
+def spot_unavailable(run: Run) -> None:
+    """The zone's Spot NAT is warned and reclaimed (as `spot-interruption`) while its AZ has no Spot
+    capacity left: the group's Spot launch fails (`EC2 Instance Launch Unsuccessful`), the hook
+    switches the group to on-demand, and Auto Scaling's next attempt launches an on-demand NAT,
+    which takes the zone back. Spot stays short for the whole run."""
+    zone = run.zones[0]
+    group = run.group(zone)
+    buy_spot(run, zone)
+    run.lab.emulator.spot_short(group)
+    run.mark("no Spot capacity left in the zone", zone)
+    run.seen["before"] = purchase(run, zone)
+    spot_interruption(run)
+
+
+def spot_back(run: Run) -> None:
+    """After the run, whatever became of it: what the group buys now and how many launches failed,
+    then Spot capacity is back for the runs that follow."""
+    zone = run.zones[0]
+    run.seen["after"] = purchase(run, zone)
+    failures = run.lab.emulator.state().get("launch_failures", [])
+    run.seen["launch_failures"] = sum(1 for f in failures if f["group"] == run.group(zone))
+    run.lab.emulator.spot_short(run.group(zone), short=False)
+
+
 # An operator's maintenance: `nat-asg-hook drain`, a few seconds on the sibling (the schedule fires
 # once meanwhile), then `nat-asg-hook undrain`.
 DRAIN_TAG = "nat-asg-hook:drained"
@@ -281,7 +344,7 @@ def look(run: Run, zone: str) -> dict:
 def operator(run: Run, *args: str) -> hook_lab.Run:
     """The hook's CLI as an operator runs it, with the lab's hook configuration (the mode's failover)."""
     config = run.lab.run_dir / f"hook-config-failover-{'on' if run.failover else 'off'}.json"
-    config.write_text(json.dumps(run.lab.world.config(failover=run.failover)))
+    config.write_text(json.dumps(hook_config(run.lab, run.failover)))
     return hook_lab.run(dict(run.lab.emulator.env(), USER=OPERATOR), *args, config=config)
 
 
@@ -361,6 +424,12 @@ SCENARIOS = {
         Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
         Scenario("forwarding-breaks", "NAT whose forwarding breaks (it takes itself out and reports)", forwarding_breaks, bound=150.0),
         Scenario("spot-interruption", "Spot NAT warned of its interruption (two minutes, shortened)", spot_interruption),
+        Scenario(
+            "spot-unavailable",
+            "Spot NAT reclaimed with no Spot capacity left: the group falls back to on-demand",
+            spot_unavailable,
+            cleanup=spot_back,
+        ),
         Scenario("drain", "Zone drained by hand for maintenance, then undrained (its NAT keeps running)", drain, done=on_same_nat),
         Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
         Scenario("launch-event-lost", "NAT killed, its replacement's launch event lost (the schedule heals)", launch_event_lost),
@@ -415,8 +484,12 @@ def execute(
             return False  # nothing will make it whole: the run lasts its bound
         return over(run, state) and not bridge.pending()
 
-    lab.wait(done, max(0.0, scenario.bound - (lab.clock() - run.acted)))
-    time.sleep(TAIL)
+    try:
+        lab.wait(done, max(0.0, scenario.bound - (lab.clock() - run.acted)))
+        time.sleep(TAIL)
+    finally:
+        if scenario.cleanup is not None:
+            scenario.cleanup(run)
     probes = lab.stop_probes()
     run.notes.append(f"window {run.started:.1f}-{lab.clock():.1f} s")
     return run, probes
