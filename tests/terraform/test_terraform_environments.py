@@ -30,8 +30,10 @@ def emulator(logs):
 
 
 def assert_spot_nats(emulator, outputs: dict) -> None:
-    """The test environment runs Spot NATs (nat_capacity): no on-demand instance, the pools least
-    likely to be interrupted, capacity rebalancing on."""
+    """The test environment runs Spot NATs with the on-demand fallback (nat_capacity): no on-demand
+    instance, the pools least likely to be interrupted, capacity rebalancing on, and the hook told
+    to fall back (trying Spot again after six hours)."""
+    assert json.loads(outputs["hook_config"])["spot_fallback"] == {"retry_spot_after_seconds": 21600}
     names = sorted(outputs["nat_autoscaling_group_names"].values())
     for group in emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]:
         distribution = group["MixedInstancesPolicy"]["InstancesDistribution"]

@@ -1,7 +1,7 @@
 locals {
   # NAT_ASG_HOOK_CONFIG, the hook's configuration contract. jsonencode sorts object keys: a stable
   # rendering, so an unchanged configuration never updates the function.
-  hook_config = jsonencode({
+  hook_config = jsonencode(merge({
     groups = {
       for name, group in var.groups : name => {
         availability_zone = group.availability_zone
@@ -11,8 +11,7 @@ locals {
     }
     destination_cidr_block = "0.0.0.0/0"
     failover               = var.failover
-    spot_fallback          = var.spot_fallback_retry_seconds == null ? null : { retry_spot_after_seconds = var.spot_fallback_retry_seconds }
-  })
+  }, var.spot_fallback_retry_seconds == null ? {} : { spot_fallback = { retry_spot_after_seconds = var.spot_fallback_retry_seconds } }))
 
   group_names = sort(keys(var.groups))
 
