@@ -89,11 +89,25 @@ def test_no_spot_capacity_switches_the_group_to_on_demand_once_and_moves_no_rout
     assert snapshot(moto, world) == before, "a capacity switch moves no address and no route"
 
     # The same failure again (a retry of the launch, a duplicated event): nothing more is written.
-    again = events.launch_unsuccessful(group)
-    again["time"] = LONG_AGO
-    result = replay(moto.env(), config, tmp_path, again)
+    result = replay(moto.env(), config, tmp_path, events.launch_unsuccessful(group))
     assert result["outcome"] == "unchanged" and "capacity" not in result, result
     assert group_read(moto, group)["mark"] == failed["time"], "the mark keeps the first failure's time"
+
+
+def test_an_old_failure_is_not_a_shortage_now_and_switches_nothing(spot, tmp_path):
+    """A dead letter replayed late, or an event without a time: Auto Scaling retries a failed launch
+    within minutes, so an old failure says nothing about Spot now."""
+    moto, world, group, config = spot
+    for when in (LONG_AGO, None):
+        old = events.launch_unsuccessful(group)
+        if when is None:
+            del old["time"]
+        else:
+            old["time"] = when
+        result = replay(moto.env(), config, tmp_path, old)
+        assert result["outcome"] == "stale" and "old" in result["reason"], result
+    found = group_read(moto, group)
+    assert (found["base"], found["mark"]) == (0, None), found
 
 
 def test_a_failure_on_demand_would_share_and_a_group_without_the_fallback_change_nothing(spot, tmp_path):
@@ -122,9 +136,14 @@ def test_a_dry_run_plans_the_switch_and_changes_nothing(spot, tmp_path):
 
 def test_the_schedule_tries_spot_again_only_once_the_wait_is_over(spot, tmp_path):
     moto, world, group, config = spot  # wait: six hours
-    failed = events.launch_unsuccessful(group)
-    failed["time"] = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    replay(moto.env(), config, tmp_path, failed)
+    # As the hook left the group after a shortage an hour ago: its mark, then on-demand.
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    autoscaling = moto.client("autoscaling")
+    tag = {"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": TAG, "Value": an_hour_ago, "PropagateAtLaunch": False}
+    autoscaling.create_or_update_tags(Tags=[tag])
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=group, MixedInstancesPolicy={"InstancesDistribution": {"OnDemandBaseCapacity": 1}}
+    )
     assert group_read(moto, group)["base"] == 1
 
     # An hour of six: the group stays on-demand, the zones as they were.
@@ -140,7 +159,7 @@ def test_the_schedule_tries_spot_again_only_once_the_wait_is_over(spot, tmp_path
     assert run.code == 0, run.stderr
     [switched] = run.result["capacity"]
     assert (switched["auto_scaling_group"], switched["purchase"], switched["on_demand_base_capacity"]) == (group, "spot", 0)
-    assert switched["spot_unavailable_since"] == failed["time"] and run.result["outcome"] == "applied"
+    assert switched["spot_unavailable_since"] == an_hour_ago and run.result["outcome"] == "applied"
     found = group_read(moto, group)
     assert (found["base"], found["percent"], found["overrides"]) == (0, 0, OVERRIDES), found
     assert snapshot(moto, world) == before, "the switch itself moves nothing; the group's replacement will"

@@ -40,7 +40,9 @@ struct RawSpotFallback {
     retry_spot_after_seconds: u64,
 }
 
-/// The longest wait before Spot is tried again (a week): a longer one is surely a unit mistake.
+/// The wait before Spot is tried again: at least 15 minutes (each try is a replacement), at most a
+/// week (a longer one is surely a unit mistake). The module's variable has the same bounds.
+const MIN_RETRY_SPOT_AFTER_SECONDS: u64 = 900;
 const MAX_RETRY_SPOT_AFTER_SECONDS: u64 = 7 * 24 * 3600;
 
 #[derive(Deserialize)]
@@ -72,9 +74,9 @@ impl Config {
             spot_fallback: raw
                 .spot_fallback
                 .map(|f| {
-                    if f.retry_spot_after_seconds > MAX_RETRY_SPOT_AFTER_SECONDS {
+                    if !(MIN_RETRY_SPOT_AFTER_SECONDS..=MAX_RETRY_SPOT_AFTER_SECONDS).contains(&f.retry_spot_after_seconds) {
                         return Err(ConfigError(format!(
-                            "spot_fallback.retry_spot_after_seconds {} is more than a week ({MAX_RETRY_SPOT_AFTER_SECONDS}): give it in seconds",
+                            "spot_fallback.retry_spot_after_seconds {} is not from {MIN_RETRY_SPOT_AFTER_SECONDS} (15 minutes: each try is a replacement) to {MAX_RETRY_SPOT_AFTER_SECONDS} (a week), in seconds",
                             f.retry_spot_after_seconds
                         )));
                     }
@@ -275,8 +277,10 @@ mod tests {
         let text = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"retry_spot_after_seconds": 21600}}}}"#);
         let fallback = Config::from_json(&text).unwrap().spot_fallback.unwrap();
         assert_eq!(fallback.retry_spot_after, std::time::Duration::from_secs(21600));
-        let huge = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"retry_spot_after_seconds": 21600000}}}}"#);
-        assert!(Config::from_json(&huge).unwrap_err().to_string().contains("retry_spot_after_seconds"));
+        for wrong in [0, 899, 604_801] {
+            let text = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"retry_spot_after_seconds": {wrong}}}}}"#);
+            assert!(Config::from_json(&text).unwrap_err().to_string().contains("retry_spot_after_seconds"), "{wrong}");
+        }
         let unknown = format!(r#"{{"groups": {GOOD}, "spot_fallback": {{"after": 1}}}}"#);
         assert!(Config::from_json(&unknown).unwrap_err().to_string().contains("not valid configuration JSON"));
     }

@@ -35,6 +35,11 @@ const FRESH_EVENT: Duration = Duration::from_secs(180);
 /// observed again (the NAT marks itself as it reports); an older one moves nothing.
 const FRESH_REPORT: Duration = Duration::from_secs(15);
 
+/// A failed launch older than this is not today's shortage (a dead letter replayed late, an event
+/// without a time): Auto Scaling retries a failed launch within minutes, and each retry that fails
+/// sends a fresh event.
+const FRESH_FAILURE: Duration = Duration::from_secs(600);
+
 /// The hook's state for its whole life: the clients and the configuration, built once.
 #[derive(Debug, Clone)]
 pub struct Hook {
@@ -309,6 +314,15 @@ impl Hook {
         if let Some(reason) = capacity::not_for_the_fallback(fallback, &failed.message) {
             info!(group = %failed.group, %reason, message = %failed.message, "launch failed: nothing for the fallback");
             return Ok(answer(Outcome::Ignored, reason));
+        }
+        let age = (now_ms() as i64).saturating_sub(failed.time_ms);
+        if age > FRESH_FAILURE.as_millis() as i64 {
+            let reason = format!(
+                "the failure is {} s old (over {} s): not a shortage now; a current one sends a fresh event with every retry",
+                age / 1000,
+                FRESH_FAILURE.as_secs()
+            );
+            return Ok(answer(Outcome::Stale, &reason));
         }
         let Some(read) = purchase::read(&self.clients, std::slice::from_ref(&failed.group)).await?.into_iter().next()
         else {
