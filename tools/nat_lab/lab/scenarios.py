@@ -303,7 +303,13 @@ def spot_unavailable(run: Run) -> None:
     run.lab.emulator.spot_short(group)
     run.mark("no Spot capacity left in the zone", zone)
     run.seen["before"] = purchase(run, zone)
+    run.seen["failures_before"] = failed_launches(run, zone)
     spot_interruption(run)
+
+
+def failed_launches(run: Run, zone: str) -> int:
+    """How many launches of the zone's group have failed since the emulator started."""
+    return sum(1 for f in run.lab.emulator.state().get("launch_failures", []) if f["group"] == run.group(zone))
 
 
 def spot_back(run: Run) -> None:
@@ -311,8 +317,7 @@ def spot_back(run: Run) -> None:
     then Spot capacity is back for the runs that follow."""
     zone = run.zones[0]
     run.seen["after"] = purchase(run, zone)
-    failures = run.lab.emulator.state().get("launch_failures", [])
-    run.seen["launch_failures"] = sum(1 for f in failures if f["group"] == run.group(zone))
+    run.seen["launch_failures"] = failed_launches(run, zone) - run.seen.pop("failures_before", 0)
     run.lab.emulator.spot_short(run.group(zone), short=False)
 
 
