@@ -29,6 +29,7 @@ from . import netns
 from . import world as lab_world
 from .fabric import CHECK_ADDRESSES, LIVE, Fabric
 from .instance import Instances
+from .streams import Stream, StreamClients, StreamService
 from .traffic import Echo, Prober
 
 
@@ -50,6 +51,7 @@ class Settings:
     launch_retry_seconds: float = 1.0  # nat-self-check's LAUNCH_RETRY_SECONDS
     boot_delay: float = 5.0  # seconds an instance "boots" before its user data runs (EC2: tens of seconds)
     max_seconds: float = 900.0  # the probes' hard bound
+    streams: int = 20  # long-lived connections of each kind (client-led, server-led) per zone, for the whole run
 
     def module_settings(self, check_ip_urls: list[str]) -> dict[str, object]:
         found: dict[str, object] = {"check_ip_urls": check_ip_urls}
@@ -113,6 +115,10 @@ class Lab:
         self.echo: Echo | None = None
         self.checks: list[Echo] = []  # the NATs' check endpoints, apart from the probes' echo
         self.probers: dict[str, Prober] = {}
+        self.stream_service: StreamService | None = None
+        self.stream_clients: dict[str, StreamClients] = {}
+        self.streams: dict[str, list[Stream]] = {}  # the last run's long-lived connections, by zone
+        self.streams_ended = 0.0
         self.instances: Instances | None = None
         self._follower: threading.Thread | None = None
         atexit.register(self.close)
@@ -139,6 +145,7 @@ class Lab:
         self.fabric = Fabric(self.registry, self.world.vpc_id, self.world.vpc_cidr)
         self.echo = Echo(self.fabric.inet, self.clock)
         self.checks = [Echo(self.fabric.inet, self.clock, address) for address in CHECK_ADDRESSES]
+        self.stream_service = StreamService(self.fabric.inet)
         urls = [c.url for c in self.checks]
         plans = lab_world.plan_module(self.emulator, self.world, self.run_dir, s.module_settings(urls), module=module)
         scripts = {z: (user_data or {}).get(z, p.user_data) for z, p in plans.items()}
@@ -180,11 +187,16 @@ class Lab:
         for zone in self.world.zones.values():
             ns = self.registry.prefix + f"host-{zone.zone[-1]}"
             self.probers[zone.zone] = Prober(ns, zone.zone, self.clock, s.probe_rate, s.probe_timeout, s.max_seconds)
+            if s.streams:
+                self.stream_clients[zone.zone] = StreamClients(ns, zone.zone, self.clock, s.streams)
 
     def stop_probes(self) -> dict:
         found = {}
         for prober in self.probers.values():
             prober.halt()  # every zone's last probe at the same time
+        self.streams_ended = self.clock()
+        self.streams = {zone: clients.stop() for zone, clients in self.stream_clients.items()}
+        self.stream_clients = {}
         for zone, prober in self.probers.items():
             prober.stop()
             found[zone] = prober.snapshot()
@@ -300,9 +312,11 @@ class Lab:
         with self.timeline._lock:
             changes = list(self.timeline.changes)
         (self.run_dir / "timeline.txt").write_text("".join(f"{c.at:9.3f} {c.kind:9} {c.zone:11} {c.detail}\n" for c in changes))
-        for echo in [self.echo, *self.checks]:
-            if echo is not None:
-                echo.stop()
+        for clients in self.stream_clients.values():
+            clients.stop()
+        for server in [self.echo, *self.checks, self.stream_service]:
+            if server is not None:
+                server.stop()
         self.registry.close()
         if self.emulator is not None:
             self.emulator.stop()

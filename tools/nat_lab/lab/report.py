@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .. import markdown
+from .streams import survivors
 from .traffic import Probe
 
 
@@ -112,6 +113,10 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
                 "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != zone.eip),
                 "ends_on_own_eip": bool(final) and all(p.ok and p.source == zone.eip for p in final),
                 "replaced": replaced(lab, run, zone_name),
+                # Long-lived connections: per kind [survived, total] (nat_lab.lab.streams).
+                "connections": survivors(lab.streams.get(zone_name, []), lab.stream_service, zone.eip, lab.streams_ended)
+                if lab.stream_service is not None
+                else {},
                 "outside_trouble": outside.get(zone_name),
                 "outside_trouble_zones": outside_zones,
                 "outside_alarm": outside_zones >= 2,
@@ -231,9 +236,16 @@ RESULTS = (
     "failed over",
     "foreign",
     "replaced",
+    "long-lived kept (client-led, server-led)",
     "sources",
     "ends on own EIP",
 )
+
+
+def _kept(row: dict) -> str:
+    """The row's long-lived connections, "survived/total" per kind ("" when none ran)."""
+    found = row.get("connections") or {}
+    return ", ".join(f"{found[k][0]}/{found[k][1]}" for k in ("client_led", "server_led") if k in found)
 
 
 def _mode(row: dict) -> str:
@@ -259,6 +271,7 @@ def blocks(rows: list[dict], pictures: dict[tuple[str, str], str], elapsed: floa
                 r["failed_over_probes"],
                 r["foreign_sources"],
                 r["replaced"],
+                _kept(r),
                 ", ".join(r["sources"]),
                 "yes" if r["ends_on_own_eip"] else "NO",
             )
@@ -341,6 +354,15 @@ def goals(rows: list[dict]) -> list[str]:
             f"**{r['outage_ms']} ms**, **{r['foreign_sources']}** foreign, {seen.get('launch_failures', 0)} Spot launch(es) "
             f"failed, on-demand base capacity after: {base} ({'met' if met else 'NOT met'})."
         )
+    for r in refresh:
+        kept = r.get("connections") or {}
+        if kept:
+            shares = {k: (v[0] / v[1] if v[1] else 1.0) for k, v in kept.items()}
+            out.append(
+                f"- Planned refresh ({_mode(r)}), established connections kept, >= 95 % of each kind: client-led "
+                f"**{kept['client_led'][0]}/{kept['client_led'][1]}**, server-led **{kept['server_led'][0]}/{kept['server_led'][1]}** "
+                f"({'met' if min(shares.values()) >= 0.95 else 'NOT met'})."
+            )
     foreign = sum(r["foreign_sources"] for r in rows)
     out.append(f"- Foreign sources in every run: **{foreign}** ({'met' if foreign == 0 else 'NOT met'}).")
     waits = [r for r in rows if _mode(r) == "off" and r["hit"]]
