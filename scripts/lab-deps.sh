@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # lab-deps.sh: the system tools the data-plane lab (tools/nat_lab/lab) runs, installed when missing:
-# ip (iproute2), nft (nftables), unshare and nsenter (util-linux), sysctl (procps), curl. The NAT
+# ip (iproute2), nft (nftables), unshare and nsenter (util-linux), sysctl (procps), curl, conntrack
+# (conntrack: the NATs hand their connections over with it). The NAT
 # instances' user data runs them, and the lab builds its namespaces with them. Debian/Ubuntu (apt-get)
 # only; needs root, as the lab does. Without root it installs nothing and says so (the lab's tests then
 # skip, saying why). Quick when everything is there: `make lab` and `make test` call it every time.
 set -euo pipefail
 
-declare -A PACKAGE=([ip]=iproute2 [nft]=nftables [unshare]=util-linux [nsenter]=util-linux [sysctl]=procps [curl]=curl)
+declare -A PACKAGE=([ip]=iproute2 [nft]=nftables [unshare]=util-linux [nsenter]=util-linux [sysctl]=procps [curl]=curl [conntrack]=conntrack)
 
 missing=()
 for tool in "${!PACKAGE[@]}"; do

@@ -195,6 +195,7 @@ module "nat" {
   vpc_id                   = aws_vpc.this.id
   vpc_cidr_block           = aws_vpc.this.cidr_block
   subnet_id                = aws_subnet.public[each.key].id
+  eip_allocation_id        = module.eip[each.key].allocation_id
   instance_type            = var.nat_instance_type
   capacity                 = var.nat_capacity
   alternate_instance_types = var.nat_alternate_instance_types

@@ -51,6 +51,18 @@ data "aws_iam_policy_document" "instance" {
     }
   }
 
+  # nat-conntrack-sync: which instance holds the zone's EIP (the NAT whose flows a new NAT loads).
+  # Describe calls take no resource-level permissions: "*", read only.
+  dynamic "statement" {
+    for_each = var.eip_allocation_id == null ? [] : ["on"]
+
+    content {
+      sid       = "FindTheServingNat"
+      actions   = ["ec2:DescribeAddresses"]
+      resources = ["*"]
+    }
+  }
+
   # The self-check's outside-reachability result (CheckEndpointsUnreachable): PutMetricData has no
   # resource type, so the namespace condition is what keeps it to the project's own metrics.
   statement {

@@ -58,7 +58,15 @@ locals {
     metrics_script                    = replace(file("${path.module}/nat-metrics.sh"), "/(?m)^[ \\t]*#([^!\\n].*)?\\n/", "")
     metrics_interval_seconds          = var.metrics_interval_seconds
     conntrack_tcp_established_timeout = var.conntrack_tcp_established_timeout
+    # Connections across a refresh (section 4b): the zone's EIP says which NAT serves the zone now.
+    conntrack_sync_script       = replace(file("${path.module}/nat-conntrack-sync.py"), "/(?m)^[ \t]*#([^!\n].*)?\n/", "")
+    conntrack_sync_port         = local.conntrack_sync_port
+    conntrack_sync_wait_seconds = 5
+    eip_allocation_id           = coalesce(var.eip_allocation_id, "")
   })
+
+  # nat-conntrack-sync's port: a NAT of the group reads another's established flows on it.
+  conntrack_sync_port = 3780
 
   # The types the group may launch: instance_type first, then the alternates (duplicates dropped).
   instance_types = distinct(concat([var.instance_type], var.alternate_instance_types))
@@ -127,6 +135,14 @@ resource "aws_security_group" "this" {
     from_port   = 0
     to_port     = 0
     cidr_blocks = coalesce(var.ingress_cidr_blocks, [var.vpc_cidr_block])
+  }
+
+  ingress {
+    description = "nat-conntrack-sync: the NATs of this group read each other established flows (a planned refresh keeps them)"
+    protocol    = "tcp"
+    from_port   = local.conntrack_sync_port
+    to_port     = local.conntrack_sync_port
+    self        = true
   }
 
   egress {

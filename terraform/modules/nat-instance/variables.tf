@@ -218,6 +218,17 @@ variable "permissions_boundary" {
   }
 }
 
+variable "eip_allocation_id" {
+  description = "Allocation ID of the zone's static EIP. With it, a new NAT finds the NAT that serves the zone (the EIP's holder, ec2:DescribeAddresses) and loads its established TCP flows before its launch completes, so that a planned refresh keeps them; null: no hand-over (connections through the old NAT end with it)"
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.eip_allocation_id == null || can(regex("^eipalloc-([0-9a-f]{8}|[0-9a-f]{17})$", var.eip_allocation_id))
+    error_message = "eip_allocation_id must be null or an allocation ID (eipalloc-...)."
+  }
+}
+
 variable "ingress_cidr_blocks" {
   description = "Sources the security group admits: the private subnets whose traffic the NAT forwards (every zone's, for failover); null admits the whole VPC (vpc_cidr_block). The NAT's own address is not a service: nothing else reaches it"
   type        = list(string)

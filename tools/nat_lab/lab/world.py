@@ -133,9 +133,10 @@ def plan_module(emulator: Moto, world: World, workdir: Path, settings: dict[str,
     """`terraform plan` of the nat-instance module for every zone; `settings` are module variables
     given when the module declares them (check_ip_urls, self-check timings); unknown ones are left
     out, so the lab runs with whatever the module offers. Nothing the lab reads depends on the
-    resources' IDs, so a plan is made once per module content and settings in a process."""
+    resources' IDs but the zones' EIPs (a new NAT finds the serving one by its zone's EIP), so a plan
+    is made once per module content, settings and EIPs in a process."""
     module = module or MODULE
-    key = _fingerprint(module, settings, world.zones)
+    key = _fingerprint(module, settings, [(z.zone, z.eip_allocation_id) for z in world.zones.values()])
     if key not in _PLANS:
         _PLANS[key] = _plan(emulator, world, workdir, settings, module)
     return _PLANS[key]
@@ -156,6 +157,7 @@ def _plan(emulator: Moto, world: World, workdir: Path, settings: dict[str, objec
             "subnet_id": z.public_subnet,
             "ami_id": AMI,
             "instance_type": INSTANCE_TYPE,
+            **({"eip_allocation_id": z.eip_allocation_id} if "eip_allocation_id" in declared else {}),
             **{k: v for k, v in settings.items() if k in declared},
         }
         for z in world.zones.values()

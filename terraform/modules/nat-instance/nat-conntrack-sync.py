@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+# nat-conntrack-sync: a NAT's established TCP connections, handed to the NAT that replaces it, so
+# that they survive a planned refresh (docs/design.md, "Connections across a refresh").
+#
+#   nat-conntrack-sync serve OWN_IP        every NAT, for its life (nat-conntrack-sync.service):
+#                                          on TCP OWN_IP:PORT, to each peer, its established TCP
+#                                          flows (one `conntrack -L` line each), "DUMPED", then
+#                                          every flow that becomes established, until the peer goes
+#   nat-conntrack-sync pull OLD_IP OWN_IP  a new NAT, before it completes its launch: reads the
+#                                          serving NAT's flows and loads each one that NAT
+#                                          masqueraded (its reply goes to OLD_IP) with the same
+#                                          mapped port on OWN_IP; touches READY once the dump is
+#                                          loaded, then keeps loading new flows until OLD_IP goes
+#
+# After the cutover the zone's EIP, mapped by AWS onto OWN_IP, keeps every flow's address and port:
+# the server's next packet finds its flow on the new NAT instead of nothing. Only TCP. Who may read
+# the port is the security group's business (the NAT group's own instances); a pulling NAT takes
+# state only from the connection it opened to the instance that holds its zone's EIP.
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+
+PORT = int(os.environ.get("SYNC_PORT", "3780"))
+READY = os.environ.get("SYNC_READY", "/run/nat-conntrack-sync.ready")
+FIELDS = re.compile(r"(src|dst|sport|dport)=(\S+)")
+
+
+def established(line):
+    """The flow in a `conntrack -L` / `-E` line: (orig src, dst, sport, dport, reply dst, reply
+    dport), or None for anything but an established TCP flow."""
+    if " ESTABLISHED " not in line or "tcp" not in line.split()[:2]:
+        return None
+    found = [v for _, v in FIELDS.findall(line)]
+    if len(found) < 8:
+        return None
+    return found[0], found[1], found[2], found[3], found[5], found[7]
+
+
+def send_state(conn):
+    events = subprocess.Popen(
+        ["conntrack", "-E", "-p", "tcp", "-e", "UPDATE"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        listed = subprocess.run(["conntrack", "-L", "-p", "tcp"], capture_output=True, text=True, check=False).stdout
+        lines = [line for line in listed.splitlines() if established(line)]
+        conn.sendall(("\n".join(lines + ["DUMPED"]) + "\n").encode())
+        for line in events.stdout:
+            if established(line):
+                conn.sendall(line.encode())
+    except OSError:
+        pass
+    finally:
+        events.kill()
+        conn.close()
+
+
+def serve(own_ip):
+    server = socket.create_server((own_ip, PORT))
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=send_state, args=(conn,), daemon=True).start()
+
+
+def load(flow, old_ip, own_ip):
+    src, dst, sport, dport, reply_dst, mapped = flow
+    if reply_dst != old_ip:
+        return False  # not masqueraded by the old NAT: its own connection, or not forwarded
+    command = ["conntrack", "-I", "-p", "tcp", "-s", src, "-d", dst, "--sport", sport, "--dport", dport]
+    command += ["-r", dst, "-q", src, "--reply-port-src", dport, "--reply-port-dst", sport]
+    command += ["--src-nat", f"{own_ip}:{mapped}", "--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]
+    command += ["-t", os.environ.get("SYNC_TIMEOUT", "7440")]
+    done = subprocess.run(command, capture_output=True, check=False)
+    return done.returncode == 0  # an entry that exists already (an update of a loaded flow) fails
+
+
+def pull(old_ip, own_ip):
+    conn = socket.create_connection((old_ip, PORT), timeout=5)
+    conn.settimeout(None)
+    dumped, loaded = False, 0
+    for raw in conn.makefile("r"):
+        line = raw.strip()
+        if line == "DUMPED":
+            dumped = True
+            with open(READY, "w") as ready:
+                ready.write(f"{loaded}\n")
+            print(f"loaded {loaded} established flows from {old_ip}", flush=True)
+            continue
+        flow = established(" " + line + " ")
+        if flow is not None and load(flow, old_ip, own_ip):
+            loaded += 1
+    print(f"{old_ip} closed the stream: {loaded} flows loaded{'' if dumped else ' (no whole dump)'}", flush=True)
+
+
+def main(argv):
+    if argv[1:2] == ["serve"] and len(argv) == 3:
+        serve(argv[2])
+    elif argv[1:2] == ["pull"] and len(argv) == 4:
+        pull(argv[2], argv[3])
+    else:
+        print("usage: nat-conntrack-sync serve OWN_IP | pull OLD_IP OWN_IP", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
