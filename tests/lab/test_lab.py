@@ -211,7 +211,11 @@ def test_the_nats_own_address_admits_nothing_while_what_it_forwards_flows(lab, h
     assert own_nat(lab.state, lab, zone.zone) == nat.id, "nothing replaced the NAT meanwhile"
 
 
-def test_planned_refresh_leaves_only_through_the_zone_eip(lab, hooked):
+def test_planned_refresh_leaves_only_through_the_zone_eip_and_keeps_established_connections(lab, hooked):
+    """Established connections of both kinds survive: the new NAT loads the serving NAT's flows
+    (nat-conntrack-sync) before it takes the zone's EIP, so a connection whose server speaks first
+    after the move finds its flow there, with the same address and port, instead of nothing (0 of
+    20 before the hand-over). The stream service saw each come from the zone's EIP, on one socket."""
     done, rows = run(lab, hooked, "planned-refresh")
     zone = lab.world.zones[done.zones[0]]
     row = rows[zone.zone]
@@ -222,10 +226,16 @@ def test_planned_refresh_leaves_only_through_the_zone_eip(lab, hooked):
     new = own_nat(lab.state, lab, zone.zone)
     assert new and new != done.old[zone.zone], "the zone is on the refresh's new instance"
     assert lab.state.state_of(done.old[zone.zone]) == "terminated"
+    kept = row["connections"]
+    assert set(kept) == {"client_led", "server_led"} and all(total == lab.settings.streams for _, total in kept.values()), kept
+    assert all(survived >= 0.95 * total for survived, total in kept.values()), kept
+    log = lab.run_dir / "instances" / new / "state" / "var" / "log" / "nat-conntrack-sync.log"
+    assert log.exists() and "established flows from" in log.read_text(), "the new NAT loaded the old one's flows"
     for other in rows.values():
         if other["zone"] != zone.zone:  # untouched (a probe may time out on a loaded machine, no more)
             assert other["sources"] == [lab.world.zones[other["zone"]].eip]
             assert other["failed"] <= other["probes"] * 0.05, other
+            assert other["connections"] == {k: [lab.settings.streams] * 2 for k in ("client_led", "server_led")}, other
 
 
 def test_nat_terminated_by_an_operator_fails_over_to_a_sibling_and_comes_back(lab, hooked):

@@ -28,6 +28,14 @@ READY = os.environ.get("SYNC_READY", "/run/nat-conntrack-sync.ready")
 FIELDS = re.compile(r"(src|dst|sport|dport)=(\S+)")
 
 
+def keepalive(conn):
+    """A peer that vanished (terminated: no reset) ends the stream in about 25 s, not never."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+
+
 def established(line):
     """The flow in a `conntrack -L` / `-E` line: (orig src, dst, sport, dport, reply dst, reply
     dport), or None for anything but an established TCP flow."""
@@ -40,6 +48,7 @@ def established(line):
 
 
 def send_state(conn):
+    keepalive(conn)
     events = subprocess.Popen(
         ["conntrack", "-E", "-p", "tcp", "-e", "UPDATE"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -79,6 +88,7 @@ def load(flow, old_ip, own_ip):
 def pull(old_ip, own_ip):
     conn = socket.create_connection((old_ip, PORT), timeout=5)
     conn.settimeout(None)
+    keepalive(conn)
     dumped, loaded = False, 0
     for raw in conn.makefile("r"):
         line = raw.strip()
