@@ -417,6 +417,10 @@ def test_the_user_data_template_takes_exactly_the_contracts_variables():
         "metrics_script",
         "metrics_interval_seconds",
         "conntrack_tcp_established_timeout",
+        "conntrack_sync_script",
+        "conntrack_sync_port",
+        "conntrack_sync_wait_seconds",
+        "eip_allocation_id",
     }
     call = re.search(
         r'templatefile\("\$\{path.module\}/user-data.sh.tftpl", \{(.*?)\}\)', (TERRAFORM / "modules/nat-instance/main.tf").read_text(), re.S

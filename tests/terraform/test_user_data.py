@@ -152,6 +152,7 @@ INPUT_ACCEPTS = {
     "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, "
     "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept",
     "udp sport . udp dport { 67 . 68, 547 . 546 } accept",  # DHCP, DHCPv6: server to client
+    f"ip saddr {VPC_CIDR} tcp dport 3780 accept",  # nat-conntrack-sync (the security group: its own group only)
 }
 
 

@@ -62,7 +62,7 @@ locals {
     conntrack_sync_script       = replace(file("${path.module}/nat-conntrack-sync.py"), "/(?m)^[ \t]*#([^!\n].*)?\n/", "")
     conntrack_sync_port         = local.conntrack_sync_port
     conntrack_sync_wait_seconds = 5
-    eip_allocation_id           = coalesce(var.eip_allocation_id, "")
+    eip_allocation_id           = var.eip_allocation_id == null ? "" : var.eip_allocation_id
   })
 
   # nat-conntrack-sync's port: a NAT of the group reads another's established flows on it.

@@ -28,17 +28,17 @@ READY = os.environ.get("SYNC_READY", "/run/nat-conntrack-sync.ready")
 FIELDS = re.compile(r"(src|dst|sport|dport)=(\S+)")
 
 
+# A peer that vanished (terminated: no reset) ends the stream in about 25 s, not never.
 def keepalive(conn):
-    """A peer that vanished (terminated: no reset) ends the stream in about 25 s, not never."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
+# The flow in a `conntrack -L` / `-E` line: (orig src, dst, sport, dport, reply dst, reply dport),
+# or None for anything but an established TCP flow.
 def established(line):
-    """The flow in a `conntrack -L` / `-E` line: (orig src, dst, sport, dport, reply dst, reply
-    dport), or None for anything but an established TCP flow."""
     if " ESTABLISHED " not in line or "tcp" not in line.split()[:2]:
         return None
     found = [v for _, v in FIELDS.findall(line)]
