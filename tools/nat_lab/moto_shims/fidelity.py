@@ -20,6 +20,10 @@ what moto reports back.
 - IAM RemoveRoleFromInstanceProfile for a role the profile does not hold (a retry of a removal that
   succeeded, e.g. after a slow answer): AWS answers NoSuchEntity, which the provider takes as done;
   moto fails with an internal error (HTTP 500), which the provider retries for many minutes.
+- EC2 DeleteLaunchTemplate by ID of a template that is gone (a retry of a deletion that succeeded,
+  e.g. after a slow answer on a loaded machine): AWS answers InvalidLaunchTemplateId.NotFound, which
+  the provider takes as done; moto answers InvalidLaunchTemplateName.NotFoundException, which fails
+  the destroy.
 - Lifecycle hooks: moto reports a made-up notification target and role on every hook (placeholders
   left in its code); AWS reports none when the hook was put without them.
 - With IAM enforced (the IAM tests), moto recomputes the SigV4 signature of every request, and for
@@ -178,6 +182,21 @@ def _remove_role_from_instance_profile() -> None:
     IAMBackend.remove_role_from_instance_profile = remove_held_only
 
 
+def _delete_launch_template_not_found() -> None:
+    from moto.ec2.exceptions import InvalidLaunchTemplateIdNotFound
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    delete = LaunchTemplateBackend.delete_launch_template
+
+    @functools.wraps(delete)
+    def delete_by_id_says_id(self, name, tid):
+        if not name and tid and tid not in self.launch_templates:
+            raise InvalidLaunchTemplateIdNotFound(tid)
+        return delete(self, name, tid)
+
+    LaunchTemplateBackend.delete_launch_template = delete_by_id_says_id
+
+
 def _lifecycle_hook_placeholders() -> None:
     from moto.autoscaling.models import LifecycleHook
 
@@ -287,6 +306,7 @@ PATCHES = {
     "fidelity.instance-maintenance-policy": _instance_maintenance_policy,
     "fidelity.mixed-instances-policy": _mixed_instances_policy,
     "fidelity.remove-role-from-instance-profile": _remove_role_from_instance_profile,
+    "fidelity.delete-launch-template-not-found": _delete_launch_template_not_found,
     "fidelity.lifecycle-hook-placeholders": _lifecycle_hook_placeholders,
     "fidelity.lambda-signatures": _lambda_signatures,
     "fidelity.run-instances-from-a-template": _run_instances_from_a_template,

@@ -234,6 +234,16 @@ def run(endpoint: str, data_plane: bool = False) -> None:
             expect(current, exc.response["Error"]["Code"] == "NoSuchEntity", exc.response["Error"])
         else:
             expect(current, False, "the second removal succeeded")
+        current = "fidelity.delete-launch-template-not-found"
+        gone = c.ec2.create_launch_template(LaunchTemplateName="selfcheck-gone", LaunchTemplateData={"InstanceType": "t4g.nano"})
+        gone_id = gone["LaunchTemplate"]["LaunchTemplateId"]
+        c.ec2.delete_launch_template(LaunchTemplateId=gone_id)
+        try:
+            c.ec2.delete_launch_template(LaunchTemplateId=gone_id)
+        except ClientError as exc:
+            expect(current, exc.response["Error"]["Code"] == "InvalidLaunchTemplateId.NotFound", exc.response["Error"])
+        else:
+            expect(current, False, "the second deletion succeeded")
         current = "fidelity.lambda-configuration"
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as z:
