@@ -89,19 +89,22 @@ def pull(old_ip, own_ip):
     conn = socket.create_connection((old_ip, PORT), timeout=5)
     conn.settimeout(None)
     keepalive(conn)
-    dumped, loaded = False, 0
-    for raw in conn.makefile("r"):
-        line = raw.strip()
-        if line == "DUMPED":
-            dumped = True
-            with open(READY, "w") as ready:
-                ready.write(f"{loaded}\n")
-            print(f"loaded {loaded} established flows from {old_ip}", flush=True)
-            continue
-        flow = established(" " + line + " ")
-        if flow is not None and load(flow, old_ip, own_ip):
-            loaded += 1
-    print(f"{old_ip} closed the stream: {loaded} flows loaded{'' if dumped else ' (no whole dump)'}", flush=True)
+    dumped, loaded, why = False, 0, "closed the stream"
+    try:
+        for raw in conn.makefile("r"):
+            line = raw.strip()
+            if line == "DUMPED":
+                dumped = True
+                with open(READY, "w") as ready:
+                    ready.write(f"{loaded}\n")
+                print(f"loaded {loaded} established flows from {old_ip}", flush=True)
+                continue
+            flow = established(" " + line + " ")
+            if flow is not None and load(flow, old_ip, own_ip):
+                loaded += 1
+    except OSError as exc:  # the old NAT went without a word (keepalive)
+        why = f"went ({type(exc).__name__})"
+    print(f"{old_ip} {why}: {loaded} flows loaded{'' if dumped else ' (no whole dump)'}", flush=True)
 
 
 def main(argv):
