@@ -152,7 +152,7 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         [name] = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
         document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
         policy = json.loads(document) if isinstance(document, str) else document
-        own_group, own_log, report, own_metrics = policy["Statement"]
+        own_group, own_log, report, serving, own_metrics = policy["Statement"]
         assert all(s["Effect"] == "Allow" for s in policy["Statement"])
         assert sorted(own_group["Action"]) == ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
         assert own_group["Resource"] == f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{group}"
@@ -169,6 +169,10 @@ def test_the_launch_template_gives_a_temporary_public_ip_the_profile_and_the_ren
         assert report["Condition"] == {
             "StringEquals": {"events:source": events.SELF_CHECK_SOURCE, "events:detail-type": events.SELF_CHECK_FAILED}
         }
+        # nat-conntrack-sync: which instance holds the zone's EIP (a read; Describe takes no resource).
+        assert (serving["Sid"], serving["Action"], serving["Resource"]) == ("FindTheServingNat", "ec2:DescribeAddresses", "*")
+        assert "Condition" not in serving
+        assert f"--allocation-ids {stack.config['groups'][group]['eip_allocation_id']} " in user_data
         # Its self-check's metric: the project's namespace only.
         assert own_metrics["Action"] == "cloudwatch:PutMetricData" and own_metrics["Resource"] == "*"
         assert own_metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "NatAsgHook"}}

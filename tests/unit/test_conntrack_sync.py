@@ -30,9 +30,9 @@ def script():
 
 def test_an_established_flow_is_read_from_a_listing_and_from_an_event_with_its_mapped_port():
     sync = script()
-    assert sync.established(LISTED) == ("10.2.1.5", "198.51.100.9", "40412", "7000", "10.2.0.4", "40412")
+    assert sync.established(LISTED) == ("10.2.1.5", "198.51.100.9", "40412", "7000", "10.2.0.4", "40412", "431999")
     # Masquerade had to pick another port: the reply's destination port is the one to keep.
-    assert sync.established(EVENT) == ("10.2.1.5", "198.51.100.9", "40413", "443", "10.2.0.4", "1025")
+    assert sync.established(EVENT) == ("10.2.1.5", "198.51.100.9", "40413", "443", "10.2.0.4", "1025", "432000")
 
 
 def test_anything_but_an_established_tcp_flow_is_not_handed_over():
@@ -57,6 +57,21 @@ def test_only_what_the_old_nat_masqueraded_is_loaded_with_the_same_mapped_port_o
     assert command[:2] == ["conntrack", "-I"]
     assert command[command.index("--src-nat") + 1] == "10.2.0.9:1025"
     assert command[command.index("--state") + 1] == "ESTABLISHED"
-    # The NAT's own connection (its reply goes to another address): nothing is run.
+    # A flow keeps what it had left, never more than the configured timeout.
+    assert command[command.index("-t") + 1] == "7440"
+    monkeypatch.setenv("SYNC_TIMEOUT", "500000")
+    sync.load(sync.established(EVENT), "10.2.0.4", "10.2.0.9")
+    assert ran[-1][ran[-1].index("-t") + 1] == "432000"
+    # Forwarded by another NAT (its reply goes elsewhere), or the old NAT's own connection: nothing runs.
     assert not sync.load(sync.established(EVENT), "10.2.0.7", "10.2.0.9")
-    assert len(ran) == 1
+    own = LISTED.replace("src=10.2.1.5", "src=10.2.0.4", 1)
+    assert not sync.load(sync.established(own), "10.2.0.4", "10.2.0.9")
+    assert len(ran) == 2
+
+
+def test_a_table_at_half_its_size_takes_no_more(monkeypatch):
+    sync = script()
+    ran = []
+    monkeypatch.setattr(sync.subprocess, "run", lambda command, **_: ran.append(command) or type("Done", (), {"returncode": 0})())
+    monkeypatch.setattr(sync, "room", lambda: False)
+    assert not sync.load(sync.established(LISTED), "10.2.0.4", "10.2.0.9") and ran == []

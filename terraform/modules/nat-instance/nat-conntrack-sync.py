@@ -36,15 +36,17 @@ def keepalive(conn):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
-# The flow in a `conntrack -L` / `-E` line: (orig src, dst, sport, dport, reply dst, reply dport),
-# or None for anything but an established TCP flow.
+# The flow in a `conntrack -L` / `-E` line: (orig src, dst, sport, dport, reply dst, reply dport,
+# seconds left), or None for anything but an established TCP flow.
 def established(line):
-    if " ESTABLISHED " not in line or "tcp" not in line.split()[:2]:
+    words = line.split()
+    if " ESTABLISHED " not in line or "tcp" not in words[:2]:
         return None
     found = [v for _, v in FIELDS.findall(line)]
-    if len(found) < 8:
+    left = words[words.index("tcp") + 2]
+    if len(found) < 8 or not left.isdigit():
         return None
-    return found[0], found[1], found[2], found[3], found[5], found[7]
+    return found[0], found[1], found[2], found[3], found[5], found[7], left
 
 
 def send_state(conn):
@@ -73,14 +75,24 @@ def serve(own_ip):
         threading.Thread(target=send_state, args=(conn,), daemon=True).start()
 
 
+# Room for one more: a flow table at half its size takes nothing more (a NAT replaced because its
+# table filled must not hand the fill to its successor).
+def room():
+    try:
+        with open("/proc/sys/net/netfilter/nf_conntrack_count") as count, open("/proc/sys/net/netfilter/nf_conntrack_max") as most:
+            return int(count.read()) * 2 < int(most.read())
+    except (OSError, ValueError):
+        return True
+
+
 def load(flow, old_ip, own_ip):
-    src, dst, sport, dport, reply_dst, mapped = flow
-    if reply_dst != old_ip:
-        return False  # not masqueraded by the old NAT: its own connection, or not forwarded
+    src, dst, sport, dport, reply_dst, mapped, left = flow
+    if reply_dst != old_ip or src == old_ip or not room():
+        return False  # not masqueraded by the old NAT (forwarded elsewhere, or its own), or no room
     command = ["conntrack", "-I", "-p", "tcp", "-s", src, "-d", dst, "--sport", sport, "--dport", dport]
     command += ["-r", dst, "-q", src, "--reply-port-src", dport, "--reply-port-dst", sport]
     command += ["--src-nat", f"{own_ip}:{mapped}", "--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]
-    command += ["-t", os.environ.get("SYNC_TIMEOUT", "7440")]
+    command += ["-t", str(min(int(left), int(os.environ.get("SYNC_TIMEOUT", "7440"))))]  # what it had left
     done = subprocess.run(command, capture_output=True, check=False)
     return done.returncode == 0  # an entry that exists already (an update of a loaded flow) fails
 
