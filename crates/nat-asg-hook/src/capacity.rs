@@ -156,7 +156,10 @@ mod tests {
     fn group(base: i32, percent: i32, since: Option<i64>) -> GroupCapacity {
         GroupCapacity {
             group: "nat-a".into(),
-            distribution: Some(Distribution { on_demand_base_capacity: base, on_demand_percentage_above_base: percent }),
+            distribution: Some(Distribution {
+                on_demand_base_capacity: base,
+                on_demand_percentage_above_base: percent,
+            }),
             spot_unavailable_ms: since,
         }
     }
@@ -195,7 +198,10 @@ mod tests {
     fn without_a_fallback_or_a_spot_group_a_failure_changes_nothing() {
         assert!(matches!(on_launch_failed(None, &group(0, 0, None), SHORTAGE, 0), CapacityDecision::Ignored { .. }));
         let no_policy = GroupCapacity { distribution: None, ..group(0, 0, None) };
-        assert!(matches!(on_launch_failed(Some(&fallback()), &no_policy, SHORTAGE, 0), CapacityDecision::Ignored { .. }));
+        assert!(matches!(
+            on_launch_failed(Some(&fallback()), &no_policy, SHORTAGE, 0),
+            CapacityDecision::Ignored { .. }
+        ));
         for on_demand in [group(1, 0, None), group(0, 100, None)] {
             let decision = on_launch_failed(Some(&fallback()), &on_demand, SHORTAGE, 0);
             assert!(matches!(decision, CapacityDecision::Unchanged { .. }), "{decision:?}");
@@ -208,7 +214,10 @@ mod tests {
         let on_fallback = group(1, 0, Some(10 * HOUR_MS));
         assert_eq!(on_schedule(Some(&fb), &on_fallback, 10 * HOUR_MS + 6 * HOUR_MS - 1), None);
         let back = on_schedule(Some(&fb), &on_fallback, 16 * HOUR_MS);
-        assert!(matches!(back, Some(CapacityDecision::Switch { to: Purchase::Spot, base: 0, mark: None, .. })), "{back:?}");
+        assert!(
+            matches!(back, Some(CapacityDecision::Switch { to: Purchase::Spot, base: 0, mark: None, .. })),
+            "{back:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use aws_sdk_autoscaling::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_autoscaling::types::{AutoScalingGroup, InstancesDistribution, MixedInstancesPolicy, Tag};
 use tracing::{info, instrument};
 
-use super::Clients;
+use super::{Clients, observe};
 use crate::capacity::{Distribution, GroupCapacity, SPOT_UNAVAILABLE_TAG};
 use crate::error::AwsError;
 
@@ -19,18 +19,9 @@ pub struct GroupRead {
 
 /// The named groups that exist, each with its distribution and Spot mark (one call).
 pub async fn read(clients: &Clients, names: &[String]) -> Result<Vec<GroupRead>, AwsError> {
-    let pages: Vec<_> = clients
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .set_auto_scaling_group_names(Some(names.to_vec()))
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", e))?;
-    Ok(pages
+    Ok(observe::auto_scaling_groups(clients, names)
+        .await?
         .iter()
-        .flat_map(|page| page.auto_scaling_groups())
         .filter(|g| g.auto_scaling_group_name().is_some_and(|n| names.iter().any(|x| x == n)))
         .map(group_read)
         .collect())
@@ -96,7 +87,9 @@ pub async fn set_on_demand_base(clients: &Clients, read: &GroupRead, base: i32) 
     let distribution = InstancesDistribution::builder()
         .set_on_demand_allocation_strategy(current.and_then(|d| d.on_demand_allocation_strategy()).map(str::to_owned))
         .on_demand_base_capacity(base)
-        .set_on_demand_percentage_above_base_capacity(current.and_then(|d| d.on_demand_percentage_above_base_capacity()))
+        .set_on_demand_percentage_above_base_capacity(
+            current.and_then(|d| d.on_demand_percentage_above_base_capacity()),
+        )
         .set_spot_allocation_strategy(current.and_then(|d| d.spot_allocation_strategy()).map(str::to_owned))
         .set_spot_instance_pools(current.and_then(|d| d.spot_instance_pools()))
         .set_spot_max_price(current.and_then(|d| d.spot_max_price()).filter(|p| !p.is_empty()).map(str::to_owned))

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{Filter, Instance, RouteState};
 use tracing::instrument;
 
@@ -172,9 +173,8 @@ fn instance_view(instance: &Instance) -> Option<InstanceView> {
     })
 }
 
-/// Each named group's members, or None for a group that does not exist; and the drain marks (the
-/// same call returns the groups' tags: a drain costs no extra read).
-async fn describe_groups(clients: &Clients, names: &[String]) -> Result<GroupsRead, AwsError> {
+/// The named groups that exist, as Auto Scaling describes them (every page).
+pub async fn auto_scaling_groups(clients: &Clients, names: &[String]) -> Result<Vec<AutoScalingGroup>, AwsError> {
     let pages: Vec<_> = clients
         .autoscaling
         .describe_auto_scaling_groups()
@@ -184,7 +184,13 @@ async fn describe_groups(clients: &Clients, names: &[String]) -> Result<GroupsRe
         .try_collect()
         .await
         .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", e))?;
-    let found: Vec<_> = pages.iter().flat_map(|page| page.auto_scaling_groups()).collect();
+    Ok(pages.into_iter().flat_map(|page| page.auto_scaling_groups.unwrap_or_default()).collect())
+}
+
+/// Each named group's members, or None for a group that does not exist; and the drain marks (the
+/// same call returns the groups' tags: a drain costs no extra read).
+async fn describe_groups(clients: &Clients, names: &[String]) -> Result<GroupsRead, AwsError> {
+    let found = auto_scaling_groups(clients, names).await?;
     let drained = found
         .iter()
         .filter_map(|g| {
