@@ -243,7 +243,8 @@ def test_the_deploy_role_applies_the_whole_stack(lab):
 
 def test_the_nat_security_groups_admit_the_private_subnets_only_and_the_default_group_is_empty(lab):
     """Only the private subnets send through a NAT (every zone's: a failed-over zone uses a sibling's);
-    the public subnets, where the NATs and anything else public live, reach no NAT's address. The
+    the public subnets, where the NATs and anything else public live, reach no NAT's address but
+    the group's own NATs its flow-hand-over port. The
     VPC's default group, which the deploy role may only empty, has no rule left."""
     ec2 = lab.admin("ec2")
     subnets = ec2.describe_subnets(SubnetIds=list(lab.outputs["private_subnet_ids"].values()))["Subnets"]
@@ -253,9 +254,12 @@ def test_the_nat_security_groups_admit_the_private_subnets_only_and_the_default_
     nat_groups = [g for g in groups if g["GroupName"] in lab.config["groups"]]
     assert len(nat_groups) == len(lab.config["groups"])
     for group in nat_groups:
-        [rule] = group["IpPermissions"]
+        [rule, sync] = sorted(group["IpPermissions"], key=lambda r: r["IpProtocol"] != "-1")
         assert rule["IpProtocol"] == "-1"
         assert sorted(r["CidrIp"] for r in rule["IpRanges"]) == private, group["GroupName"]
+        # nat-conntrack-sync: the group's own instances only (a NAT reads its predecessor's flows).
+        assert (sync["IpProtocol"], sync["FromPort"], sync["ToPort"], sync["IpRanges"]) == ("tcp", 3780, 3780, [])
+        assert [p["GroupId"] for p in sync["UserIdGroupPairs"]] == [group["GroupId"]], group["GroupName"]
     [default] = [g for g in groups if g["GroupName"] == "default"]
     assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
     assert not default.get("Tags"), "the deploy role may not tag a group it did not create"
