@@ -104,6 +104,7 @@ def test_the_lab_report_fills_its_document_and_keeps_the_prose():
         "replaced": 1,
         "sources": ["198.51.100.11"],
         "ends_on_own_eip": True,
+        "connections": {"client_led": [20, 20], "server_led": [19, 20]},
         "parameters": {"probe_rate_per_s": 20.0},
     }
     pictures = {("planned-refresh", "failover on"): "egress/planned-refresh-on.png"}
@@ -112,5 +113,6 @@ def test_the_lab_report_fills_its_document_and_keeps_the_prose():
     kept = {"metrics": markdown.blocks(text)["metrics"]}
     filled = markdown.fill(text, {**kept, **lab_report.blocks([row], pictures, 397, "make lab")})
     assert prose(filled) == prose(text)
-    assert "| planned-refresh | on | us-east-1a | yes | 340 | 1 | 48 | 0 | 0 | 1 | 198.51.100.11 | yes |" in filled
+    assert "| planned-refresh | on | us-east-1a | yes | 340 | 1 | 48 | 0 | 0 | 1 | 20/20, 19/20 | 198.51.100.11 | yes |" in filled
     assert "- Planned refresh, longest outage <= 250 ms: **48 ms** (met)." in filled
+    assert "client-led **20/20**, server-led **19/20** (met)." in filled, "95 % of each kind: 19 of 20 is enough"
