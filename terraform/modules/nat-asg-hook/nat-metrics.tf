@@ -88,9 +88,13 @@ locals {
 
   zone_rows = join("\n", [for zone, group in local.nat_zones : "| ${zone} | `${group}` | `${var.groups[group].eip_allocation_id}` | `${join("`, `", var.groups[group].route_table_ids)}` |"])
 
+  # The rows' tops: the first row as tall as its zone table, the others 6 units each, no gap between.
+  top_height = 3 + length(local.nat_zones)
+  row_y      = [for row in range(4) : local.top_height + 6 * row]
+
   dashboard_widgets = [
     {
-      type = "text", x = 0, y = 0, width = 12, height = 3 + length(local.nat_zones)
+      type = "text", x = 0, y = 0, width = 12, height = local.top_height
       properties = {
         markdown = join("\n", [
           "## ${var.name}: NAT egress",
@@ -102,7 +106,7 @@ locals {
       }
     },
     {
-      type = "metric", x = 12, y = 0, width = 12, height = 3 + length(local.nat_zones)
+      type = "metric", x = 12, y = 0, width = 12, height = local.top_height
       properties = {
         title   = "Zones failed over, zones without their own NAT (each reconcile)"
         region  = local.region
@@ -113,23 +117,23 @@ locals {
       }
     },
     {
-      type       = "metric", x = 0, y = 10, width = 12, height = 6
+      type       = "metric", x = 0, y = local.row_y[0], width = 12, height = 6
       properties = { title = "Bytes out to / in from the internet, per zone (Sum per minute)", region = local.region, view = "timeSeries", stat = "Sum", period = 60, metrics = concat(local.nat_lines.BytesOutToDestination, local.nat_lines.BytesInFromDestination) }
     },
     {
-      type       = "metric", x = 12, y = 10, width = 12, height = 6
+      type       = "metric", x = 12, y = local.row_y[0], width = 12, height = 6
       properties = { title = "Packets out / in, per zone (Sum per minute)", region = local.region, view = "timeSeries", stat = "Sum", period = 60, metrics = concat(local.nat_lines.PacketsOutToDestination, local.nat_lines.PacketsInFromDestination) }
     },
     {
-      type       = "metric", x = 0, y = 16, width = 8, height = 6
+      type       = "metric", x = 0, y = local.row_y[1], width = 8, height = 6
       properties = { title = "Connections: tracked now (Maximum)", region = local.region, view = "timeSeries", stat = "Maximum", period = 60, metrics = local.nat_lines.ActiveConnectionCount }
     },
     {
-      type       = "metric", x = 8, y = 16, width = 8, height = 6
+      type       = "metric", x = 8, y = local.row_y[1], width = 8, height = 6
       properties = { title = "New connections (Sum per minute)", region = local.region, view = "timeSeries", stat = "Sum", period = 60, metrics = local.nat_lines.ConnectionEstablishedCount }
     },
     {
-      type = "metric", x = 16, y = 16, width = 8, height = 6
+      type = "metric", x = 16, y = local.row_y[1], width = 8, height = 6
       properties = {
         title       = "Connection-tracking use, % (Maximum)"
         region      = local.region
@@ -142,15 +146,15 @@ locals {
       }
     },
     {
-      type       = "metric", x = 0, y = 22, width = 12, height = 6
+      type       = "metric", x = 0, y = local.row_y[2], width = 12, height = 6
       properties = { title = "Dropped packets, port-allocation errors (Sum per minute)", region = local.region, view = "timeSeries", stat = "Sum", period = 60, metrics = concat(local.nat_lines.PacketsDropCount, local.nat_lines.ErrorPortAllocation) }
     },
     {
-      type       = "metric", x = 12, y = 22, width = 12, height = 6
+      type       = "metric", x = 12, y = local.row_y[2], width = 12, height = 6
       properties = { title = "Check endpoints unreachable (outside trouble), per zone", region = local.region, view = "timeSeries", stat = "Maximum", period = 60, metrics = local.nat_lines.CheckEndpointsUnreachable }
     },
     {
-      type = "metric", x = 0, y = 28, width = 8, height = 6
+      type = "metric", x = 0, y = local.row_y[3], width = 8, height = 6
       properties = {
         title  = "Hook: invocations and errors"
         region = local.region
@@ -165,7 +169,7 @@ locals {
       }
     },
     {
-      type = "metric", x = 8, y = 28, width = 8, height = 6
+      type = "metric", x = 8, y = local.row_y[3], width = 8, height = 6
       properties = {
         title   = "Hook: cutover duration, ms"
         region  = local.region
@@ -175,7 +179,7 @@ locals {
       }
     },
     {
-      type = "alarm", x = 16, y = 28, width = 8, height = 6
+      type = "alarm", x = 16, y = local.row_y[3], width = 8, height = 6
       properties = {
         title = "Alarms"
         alarms = concat(
