@@ -183,6 +183,11 @@ module "hook" {
   drops_alarm_minutes      = 5
   nat_silent_alarm_minutes = 5
 
+  # Spot with an on-demand fallback is off here (the NATs below buy on-demand). With the NATs'
+  # capacity = "spot-with-fallback", 21600 switches a group short of Spot to on-demand and tries
+  # Spot again six hours later.
+  spot_fallback_retry_seconds = null
+
   reconcile_schedule  = "rate(1 minute)"
   log_retention_days  = 400
   log_level           = "info"
@@ -213,6 +218,9 @@ module "nat" {
   # here, for brevity; name the private subnets' CIDR blocks where they are known.
   ingress_cidr_blocks = [var.vpc_cidr_block]
   subnet_id           = var.zones[each.key].public_subnet_id
+  # A new NAT finds the one serving its zone by the zone's EIP and loads its established TCP flows
+  # before it takes over: a planned refresh keeps connections open (null: they end with the old NAT).
+  eip_allocation_id = module.eip[each.key].allocation_id
 
   instance_type = var.nat_instance_type
   ami_id        = var.nat_ami_id
