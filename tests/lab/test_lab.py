@@ -270,7 +270,10 @@ def test_a_nat_its_group_replaces_launches_its_replacement_first_and_never_leave
     changes = [c for c in lab.timeline.since(done.acted) if c.kind == "lifecycle" and c.zone == zone.zone]
     in_service = min(c.at for c in changes if c.detail == f"{new} InService")
     terminating = min(c.at for c in changes if c.detail == f"{old} Terminating:Wait")
-    assert in_service < terminating, changes
+    # Not after: the lab's follower may see both in one snapshot of the emulator (the group terminates
+    # the old NAT in the same step in which it finds the new one InService); a terminate before the
+    # replacement is InService still fails.
+    assert in_service <= terminating, changes
 
 
 def test_a_spot_nat_reclaimed_without_spot_capacity_comes_back_on_demand_and_its_zone_never_goes_dark(lab, hooked):
