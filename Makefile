@@ -20,7 +20,7 @@ TARGET      := $(abspath $(or $(CARGO_TARGET_DIR),target))
 HOOK_BIN    ?= $(TARGET)/debug/nat-asg-hook
 export HOOK_BIN
 
-.PHONY: help venv lock nextest bin build test test-rust test-py lint fmt demo bench lab watch invoke tf-check ami-latest clean
+.PHONY: help venv lock nextest bin build test test-rust test-py lint fmt demo bench lab aws-trial watch invoke tf-check ami-latest clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,12 @@ $(HOOK_BIN):
 lab: venv $(HOOK_BIN) ## The data-plane lab (root, ~11 min): every scenario, failover on and off, and the NATs' metrics against the lab's counts; writes target/lab/egress.json, target/lab/metrics.json, docs/egress.md
 	scripts/lab-deps.sh
 	$(PY) -m nat_lab.lab
+
+# The lab's scenarios on a real account (docs/aws-trial.md): prints the plan and its cost, and runs
+# only with CONFIRM=1 (or a "yes" at the prompt). TF_DIR: the applied root stack; ARGS: more options.
+TF_DIR ?= terraform
+aws-trial: venv ## The lab's egress table from a deployed environment (egress probes on): prints the plan and cost; CONFIRM=1 runs it; writes target/aws-trial/
+	$(PY) -m nat_lab.trial --tf-dir $(TF_DIR) $(if $(filter 1,$(CONFIRM)),--yes) $(ARGS)
 
 test-rust: nextest ## Unit and mocked-AWS tests only
 	cargo nextest run --workspace

@@ -105,6 +105,21 @@ class Endpoint:
         with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10):
             pass
 
+    def ssm_hosts(self, hosts: dict[str, str]) -> None:
+        """The lab's SSM-managed hosts: instance id -> network namespace, replacing the previous map
+        ({} clears it). SSM Run Command on those instances runs in their namespaces
+        (`nat_lab.lab.ssm_hosts`). Only with `data_plane`."""
+        if not self.data_plane:
+            raise RuntimeError("ssm_hosts() is the data-plane lab's: start Moto(data_plane=True)")
+        request = urllib.request.Request(
+            f"{self.endpoint}/lab-api/ssm-hosts",
+            data=json.dumps(hosts).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
     def env(self, **credentials) -> dict[str, str]:
         """Environment for a child process (the hook, terraform, cargo lambda) to use this emulator."""
         return client_env(self.endpoint, credentials or CREDENTIALS)

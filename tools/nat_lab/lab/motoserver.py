@@ -21,11 +21,33 @@ Loaded into the patched moto server process by `Moto(data_plane=True)`
   fails as Auto Scaling's does, recorded for the EventBridge stand-in as an `EC2 Instance Launch
   Unsuccessful` ("Could not launch Spot Instances. InsufficientInstanceCapacity"), and is tried again
   every `LAUNCH_RETRY_SECONDS`; a group that buys on-demand launches;
+- Auto Scaling instance refresh (moto has none): StartInstanceRefresh (Rolling; Preferences
+  MinHealthyPercentage, MaxHealthyPercentage, InstanceWarmup; the others accepted and ignored),
+  DescribeInstanceRefreshes, CancelInstanceRefresh, in AWS's shapes and errors
+  (InstanceRefreshInProgress, ActiveInstanceRefreshNotFound, ValidationError), driven by `tick`,
+  one instance at a time (`_drive_refresh`): with a max healthy percentage of 200 or more (launch
+  before terminate) the desired capacity rises by one, and once a new instance has been InService
+  for the warm-up an original one is terminated with decrement (through the terminate hook); below
+  200 an original one is terminated first (no decrement: the group launches its replacement) and the
+  next waits for that replacement's warm-up. Successful once no original instance is left in the
+  group. Cancelled at once; a rise not yet spent is undone, and the instance it launched leaves
+  through the terminate hook (the original ones stay: see `cancel_refresh`). Defaults: the group's
+  instance maintenance policy's percentages (else 90/100, as AWS), the warm-up the group's
+  DefaultInstanceWarmup (else 0: AWS would take the health check grace period). Not modelled:
+  batches (AWS replaces several at once when the percentages allow), checkpoints, skip matching,
+  rollback, alarms, desired configuration, warm pools; the rise shows in DesiredCapacity (AWS
+  launches above it without changing it);
+- SSM Run Command on the lab's hosts (`POST /lab-api/ssm-hosts`, a JSON map instance id -> network
+  namespace, replacing the previous one): DescribeInstanceInformation, SendCommand
+  (AWS-RunShellScript, run with `ip netns exec`), GetCommandInvocation, ListCommands,
+  ListCommandInvocations and CancelCommand are answered by `nat_lab.lab.ssm_hosts`, outside the lock
+  (see its docstring); every other SSM action is moto's. A moto-api reset kills every command still
+  running and clears the hosts;
 - `GET /lab-api/state?since=G&wait=S` answers with a snapshot of everything the data plane follows
   (instances, ENIs, public addresses, source/dest checks, route tables, groups, open lifecycle
   actions), as soon as the generation (a counter of mutating requests and of the changes the groups
-  make on their own) exceeds G, or after S seconds. One lock serialises every request, the snapshot
-  and the background behaviour, so a snapshot is never half a change.
+  make on their own) exceeds G, or after S seconds. One lock serialises every request (but the SSM
+  ones above), the snapshot and the background behaviour, so a snapshot is never half a change.
 """
 
 from __future__ import annotations
@@ -37,8 +59,12 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from nat_lab.constants import ACCOUNT, LEAVING_STATES, REGION
+from nat_lab.lab import ssm_hosts
 
 READS = ("Describe", "Get", "List")
 
@@ -64,6 +90,7 @@ SPOT_SHORT: set[str] = set()  # groups whose Spot launches fail
 LAUNCH_FAILURES: list[dict] = []  # the launches that failed, in order: group, zone, message
 LAST_FAILURE: dict[str, float] = {}  # group -> when its launch last failed
 LAUNCH_RETRY_SECONDS = 2.0  # Auto Scaling tries a failed launch again (with a backoff: shortened)
+WARMUPS: dict[str, int] = {}  # group -> its DefaultInstanceWarmup, when it has one
 SPOT_SHORTAGE = (
     "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available that "
     "matches your request. Launching EC2 instance failed."
@@ -119,6 +146,9 @@ def install() -> None:
 
     def remember_policy(response) -> None:
         query = response.querystring
+        warmup = query.get("DefaultInstanceWarmup", [None])[0]
+        if warmup is not None:
+            WARMUPS[response._get_param("AutoScalingGroupName")] = int(warmup)
         low = query.get("InstanceMaintenancePolicy.MinHealthyPercentage", [None])[0]
         high = query.get("InstanceMaintenancePolicy.MaxHealthyPercentage", [None])[0]
         if low is not None and high is not None:
@@ -171,6 +201,10 @@ def install() -> None:
         return answers
 
     events_models.EventsBackend.put_events = record_put_events
+    responses.AutoScalingResponse.start_instance_refresh = start_instance_refresh
+    responses.AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes
+    responses.AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh
+    ssm_hosts.install(_host_details)
     models.FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     models.AutoScalingBackend.notify_terminate_instances = notify_terminate_instances
     models.AutoScalingBackend.set_instance_health = health
@@ -246,6 +280,7 @@ def tick() -> bool:
             changed = True
     before = len(LAUNCH_FAILURES)
     changed |= _replace_unhealthy(autoscaling)
+    changed |= _drive_refreshes(autoscaling)
     changed |= _retry_failed_launches(autoscaling)
     return changed or len(LAUNCH_FAILURES) != before
 
@@ -271,6 +306,235 @@ def _replace_unhealthy(autoscaling) -> bool:
         elif not any(s.lifecycle_state in lifecycle.COUNTED for s in others):
             group.replace_autoscaling_group_instances(1, group.get_propagated_tags())
             changed = True
+    return changed
+
+
+# --- instance refresh -----------------------------------------------------------------------------
+
+ACTIVE = ("Pending", "InProgress", "Cancelling")
+
+
+@dataclass
+class Refresh:
+    id: str
+    group: str
+    min_healthy: int
+    max_healthy: int
+    warmup: float
+    originals: set[str]  # the group's instances at the start (those not already terminating)
+    started: datetime
+    status: str = "Pending"
+    reason: str = "Waiting for the instance refresh to start"
+    ended: datetime | None = None
+    raised: bool = False  # launch before terminate: the desired capacity is one above the group's own
+    stepping: bool = False  # terminate first: an original is terminating, its replacement not yet warm
+    credited: set[str] = field(default_factory=set)  # new instances a step has already counted
+    in_service_since: dict[str, float] = field(default_factory=dict)  # new instance -> first seen InService
+    remaining: int = 0
+
+    @property
+    def launch_first(self) -> bool:
+        return self.max_healthy >= 200
+
+    def as_dict(self) -> dict:
+        total = len(self.originals)
+        done = 100 if self.status == "Successful" else (100 * (total - self.remaining) // total if total else 0)
+        found = {
+            "InstanceRefreshId": self.id,
+            "AutoScalingGroupName": self.group,
+            "Status": self.status,
+            "StatusReason": self.reason,
+            "StartTime": self.started,
+            "PercentageComplete": done,
+            "InstancesToUpdate": self.remaining,
+            "ProgressDetails": {"LivePoolProgress": {"PercentageComplete": done, "InstancesToUpdate": self.remaining}},
+            "Preferences": {
+                "MinHealthyPercentage": self.min_healthy,
+                "MaxHealthyPercentage": self.max_healthy,
+                "InstanceWarmup": int(self.warmup),
+                "SkipMatching": False,
+                "AutoRollback": False,
+                "ScaleInProtectedInstances": "Ignore",
+                "StandbyInstances": "Ignore",
+            },
+            "Strategy": "Rolling",
+        }
+        if self.ended is not None:
+            found["EndTime"] = self.ended
+        return found
+
+    def end(self, status: str, reason: str) -> None:
+        self.status, self.reason, self.ended = status, reason, datetime.now(UTC)
+
+
+def refreshes(autoscaling) -> list[Refresh]:
+    """The backend's instance refreshes, oldest first (a moto-api reset starts a new list)."""
+    found = getattr(autoscaling, "_nat_lab_refreshes", None)
+    if found is None:
+        found = autoscaling._nat_lab_refreshes = []
+    return found
+
+
+def _int(value, default: int) -> int:
+    return default if value in (None, "") else int(value)
+
+
+def start_instance_refresh(self):
+    """StartInstanceRefresh: Rolling only; one active refresh per group (InstanceRefreshInProgress)."""
+    from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
+    from moto.core.responses import ActionResult
+
+    name = self._get_param("AutoScalingGroupName")
+    autoscaling = self.autoscaling_backend
+    group = autoscaling.autoscaling_groups.get(name)
+    if group is None:
+        raise ValidationError(f"AutoScalingGroup name not found - AutoScalingGroup {name} not found")
+    strategy = self._get_param("Strategy") or "Rolling"
+    if strategy != "Rolling":
+        raise ValidationError(f"The strategy {strategy} is not supported by the lab's emulator: Rolling only")
+    mine = refreshes(autoscaling)
+    if any(r.group == name and r.status in ACTIVE for r in mine):
+        raise AutoscalingClientError(
+            "InstanceRefreshInProgress", "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh."
+        )
+    preferences = self._get_param("Preferences") or {}
+    policy_min, policy_max = POLICIES.get(name, (90, 100))
+    low = _int(preferences.get("MinHealthyPercentage"), policy_min)
+    high = _int(preferences.get("MaxHealthyPercentage"), policy_max)
+    if not 0 <= low <= 100 or not 100 <= high <= 200 or high - low > 100:
+        raise ValidationError(
+            f"Invalid healthy percentages: MinHealthyPercentage {low} (0-100), MaxHealthyPercentage {high} (100-200), at most 100 apart"
+        )
+    warmup = _int(preferences.get("InstanceWarmup"), WARMUPS.get(name, 0))
+    originals = {s.instance.id for s in group.instance_states if not s.lifecycle_state.startswith("Terminating")}
+    refresh = Refresh(str(uuid.uuid4()), name, low, high, float(warmup), originals, datetime.now(UTC), remaining=len(originals))
+    mine.append(refresh)
+    return ActionResult({"InstanceRefreshId": refresh.id})
+
+
+def describe_instance_refreshes(self):
+    """DescribeInstanceRefreshes: the group's refreshes, newest first, optionally by id."""
+    from moto.core.responses import ActionResult
+
+    name = self._get_param("AutoScalingGroupName")
+    ids = set(self._get_param("InstanceRefreshIds") or [])
+    found = [r.as_dict() for r in reversed(refreshes(self.autoscaling_backend)) if r.group == name and (not ids or r.id in ids)]
+    limit = _int(self._get_param("MaxRecords"), 50)
+    start = _int(self._get_param("NextToken"), 0)
+    answer = {"InstanceRefreshes": found[start : start + limit]}
+    if start + limit < len(found):
+        answer["NextToken"] = str(start + limit)
+    return ActionResult(answer)
+
+
+def cancel_instance_refresh(self):
+    """CancelInstanceRefresh: the group's active refresh is Cancelled (ActiveInstanceRefreshNotFound
+    when there is none)."""
+    from moto.autoscaling.exceptions import AutoscalingClientError
+    from moto.core.responses import ActionResult
+
+    name = self._get_param("AutoScalingGroupName")
+    autoscaling = self.autoscaling_backend
+    refresh = next((r for r in refreshes(autoscaling) if r.group == name and r.status in ACTIVE), None)
+    if refresh is None:
+        raise AutoscalingClientError(
+            "ActiveInstanceRefreshNotFound", f"No in progress or pending Instance Refresh found for Auto Scaling group {name}"
+        )
+    cancel_refresh(autoscaling, refresh)
+    return ActionResult({"InstanceRefreshId": refresh.id})
+
+
+def cancel_refresh(autoscaling, refresh: Refresh) -> None:
+    """Cancelled at once (AWS passes through Cancelling). What is replaced stays replaced (as AWS: a
+    cancel rolls nothing back). A rise of the desired capacity not yet spent (launch before
+    terminate: its new instance not yet warm, no original terminated for it) is undone: the desired
+    capacity goes back to what it was, and the newest instance the refresh launched for it (if any)
+    leaves through the terminate hook, as the group's scale-in would take the new instance and not
+    the original (moto's own scale-in would take the oldest, without the hook)."""
+    from nat_lab.moto_shims import lifecycle
+
+    refresh.end("Cancelled", "The instance refresh was cancelled by a user request.")
+    group = autoscaling.autoscaling_groups.get(refresh.group)
+    if group is None or not refresh.raised:
+        return
+    refresh.raised = False
+    spare = [
+        s
+        for s in group.instance_states
+        if s.instance.id not in refresh.originals and s.instance.id not in refresh.credited and s.lifecycle_state in lifecycle.COUNTED
+    ]
+    group.desired_capacity = max((group.desired_capacity or 0) - 1, 0)
+    if spare:
+        autoscaling.terminate_instance(spare[-1].instance.id, False)
+    else:
+        group.set_desired_capacity(group.desired_capacity)
+
+
+def _drive_refreshes(autoscaling) -> bool:
+    changed = False
+    for refresh in refreshes(autoscaling):
+        if refresh.status in ("Pending", "InProgress"):
+            changed |= _drive_refresh(autoscaling, refresh)
+    return changed
+
+
+def _drive_refresh(autoscaling, refresh: Refresh) -> bool:
+    """One step of a refresh, one original instance at a time; True when it changed something."""
+    group = autoscaling.autoscaling_groups.get(refresh.group)
+    if group is None:
+        refresh.end("Cancelled", "The Auto Scaling group was deleted.")
+        return True
+    changed = False
+    if refresh.status == "Pending":
+        refresh.status, refresh.reason = "InProgress", "Waiting for instances to warm up before continuing."
+        changed = True
+    now = time.monotonic()
+    states = {s.instance.id: s for s in group.instance_states}
+    left = [i for i in refresh.originals if i in states]
+    waiting = sorted(i for i in left if not states[i].lifecycle_state.startswith("Terminating"))
+    if refresh.remaining != len(waiting):
+        refresh.remaining = len(waiting)
+        changed = True
+    if not left:
+        refresh.end("Successful", "")
+        return True
+    for instance_id, state in states.items():
+        if instance_id not in refresh.originals and state.lifecycle_state == "InService":
+            refresh.in_service_since.setdefault(instance_id, now)
+    warm = [
+        i
+        for i, since in refresh.in_service_since.items()
+        if i not in refresh.credited
+        and i in states
+        and states[i].lifecycle_state == "InService"
+        and states[i].health_status == "Healthy"
+        and now - since >= refresh.warmup
+    ]
+    if refresh.launch_first:
+        if not waiting:
+            return changed  # the last originals are in their terminate hook
+        if not refresh.raised:
+            refresh.raised = True
+            group.set_desired_capacity((group.desired_capacity or 0) + 1)
+            return True
+        if warm:
+            refresh.credited.add(warm[0])
+            refresh.raised = False
+            autoscaling.terminate_instance(waiting[0], True)
+            refresh.remaining = len(waiting) - 1
+            return True
+        return changed
+    if refresh.stepping:
+        if not warm:
+            return changed
+        refresh.credited.add(warm[0])
+        refresh.stepping = False
+        changed = True
+    if waiting:
+        refresh.stepping = True
+        autoscaling.terminate_instance(waiting[0], False)
+        refresh.remaining = len(waiting) - 1
+        return True
     return changed
 
 
@@ -392,6 +656,31 @@ def snapshot() -> dict:
 # --- the server -----------------------------------------------------------------------------------
 
 
+def _host_details(instance_id: str) -> dict:
+    """What EC2 knows of a registered SSM host (its private address and host name), read under the
+    lock but only if it is free within a second: an SSM answer never waits on the lab."""
+    if not FEED.lock.acquire(timeout=1.0):
+        return {}
+    try:
+        _, ec2 = _backends()
+        instance = next((i for i in ec2.all_instances() if i.id == instance_id), None)
+        if instance is None:
+            return {}
+        ip = instance.private_ip
+        return {"ip": ip, "hostname": f"ip-{ip.replace('.', '-')}.{REGION}.compute.internal" if ip else ""}
+    except Exception:
+        return {}
+    finally:
+        FEED.lock.release()
+
+
+def _ssm_action(environ) -> str | None:
+    """The SSM action this request is, when `ssm_hosts` answers it."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    service, _, action = target.partition(".")
+    return action if service == "AmazonSSM" and action in ssm_hosts.ACTIONS else None
+
+
 def _action(environ, body: bytes) -> str:
     for source in (body.decode("utf-8", "replace"), environ.get("QUERY_STRING", "")):
         found = urllib.parse.parse_qs(source).get("Action")
@@ -412,12 +701,19 @@ class LabApp:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        ssm = _ssm_action(environ)
+        if ssm is not None:  # the lab's hosts' agent: not under the lock (a command runs on its own)
+            status, headers, payload = ssm_hosts.answer(ssm, body)
+            start_response(status, headers)
+            return [payload]
         action = _action(environ, body)
         mutating = environ.get("REQUEST_METHOD") != "GET" and not action.startswith(READS)
         with FEED.lock:
             try:
                 return list(self.app(environ, start_response))
             finally:
+                if environ.get("PATH_INFO") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+                    ssm_hosts.reset()
                 if mutating:
                     FEED.bump()
 
@@ -425,6 +721,16 @@ class LabApp:
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         if environ.get("PATH_INFO") == "/lab-api/spot-short":
             set_spot_short(query["group"][0], query.get("short", ["1"])[0] == "1")
+            start_response("204 No Content", [("Content-Length", "0")])
+            return [b""]
+        if environ.get("PATH_INFO") == "/lab-api/ssm-hosts":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                ssm_hosts.register(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+            except ValueError as exc:
+                payload = json.dumps({"error": f"POST /lab-api/ssm-hosts: {exc}"}).encode()
+                start_response("400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+                return [payload]
             start_response("204 No Content", [("Content-Length", "0")])
             return [b""]
         since = int(query.get("since", ["-1"])[0])

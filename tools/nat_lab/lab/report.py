@@ -76,6 +76,27 @@ def replaced(lab, run, zone: str) -> int:
     return sum(1 for c in lab.timeline.since(run.started) if c.kind == "gone" and c.zone == zone and c.detail not in run.abandoned)
 
 
+def egress(probes: list[Probe], rate: float, own_eip: str, all_eips: set[str], acted: float) -> dict:
+    """What one zone's probes measured, wherever they ran (the lab's namespaces, a real account's
+    probe instances): the row fields both reports share."""
+    ok = [p for p in probes if p.ok]
+    sources = sorted({p.source for p in ok})
+    outage_ms, open_ended, outage_at = longest_outage(probes, rate)
+    final = sorted(probes, key=lambda p: p.start)[-int(rate) :]  # the last second
+    return {
+        "probes": len(probes),
+        "failed": len(probes) - len(ok),
+        "outage_ms": outage_ms,
+        "outage_open": open_ended,
+        "outage_starts_s": None if outage_at is None else round(outage_at - acted, 3),
+        "sources": sources,
+        "eips": [own_eip] + sorted(x for x in sources if x in all_eips and x != own_eip),
+        "foreign_sources": sum(1 for p in ok if p.source not in all_eips),
+        "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != own_eip),
+        "ends_on_own_eip": bool(final) and all(p.ok and p.source == own_eip for p in final),
+    }
+
+
 def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -> list[dict]:
     """One object per zone of the run (the zones it hit first)."""
     s = lab.settings
@@ -87,11 +108,6 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
     zones = run.zones + [z for z in lab.world.zones if z not in run.zones]
     for zone_name in zones:
         zone = lab.world.zones[zone_name]
-        mine = probes.get(zone_name, [])
-        ok = [p for p in mine if p.ok]
-        sources = sorted({p.source for p in ok})
-        outage_ms, open_ended, outage_at = longest_outage(mine, s.probe_rate)
-        final = mine[-int(s.probe_rate) :]  # the last second
         routed_to = [c.detail for c in changes if c.kind == "route" and c.zone == zone_name and c.at >= run.acted]
         eip_to = [c.detail for c in changes if c.kind == "eip" and c.zone == zone_name and c.at >= run.acted]
         rows.append(
@@ -102,16 +118,7 @@ def measure(lab, run, probes: dict[str, list[Probe]], hook_binary: str | None) -
                 "hook": run.hook,
                 "zone": zone_name,
                 "hit": zone_name in run.zones,
-                "probes": len(mine),
-                "failed": len(mine) - len(ok),
-                "outage_ms": outage_ms,
-                "outage_open": open_ended,
-                "outage_starts_s": None if outage_at is None else round(outage_at - run.acted, 3),
-                "sources": sources,
-                "eips": [zone.eip] + sorted(x for x in sources if x in all_eips and x != zone.eip),
-                "foreign_sources": sum(1 for p in ok if p.source not in all_eips),
-                "failed_over_probes": sum(1 for p in ok if p.source in all_eips and p.source != zone.eip),
-                "ends_on_own_eip": bool(final) and all(p.ok and p.source == zone.eip for p in final),
+                **egress(probes.get(zone_name, []), s.probe_rate, zone.eip, all_eips, run.acted),
                 "replaced": replaced(lab, run, zone_name),
                 # Long-lived connections: per kind [survived, total] (nat_lab.lab.streams).
                 "connections": survivors(lab.streams.get(zone_name, []), lab.stream_service, zone.eip, lab.streams_ended)
@@ -169,21 +176,34 @@ def parameters(lab, hook_binary: str | None) -> dict:
 
 
 def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Path) -> None:
+    """The lab run's timeline picture (`draw`, with the lab's EIPs and actions)."""
+    eips = {z.zone: z.eip for z in lab.world.zones.values()}
+    actions = [c.at - run.acted for c in lab.timeline.since(run.started) if c.kind == "action"]
+    mode = "no hook" if not run.hook else f"failover {'on' if run.failover else 'off'}"
+    draw(probes, rows, path, eips, actions, f"{run.scenario.title} ({mode})", run.acted)
+
+
+def draw(
+    probes: dict[str, list[Probe]], rows: list[dict], path: Path, eips: dict[str, str], actions: list[float], title: str, acted: float
+) -> None:
+    """One run's timeline: per zone (`rows`' order) each probe by when it started (seconds since the
+    act, `acted` on the probes' clock), coloured by the address it left with (`eips`: zone -> its
+    EIP); a black line per action (seconds since the act), a dashed one per event the hook received."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     zones = [r["zone"] for r in rows]
-    eip_zone = {z.eip: z.zone for z in lab.world.zones.values()}
+    eip_zone = {eip: zone for zone, eip in eips.items()}
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(zones)))
     colours = {"own": "#2a9d4b", "sibling": "#e9a23b", "failed": "#d62828", "foreign": "#7b2cbf"}
     for y, zone in enumerate(zones):
-        own = lab.world.zones[zone].eip
+        own = eips[zone]
         points: dict[str, list[float]] = {k: [] for k in colours}
         for p in probes.get(zone, []):
             kind = "failed" if not p.ok else "own" if p.source == own else "sibling" if p.source in eip_zone else "foreign"
-            points[kind].append(p.start - run.acted)
+            points[kind].append(p.start - acted)
         for kind, xs in points.items():
             if xs:  # a lost probe is drawn larger, on top: one in a thousand must show
                 size, width = (60, 1.6) if kind in ("failed", "foreign") else (9, 1.0)
@@ -200,21 +220,19 @@ def picture(lab, run, probes: dict[str, list[Probe]], rows: list[dict], path: Pa
     markers = [
         (d["delivered_s"], d["kind"].replace("EC2 Instance ", "").replace(" Notification", ""), d["outcome"])
         for r in rows[:1]
-        for d in r["events"]
+        for d in r.get("events", [])
         if d["delivered_s"] is not None
     ]
     for at, label, outcome in markers:
         ax.axvline(at, color="#457b9d", lw=0.8, ls="--")
         ax.text(at, len(zones) - 0.45, f"{label}: {outcome}", rotation=90, fontsize=6, va="top", ha="right", color="#1d3557")
-    for change in lab.timeline.since(run.started):
-        if change.kind == "action":
-            ax.axvline(change.at - run.acted, color="black", lw=0.8)
+    for at in actions:
+        ax.axvline(at, color="black", lw=0.8)
     ax.axvline(0, color="black", lw=1.2)
-    ax.set_yticks(range(len(zones)), [f"{z}\n(EIP {lab.world.zones[z].eip})" for z in zones], fontsize=7)
+    ax.set_yticks(range(len(zones)), [f"{z}\n(EIP {eips[z]})" for z in zones], fontsize=7)
     ax.set_ylim(-0.6, len(zones) - 0.4)
     ax.set_xlabel("seconds since the act (black line); dashed: the hook receives an event")
-    mode = "no hook" if not run.hook else f"failover {'on' if run.failover else 'off'}"
-    ax.set_title(f"{run.scenario.title} ({mode})", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(loc="lower left", fontsize=7, ncol=4, title="probe: left with", title_fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +334,10 @@ def goals(rows: list[dict]) -> list[str]:
             )
     for scenario in ("terminated-by-operator", "killed"):
         found = hit(scenario, "on")
-        if found:
+        if found and found[0].get("event_delay_s") is None:  # a real account: EventBridge's own delay
+            worst = max(r["outage_ms"] for r in found)
+            out.append(f"- {scenario}, failover on: **{worst} ms** (the lab's goal is its event delay + 500 ms).")
+        elif found:
             delay = found[0]["event_delay_s"] * 1000
             worst = max(r["outage_ms"] for r in found)
             out.append(

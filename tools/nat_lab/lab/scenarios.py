@@ -1,5 +1,11 @@
 """The scenarios: what happens to a zone's NAT, and what the probes measured while it happened.
 
+One vocabulary, two backends: a scenario's act runs against a `Backend`, the lab's (network
+namespaces and the emulator, `LabBackend`) or a real account's (`nat_lab.trial`). Most acts are AWS
+API calls both answer (an instance refresh, SetInstanceHealth, TerminateInstances); a scenario that
+needs more names it (`needs`), and runs only where the backend offers it (`offers`): the lab offers
+everything, a real account what it can do (a Spot interruption only through Fault Injection Service).
+
 Each run starts from a converged world (every zone on its own NAT: EIP, source/dest check off,
 default route), probes every zone for a lead-in, acts, waits until the run is done (by default: the
 zone is whole again on its group's new instance, EIP and route, and the old one is gone; a scenario
@@ -16,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .. import events
 from .. import hook as hook_lab
@@ -29,12 +36,34 @@ from .eventbridge import EventBridge
 LEAD_IN = 2.0
 TAIL = 2.0
 
+# What a scenario may need beyond the AWS APIs every backend answers.
+LAB = "lab"  # the lab's own hands: namespaces, the emulator's faults, the EventBridge stand-in
+SPOT_INTERRUPTION = "spot-interruption"  # EC2's interruption warning and reclaim of a Spot NAT
+PORTABLE: frozenset[str] = frozenset()
+
+
+class Backend(Protocol):
+    """Where a scenario runs: the AWS APIs (`client`), a note on the run's timeline (`mark`), the
+    zone's NAT when the zone is whole on it (`own_nat`), and what it can do beyond the APIs."""
+
+    offers: frozenset[str]
+    refresh_warmup: float  # an instance refresh's InstanceWarmup
+
+    def client(self, service: str): ...
+
+    def mark(self, label: str, zone: str = "") -> None: ...
+
+    def own_nat(self, zone: str) -> str | None: ...
+
+    def spot_interruption(self, run: Run, zone: str) -> None: ...
+
 
 @dataclass
 class Scenario:
     name: str
     title: str
     act: Callable[[Run], None]
+    needs: frozenset[str] = frozenset({LAB})  # what the backend must offer beyond the AWS APIs
     zones: int = 1  # how many zones it hits (the first ones)
     bound: float = 90.0  # the longest the run waits for the zones to be whole again
     needs_hook: bool = True
@@ -47,8 +76,9 @@ class Scenario:
 
 @dataclass
 class Run:
-    lab: Lab
-    bridge: EventBridge
+    backend: Backend
+    lab: Lab | None  # None outside the lab (a real account)
+    bridge: EventBridge | None
     scenario: Scenario
     failover: bool
     hook: bool
@@ -61,19 +91,21 @@ class Run:
     # What the act read from the emulator at its steps (step -> facts), e.g. a drain's mark and routes.
     seen: dict[str, dict] = field(default_factory=dict)
 
+    groups: dict[str, str] = field(default_factory=dict)  # zone -> its NAT group
+
     @property
     def autoscaling(self):
-        return self.lab.emulator.client("autoscaling")
+        return self.backend.client("autoscaling")
 
     @property
     def ec2(self):
-        return self.lab.emulator.client("ec2")
+        return self.backend.client("ec2")
 
     def group(self, zone: str) -> str:
-        return self.lab.world.zones[zone].name
+        return self.groups[zone]
 
     def mark(self, label: str, zone: str = "") -> None:
-        self.lab.timeline.add(self.lab.clock(), "action", zone, label)
+        self.backend.mark(label, zone)
 
 
 # --- what the world looks like ---------------------------------------------------------------------
@@ -123,14 +155,49 @@ def whole(lab: Lab, zones) -> bool:
     return all(own_nat(lab.state, lab, z) for z in zones)
 
 
-def on_new_nat(run: Run, state: Snapshot) -> bool:
+def on_new_nat(run: Run, state: Snapshot | None = None) -> bool:
     """Every zone the run hit is whole on another NAT than the one it had before the act."""
-    return all((own_nat(state, run.lab, z) or run.old[z]) != run.old[z] for z in run.zones)
+    return all((run.backend.own_nat(z) or run.old[z]) != run.old[z] for z in run.zones)
 
 
-def on_same_nat(run: Run, state: Snapshot) -> bool:
+def on_same_nat(run: Run, state: Snapshot | None = None) -> bool:
     """Every zone the run hit is whole on the NAT it had before the act (a drain gives it back)."""
-    return all(own_nat(state, run.lab, z) == run.old[z] for z in run.zones)
+    return all(run.backend.own_nat(z) == run.old[z] for z in run.zones)
+
+
+class LabBackend:
+    """The lab: the emulator's APIs, the lab's timeline, its judge, and every act of its own."""
+
+    offers = frozenset({LAB, SPOT_INTERRUPTION})
+
+    def __init__(self, lab: Lab, bridge: EventBridge | None):
+        self.lab = lab
+        self.bridge = bridge
+        self.refresh_warmup = lab.settings.refresh_warmup
+
+    def client(self, service: str):
+        return self.lab.emulator.client(service)
+
+    def mark(self, label: str, zone: str = "") -> None:
+        self.lab.timeline.add(self.lab.clock(), "action", zone, label)
+
+    def own_nat(self, zone: str) -> str | None:
+        return judge(self.lab).own_nat(zone)
+
+    def spot_interruption(self, run: Run, zone: str) -> None:
+        """EC2's warning through the EventBridge stand-in, then the reclaim when the notice runs out
+        (TerminateInstances, as EC2 does), unless the group replaced the NAT first."""
+        old = run.old[zone]
+        self.bridge.send(events.spot_warning(old), self.lab.world.zones[zone])
+
+        def reclaim() -> None:
+            if self.lab.state.state_of(old) == "running":
+                run.mark("EC2 reclaims the Spot instance", zone)
+                run.ec2.terminate_instances(InstanceIds=[old])
+
+        timer = threading.Timer(SPOT_NOTICE, reclaim)
+        timer.daemon = True
+        timer.start()
 
 
 def converge_by_hand(lab: Lab) -> None:
@@ -154,28 +221,23 @@ def converge_by_hand(lab: Lab) -> None:
 # --- the acts --------------------------------------------------------------------------------------
 
 
-def _wait_new_in_service(run: Run, zone: str, old: str, timeout: float) -> str | None:
-    def found(state: Snapshot) -> list[str]:
-        return [i for i in state.in_service(run.group(zone)) if i != old]
-
-    if run.lab.wait(lambda s: found(s), timeout):
-        return found(run.lab.state)[0]
-    return None
+# An instance refresh as the nat-instance module's maintenance policy makes it: launch before
+# terminate (min healthy 100 %, max 200 %).
+REFRESH_PREFERENCES = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200}
 
 
-def refresh(run: Run, zone: str) -> None:
-    """An instance refresh, launch before terminate (max healthy 200 %): one more instance, and once
-    it is InService and warmed up, the old one terminates through the terminate hook."""
-    old = run.old[zone]
+def refresh(run: Run, zone: str) -> str:
+    """StartInstanceRefresh of the zone's group, launch before terminate: one more instance, and once
+    it is InService and warmed up, the old one terminates through the terminate hook. Returns the
+    refresh's ID (the trial cancels it if it is interrupted)."""
     run.mark("instance refresh starts", zone)
-    run.autoscaling.set_desired_capacity(AutoScalingGroupName=run.group(zone), DesiredCapacity=2)
-    new = _wait_new_in_service(run, zone, old, 120)
-    if new is None:
-        run.notes.append(f"{zone}: the refresh's new instance never went InService")
-        return
-    time.sleep(run.lab.settings.refresh_warmup)
-    run.mark("refresh terminates the old instance", zone)
-    run.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=old, ShouldDecrementDesiredCapacity=True)
+    started = run.autoscaling.start_instance_refresh(
+        AutoScalingGroupName=run.group(zone),
+        Strategy="Rolling",
+        Preferences={**REFRESH_PREFERENCES, "InstanceWarmup": int(run.backend.refresh_warmup)},
+    )
+    run.seen.setdefault("instance_refreshes", {})[zone] = started["InstanceRefreshId"]
+    return started["InstanceRefreshId"]
 
 
 def planned_refresh(run: Run) -> None:
@@ -241,18 +303,8 @@ def spot_interruption(run: Run) -> None:
     """EC2's Spot interruption warning for the zone's NAT, then, when the notice runs out, the
     instance reclaimed (TerminateInstances, as EC2 does), unless its group replaced it first."""
     zone = run.zones[0]
-    old = run.old[zone]
     run.mark("EC2 Spot Instance Interruption Warning", zone)
-    run.bridge.send(events.spot_warning(old), run.lab.world.zones[zone])
-
-    def reclaim() -> None:
-        if run.lab.state.state_of(old) == "running":
-            run.mark("EC2 reclaims the Spot instance", zone)
-            run.ec2.terminate_instances(InstanceIds=[old])
-
-    timer = threading.Timer(SPOT_NOTICE, reclaim)
-    timer.daemon = True
-    timer.start()
+    run.backend.spot_interruption(run, zone)
 
 
 # Spot with an on-demand fallback: the lab's hook is configured with it (a group that buys
@@ -394,15 +446,19 @@ def self_check_fails(run: Run) -> None:
         if booted_zone == zone and not blocked:
             blocked.append(instance_id)
             lab.fabric.blocked.add(instance_id)
+            run.abandoned.add(instance_id)
             lab.timeline.add(lab.clock(), "action", zone, f"{instance_id}: egress blocked")
 
     lab.on_boot.append(block_first)
-    try:
-        refresh(run, zone)
-    finally:
-        if block_first in lab.on_boot:
-            lab.on_boot.remove(block_first)
-    run.abandoned.update(blocked)
+    run.seen["on_boot"] = block_first
+    refresh(run, zone)
+
+
+def stop_blocking(run: Run) -> None:
+    """After the run: the next instance to boot is not blocked."""
+    hook = run.seen.pop("on_boot", None)
+    if hook in run.lab.on_boot:
+        run.lab.on_boot.remove(hook)
 
 
 def launch_event_lost(run: Run) -> None:
@@ -423,12 +479,27 @@ def launch_event_lost(run: Run) -> None:
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario("planned-refresh", "Planned instance refresh (launch before terminate)", planned_refresh),
-        Scenario("terminated-by-group", "NAT replaced by its group (health replacement, launch before terminate)", terminated_by_group),
-        Scenario("terminated-by-operator", "NAT terminated in its group by an operator (no maintenance policy)", terminated_by_operator),
-        Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed),
+        Scenario("planned-refresh", "Planned instance refresh (launch before terminate)", planned_refresh, needs=PORTABLE),
+        Scenario(
+            "terminated-by-group",
+            "NAT replaced by its group (health replacement, launch before terminate)",
+            terminated_by_group,
+            needs=PORTABLE,
+        ),
+        Scenario(
+            "terminated-by-operator",
+            "NAT terminated in its group by an operator (no maintenance policy)",
+            terminated_by_operator,
+            needs=PORTABLE,
+        ),
+        Scenario("killed", "NAT killed outside its group (TerminateInstances)", killed, needs=PORTABLE),
         Scenario("forwarding-breaks", "NAT whose forwarding breaks (it takes itself out and reports)", forwarding_breaks, bound=150.0),
-        Scenario("spot-interruption", "Spot NAT warned of its interruption (two minutes, shortened)", spot_interruption),
+        Scenario(
+            "spot-interruption",
+            "Spot NAT warned of its interruption (two minutes, shortened)",
+            spot_interruption,
+            needs=frozenset({SPOT_INTERRUPTION}),
+        ),
         Scenario(
             "spot-unavailable",
             "Spot NAT reclaimed with no Spot capacity left: the group falls back to on-demand",
@@ -436,7 +507,13 @@ SCENARIOS = {
             cleanup=spot_back,
         ),
         Scenario("drain", "Zone drained by hand for maintenance, then undrained (its NAT keeps running)", drain, done=on_same_nat),
-        Scenario("self-check-fails", "New NAT fails its self-check (ABANDON): nothing may move", self_check_fails, bound=150.0),
+        Scenario(
+            "self-check-fails",
+            "New NAT fails its self-check (ABANDON): nothing may move",
+            self_check_fails,
+            bound=150.0,
+            cleanup=stop_blocking,
+        ),
         Scenario("launch-event-lost", "NAT killed, its replacement's launch event lost (the schedule heals)", launch_event_lost),
         Scenario("two-zones-down", "Two zones' NATs killed at once", killed, zones=2),
         Scenario(
@@ -473,7 +550,8 @@ def execute(
     """One run: returns it and the probes per zone. `zones`: the zones it hits (default: the first
     `scenario.zones`)."""
     zones = zones or list(lab.world.zones)[: scenario.zones]
-    run = Run(lab, bridge, scenario, failover, hook, zones)
+    groups = {z: g.name for z, g in lab.world.zones.items()}
+    run = Run(LabBackend(lab, bridge), lab, bridge, scenario, failover, hook, zones, groups=groups)
     run.old = {z: own_nat(lab.state, lab, z) or "" for z in lab.world.zones}
     lab.start_probes()
     run.started = lab.clock()
