@@ -29,7 +29,7 @@ from nat_lab.lab.core import Lab, Settings, default_module
 from nat_lab.lab.eventbridge import EventBridge
 from nat_lab.lab.fabric import ECHO_ADDRESS
 from nat_lab.lab.hookwire import Hook
-from nat_lab.lab.scenarios import hook_config, own_nat, settle
+from nat_lab.lab.scenarios import LAB_FIS_ROLE, hook_config, own_nat, settle
 from nat_lab.trial.probes import Probes, running
 
 
@@ -113,7 +113,7 @@ def test_without_confirmation_it_prints_the_plan_and_touches_nothing(account):
     assert done.returncode == 0, done.stderr
     for needed in ("planned-refresh in", "killed in", "how long: about", "what it costs: at most about", "nothing done"):
         assert needed in done.stdout, done.stdout
-    assert "spot-interruption: needs spot-interruption" in done.stdout  # no FIS role given
+    assert "spot-interruption: needs a Spot interruption" in done.stdout  # no FIS role given
     assert account.whole() == before  # the same NAT in every zone, whole
     commands = account.ssm().list_commands()["Commands"]
     assert not [c for c in commands if (c.get("Comment") or "").startswith("nat-asg-hook aws-trial")], commands
@@ -147,6 +147,24 @@ def test_a_trial_measures_the_lab_scenarios_from_its_probes(account):
     assert after[zone] not in (None, before[zone]), after  # on a new NAT of its own group, whole
     assert all(after[z] == before[z] for z in account.zones if z != zone), (before, after)
     assert not running(account.ssm(), account.probes) and not probers_alive()
+
+
+def test_a_spot_interruption_goes_through_fault_injection_service_and_leaves_no_template(account):
+    """With a role for FIS, the trial interrupts the Spot NAT as FIS does (the emulator carries the
+    experiment out: EC2's warning, then the reclaim); the hook hands the zone over on the warning."""
+    account.settle()
+    zone = account.zones[1]
+    out = account.lab.run_dir / "trial-spot"
+    done = account.trial("--yes", "--scenarios", "spot-interruption", "--zones", zone, "--fis-role-arn", LAB_FIS_ROLE, out=out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [row] = [r for r in json.loads((out / "egress.json").read_text()) if r["hit"]]
+    print(f"spot-interruption {zone}: {row['probes']} probes, outage {row['outage_ms']} ms, {row['failed_over_probes']} failed over")
+    assert row["replaced"] == 1 and row["foreign_sources"] == 0 and row["ends_on_own_eip"], row
+    assert row["outage_ms"] <= 250, row  # warned: the zone is handed over before the reclaim
+    fis = account.lab.emulator.client("fis")
+    experiment = fis.get_experiment(id=row["seen"]["experiments"][zone]["experiment"])["experiment"]
+    assert experiment["actions"]["interrupt"]["actionId"] == "aws:ec2:send-spot-instance-interruptions"
+    assert not fis.list_experiment_templates()["experimentTemplates"]  # deleted when the trial ended
 
 
 def test_an_interrupted_trial_stops_its_probes_and_leaves_every_zone_whole(account):

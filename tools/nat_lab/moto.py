@@ -136,11 +136,19 @@ class Moto(Endpoint):
 
     READY_SECONDS = 60.0  # moto's import and the self-check take 2-5 s; a loaded CI machine more
 
-    def __init__(self, log_dir: Path | None = None, data_plane: bool = False, health_check_seconds: float = 0.0):
+    def __init__(
+        self,
+        log_dir: Path | None = None,
+        data_plane: bool = False,
+        health_check_seconds: float = 0.0,
+        spot_notice_seconds: float | None = None,
+    ):
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", data_plane)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["LAB_HEALTH_CHECK_SECONDS"] = str(health_check_seconds)
+        if spot_notice_seconds is not None:  # EC2's two minutes of Spot notice, shortened for the lab
+            env["LAB_SPOT_NOTICE_SECONDS"] = str(spot_notice_seconds)
         argv = [sys.executable, "-m", "nat_lab.moto_shims.server", "--port", str(self.port)] + (["--data-plane"] if data_plane else [])
         log_dir = log_dir or Path(os.environ.get("NAT_LAB_LOGS", "/tmp"))
         self.process = Process(argv, env, log_dir / f"moto-{'lab-' if data_plane else ''}{self.port}.log")

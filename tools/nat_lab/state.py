@@ -378,6 +378,7 @@ class Snapshot:
     lifecycle_actions: dict[str, LifecycleAction] = field(default_factory=dict)  # by instance
     put_events: tuple[dict, ...] = ()  # every event PutEvents accepted, in order (custom sources)
     launch_failures: tuple[dict, ...] = ()  # every launch a group could not make, in order (Spot short)
+    spot_warnings: tuple[dict, ...] = ()  # every Spot interruption warning FIS had EC2 send, in order
 
     @classmethod
     def parse(cls, raw: dict) -> Snapshot:
@@ -398,6 +399,7 @@ class Snapshot:
             lifecycle_actions={i: LifecycleAction(**a) for i, a in raw["lifecycle_actions"].items()},
             put_events=tuple(raw.get("put_events", ())),
             launch_failures=tuple(raw.get("launch_failures", ())),
+            spot_warnings=tuple(raw.get("spot_warnings", ())),
         )
 
     def members(self, group: str) -> dict[str, SnapshotMember]:

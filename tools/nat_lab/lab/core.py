@@ -44,6 +44,7 @@ class Settings:
     api_latency: float = 0.05  # added to every AWS request the hook makes, seconds
     schedule_seconds: float = 20.0  # the reconcile rule's period in the lab (rate(5 minutes) in AWS)
     health_check_seconds: float = 10.0  # how long a group takes to notice an instance that stopped running
+    spot_notice: float = 20.0  # EC2's two minutes of Spot interruption notice, shortened
     refresh_warmup: float = 5.0  # an instance refresh keeps the old instance this long after the new one is InService
     self_check_interval_seconds: int | None = None  # module variable; None: the module's default
     unhealthy_after: int | None = None  # module variable; None: the module's default
@@ -140,7 +141,9 @@ class Lab:
 
     def _start(self, module, user_data, transform) -> None:
         s = self.settings
-        self.emulator = Moto(self.run_dir / "logs", data_plane=True, health_check_seconds=s.health_check_seconds)
+        self.emulator = Moto(
+            self.run_dir / "logs", data_plane=True, health_check_seconds=s.health_check_seconds, spot_notice_seconds=s.spot_notice
+        )
         self.world = lab_world.seed_network(self.emulator, s.zones)
         self.fabric = Fabric(self.registry, self.world.vpc_id, self.world.vpc_cidr)
         self.echo = Echo(self.fabric.inet, self.clock)

@@ -162,6 +162,9 @@ class EventBridge:
             event = events.put(entry)
             group = event["detail"].get("AutoScalingGroupName") if isinstance(event["detail"], dict) else None
             self._emit(now, event, self.world.groups.get(group or ""))
+        for warning in state.spot_warnings[len(previous.spot_warnings) :]:
+            zone = self._zone_of_instance(warning["instance"], state, previous)
+            self._emit(now, events.spot_warning(warning["instance"]), zone)
         for failure in state.launch_failures[len(previous.launch_failures) :]:
             zone = self.world.groups.get(failure["group"])
             self._emit(now, events.launch_unsuccessful(failure["group"], failure["message"], failure["zone"]), zone)

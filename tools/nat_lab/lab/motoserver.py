@@ -37,6 +37,11 @@ Loaded into the patched moto server process by `Moto(data_plane=True)`
   batches (AWS replaces several at once when the percentages allow), checkpoints, skip matching,
   rollback, alarms, desired configuration, warm pools; the rise shows in DesiredCapacity (AWS
   launches above it without changing it);
+- Fault Injection Service's Spot interruption (moto keeps experiments and does nothing): an
+  experiment with `aws:ec2:send-spot-instance-interruptions` has EC2 warn each target instance
+  (kept, in order, for the EventBridge stand-in to deliver as EC2's warning) and reclaim it
+  (TerminateInstances) when its notice runs out (`durationBeforeInterruption`, or the lab's
+  shortened `LAB_SPOT_NOTICE_SECONDS`); StopExperiment before then spares it;
 - SSM Run Command on the lab's hosts (`POST /lab-api/ssm-hosts`, a JSON map instance id -> network
   namespace, replacing the previous one): DescribeInstanceInformation, SendCommand
   (AWS-RunShellScript, run with `ip netns exec`), GetCommandInvocation, ListCommands,
@@ -55,6 +60,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -91,6 +97,9 @@ LAUNCH_FAILURES: list[dict] = []  # the launches that failed, in order: group, z
 LAST_FAILURE: dict[str, float] = {}  # group -> when its launch last failed
 LAUNCH_RETRY_SECONDS = 2.0  # Auto Scaling tries a failed launch again (with a backoff: shortened)
 WARMUPS: dict[str, int] = {}  # group -> its DefaultInstanceWarmup, when it has one
+SPOT_WARNINGS: list[dict] = []  # EC2's Spot interruption warnings FIS sent, in order: instance, experiment
+RECLAIMS: dict[str, tuple[float, str]] = {}  # instance -> (when EC2 reclaims it, the experiment)
+SPOT_INTERRUPTION_ACTION = "aws:ec2:send-spot-instance-interruptions"
 SPOT_SHORTAGE = (
     "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available that "
     "matches your request. Launching EC2 instance failed."
@@ -201,6 +210,7 @@ def install() -> None:
         return answers
 
     events_models.EventsBackend.put_events = record_put_events
+    _install_fis()
     responses.AutoScalingResponse.start_instance_refresh = start_instance_refresh
     responses.AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes
     responses.AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh
@@ -210,6 +220,73 @@ def install() -> None:
     models.AutoScalingBackend.set_instance_health = health
     responses.AutoScalingResponse.create_auto_scaling_group = create_auto_scaling_group
     responses.AutoScalingResponse.update_auto_scaling_group = update_auto_scaling_group
+
+
+def notice_seconds(action: dict) -> float:
+    """How long after its warning FIS has EC2 reclaim the instance: the action's
+    durationBeforeInterruption (ISO 8601, PT2M to PT15M), or the lab's shortened notice
+    (`LAB_SPOT_NOTICE_SECONDS`)."""
+    shortened = os.environ.get("LAB_SPOT_NOTICE_SECONDS")
+    if shortened:
+        return float(shortened)
+    found = re.fullmatch(r"PT(?:(\d+)M)?(?:(\d+)S)?", (action.get("parameters") or {}).get("durationBeforeInterruption", ""))
+    if not found or not any(found.groups()):
+        return 120.0
+    return int(found.group(1) or 0) * 60.0 + int(found.group(2) or 0)
+
+
+def _install_fis() -> None:
+    """Fault Injection Service's Spot interruption (moto keeps templates and experiments, and does
+    nothing): StartExperiment with `aws:ec2:send-spot-instance-interruptions` has EC2 warn each
+    target instance (recorded for the EventBridge stand-in) and reclaim it when the notice runs
+    out (`tick`); StopExperiment before then spares it."""
+    from moto.fis.models import FISBackend
+
+    start_experiment = FISBackend.start_experiment
+    stop_experiment = FISBackend.stop_experiment
+
+    def start(self, client_token, experiment_template_id, experiment_options=None, tags=None):
+        answer = start_experiment(self, client_token, experiment_template_id, experiment_options, tags)
+        experiment = answer["id"]
+        template = self.experiment_templates[experiment_template_id]
+        for action in (template.actions or {}).values():
+            if action.get("actionId") != SPOT_INTERRUPTION_ACTION:
+                continue
+            due = time.monotonic() + notice_seconds(action)
+            for target in (action.get("targets") or {}).values():
+                for arn in (template.targets or {}).get(target, {}).get("resourceArns") or []:
+                    instance = arn.rsplit("/", 1)[-1]
+                    SPOT_WARNINGS.append({"instance": instance, "experiment": experiment, "region": self.region_name})
+                    RECLAIMS[instance] = (due, experiment)
+        FEED.bump()
+        return answer
+
+    def stop(self, id):
+        for instance, (_, experiment) in list(RECLAIMS.items()):
+            if experiment == id:
+                RECLAIMS.pop(instance, None)
+        return stop_experiment(self, id)
+
+    FISBackend.start_experiment = start
+    FISBackend.stop_experiment = stop
+
+
+def _reclaim_spot(ec2) -> bool:
+    """EC2 reclaims each warned Spot instance whose notice ran out, if it still runs."""
+    changed = False
+    now = time.monotonic()
+    for instance, (due, _) in list(RECLAIMS.items()):
+        if now < due:
+            continue
+        RECLAIMS.pop(instance, None)
+        try:
+            found = ec2.get_instance(instance)
+        except Exception:  # noqa: BLE001 (an instance EC2 no longer knows: nothing to reclaim)
+            continue
+        if found._state.name in ("pending", "running"):
+            ec2.terminate_instances([instance])
+            changed = True
+    return changed
 
 
 def _buys_spot(group) -> bool:
@@ -282,6 +359,7 @@ def tick() -> bool:
     changed |= _replace_unhealthy(autoscaling)
     changed |= _drive_refreshes(autoscaling)
     changed |= _retry_failed_launches(autoscaling)
+    changed |= _reclaim_spot(_backends()[1])
     return changed or len(LAUNCH_FAILURES) != before
 
 
@@ -650,6 +728,7 @@ def snapshot() -> dict:
         "lifecycle_actions": _open_actions(autoscaling),
         "put_events": [e for e in PUT_EVENTS if e["region"] == REGION],
         "launch_failures": list(LAUNCH_FAILURES),
+        "spot_warnings": [w for w in SPOT_WARNINGS if w["region"] == REGION],
     }
 
 

@@ -163,6 +163,7 @@ def parameters(lab, hook_binary: str | None) -> dict:
         "schedule_s": s.schedule_seconds,
         "group_health_check_s": s.health_check_seconds,
         "refresh_warmup_s": s.refresh_warmup,
+        "spot_notice_s": s.spot_notice,
         "self_check_interval_s": s.self_check_interval_seconds or "module default",
         "unhealthy_after": s.unhealthy_after or "module default",
         "launch_attempts": s.launch_attempts,

@@ -18,13 +18,12 @@ network, lose an event, drain a zone with the hook's own command.
 from __future__ import annotations
 
 import json
-import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .. import events
 from .. import hook as hook_lab
 from ..constants import DESTINATION
 from ..events import LAUNCH_SUCCESSFUL
@@ -48,14 +47,13 @@ class Backend(Protocol):
 
     offers: frozenset[str]
     refresh_warmup: float  # an instance refresh's InstanceWarmup
+    fis_role_arn: str  # the role Fault Injection Service assumes ("" when there is none)
 
     def client(self, service: str): ...
 
     def mark(self, label: str, zone: str = "") -> None: ...
 
     def own_nat(self, zone: str) -> str | None: ...
-
-    def spot_interruption(self, run: Run, zone: str) -> None: ...
 
 
 @dataclass
@@ -165,10 +163,15 @@ def on_same_nat(run: Run, state: Snapshot | None = None) -> bool:
     return all(run.backend.own_nat(z) == run.old[z] for z in run.zones)
 
 
+# The role the lab's Fault Injection Service experiments name (the emulator checks none).
+LAB_FIS_ROLE = "arn:aws:iam::123456789012:role/nat-lab-fis"
+
+
 class LabBackend:
     """The lab: the emulator's APIs, the lab's timeline, its judge, and every act of its own."""
 
     offers = frozenset({LAB, SPOT_INTERRUPTION})
+    fis_role_arn = LAB_FIS_ROLE
 
     def __init__(self, lab: Lab, bridge: EventBridge | None):
         self.lab = lab
@@ -183,21 +186,6 @@ class LabBackend:
 
     def own_nat(self, zone: str) -> str | None:
         return judge(self.lab).own_nat(zone)
-
-    def spot_interruption(self, run: Run, zone: str) -> None:
-        """EC2's warning through the EventBridge stand-in, then the reclaim when the notice runs out
-        (TerminateInstances, as EC2 does), unless the group replaced the NAT first."""
-        old = run.old[zone]
-        self.bridge.send(events.spot_warning(old), self.lab.world.zones[zone])
-
-        def reclaim() -> None:
-            if self.lab.state.state_of(old) == "running":
-                run.mark("EC2 reclaims the Spot instance", zone)
-                run.ec2.terminate_instances(InstanceIds=[old])
-
-        timer = threading.Timer(SPOT_NOTICE, reclaim)
-        timer.daemon = True
-        timer.start()
 
 
 def converge_by_hand(lab: Lab) -> None:
@@ -294,17 +282,64 @@ def forwarding_breaks(run: Run) -> None:
     netns.sysctl(instance.ns, **{"net.ipv4.ip_forward": 0})
 
 
-# EC2 warns two minutes before it reclaims a Spot instance; the lab keeps the order (warning, the
-# zone handed over, the replacement, the reclaim) and shortens the notice.
-SPOT_NOTICE = 20.0
+# EC2 warns two minutes before it reclaims a Spot instance; the lab's emulator keeps the order
+# (warning, the zone handed over, the replacement, the reclaim) and shortens the notice
+# (Settings.spot_notice).
+FIS_NOTICE = "PT2M"  # FIS's durationBeforeInterruption: EC2's own two minutes (its shortest)
 
 
 def spot_interruption(run: Run) -> None:
     """EC2's Spot interruption warning for the zone's NAT, then, when the notice runs out, the
-    instance reclaimed (TerminateInstances, as EC2 does), unless its group replaced it first."""
+    instance reclaimed, unless its group replaced it first: as AWS Fault Injection Service sends
+    them, in the lab (the emulator carries the experiment out) and on a real account alike."""
     zone = run.zones[0]
-    run.mark("EC2 Spot Instance Interruption Warning", zone)
-    run.backend.spot_interruption(run, zone)
+    instance = run.old[zone]
+    fis = run.backend.client("fis")
+    sts = run.backend.client("sts").get_caller_identity()
+    region = run.backend.client("ec2").meta.region_name
+    template = fis.create_experiment_template(
+        clientToken=str(uuid.uuid4()),
+        description=f"nat-asg-hook: Spot interruption of {instance}",
+        roleArn=run.backend.fis_role_arn,
+        stopConditions=[{"source": "none"}],
+        targets={
+            "nat": {
+                "resourceType": "aws:ec2:spot-instance",
+                "resourceArns": [f"arn:aws:ec2:{region}:{sts['Account']}:instance/{instance}"],
+                "selectionMode": "ALL",
+            }
+        },
+        actions={
+            "interrupt": {
+                "actionId": "aws:ec2:send-spot-instance-interruptions",
+                "parameters": {"durationBeforeInterruption": FIS_NOTICE},
+                "targets": {"SpotInstances": "nat"},
+            }
+        },
+        tags={"nat-asg-hook:purpose": "spot-interruption"},
+    )["experimentTemplate"]["id"]
+    run.seen.setdefault("experiments", {})[zone] = {"template": template}
+    run.mark("EC2 Spot Instance Interruption Warning (FIS)", zone)
+    experiment = fis.start_experiment(clientToken=str(uuid.uuid4()), experimentTemplateId=template)["experiment"]["id"]
+    run.seen["experiments"][zone]["experiment"] = experiment
+
+
+def end_experiments(run: Run) -> list[str]:
+    """After the run, whatever became of it: each experiment it started stopped if it still runs,
+    and its template deleted. Returns what it did."""
+    done = []
+    fis = run.backend.client("fis")
+    for zone, found in run.seen.get("experiments", {}).items():
+        try:
+            if "experiment" in found:
+                status = fis.get_experiment(id=found["experiment"])["experiment"]["state"]["status"]
+                if status in ("pending", "initiating", "running"):
+                    fis.stop_experiment(id=found["experiment"])
+                    done.append(f"{zone}: experiment {found['experiment']} stopped")
+            fis.delete_experiment_template(id=found["template"])
+        except Exception as exc:  # noqa: BLE001 (said; the other zones' still end)
+            done.append(f"{zone}: experiment {found}: {exc}")
+    return done
 
 
 # Spot with an on-demand fallback: the lab's hook is configured with it (a group that buys
@@ -371,6 +406,7 @@ def spot_back(run: Run) -> None:
     run.seen["after"] = purchase(run, zone)
     run.seen["launch_failures"] = failed_launches(run, zone) - run.seen.pop("failures_before", 0)
     run.lab.emulator.spot_short(run.group(zone), short=False)
+    end_experiments(run)
 
 
 # An operator's maintenance: `nat-asg-hook drain`, a few seconds on the sibling (the schedule fires
@@ -499,6 +535,7 @@ SCENARIOS = {
             "Spot NAT warned of its interruption (two minutes, shortened)",
             spot_interruption,
             needs=frozenset({SPOT_INTERRUPTION}),
+            cleanup=end_experiments,
         ),
         Scenario(
             "spot-unavailable",

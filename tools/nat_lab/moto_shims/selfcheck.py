@@ -33,7 +33,7 @@ class Check:
         config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15)
         self.clients = {
             name: boto3.client(name, endpoint_url=endpoint, region_name=REGION, config=config, **CREDENTIALS)
-            for name in ("ec2", "autoscaling", "iam", "lambda", "events")
+            for name in ("ec2", "autoscaling", "iam", "lambda", "events", "ssm", "fis")
         }
 
     def __getattr__(self, name):
@@ -170,6 +170,53 @@ def run(endpoint: str, data_plane: bool = False) -> None:
 
             recorded = [(e["region"], e["source"]) for e in motoserver.PUT_EVENTS]
             expect(current, recorded[-1:] == [(REGION, "nat-lab.selfcheck")], recorded)
+            current = "lab.instance-refresh answered (moto has none)"
+            try:
+                c.autoscaling.start_instance_refresh(AutoScalingGroupName="selfcheck-none", Strategy="Rolling")
+            except ClientError as exc:
+                expect(current, exc.response["Error"]["Code"] == "ValidationError", exc.response["Error"])
+            else:
+                expect(current, False, "a refresh of a group that does not exist started")
+            found = c.autoscaling.describe_instance_refreshes(AutoScalingGroupName="selfcheck-none")
+            expect(current, found.get("InstanceRefreshes") == [], found)
+            current = "lab.ssm-hosts: Run Command only on the lab's hosts"
+            try:
+                c.ssm.send_command(
+                    InstanceIds=["i-00000000000selfck"], DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]}
+                )
+            except ClientError as exc:
+                expect(current, exc.response["Error"]["Code"] == "InvalidInstanceId", exc.response["Error"])
+            else:
+                expect(current, False, "a command was sent to an instance that is no lab host")
+            current = "lab.fis-spot-interruption: EC2 warns, the reclaim waits for the notice"
+            template = c.fis.create_experiment_template(
+                clientToken="selfcheck",
+                description="selfcheck",
+                roleArn="arn:aws:iam::123456789012:role/selfcheck",
+                stopConditions=[{"source": "none"}],
+                targets={
+                    "nat": {
+                        "resourceType": "aws:ec2:spot-instance",
+                        "resourceArns": [f"arn:aws:ec2:{REGION}:123456789012:instance/i-00000000000selfck"],
+                        "selectionMode": "ALL",
+                    }
+                },
+                actions={
+                    "interrupt": {
+                        "actionId": motoserver.SPOT_INTERRUPTION_ACTION,
+                        "parameters": {"durationBeforeInterruption": "PT2M"},
+                        "targets": {"SpotInstances": "nat"},
+                    }
+                },
+            )["experimentTemplate"]["id"]
+            experiment = c.fis.start_experiment(clientToken="selfcheck", experimentTemplateId=template)["experiment"]["id"]
+            warned = [w for w in motoserver.SPOT_WARNINGS if w["experiment"] == experiment]
+            expect(current, [w["instance"] for w in warned] == ["i-00000000000selfck"], motoserver.SPOT_WARNINGS)
+            expect(current, "i-00000000000selfck" in motoserver.RECLAIMS, motoserver.RECLAIMS)
+            c.fis.stop_experiment(id=experiment)
+            expect(current, "i-00000000000selfck" not in motoserver.RECLAIMS, motoserver.RECLAIMS)
+            motoserver.SPOT_WARNINGS[:] = [w for w in motoserver.SPOT_WARNINGS if w["experiment"] != experiment]
+            c.fis.delete_experiment_template(id=template)
             current = "lab.temporary-public-ip"
             [reservation] = c.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
             expect(current, bool(reservation["Instances"][0].get("PublicIpAddress")), reservation["Instances"][0].get("PublicIpAddress"))

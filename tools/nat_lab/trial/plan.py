@@ -41,6 +41,13 @@ FIS_USD_PER_ACTION_MINUTE = 0.10
 BYTES_OUT_PER_PROBE = 2_000  # an HTTPS request's outbound bytes (TLS handshake, request), rounded up
 
 
+# What a scenario needs that a real account lacks, as the plan says it.
+LACKS = {
+    "lab": "the lab's own hands (a NAT's forwarding broken, the emulator's faults, a lost event, a Spot shortage, a drain)",
+    "spot-interruption": "a Spot interruption: give a role Fault Injection Service may assume (--fis-role-arn, FIS_ROLE_ARN)",
+}
+
+
 @dataclass
 class Plan:
     runs: list[tuple[Scenario, str]]  # (scenario, zone), one zone at a time, in order
@@ -59,7 +66,7 @@ def portable(offers: frozenset[str]) -> tuple[list[Scenario], dict[str, str]]:
         elif scenario.zones != 1:
             skipped[scenario.name] = "hits more than one zone at once: the trial takes one zone at a time"
         elif not scenario.needs <= offers:
-            skipped[scenario.name] = "needs " + ", ".join(sorted(scenario.needs - offers))
+            skipped[scenario.name] = "needs " + "; ".join(LACKS.get(n, n) for n in sorted(scenario.needs - offers))
         else:
             chosen.append(scenario)
     return chosen, skipped

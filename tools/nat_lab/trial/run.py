@@ -8,18 +8,15 @@ group's NAT, as it found them; it says so, or says what is not."""
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..lab import report
-from ..lab.scenarios import SPOT_INTERRUPTION, Run, Scenario, on_new_nat
+from ..lab.scenarios import SPOT_INTERRUPTION, Run, Scenario, end_experiments, on_new_nat
 from ..state import StateReader
 from .environment import Account, Environment
 from .probes import Probes, TrialError
-
-SPOT_NOTICE = "PT2M"  # FIS's durationBeforeInterruption: EC2's own two minutes
 
 
 @dataclass
@@ -42,8 +39,8 @@ def offers(settings: Settings) -> frozenset[str]:
 
 
 class AccountBackend:
-    """A real account (or the emulator in the tests): its APIs, the state reader, and a Spot
-    interruption through Fault Injection Service when a role for it is given."""
+    """A real account (or the emulator in the tests): its APIs and the state reader; a Spot
+    interruption (through Fault Injection Service) only when a role for it is given."""
 
     def __init__(self, account: Account, env: Environment, settings: Settings):
         self.account = account
@@ -53,8 +50,8 @@ class AccountBackend:
         warmups = list(env.warmup.values()) or [60]
         self.refresh_warmup = settings.refresh_warmup if settings.refresh_warmup is not None else max(warmups)
         self.reader = StateReader(account, env.world)
+        self.fis_role_arn = settings.fis_role_arn
         self.marks: list[tuple[float, str, str]] = []  # (epoch, zone, what)
-        self.experiments: list[tuple[str, str]] = []  # (experiment, template) this trial started
         self._state = None
         self._read_at = 0.0
 
@@ -78,30 +75,6 @@ class AccountBackend:
             return None
         return found.owner.id
 
-    def spot_interruption(self, run: Run, zone: str) -> None:
-        """EC2's warning and reclaim, as AWS Fault Injection Service sends them to a Spot instance."""
-        fis = self.client("fis")
-        instance = run.old[zone]
-        arn = f"arn:aws:ec2:{self.env.region}:{self.env.account}:instance/{instance}"
-        template = fis.create_experiment_template(
-            clientToken=str(uuid.uuid4()),
-            description=f"nat-asg-hook aws-trial: Spot interruption of {instance}",
-            roleArn=self.settings.fis_role_arn,
-            stopConditions=[{"source": "none"}],
-            targets={"nat": {"resourceType": "aws:ec2:spot-instance", "resourceArns": [arn], "selectionMode": "ALL"}},
-            actions={
-                "interrupt": {
-                    "actionId": "aws:ec2:send-spot-instance-interruptions",
-                    "parameters": {"durationBeforeInterruption": SPOT_NOTICE},
-                    "targets": {"SpotInstances": "nat"},
-                }
-            },
-            tags={"nat-asg-hook:purpose": "aws-trial"},
-        )["experimentTemplate"]["id"]
-        experiment = fis.start_experiment(clientToken=str(uuid.uuid4()), experimentTemplateId=template)["experiment"]["id"]
-        self.experiments.append((experiment, template))
-        run.seen.setdefault("experiments", {})[zone] = experiment
-
     def undo(self, runs: list[Run]) -> list[str]:
         """What a trial started and did not finish: instance refreshes cancelled, experiments
         stopped, their templates deleted. Returns what it did."""
@@ -114,17 +87,7 @@ class AccountBackend:
                 if status in ("Pending", "InProgress"):
                     autoscaling.cancel_instance_refresh(AutoScalingGroupName=run.group(zone))
                     done.append(f"{zone}: instance refresh {refresh} cancelled")
-        if self.experiments:
-            fis = self.client("fis")
-            for experiment, template in self.experiments:
-                try:
-                    if fis.get_experiment(id=experiment)["experiment"]["state"]["status"] in ("pending", "initiating", "running"):
-                        fis.stop_experiment(id=experiment)
-                        done.append(f"experiment {experiment} stopped")
-                    fis.delete_experiment_template(id=template)
-                except Exception as exc:  # noqa: BLE001 (said, and the rest still runs)
-                    done.append(f"experiment {experiment}: {exc}")
-            self.experiments = []
+            done += end_experiments(run)
         return done
 
 
