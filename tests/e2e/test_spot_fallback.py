@@ -153,6 +153,14 @@ def test_the_schedule_tries_spot_again_only_once_the_wait_is_over(spot, tmp_path
     assert "capacity" not in run.result and group_read(moto, group)["base"] == 1, run.result
     assert snapshot(moto, world) == before
 
+    # verify says so, as a note: egress is whole on the on-demand NAT (exit 0), it only costs more.
+    held = f"on-demand: Spot was unavailable at {an_hour_ago}; Spot is tried again in 300 min"
+    checked = hook.run(moto.env(), "verify", "--json", config=config)
+    zones = {z["auto_scaling_group"]: z for z in json.loads(checked.stdout)}
+    assert checked.code == 0 and zones[group]["status"] == "healthy" and zones[group]["capacity"] == held, zones[group]
+    assert not any("capacity" in z for name, z in zones.items() if name != group), zones
+    assert held in hook.run(moto.env(), "verify", config=config).stdout
+
     # With a half-hour wait it is over: back to Spot (Auto Scaling then replaces the NAT, launching first).
     shorter = with_fallback(world, tmp_path, 1800)
     run = hook.run(moto.env(), "reconcile", config=shorter)
@@ -164,6 +172,8 @@ def test_the_schedule_tries_spot_again_only_once_the_wait_is_over(spot, tmp_path
     assert (found["base"], found["percent"], found["overrides"]) == (0, 0, OVERRIDES), found
     assert snapshot(moto, world) == before, "the switch itself moves nothing; the group's replacement will"
 
-    # Back on Spot, the next schedule has nothing to switch.
+    # Back on Spot, the next schedule has nothing to switch, and verify no hold to tell.
     run = hook.run(moto.env(), "reconcile", config=shorter)
     assert run.code == 0 and "capacity" not in run.result, run.result
+    checked = hook.run(moto.env(), "verify", "--json", config=shorter)
+    assert checked.code == 0 and not any("capacity" in z for z in json.loads(checked.stdout)), checked.stdout

@@ -126,10 +126,15 @@ def test_a_trial_measures_the_lab_scenarios_from_its_probes(account):
     out = account.lab.run_dir / "trial-runs"
     done = account.trial("--yes", "--scenarios", "planned-refresh,killed", "--zones", zone, out=out)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = json.loads((out / "egress.json").read_text())
+    every = json.loads((out / "egress.json").read_text())
+    rows = [r for r in every if r["hit"]]
     for r in rows:  # what the trial measured, for the log of the test run
         print(f"{r['scenario']} {r['zone']}: {r['probes']} probes, outage {r['outage_ms']} ms, {r['failed_over_probes']} failed over")
     assert [(r["scenario"], r["zone"]) for r in rows] == [("planned-refresh", zone), ("killed", zone)]
+    others = [r for r in every if not r["hit"]]
+    assert sorted({r["zone"] for r in others}) == sorted(account.zones[1:])  # every zone probed in every run
+    for r in others:  # one zone's trouble stays that zone's
+        assert r["failed"] == 0 and r["replaced"] == 0 and r["sources"] == [account.lab.world.zones[r["zone"]].eip], r
     eip = account.lab.world.zones[zone].eip
     for row in rows:
         assert row["hit"] and row["replaced"] == 1, row

@@ -142,6 +142,28 @@ pub fn on_schedule(fallback: Option<&SpotFallback>, group: &GroupCapacity, now_m
     })
 }
 
+/// A group the fallback holds on-demand, as `verify` tells it: since when Spot was unavailable, and
+/// when the schedule tries Spot again (None: no fallback configured, it stays on-demand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnDemandHold {
+    pub since_ms: i64,
+    pub spot_again_in_ms: Option<i64>,
+}
+
+/// Whether the fallback holds the group on-demand: the base it sets (1) above a Spot percentage,
+/// with the group's Spot mark. None for a group on Spot, one that buys on-demand by design, or one
+/// switched by hand (no mark).
+pub fn on_demand_hold(fallback: Option<&SpotFallback>, group: &GroupCapacity, now_ms: i64) -> Option<OnDemandHold> {
+    let distribution = group.distribution?;
+    if distribution.on_demand_base_capacity != 1 || distribution.on_demand_percentage_above_base >= 100 {
+        return None;
+    }
+    let since_ms = group.spot_unavailable_ms?;
+    let spot_again_in_ms = fallback
+        .map(|f| (f.retry_spot_after.as_millis() as i64).saturating_sub(now_ms.saturating_sub(since_ms)).max(0));
+    Some(OnDemandHold { since_ms, spot_again_in_ms })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +251,19 @@ mod tests {
         assert_eq!(on_schedule(Some(&fb), &group(0, 100, Some(0)), late), None, "on-demand by configuration");
         assert_eq!(on_schedule(Some(&fb), &group(2, 0, Some(0)), late), None, "a base someone else set");
         assert_eq!(on_schedule(Some(&fb), &group(1, 0, None), late), None, "no mark: not the hook's fallback");
+    }
+
+    #[test]
+    fn verify_tells_a_group_held_on_demand_by_the_fallback_and_when_spot_comes_back() {
+        let now = 10 * HOUR_MS;
+        let held = on_demand_hold(Some(&fallback()), &group(1, 0, Some(now - HOUR_MS)), now);
+        assert_eq!(held, Some(OnDemandHold { since_ms: now - HOUR_MS, spot_again_in_ms: Some(5 * HOUR_MS) }));
+        let overdue = on_demand_hold(Some(&fallback()), &group(1, 0, Some(now - 7 * HOUR_MS)), now);
+        assert_eq!(overdue.and_then(|h| h.spot_again_in_ms), Some(0), "the next schedule switches it");
+        let no_fallback = on_demand_hold(None, &group(1, 0, Some(now - HOUR_MS)), now);
+        assert_eq!(no_fallback.map(|h| h.spot_again_in_ms), Some(None), "held, and nothing will switch it back");
+        assert_eq!(on_demand_hold(Some(&fallback()), &group(0, 0, Some(now)), now), None, "on Spot");
+        assert_eq!(on_demand_hold(Some(&fallback()), &group(1, 0, None), now), None, "on-demand by hand: no mark");
+        assert_eq!(on_demand_hold(Some(&fallback()), &group(1, 100, Some(now)), now), None, "on-demand by design");
     }
 }

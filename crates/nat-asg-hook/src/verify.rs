@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::aws::{Clients, observe};
+use crate::capacity::{OnDemandHold, on_demand_hold};
 use crate::config::{Config, GroupConfig};
 use crate::decide::{Decision, Follows, Owner, Refusal, Subject, ZonePlan, decide, zone_owner};
 use crate::error::AwsError;
@@ -89,6 +90,10 @@ pub struct GroupHealth {
     pub source_dest_check: Option<bool>,
     pub routes: Vec<RouteHealth>,
     pub problems: Vec<String>,
+    /// How the group buys its NAT when the Spot fallback holds it on-demand (no verdict: egress is
+    /// whole either way, it only costs more): since when, and when Spot is tried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
 }
 
 /// Every zone's health, and whether not one configured group exists where the client looked
@@ -159,7 +164,38 @@ pub async fn verify(clients: &Clients, config: &Config) -> Result<Verdict, AwsEr
         Err(e) => tracing::info!(error = %e, "could not tell which instances hold the routes' interfaces"),
     }
     let every_group_missing = config.groups.keys().all(|g| matches!(world.members.get(g), Some(None)));
-    Ok(Verdict { zones: assess_all(config, &world), every_group_missing })
+    let mut zones = assess_all(config, &world);
+    // Best effort: the Spot fallback's hold is a note, never a verdict.
+    let names: Vec<String> = config.groups.keys().cloned().collect();
+    match crate::aws::capacity::read(clients, &names).await {
+        Ok(groups) => {
+            let now_ms = i64::try_from(crate::handler::now_ms()).unwrap_or(i64::MAX);
+            for read in groups {
+                let hold = on_demand_hold(config.spot_fallback.as_ref(), &read.capacity, now_ms);
+                if let (Some(hold), Some(zone)) =
+                    (hold, zones.iter_mut().find(|z| z.auto_scaling_group == read.capacity.group))
+                {
+                    zone.capacity = Some(describe_hold(hold));
+                }
+            }
+        }
+        Err(e) => tracing::info!(error = %e, "could not read how the groups buy their NATs"),
+    }
+    Ok(Verdict { zones, every_group_missing })
+}
+
+/// The Spot fallback's hold, in words.
+fn describe_hold(hold: OnDemandHold) -> String {
+    let since = crate::aws::capacity::utc(hold.since_ms);
+    match hold.spot_again_in_ms {
+        Some(0) => format!("on-demand: Spot was unavailable at {since}; the next schedule tries Spot again"),
+        Some(ms) => {
+            format!("on-demand: Spot was unavailable at {since}; Spot is tried again in {} min", (ms + 59_999) / 60_000)
+        }
+        None => {
+            format!("on-demand: Spot was unavailable at {since}; no spot_fallback is configured, so it stays on-demand")
+        }
+    }
 }
 
 /// Pure: every configured zone's health in a world.
@@ -207,6 +243,7 @@ fn unobserved(name: &str, group: &GroupConfig, status: ZoneStatus, problem: Stri
         source_dest_check: None,
         routes: Vec::new(),
         problems: vec![problem],
+        capacity: None,
     }
 }
 
@@ -581,6 +618,11 @@ pub fn render_table(verdict: &Verdict, color: bool) -> String {
     for g in groups.iter().filter(|g| !g.problems.is_empty()) {
         for problem in &g.problems {
             let _ = writeln!(out, "{}: {problem}", paint(false, &g.auto_scaling_group));
+        }
+    }
+    for g in groups {
+        if let Some(capacity) = &g.capacity {
+            let _ = writeln!(out, "{}: {capacity}", g.auto_scaling_group);
         }
     }
     let _ = writeln!(out, "{}", paint(verdict.healthy(), &verdict.summary()));

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .. import REPO, markdown
 from ..lab import report
 from ..lab.scenarios import SCENARIOS
@@ -39,7 +41,7 @@ def arguments(argv):
     where.add_argument("--outputs", type=Path, help="a file holding the root stack's `terraform output -json`")
     parser.add_argument("--region", default=None, help="default: the credentials' region (AWS_REGION, the profile)")
     parser.add_argument("--scenarios", default="", help="default: every scenario a real account can run")
-    parser.add_argument("--zones", default="", help="default: every zone")
+    parser.add_argument("--zones", default="", help="the zones to act on (default: every zone); every zone is probed")
     parser.add_argument("--out", type=Path, default=REPO / "target" / "aws-trial")
     parser.add_argument("--check-ip-url", default=defaults.url, help="answers with the caller's address (plain text)")
     parser.add_argument("--probe-rate", type=float, default=defaults.rate, help="requests per second per zone (the lab's)")
@@ -131,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in found:
             print(f"  - {line}", file=sys.stderr)
         return 2
-    if zones:
-        env.world.groups = {g.name: g for g in env.world.groups.values() if g.zone in zones}
-        env.probes = {z: i for z, i in env.probes.items() if z in zones}
-    plan = planning.make(env, chosen, skipped, settings.rate, settings.lead_in, settings.tail, settings.url)
+    plan = planning.make(env, chosen, skipped, settings.rate, settings.lead_in, settings.tail, settings.url, zones or None)
     print("\n".join(plan.lines), flush=True)
     if not confirmed(args):
         return 0
@@ -160,7 +159,7 @@ def execute(env, account, settings, out: Path, plan) -> int:
     except Interrupted as exc:
         ended, code = f"interrupted ({exc}) after {len(trial.pictures)} of {len(plan.runs)} runs", 3
         print(f"aws-trial: {ended}: stopping the probes and putting things back", flush=True)
-    except TrialError as exc:
+    except (TrialError, ClientError, BotoCoreError) as exc:  # throttled past the SDK's retries, a refusal, a lost connection
         ended, code = f"stopped: {exc}", 3
         print(f"aws-trial: {ended}", file=sys.stderr, flush=True)
     finally:

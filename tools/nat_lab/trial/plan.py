@@ -72,8 +72,19 @@ def portable(offers: frozenset[str]) -> tuple[list[Scenario], dict[str, str]]:
     return chosen, skipped
 
 
-def make(env: Environment, scenarios: list[Scenario], skipped: dict[str, str], rate: float, lead_in: float, tail: float, url: str) -> Plan:
-    runs = [(s, z) for s in scenarios for z in env.zones]
+def make(
+    env: Environment,
+    scenarios: list[Scenario],
+    skipped: dict[str, str],
+    rate: float,
+    lead_in: float,
+    tail: float,
+    url: str,
+    zones: list[str] | None = None,
+) -> Plan:
+    """The runs: each scenario in each of `zones` (default: every zone), one at a time; every zone
+    is probed in every run."""
+    runs = [(s, z) for s in scenarios for z in zones or env.zones]
     seconds = sum(lead_in + EXPECTED_SECONDS.get(s.name, 360) + tail + SETTLE_SECONDS for s, _ in runs)
     probing = sum(lead_in + EXPECTED_SECONDS.get(s.name, 360) + tail for s, _ in runs)
     usd, costs = 0.0, []
