@@ -10,46 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_lab import hook_binary, run_dir  # the lab's binary and run directory, as the short lab has them
 
 from nat_lab import REPO
-from nat_lab import hook as hook_lab
 from nat_lab.lab import netns
 from nat_lab.lab.account import outputs, probe_hosts
 from nat_lab.lab.core import Lab, Settings, default_module
 from nat_lab.lab.eventbridge import EventBridge
 from nat_lab.lab.fabric import ECHO_ADDRESS
 from nat_lab.lab.hookwire import Hook
-from nat_lab.lab.scenarios import LAB_FIS_ROLE, hook_config, own_nat, settle
+from nat_lab.lab.scenarios import LAB_FIS_ROLE, REFRESH_PREFERENCES, hook_config, own_nat, settle
 from nat_lab.trial.probes import Probes, running
-
-
-def hook_binary() -> Path:
-    try:
-        return hook_lab.hook_bin()
-    except FileNotFoundError as exc:
-        pytest.skip(f"the hook binary is needed: {exc}")
-
-
-@contextmanager
-def run_dir():
-    """The lab's own directory under target/ (the instances' files live there while they run)."""
-    (REPO / "target").mkdir(exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="test-trial-", dir=REPO / "target"))
-    yield path  # kept when the test fails: the instances' consoles and the lab's timeline are there
-    shutil.rmtree(path, ignore_errors=True)
-
-
-pytestmark = pytest.mark.skipif(netns.unavailable() is not None, reason=f"data-plane lab: {netns.unavailable()}")
 
 SHORT = Settings(boot_delay=3.0, refresh_warmup=2.0, schedule_seconds=10.0, streams=0)
 URL = f"http://{ECHO_ADDRESS}/"
@@ -117,6 +95,11 @@ def test_without_confirmation_it_prints_the_plan_and_touches_nothing(account):
     assert account.whole() == before  # the same NAT in every zone, whole
     commands = account.ssm().list_commands()["Commands"]
     assert not [c for c in commands if (c.get("Comment") or "").startswith("nat-asg-hook aws-trial")], commands
+    # With a role for FIS, a Spot interruption is planned only where the NAT is Spot: the lab's buy on-demand.
+    with_fis = account.trial("--fis-role-arn", LAB_FIS_ROLE)
+    assert with_fis.returncode == 0, with_fis.stderr
+    for zone in account.zones:
+        assert f"spot-interruption in {zone}: its NAT is on-demand" in with_fis.stdout, with_fis.stdout
 
 
 def test_a_trial_measures_the_lab_scenarios_from_its_probes(account):
@@ -159,6 +142,26 @@ def test_a_spot_interruption_goes_through_fault_injection_service_and_leaves_no_
     experiment out: EC2's warning, then the reclaim); the hook hands the zone over on the warning."""
     account.settle()
     zone = account.zones[1]
+    group = account.lab.world.zones[zone]
+    # The zone's group buys Spot (as the module's spot-with-fallback), and a refresh makes its NAT a Spot one.
+    autoscaling = account.lab.emulator.client("autoscaling")
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=group.name,
+        MixedInstancesPolicy={
+            "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": group.launch_template, "Version": "$Latest"}},
+            "InstancesDistribution": {"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 0},
+        },
+    )
+    autoscaling.start_instance_refresh(
+        AutoScalingGroupName=group.name, Strategy="Rolling", Preferences={**REFRESH_PREFERENCES, "InstanceWarmup": 1}
+    )
+    before = account.whole()[zone]
+    deadline = time.monotonic() + 90
+    while account.whole()[zone] in (None, before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    nat = account.whole()[zone]
+    [reservation] = account.lab.emulator.client("ec2").describe_instances(InstanceIds=[nat])["Reservations"]
+    assert reservation["Instances"][0].get("InstanceLifecycle") == "spot", reservation
     out = account.lab.run_dir / "trial-spot"
     done = account.trial("--yes", "--scenarios", "spot-interruption", "--zones", zone, "--fis-role-arn", LAB_FIS_ROLE, out=out)
     assert done.returncode == 0, done.stdout + done.stderr

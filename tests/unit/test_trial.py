@@ -129,8 +129,9 @@ def test_the_collection_reads_a_log_back_in_chunks_under_run_commands_limit(tmp_
     log.write_text(text)
     data, offset, total = "", 0, None
     while total is None or offset < total:
-        [line] = collect_lines("r", "z", offset)
-        answer = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True).stdout
+        answer = subprocess.run(["sh", "-c", "\n".join(collect_lines("r", "z", offset))], capture_output=True, text=True, check=True).stdout
+        if offset == 0:
+            log.write_text("a line the prober wrote after the first chunk\n")  # the frozen copy is what is read
         assert len(answer) <= 24_000  # what Run Command keeps of the output
         size, _, chunk = answer.partition("\n")
         total = int(size)
@@ -177,10 +178,11 @@ def test_the_plan_of_the_test_environment_says_how_long_and_what_it_costs():
     env.instance_types = {"us-east-1a": "t4g.nano", "us-east-1b": "t4g.nano"}
     chosen, skipped = planning.portable(frozenset())
     found = planning.make(env, chosen, skipped, 20.0, 15.0, 15.0, "https://checkip.amazonaws.com")
+    text = "\n".join(found.lines)
     assert len(found.runs) == 8 and [z for _, z in found.runs[:2]] == ["us-east-1a", "us-east-1b"]
     assert 45 * 60 <= found.seconds <= 90 * 60
     assert 0.01 < found.usd < 1.0
-    text = "\n".join(found.lines)
+    assert "at worst 244 minutes" in text and "at worst 0.07 USD" in text  # every run waiting its 900 s bound
     for needed in ("account 123456789012, region us-east-1", "planned-refresh in us-east-1a (nat-a)", "probe i-2", "USD"):
         assert needed in text, text
     print(text)

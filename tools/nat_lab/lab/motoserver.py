@@ -37,11 +37,14 @@ Loaded into the patched moto server process by `Moto(data_plane=True)`
   batches (AWS replaces several at once when the percentages allow), checkpoints, skip matching,
   rollback, alarms, desired configuration, warm pools; the rise shows in DesiredCapacity (AWS
   launches above it without changing it);
+- a group's Spot launch is a Spot instance (`InstanceLifecycle` spot);
 - Fault Injection Service's Spot interruption (moto keeps experiments and does nothing): an
   experiment with `aws:ec2:send-spot-instance-interruptions` has EC2 warn each target instance
   (kept, in order, for the EventBridge stand-in to deliver as EC2's warning) and reclaim it
   (TerminateInstances) when its notice runs out (`durationBeforeInterruption`, or the lab's
-  shortened `LAB_SPOT_NOTICE_SECONDS`); StopExperiment before then spares it;
+  shortened `LAB_SPOT_NOTICE_SECONDS`); StopExperiment before then spares it. Unlike AWS's, it
+  interrupts any instance, Spot or not (the lab's NATs buy on-demand); the trial checks a real
+  account's NAT is Spot before it plans the scenario;
 - SSM Run Command on the lab's hosts (`POST /lab-api/ssm-hosts`, a JSON map instance id -> network
   namespace, replacing the previous one): DescribeInstanceInformation, SendCommand
   (AWS-RunShellScript, run with `ip netns exec`), GetCommandInvocation, ListCommands,
@@ -131,6 +134,10 @@ def install() -> None:
             return
         before = {s.instance.id for s in self.instance_states}
         launch(self, count_needed, propagated_tags)
+        if _buys_spot(self):  # a Spot instance says so (DescribeInstances' InstanceLifecycle), as EC2's do
+            for state in self.instance_states:
+                if state.instance.id not in before:
+                    state.instance.lifecycle = "spot"
         data = {}
         if self.ec2_launch_template is not None:
             data = self.ec2_launch_template.get_version(self.launch_template_version).data
@@ -793,6 +800,7 @@ class LabApp:
             finally:
                 if environ.get("PATH_INFO") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
                     ssm_hosts.reset()
+                    RECLAIMS.clear()  # a reclaim of an instance the reset forgot
                 if mutating:
                     FEED.bump()
 

@@ -82,7 +82,7 @@ def egress(probes: list[Probe], rate: float, own_eip: str, all_eips: set[str], a
     ok = [p for p in probes if p.ok]
     sources = sorted({p.source for p in ok})
     outage_ms, open_ended, outage_at = longest_outage(probes, rate)
-    final = sorted(probes, key=lambda p: p.start)[-int(rate) :]  # the last second
+    final = sorted(probes, key=lambda p: p.start)[-max(1, int(rate)) :]  # the last second (at least the last probe)
     return {
         "probes": len(probes),
         "failed": len(probes) - len(ok),

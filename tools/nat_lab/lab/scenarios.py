@@ -214,10 +214,10 @@ def converge_by_hand(lab: Lab) -> None:
 REFRESH_PREFERENCES = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200}
 
 
-def refresh(run: Run, zone: str) -> str:
+def refresh(run: Run, zone: str) -> None:
     """StartInstanceRefresh of the zone's group, launch before terminate: one more instance, and once
-    it is InService and warmed up, the old one terminates through the terminate hook. Returns the
-    refresh's ID (the trial cancels it if it is interrupted)."""
+    it is InService and warmed up, the old one terminates through the terminate hook. Its ID is
+    kept in `seen` (the trial cancels it if it is interrupted)."""
     run.mark("instance refresh starts", zone)
     started = run.autoscaling.start_instance_refresh(
         AutoScalingGroupName=run.group(zone),
@@ -225,7 +225,6 @@ def refresh(run: Run, zone: str) -> str:
         Preferences={**REFRESH_PREFERENCES, "InstanceWarmup": int(run.backend.refresh_warmup)},
     )
     run.seen.setdefault("instance_refreshes", {})[zone] = started["InstanceRefreshId"]
-    return started["InstanceRefreshId"]
 
 
 def planned_refresh(run: Run) -> None:
@@ -532,7 +531,7 @@ SCENARIOS = {
         Scenario("forwarding-breaks", "NAT whose forwarding breaks (it takes itself out and reports)", forwarding_breaks, bound=150.0),
         Scenario(
             "spot-interruption",
-            "Spot NAT warned of its interruption (two minutes, shortened)",
+            "Spot NAT warned of its interruption (EC2's two-minute notice; the lab's is shortened)",
             spot_interruption,
             needs=frozenset({SPOT_INTERRUPTION}),
             cleanup=end_experiments,
@@ -590,13 +589,11 @@ def execute(
     groups = {z: g.name for z, g in lab.world.zones.items()}
     run = Run(LabBackend(lab, bridge), lab, bridge, scenario, failover, hook, zones, groups=groups)
     run.old = {z: own_nat(lab.state, lab, z) or "" for z in lab.world.zones}
+    if not scenario.needs <= run.backend.offers:
+        raise ValueError(f"{scenario.name} needs {', '.join(sorted(scenario.needs - run.backend.offers))}")
     lab.start_probes()
     run.started = lab.clock()
     time.sleep(LEAD_IN)
-    run.acted = lab.clock()
-    lab.timeline.add(run.acted, "act", "", scenario.name)
-    scenario.act(run)
-
     over = scenario.done or on_new_nat
 
     def done(state) -> bool:
@@ -605,6 +602,9 @@ def execute(
         return over(run, state) and not bridge.pending()
 
     try:
+        run.acted = lab.clock()
+        lab.timeline.add(run.acted, "act", "", scenario.name)
+        scenario.act(run)
         lab.wait(done, max(0.0, scenario.bound - (lab.clock() - run.acted)))
         time.sleep(TAIL)
     finally:

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -127,28 +128,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"aws-trial: cannot run {'; '.join(why)}", file=sys.stderr)
             return 2
         chosen = [s for s in chosen if s.name in names]
-    found = problems(env, account)
+    try:
+        found = problems(env, account)
+    except (ClientError, BotoCoreError) as exc:  # refused a read: permissions, credentials, a region without the service
+        found = [f"could not read the environment: {exc}"]
     if found:
         print("aws-trial: refused, nothing touched:", file=sys.stderr)
         for line in found:
             print(f"  - {line}", file=sys.stderr)
         return 2
-    plan = planning.make(env, chosen, skipped, settings.rate, settings.lead_in, settings.tail, settings.url, zones or None)
+    plan = planning.make(
+        env, chosen, skipped, settings.rate, settings.lead_in, settings.tail, settings.url, zones or None, settings.bound, settings.settle
+    )
     print("\n".join(plan.lines), flush=True)
     if not confirmed(args):
         return 0
     return execute(env, account, settings, args.out, plan)
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: a BaseException, so that no `except Exception` on the way swallows it."""
 
 
 def execute(env, account, settings, out: Path, plan) -> int:
+    signals = (signal.SIGINT, signal.SIGTERM)
+
     def stop(signum, _frame):
+        for each in signals:  # the first signal stops the trial; the clean-up is not cut short by another
+            signal.signal(each, signal.SIG_IGN)
         raise Interrupted(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, stop) for s in signals}
     trial = Trial(env, account, settings, out)
     started = time.monotonic()
     ended, code = "every run done", 0
@@ -162,12 +172,15 @@ def execute(env, account, settings, out: Path, plan) -> int:
     except (TrialError, ClientError, BotoCoreError) as exc:  # throttled past the SDK's retries, a refusal, a lost connection
         ended, code = f"stopped: {exc}", 3
         print(f"aws-trial: {ended}", file=sys.stderr, flush=True)
+    except Exception as exc:  # noqa: BLE001 (a fault of the trial's own: the clean-up and the report still come)
+        ended, code = f"stopped by an error: {type(exc).__name__}: {exc}", 3
+        traceback.print_exc()
     finally:
-        for signum in previous:  # a second Ctrl-C during the clean-up must not cut it short
+        for signum in previous:  # a signal during the clean-up must not cut it short
             signal.signal(signum, signal.SIG_IGN)
-        left = trial.finish()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    left = trial.finish()
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
     if left:
         ended += "; NOT as found: " + "; ".join(left)
         code = 3

@@ -31,6 +31,7 @@ class Environment:
     account: str = ""
     instance_types: dict[str, str] = field(default_factory=dict)  # zone -> its NAT's instance type
     warmup: dict[str, int] = field(default_factory=dict)  # zone -> its group's default instance warmup
+    spot: dict[str, bool] = field(default_factory=dict)  # zone -> whether its NAT is a Spot instance
 
     @property
     def zones(self) -> list[str]:
@@ -149,10 +150,18 @@ def problems(env: Environment, account: Account) -> list[str]:
         if reasons:
             out.append(f"{zone} is not healthy before the start: {'; '.join(reasons)}")
         elif found_zone.owner is not None:
-            env.instance_types[zone] = instance_type(ec2, found_zone.owner.id)
-    return out
+            env.instance_types[zone], env.spot[zone] = instance_type(ec2, found_zone.owner.id)
+    refreshing = [
+        f"{zone} is not healthy before the start: an instance refresh of {group.name} is {found['Status']}"
+        for zone, group in env.world.zones.items()
+        for found in autoscaling.describe_instance_refreshes(AutoScalingGroupName=group.name, MaxRecords=1).get("InstanceRefreshes", [])
+        if found.get("Status") in ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+    ]
+    return out + refreshing
 
 
-def instance_type(ec2, instance_id: str) -> str:
+def instance_type(ec2, instance_id: str) -> tuple[str, bool]:
+    """The instance's type, and whether it is Spot (FIS interrupts only Spot instances)."""
     reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    return reservations[0]["Instances"][0].get("InstanceType", "") if reservations else ""
+    found = reservations[0]["Instances"][0] if reservations else {}
+    return found.get("InstanceType", ""), found.get("InstanceLifecycle") == "spot"

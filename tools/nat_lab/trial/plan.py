@@ -1,8 +1,8 @@
 """What a trial will do, how long it takes and what it costs: printed before anything is touched.
 
 The prices are AWS's public list prices for us-east-1 (December 2026); another region's differ by
-a few per cent. The estimate is an upper bound: every replacement is billed as if it took the whole
-bound of its run.
+a few per cent. Two estimates: the expected (each replacement as long as a real one takes), and the
+worst (every run lasting its whole bound).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ UNKNOWN_TYPE_USD_PER_HOUR = 0.10  # an instance type not in the table: counted h
 PUBLIC_IPV4_USD_PER_HOUR = 0.005  # the new NAT's temporary public address
 EGRESS_USD_PER_GB = 0.09  # data transfer out to the internet
 FIS_USD_PER_ACTION_MINUTE = 0.10
-BYTES_OUT_PER_PROBE = 2_000  # an HTTPS request's outbound bytes (TLS handshake, request), rounded up
+BYTES_OUT_PER_PROBE = 2_000  # an HTTPS request's outbound bytes (TLS handshake, request), rounded up; HTTP's are fewer
 
 
 # What a scenario needs that a real account lacks, as the plan says it.
@@ -81,29 +81,43 @@ def make(
     tail: float,
     url: str,
     zones: list[str] | None = None,
+    bound: float = 900.0,
+    settle: float = 900.0,
 ) -> Plan:
     """The runs: each scenario in each of `zones` (default: every zone), one at a time; every zone
-    is probed in every run."""
-    runs = [(s, z) for s in scenarios for z in zones or env.zones]
-    seconds = sum(lead_in + EXPECTED_SECONDS.get(s.name, 360) + tail + SETTLE_SECONDS for s, _ in runs)
-    probing = sum(lead_in + EXPECTED_SECONDS.get(s.name, 360) + tail for s, _ in runs)
-    usd, costs = 0.0, []
-    extra_hours = sum(EXPECTED_SECONDS.get(s.name, 360) for s, _ in runs) / 3600.0
+    is probed in every run. How long and what it costs, expected (a real replacement's time) and at
+    worst (every run lasting its bound, every settle its own)."""
+    runs = []
+    for scenario in scenarios:
+        for zone in zones or env.zones:
+            if scenario.name == "spot-interruption" and not env.spot.get(zone):
+                skipped[f"{scenario.name} in {zone}"] = "its NAT is on-demand: FIS interrupts only Spot instances"
+                continue
+            runs.append((scenario, zone))
     prices = [USD_PER_HOUR.get(t, UNKNOWN_TYPE_USD_PER_HOUR) for t in env.instance_types.values()] or [UNKNOWN_TYPE_USD_PER_HOUR]
-    instances = extra_hours * max(prices)
-    addresses = extra_hours * PUBLIC_IPV4_USD_PER_HOUR
-    traffic = probing * rate * len(env.zones) * BYTES_OUT_PER_PROBE / 1e9 * EGRESS_USD_PER_GB
-    fis = sum(3 for s, _ in runs if s.name == "spot-interruption") * FIS_USD_PER_ACTION_MINUTE
-    for label, amount in (
-        ("replacement NAT instances (one per run, billed per second)", instances),
-        ("their temporary public IPv4 addresses", addresses),
-        (f"probe traffic out ({rate:g} requests/s per zone while probing)", traffic),
-        ("Fault Injection Service (Spot interruptions)", fis),
-    ):
-        if amount:
-            costs.append(f"    {label}: {amount:.4f} USD")
-        usd += amount
-    types = ", ".join(f"{z}: {t or '?'}" for z, t in env.instance_types.items())
+
+    def estimate(replacement) -> tuple[float, dict[str, float]]:
+        """Seconds, and USD by item, when each run's replacement takes `replacement(scenario)` s."""
+        extra_hours = sum(replacement(s) for s, _ in runs) / 3600.0
+        probing = sum(lead_in + replacement(s) + tail for s, _ in runs)
+        return sum(lead_in + replacement(s) + tail + (settle if replacement(s) == bound else SETTLE_SECONDS) for s, _ in runs), {
+            "replacement NAT instances (one per run, billed per second)": extra_hours * max(prices),
+            "their temporary public IPv4 addresses": extra_hours * PUBLIC_IPV4_USD_PER_HOUR,
+            f"probe traffic out ({rate:g} requests/s per zone while probing)": probing
+            * rate
+            * len(env.zones)
+            * BYTES_OUT_PER_PROBE
+            / 1e9
+            * EGRESS_USD_PER_GB,
+            "Fault Injection Service (Spot interruptions, 3 action-minutes each)": sum(3 for s, _ in runs if s.name == "spot-interruption")
+            * FIS_USD_PER_ACTION_MINUTE,
+        }
+
+    seconds, expected = estimate(lambda s: EXPECTED_SECONDS.get(s.name, 360))
+    worst_seconds, worst = estimate(lambda s: bound)
+    usd, worst_usd = sum(expected.values()), sum(worst.values())
+    costs = [f"    {label}: {amount:.4f} USD (at worst {worst[label]:.4f})" for label, amount in expected.items() if amount]
+    types = ", ".join(f"{z}: {t or '?'}{' (Spot)' if env.spot.get(z) else ''}" for z, t in env.instance_types.items())
     lines = [
         f"aws-trial: account {env.account}, region {env.region}, zones {', '.join(env.zones)} (NATs {types})",
         f"  failover in the hook's configuration: {'on' if env.failover else 'off'}",
@@ -113,9 +127,10 @@ def make(
         *[f"    {name}: {why}" for name, why in skipped.items()],
         "  what it touches:",
         *[f"    {z}: NAT group {env.group(z)} and its instances (replaced once per run); probe {env.probes[z]}" for z in env.zones],
-        f"    each probe runs SSM Run Command {len(runs) * 3}x or more: a prober at {rate:g}/s to {url}, a stop, the collection",
-        f"  how long: about {seconds / 60:.0f} minutes (real launches and boots; each run ends earlier when its zone is whole)",
-        f"  what it costs: at most about {usd:.2f} USD (list prices, us-east-1):",
+        f"    each probe runs SSM Run Command {len(runs) * 4}x: a prober at {rate:g}/s to {url}, a stop, the collection, the clean-up",
+        f"  how long: about {seconds / 60:.0f} minutes with real launches and boots; at worst {worst_seconds / 60:.0f} minutes "
+        "(every run waiting its whole bound)",
+        f"  what it costs: about {usd:.2f} USD, at worst {worst_usd:.2f} USD (list prices, us-east-1):",
         *costs,
         "    SSM Run Command, EventBridge, the hook's Lambda invocations and logs: no charge or under a cent",
         "  it leaves: every zone on a new NAT of its own group, with its EIP; nothing else changed",

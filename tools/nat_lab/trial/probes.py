@@ -30,6 +30,7 @@ COMMENT = "nat-asg-hook aws-trial"
 DIRECTORY = "/var/tmp/nat-asg-hook-trial"
 CHUNK = 20_000  # characters of base64 per collect (Run Command keeps the first 24,000)
 DOCUMENT = "AWS-RunShellScript"
+ENDED = ("Success", "Failed", "Cancelled", "TimedOut", "DeliveryTimedOut", "ExecutionTimedOut", "Undeliverable", "Terminated")
 
 # The prober, as the probe instance runs it: python3 PROBER LOG URL RATE TIMEOUT MAX_SECONDS.
 # A line per probe: seq, start and end (epoch seconds), 1 or 0, the address seen (or -), the error
@@ -98,13 +99,24 @@ def stop_lines(run_id: str, zone: str) -> list[str]:
 
 
 def collect_lines(run_id: str, zone: str, offset: int) -> list[str]:
-    """A chunk of the log, gzip (fixed mtime: the same bytes at every call) then base64."""
+    """A chunk of the log's frozen copy (made at the first chunk, so a prober still writing changes
+    nothing between chunks), gzip (fixed mtime: the same bytes at every call) then base64."""
+    log = log_path(run_id, zone)
     script = (
         "import base64, gzip, sys; "
         "data = base64.b64encode(gzip.compress(open(sys.argv[1], 'rb').read(), mtime=0)).decode(); "
         "o = int(sys.argv[2]); print(len(data)); print(data[o:o + int(sys.argv[3])])"
     )
-    return [f"python3 -c {shlex.quote(script)} {log_path(run_id, zone)} {offset} {CHUNK}"]
+    return [
+        f"test -e {log}.final || cp {log} {log}.final",
+        f"python3 -c {shlex.quote(script)} {log}.final {offset} {CHUNK}",
+    ]
+
+
+def remove_lines(run_id: str, zone: str) -> list[str]:
+    """The run's files on the probe, once collected: the probe is left as it was found."""
+    log = log_path(run_id, zone)
+    return [f"rm -f {log} {log}.stop {log}.final {DIRECTORY}/prober-{run_id}-{zone}.py"]
 
 
 def parse(zone: str, text: str) -> tuple[list[Probe], bool]:
@@ -154,7 +166,7 @@ class Probes:
     def invocation(self, zone: str, command: str) -> dict:
         return self.ssm.get_command_invocation(CommandId=command, InstanceId=self.instances[zone])
 
-    def _wait(self, zone: str, command: str, timeout: float, until=("Success", "Failed", "Cancelled", "TimedOut")) -> dict:
+    def _wait(self, zone: str, command: str, timeout: float, until=ENDED) -> dict:
         deadline = time.monotonic() + timeout
         found: dict = {}
         while time.monotonic() < deadline:
@@ -173,30 +185,38 @@ class Probes:
             lines = start_lines(self.run_id, zone, self.url, self.rate, self.timeout, self.most)
             self.commands[zone] = self._send(zone, lines, f"{COMMENT} {self.run_id} {label}", int(self.most) + 120)
         for zone, command in self.commands.items():
-            found = self._wait(zone, command, 60, until=("InProgress", "Success", "Failed", "Cancelled", "TimedOut"))
+            found = self._wait(zone, command, 60, until=("InProgress", *ENDED))
             if found.get("Status") != "InProgress":
                 detail = (found.get("StandardErrorContent") or found.get("StatusDetails") or "no answer in 60 s").strip()
                 raise TrialError(f"the probe of {zone} ({self.instances[zone]}) did not start: {found.get('Status')}: {detail}")
 
-    def stop(self) -> None:
-        """Every prober ends (a stop file; the command cancelled when it has not ended after its
-        timeout). Never raises: it runs on every way out."""
+    def stop(self) -> list[str]:
+        """Every prober ends: a stop file (delivered for as long as the prober may run: an agent
+        cut off by its zone's outage gets it once egress is back), then, for a command still
+        running after its probes' timeout, CancelCommand. Never raises: it runs on every way out.
+        Returns the zones whose prober may still run, with why."""
+        left = []
         for zone in list(self.commands):
             try:
-                self._send(zone, stop_lines(self.run_id, zone), f"{COMMENT} {self.run_id} stop", 60)
+                self._send(zone, stop_lines(self.run_id, zone), f"{COMMENT} {self.run_id} stop", int(self.most) + 120)
             except Exception as exc:  # noqa: BLE001 (the cancel below still runs)
-                print(f"aws-trial: could not stop the probe of {zone}: {exc}")
+                print(f"aws-trial: could not send the stop to the probe of {zone}: {exc}", flush=True)
         for zone, command in list(self.commands.items()):
-            found = self._wait(zone, command, self.timeout + 30)
-            if found.get("Status") not in ("Success", "Failed", "Cancelled", "TimedOut"):
-                try:
+            try:
+                found = self._wait(zone, command, self.timeout + 30)
+                if found.get("Status") not in ENDED:
                     self.ssm.cancel_command(CommandId=command, InstanceIds=[self.instances[zone]])
-                except Exception as exc:  # noqa: BLE001
-                    print(f"aws-trial: could not cancel the probe of {zone} ({command}): {exc}")
+                    found = self._wait(zone, command, 30)
+                if found.get("Status") not in ENDED:
+                    left.append(f"{zone}: the probe's command {command} is still {found.get('Status') or 'unknown'}")
+            except Exception as exc:  # noqa: BLE001 (said; the other zones' still stop)
+                left.append(f"{zone}: could not stop the probe's command {command}: {exc}")
         self.commands = {}
+        return left
 
     def collect(self) -> dict[str, list[Probe]]:
-        """Every zone's log, read back in chunks."""
+        """Every zone's log, read back in chunks of one frozen copy (the same bytes for every chunk),
+        then its files removed from the probe."""
         found = {}
         for zone in self.instances:
             text, offset, total = "", 0, None
@@ -210,8 +230,12 @@ class Probes:
                 total = int(size)
                 text += chunk.strip()
                 offset += CHUNK
-            raw = gzip.decompress(base64.b64decode(text)).decode() if total else ""
+            try:
+                raw = gzip.decompress(base64.b64decode(text)).decode() if total else ""
+            except (ValueError, OSError, EOFError) as exc:
+                raise TrialError(f"the probes of {zone} came back damaged ({len(text)} characters): {exc}") from exc
             found[zone], _ = parse(zone, raw)
+            self._send(zone, remove_lines(self.run_id, zone), f"{COMMENT} {self.run_id} clean", 120)
         return found
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ..lab import report
 from ..lab.scenarios import SPOT_INTERRUPTION, Run, Scenario, end_experiments, on_new_nat
 from ..state import StateReader
@@ -21,7 +23,7 @@ from .probes import Probes, TrialError
 
 @dataclass
 class Settings:
-    url: str = "https://checkip.amazonaws.com"
+    url: str = "http://checkip.amazonaws.com"  # plain HTTP, as the lab's echo: no TLS handshake in each probe
     rate: float = 20.0  # the lab's probe rate
     timeout: float = 1.0  # the lab's probe timeout
     lead_in: float = 15.0
@@ -63,14 +65,26 @@ class AccountBackend:
         print(f"aws-trial: {datetime.now(UTC):%H:%M:%S} {zone or 'all zones'}: {label}", flush=True)
 
     def state(self, fresh: bool = False):
+        """The account's state, read again when `fresh` or older than a second. A read that fails
+        (EC2's eventual consistency: an instance Auto Scaling lists that DescribeInstances does not
+        know yet; a throttle past the SDK's retries) leaves None: no zone is whole on it, and the
+        next poll reads again."""
         if fresh or self._state is None or time.monotonic() - self._read_at > 1.0:
-            self._state, self._read_at = self.reader.read(), time.monotonic()
+            try:
+                self._state = self.reader.read()
+            except (ClientError, BotoCoreError) as exc:
+                print(f"aws-trial: could not read the zones now, reading again: {exc}", flush=True)
+                self._state = None
+            self._read_at = time.monotonic()
         return self._state
 
     def own_nat(self, zone: str) -> str | None:
         """The zone's NAT when the zone is whole on it: converged (EIP, source/dest check off, every
         default route) on its group's newest InService instance, the group holding no other."""
-        found = self.state().zone(zone)
+        state = self.state()
+        if state is None:
+            return None
+        found = state.zone(zone)
         if found.owner is None or len(found.instances) != 1 or not found.converged():
             return None
         return found.owner.id
@@ -82,11 +96,14 @@ class AccountBackend:
         autoscaling = self.client("autoscaling")
         for run in runs:
             for zone, refresh in run.seen.get("instance_refreshes", {}).items():
-                found = autoscaling.describe_instance_refreshes(AutoScalingGroupName=run.group(zone), InstanceRefreshIds=[refresh])
-                status = (found.get("InstanceRefreshes") or [{}])[0].get("Status")
-                if status in ("Pending", "InProgress"):
-                    autoscaling.cancel_instance_refresh(AutoScalingGroupName=run.group(zone))
-                    done.append(f"{zone}: instance refresh {refresh} cancelled")
+                try:
+                    found = autoscaling.describe_instance_refreshes(AutoScalingGroupName=run.group(zone), InstanceRefreshIds=[refresh])
+                    status = (found.get("InstanceRefreshes") or [{}])[0].get("Status")
+                    if status in ("Pending", "InProgress", "Baking"):
+                        autoscaling.cancel_instance_refresh(AutoScalingGroupName=run.group(zone))
+                        done.append(f"{zone}: instance refresh {refresh} cancelled")
+                except ClientError as exc:  # ended meanwhile (ActiveInstanceRefreshNotFound), or refused: said
+                    done.append(f"{zone}: instance refresh {refresh}: {exc}")
             done += end_experiments(run)
         return done
 
@@ -125,6 +142,10 @@ class Trial:
         missing = self.settle(s.settle)
         if missing:
             raise TrialError(f"not every zone is whole before {scenario.name} in {zone}: {', '.join(missing)}; the trial stops here")
+        if not scenario.needs <= self.backend.offers:
+            raise TrialError(
+                f"{scenario.name} needs {', '.join(sorted(scenario.needs - self.backend.offers))}, which this account does not offer"
+            )
         groups = {z: self.env.group(z) for z in self.env.zones}
         run = Run(self.backend, None, None, scenario, self.env.failover, True, [zone], groups=groups)
         run.old = {z: self.backend.own_nat(z) or "" for z in self.env.zones}
@@ -162,6 +183,9 @@ class Trial:
     def measure(self, run: Run, probes: dict) -> list[dict]:
         s = self.settings
         state = self.backend.state(fresh=True)
+        while state is None:  # eventual consistency: read until the account answers
+            time.sleep(self.settings.poll)
+            state = self.backend.state(fresh=True)
         all_eips = set(self.env.eips.values())
         rows = []
         for zone in run.zones + [z for z in self.env.zones if z not in run.zones]:
@@ -208,12 +232,19 @@ class Trial:
         }
 
     def finish(self) -> list[str]:
-        """On every way out: probes stopped, what was started undone, the zones whole again.
-        Returns what is not as the trial found it (empty when everything is)."""
-        if self.probes is not None:
-            self.probes.stop()
-            self.probes = None
-        for line in self.backend.undo(self.runs):
-            print(f"aws-trial: {line}", flush=True)
+        """On every way out: what the trial started undone (an instance refresh cancelled, an
+        experiment stopped), the zones whole again (so that every probe's agent reaches SSM), then
+        the probes stopped. Each step runs whatever the one before it did. Returns what is not as
+        the trial found it (empty when everything is)."""
+        left = []
+        try:
+            for line in self.backend.undo(self.runs):
+                print(f"aws-trial: {line}", flush=True)
+        except Exception as exc:  # noqa: BLE001 (said; the zones and the probes still come next)
+            left.append(f"could not undo what the runs started: {exc}")
         missing = self.settle(self.settings.settle)
-        return [f"{zone} is not whole on a NAT of its own group" for zone in missing]
+        left += [f"{zone} is not whole on a NAT of its own group" for zone in missing]
+        if self.probes is not None:
+            left += self.probes.stop()
+            self.probes = None
+        return left
