@@ -89,7 +89,7 @@ def test_without_confirmation_it_prints_the_plan_and_touches_nothing(account):
     before = account.whole()
     done = account.trial()
     assert done.returncode == 0, done.stderr
-    for needed in ("planned-refresh in", "killed in", "how long: about", "what it costs: at most about", "nothing done"):
+    for needed in ("planned-refresh in", "killed in", "how long: about", "what it costs: about", "nothing done"):
         assert needed in done.stdout, done.stdout
     assert "spot-interruption: needs a Spot interruption" in done.stdout  # no FIS role given
     assert account.whole() == before  # the same NAT in every zone, whole
@@ -178,6 +178,7 @@ def test_a_spot_interruption_goes_through_fault_injection_service_and_leaves_no_
 def test_an_interrupted_trial_stops_its_probes_and_leaves_every_zone_whole(account):
     account.settle()
     zone = account.zones[-1]
+    old = account.whole()[zone]
     out = account.lab.run_dir / "trial-interrupted"
     trial = subprocess.Popen(
         account.command("--yes", "--scenarios", "killed", "--zones", zone, out=out),
@@ -192,7 +193,11 @@ def test_an_interrupted_trial_stops_its_probes_and_leaves_every_zone_whole(accou
         while not running(account.ssm(), account.probes) and time.monotonic() < deadline and trial.poll() is None:
             time.sleep(0.5)
         assert running(account.ssm(), account.probes), "the trial's probes never ran"
-        time.sleep(3.0)  # past the lead-in: the NAT is killed, the zone mid-replacement
+        # The hard moment: the NAT just killed, still InService with the EIP and the routes until
+        # its group's health check notices; the trial must wait for the replacement, not stop there.
+        while account.lab.state.state_of(old) == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert account.lab.state.state_of(old) != "running", "the act never came"
         trial.send_signal(signal.SIGINT)
         output, _ = trial.communicate(timeout=300)
     finally:

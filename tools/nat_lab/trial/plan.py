@@ -113,7 +113,7 @@ def make(
             * FIS_USD_PER_ACTION_MINUTE,
         }
 
-    seconds, expected = estimate(lambda s: EXPECTED_SECONDS.get(s.name, 360))
+    seconds, expected = estimate(lambda s: min(EXPECTED_SECONDS.get(s.name, 360), bound))
     worst_seconds, worst = estimate(lambda s: bound)
     usd, worst_usd = sum(expected.values()), sum(worst.values())
     costs = [f"    {label}: {amount:.4f} USD (at worst {worst[label]:.4f})" for label, amount in expected.items() if amount]

@@ -80,12 +80,15 @@ class AccountBackend:
 
     def own_nat(self, zone: str) -> str | None:
         """The zone's NAT when the zone is whole on it: converged (EIP, source/dest check off, every
-        default route) on its group's newest InService instance, the group holding no other."""
+        default route) on its group's newest InService instance, running, the group holding no
+        other."""
         state = self.state()
         if state is None:
             return None
         found = state.zone(zone)
-        if found.owner is None or len(found.instances) != 1 or not found.converged():
+        # A NAT killed a moment ago is still InService, with the EIP and the routes, until its
+        # group's health check notices: it is not whole unless EC2 has it running.
+        if found.owner is None or not found.owner.alive or len(found.instances) != 1 or not found.converged():
             return None
         return found.owner.id
 
