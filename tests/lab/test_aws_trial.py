@@ -26,7 +26,7 @@ from nat_lab.lab.core import Lab, Settings, default_module
 from nat_lab.lab.eventbridge import EventBridge
 from nat_lab.lab.fabric import ECHO_ADDRESS
 from nat_lab.lab.hookwire import Hook
-from nat_lab.lab.scenarios import LAB_FIS_ROLE, REFRESH_PREFERENCES, hook_config, own_nat, settle
+from nat_lab.lab.scenarios import LAB_FIS_ROLE, REFRESH_PREFERENCES, buy_spot, hook_config, own_nat, settle
 from nat_lab.trial.probes import Probes, running
 
 SHORT = Settings(boot_delay=3.0, refresh_warmup=2.0, schedule_seconds=10.0, streams=0)
@@ -145,13 +145,7 @@ def test_a_spot_interruption_goes_through_fault_injection_service_and_leaves_no_
     group = account.lab.world.zones[zone]
     # The zone's group buys Spot (as the module's spot-with-fallback), and a refresh makes its NAT a Spot one.
     autoscaling = account.lab.emulator.client("autoscaling")
-    autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=group.name,
-        MixedInstancesPolicy={
-            "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": group.launch_template, "Version": "$Latest"}},
-            "InstancesDistribution": {"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 0},
-        },
-    )
+    buy_spot(autoscaling, group)
     autoscaling.start_instance_refresh(
         AutoScalingGroupName=group.name, Strategy="Rolling", Preferences={**REFRESH_PREFERENCES, "InstanceWarmup": 1}
     )

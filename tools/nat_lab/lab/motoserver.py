@@ -72,6 +72,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from nat_lab import fis
 from nat_lab.constants import ACCOUNT, LEAVING_STATES, REGION
 from nat_lab.lab import ssm_hosts
 
@@ -102,7 +103,6 @@ LAUNCH_RETRY_SECONDS = 2.0  # Auto Scaling tries a failed launch again (with a b
 WARMUPS: dict[str, int] = {}  # group -> its DefaultInstanceWarmup, when it has one
 SPOT_WARNINGS: list[dict] = []  # EC2's Spot interruption warnings FIS sent, in order: instance, experiment
 RECLAIMS: dict[str, tuple[float, str]] = {}  # instance -> (when EC2 reclaims it, the experiment)
-SPOT_INTERRUPTION_ACTION = "aws:ec2:send-spot-instance-interruptions"
 SPOT_SHORTAGE = (
     "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available that "
     "matches your request. Launching EC2 instance failed."
@@ -257,7 +257,7 @@ def _install_fis() -> None:
         experiment = answer["id"]
         template = self.experiment_templates[experiment_template_id]
         for action in (template.actions or {}).values():
-            if action.get("actionId") != SPOT_INTERRUPTION_ACTION:
+            if action.get("actionId") != fis.SPOT_INTERRUPTION_ACTION:
                 continue
             due = time.monotonic() + notice_seconds(action)
             for target in (action.get("targets") or {}).values():

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .. import fis as fis_template
 from .. import hook as hook_lab
 from ..constants import DESTINATION
 from ..events import LAUNCH_SUCCESSFUL
@@ -284,7 +285,6 @@ def forwarding_breaks(run: Run) -> None:
 # EC2 warns two minutes before it reclaims a Spot instance; the lab's emulator keeps the order
 # (warning, the zone handed over, the replacement, the reclaim) and shortens the notice
 # (Settings.spot_notice).
-FIS_NOTICE = "PT2M"  # FIS's durationBeforeInterruption: EC2's own two minutes (its shortest)
 
 
 def spot_interruption(run: Run) -> None:
@@ -296,26 +296,15 @@ def spot_interruption(run: Run) -> None:
     fis = run.backend.client("fis")
     sts = run.backend.client("sts").get_caller_identity()
     region = run.backend.client("ec2").meta.region_name
+    arn = f"arn:aws:ec2:{region}:{sts['Account']}:instance/{instance}"
     template = fis.create_experiment_template(
-        clientToken=str(uuid.uuid4()),
-        description=f"nat-asg-hook: Spot interruption of {instance}",
-        roleArn=run.backend.fis_role_arn,
-        stopConditions=[{"source": "none"}],
-        targets={
-            "nat": {
-                "resourceType": "aws:ec2:spot-instance",
-                "resourceArns": [f"arn:aws:ec2:{region}:{sts['Account']}:instance/{instance}"],
-                "selectionMode": "ALL",
-            }
-        },
-        actions={
-            "interrupt": {
-                "actionId": "aws:ec2:send-spot-instance-interruptions",
-                "parameters": {"durationBeforeInterruption": FIS_NOTICE},
-                "targets": {"SpotInstances": "nat"},
-            }
-        },
-        tags={"nat-asg-hook:purpose": "spot-interruption"},
+        **fis_template.spot_interruption(
+            arn,
+            run.backend.fis_role_arn,
+            str(uuid.uuid4()),
+            f"nat-asg-hook: Spot interruption of {instance}",
+            {"nat-asg-hook:purpose": "spot-interruption"},
+        )
     )["experimentTemplate"]["id"]
     run.seen.setdefault("experiments", {})[zone] = {"template": template}
     run.mark("EC2 Spot Instance Interruption Warning (FIS)", zone)
@@ -352,11 +341,11 @@ def hook_config(lab: Lab, failover: bool) -> dict:
     return lab.world.config(failover=failover, spot_retry_seconds=SPOT_RETRY_SECONDS)
 
 
-def buy_spot(run: Run, zone: str) -> None:
-    """The zone's group buys Spot, as the nat-instance module's capacity "spot-with-fallback" makes
-    it: a mixed instances policy over its launch template, no on-demand base, 0 % on-demand."""
-    group = run.lab.world.zones[zone]
-    run.autoscaling.update_auto_scaling_group(
+def buy_spot(autoscaling, group) -> None:
+    """The group (a `nat_lab.world.Group`) buys Spot, as the nat-instance module's capacity
+    "spot-with-fallback" makes it: a mixed instances policy over its launch template, no on-demand
+    base, 0 % on-demand. Its next launch is a Spot instance."""
+    autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=group.name,
         MixedInstancesPolicy={
             "LaunchTemplate": {
@@ -385,7 +374,7 @@ def spot_unavailable(run: Run) -> None:
     which takes the zone back. Spot stays short for the whole run."""
     zone = run.zones[0]
     group = run.group(zone)
-    buy_spot(run, zone)
+    buy_spot(run.autoscaling, run.lab.world.zones[zone])
     run.lab.emulator.spot_short(group)
     run.mark("no Spot capacity left in the zone", zone)
     run.seen["before"] = purchase(run, zone)

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from .. import fis
 from . import ShimError
 
 REGION = "eu-west-3"  # a region of its own: nothing the tools seed lives there
@@ -63,6 +64,16 @@ def failed(check: str, seen: str) -> ShimError:
 def expect(check: str, ok: bool, seen) -> None:
     if not ok:
         raise failed(check, f"saw {seen!r}")
+
+
+def refuses(check: str, code: str, call, **params) -> None:
+    """`call(**params)` must fail with AWS's error `code`."""
+    try:
+        call(**params)
+    except ClientError as exc:
+        expect(check, exc.response["Error"]["Code"] == code, exc.response["Error"])
+    else:
+        expect(check, False, f"{call.__name__} succeeded")
 
 
 def run(endpoint: str, data_plane: bool = False) -> None:
@@ -171,44 +182,20 @@ def run(endpoint: str, data_plane: bool = False) -> None:
             recorded = [(e["region"], e["source"]) for e in motoserver.PUT_EVENTS]
             expect(current, recorded[-1:] == [(REGION, "nat-lab.selfcheck")], recorded)
             current = "lab.instance-refresh answered (moto has none)"
-            try:
-                c.autoscaling.start_instance_refresh(AutoScalingGroupName="selfcheck-none", Strategy="Rolling")
-            except ClientError as exc:
-                expect(current, exc.response["Error"]["Code"] == "ValidationError", exc.response["Error"])
-            else:
-                expect(current, False, "a refresh of a group that does not exist started")
+            refuses(
+                current, "ValidationError", c.autoscaling.start_instance_refresh, AutoScalingGroupName="selfcheck-none", Strategy="Rolling"
+            )
             found = c.autoscaling.describe_instance_refreshes(AutoScalingGroupName="selfcheck-none")
             expect(current, found.get("InstanceRefreshes") == [], found)
             current = "lab.ssm-hosts: Run Command only on the lab's hosts"
-            try:
-                c.ssm.send_command(
-                    InstanceIds=["i-00000000000selfck"], DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]}
-                )
-            except ClientError as exc:
-                expect(current, exc.response["Error"]["Code"] == "InvalidInstanceId", exc.response["Error"])
-            else:
-                expect(current, False, "a command was sent to an instance that is no lab host")
+            command = {"DocumentName": "AWS-RunShellScript", "Parameters": {"commands": ["true"]}}
+            refuses(current, "InvalidInstanceId", c.ssm.send_command, InstanceIds=["i-00000000000selfck"], **command)
             current = "lab.fis-spot-interruption: EC2 warns, the reclaim waits for the notice"
-            template = c.fis.create_experiment_template(
-                clientToken="selfcheck",
-                description="selfcheck",
-                roleArn="arn:aws:iam::123456789012:role/selfcheck",
-                stopConditions=[{"source": "none"}],
-                targets={
-                    "nat": {
-                        "resourceType": "aws:ec2:spot-instance",
-                        "resourceArns": [f"arn:aws:ec2:{REGION}:123456789012:instance/i-00000000000selfck"],
-                        "selectionMode": "ALL",
-                    }
-                },
-                actions={
-                    "interrupt": {
-                        "actionId": motoserver.SPOT_INTERRUPTION_ACTION,
-                        "parameters": {"durationBeforeInterruption": "PT2M"},
-                        "targets": {"SpotInstances": "nat"},
-                    }
-                },
-            )["experimentTemplate"]["id"]
+            arn = f"arn:aws:ec2:{REGION}:123456789012:instance/i-00000000000selfck"
+            role = "arn:aws:iam::123456789012:role/selfcheck"
+            template = c.fis.create_experiment_template(**fis.spot_interruption(arn, role, "selfcheck", "selfcheck"))["experimentTemplate"][
+                "id"
+            ]
             experiment = c.fis.start_experiment(clientToken="selfcheck", experimentTemplateId=template)["experiment"]["id"]
             warned = [w for w in motoserver.SPOT_WARNINGS if w["experiment"] == experiment]
             expect(current, [w["instance"] for w in warned] == ["i-00000000000selfck"], motoserver.SPOT_WARNINGS)
@@ -225,12 +212,7 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         c.complete("selfcheck", LAUNCH, instance)
         expect(current, c.members("selfcheck") == {instance: "InService"}, c.members("selfcheck"))
         current = "lifecycle: a completed action is AWS's ValidationError"
-        try:
-            c.complete("selfcheck", LAUNCH, instance)
-        except ClientError as exc:
-            expect(current, exc.response["Error"]["Code"] == "ValidationError", exc.response["Error"])
-        else:
-            expect(current, False, "the second completion succeeded")
+        refuses(current, "ValidationError", c.complete, group="selfcheck", hook=LAUNCH, instance=instance)
 
         current = "lifecycle: terminate held in Terminating:Wait"
         c.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance, ShouldDecrementDesiredCapacity=False)
@@ -275,22 +257,14 @@ def run(endpoint: str, data_plane: bool = False) -> None:
         c.iam.create_instance_profile(InstanceProfileName="selfcheck-removal")
         c.iam.add_role_to_instance_profile(InstanceProfileName="selfcheck-removal", RoleName="selfcheck")
         c.iam.remove_role_from_instance_profile(InstanceProfileName="selfcheck-removal", RoleName="selfcheck")
-        try:
-            c.iam.remove_role_from_instance_profile(InstanceProfileName="selfcheck-removal", RoleName="selfcheck")
-        except ClientError as exc:
-            expect(current, exc.response["Error"]["Code"] == "NoSuchEntity", exc.response["Error"])
-        else:
-            expect(current, False, "the second removal succeeded")
+        refuses(
+            current, "NoSuchEntity", c.iam.remove_role_from_instance_profile, InstanceProfileName="selfcheck-removal", RoleName="selfcheck"
+        )
         current = "fidelity.delete-launch-template-not-found"
         gone = c.ec2.create_launch_template(LaunchTemplateName="selfcheck-gone", LaunchTemplateData={"InstanceType": "t4g.nano"})
         gone_id = gone["LaunchTemplate"]["LaunchTemplateId"]
         c.ec2.delete_launch_template(LaunchTemplateId=gone_id)
-        try:
-            c.ec2.delete_launch_template(LaunchTemplateId=gone_id)
-        except ClientError as exc:
-            expect(current, exc.response["Error"]["Code"] == "InvalidLaunchTemplateId.NotFound", exc.response["Error"])
-        else:
-            expect(current, False, "the second deletion succeeded")
+        refuses(current, "InvalidLaunchTemplateId.NotFound", c.ec2.delete_launch_template, LaunchTemplateId=gone_id)
         current = "fidelity.lambda-configuration"
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as z:

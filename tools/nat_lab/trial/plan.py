@@ -96,25 +96,24 @@ def make(
             runs.append((scenario, zone))
     prices = [USD_PER_HOUR.get(t, UNKNOWN_TYPE_USD_PER_HOUR) for t in env.instance_types.values()] or [UNKNOWN_TYPE_USD_PER_HOUR]
 
-    def estimate(replacement) -> tuple[float, dict[str, float]]:
-        """Seconds, and USD by item, when each run's replacement takes `replacement(scenario)` s."""
-        extra_hours = sum(replacement(s) for s, _ in runs) / 3600.0
-        probing = sum(lead_in + replacement(s) + tail for s, _ in runs)
-        return sum(lead_in + replacement(s) + tail + (settle if replacement(s) == bound else SETTLE_SECONDS) for s, _ in runs), {
+    def estimate(replacement: dict[str, float], between: float) -> tuple[float, dict[str, float]]:
+        """Seconds, and USD by item, when a run's replacement takes `replacement[scenario]` s and
+        every zone is whole again `between` s later."""
+        waits = [replacement[s.name] for s, _ in runs]
+        probing = sum(lead_in + wait + tail for wait in waits)
+        extra_hours = sum(waits) / 3600.0
+        spot_runs = sum(1 for s, _ in runs if s.name == "spot-interruption")
+        gigabytes_out = probing * rate * len(env.zones) * BYTES_OUT_PER_PROBE / 1e9
+        return probing + between * len(runs), {
             "replacement NAT instances (one per run, billed per second)": extra_hours * max(prices),
             "their temporary public IPv4 addresses": extra_hours * PUBLIC_IPV4_USD_PER_HOUR,
-            f"probe traffic out ({rate:g} requests/s per zone while probing)": probing
-            * rate
-            * len(env.zones)
-            * BYTES_OUT_PER_PROBE
-            / 1e9
-            * EGRESS_USD_PER_GB,
-            "Fault Injection Service (Spot interruptions, 3 action-minutes each)": sum(3 for s, _ in runs if s.name == "spot-interruption")
-            * FIS_USD_PER_ACTION_MINUTE,
+            f"probe traffic out ({rate:g} requests/s per zone while probing)": gigabytes_out * EGRESS_USD_PER_GB,
+            "Fault Injection Service (Spot interruptions, 3 action-minutes each)": spot_runs * 3 * FIS_USD_PER_ACTION_MINUTE,
         }
 
-    seconds, expected = estimate(lambda s: min(EXPECTED_SECONDS.get(s.name, 360), bound))
-    worst_seconds, worst = estimate(lambda s: bound)
+    names = {s.name for s, _ in runs}
+    seconds, expected = estimate({n: min(EXPECTED_SECONDS.get(n, 360), bound) for n in names}, SETTLE_SECONDS)
+    worst_seconds, worst = estimate(dict.fromkeys(names, bound), settle)
     usd, worst_usd = sum(expected.values()), sum(worst.values())
     costs = [f"    {label}: {amount:.4f} USD (at worst {worst[label]:.4f})" for label, amount in expected.items() if amount]
     types = ", ".join(f"{z}: {t or '?'}{' (Spot)' if env.spot.get(z) else ''}" for z, t in env.instance_types.items())
