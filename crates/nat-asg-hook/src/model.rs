@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::capacity::GroupCapacity;
+
 /// Whether the hook may change anything. It serializes as the status of the actions it produced:
 /// `applied`, or `planned` in a dry run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -201,6 +203,8 @@ pub struct World {
     pub members: BTreeMap<String, Option<Vec<AsgMember>>>,
     /// The groups read that carry the drain tag (`DRAINED_TAG`), with its mark.
     pub drained: BTreeMap<String, DrainMark>,
+    /// Per group read: how it buys its instance, and when Spot was last unavailable (the Spot fallback).
+    pub capacity: BTreeMap<String, GroupCapacity>,
     pub instances: Vec<InstanceView>,
     pub addresses: Vec<AddressView>,
     pub route_tables: Vec<RouteTableView>,

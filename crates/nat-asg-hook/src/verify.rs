@@ -165,21 +165,14 @@ pub async fn verify(clients: &Clients, config: &Config) -> Result<Verdict, AwsEr
     }
     let every_group_missing = config.groups.keys().all(|g| matches!(world.members.get(g), Some(None)));
     let mut zones = assess_all(config, &world);
-    // Best effort: the Spot fallback's hold is a note, never a verdict.
-    let names: Vec<String> = config.groups.keys().cloned().collect();
-    match crate::aws::capacity::read(clients, &names).await {
-        Ok(groups) => {
-            let now_ms = i64::try_from(crate::handler::now_ms()).unwrap_or(i64::MAX);
-            for read in groups {
-                let hold = on_demand_hold(config.spot_fallback.as_ref(), &read.capacity, now_ms);
-                if let (Some(hold), Some(zone)) =
-                    (hold, zones.iter_mut().find(|z| z.auto_scaling_group == read.capacity.group))
-                {
-                    zone.capacity = Some(describe_hold(hold));
-                }
-            }
-        }
-        Err(e) => tracing::info!(error = %e, "could not read how the groups buy their NATs"),
+    // The Spot fallback's hold, from the groups as observe read them: a note, never a verdict.
+    let now_ms = i64::try_from(crate::handler::now_ms()).unwrap_or(i64::MAX);
+    for zone in &mut zones {
+        let hold = world
+            .capacity
+            .get(&zone.auto_scaling_group)
+            .and_then(|c| on_demand_hold(config.spot_fallback.as_ref(), c, now_ms));
+        zone.capacity = hold.map(describe_hold);
     }
     Ok(Verdict { zones, every_group_missing })
 }

@@ -27,6 +27,12 @@ pub async fn read(clients: &Clients, names: &[String]) -> Result<Vec<GroupRead>,
         .collect())
 }
 
+/// How a group buys its instance, as DescribeAutoScalingGroups describes it (observe reads it with
+/// the members).
+pub fn group_capacity(group: &AutoScalingGroup) -> GroupCapacity {
+    group_read(group).capacity
+}
+
 fn group_read(group: &AutoScalingGroup) -> GroupRead {
     let distribution = group.mixed_instances_policy().and_then(|p| p.instances_distribution()).cloned();
     let spot_unavailable_ms = group

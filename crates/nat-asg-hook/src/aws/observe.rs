@@ -10,6 +10,7 @@ use aws_sdk_ec2::types::{Filter, Instance, RouteState};
 use tracing::instrument;
 
 use super::Clients;
+use crate::capacity::GroupCapacity;
 use crate::config::Config;
 use crate::error::AwsError;
 use crate::model::{
@@ -24,9 +25,10 @@ const GROUP_TAG: &str = "aws:autoscaling:groupName";
 /// path, where a second round would lengthen the outage).
 #[instrument(skip(clients, config), fields(instances = ?instance_ids))]
 pub async fn observe_all(clients: &Clients, config: &Config, instance_ids: &[String]) -> Result<World, AwsError> {
-    let ((addresses, route_tables, named), ((members, drained), group_instances)) =
+    let ((addresses, route_tables, named), (read, group_instances)) =
         tokio::try_join!(state(clients, config, instance_ids), groups(clients, config))?;
-    let mut world = World { members, drained, instances: named, addresses, route_tables };
+    let GroupsRead { members, drained, capacity } = read;
+    let mut world = World { members, drained, capacity, instances: named, addresses, route_tables };
     world.add_instances(group_instances);
     Ok(world)
 }
@@ -52,9 +54,10 @@ pub async fn observe_instance(clients: &Clients, instance_id: &str) -> Result<Op
 /// Adds the groups to a world read by `observe_state`: the second round.
 #[instrument(skip_all)]
 pub async fn add_groups(clients: &Clients, config: &Config, world: &mut World) -> Result<(), AwsError> {
-    let ((members, drained), instances) = groups(clients, config).await?;
-    world.members = members;
-    world.drained = drained;
+    let (read, instances) = groups(clients, config).await?;
+    world.members = read.members;
+    world.drained = read.drained;
+    world.capacity = read.capacity;
     world.add_instances(instances);
     Ok(())
 }
@@ -109,8 +112,14 @@ async fn state(clients: &Clients, config: &Config, instance_ids: &[String]) -> R
     )
 }
 
-/// Per group read: its members (None: the group does not exist); and the groups drained by hand.
-type GroupsRead = (BTreeMap<String, Option<Vec<AsgMember>>>, BTreeMap<String, DrainMark>);
+/// The groups as one DescribeAutoScalingGroups returns them: per group read its members (None: the
+/// group does not exist); the groups drained by hand; and how each buys its instance (its tags and
+/// distribution come with the same call: neither a drain nor the Spot fallback costs a read).
+struct GroupsRead {
+    members: BTreeMap<String, Option<Vec<AsgMember>>>,
+    drained: BTreeMap<String, DrainMark>,
+    capacity: BTreeMap<String, GroupCapacity>,
+}
 
 type Groups = (GroupsRead, Vec<InstanceView>);
 
@@ -191,6 +200,14 @@ pub async fn auto_scaling_groups(clients: &Clients, names: &[String]) -> Result<
 /// same call returns the groups' tags: a drain costs no extra read).
 async fn describe_groups(clients: &Clients, names: &[String]) -> Result<GroupsRead, AwsError> {
     let found = auto_scaling_groups(clients, names).await?;
+    let capacity = found
+        .iter()
+        .filter(|g| g.auto_scaling_group_name().is_some_and(|n| names.iter().any(|x| x == n)))
+        .map(|g| {
+            let read = super::capacity::group_capacity(g);
+            (read.group.clone(), read)
+        })
+        .collect();
     let drained = found
         .iter()
         .filter_map(|g| {
@@ -219,7 +236,7 @@ async fn describe_groups(clients: &Clients, names: &[String]) -> Result<GroupsRe
             (name.clone(), members)
         })
         .collect();
-    Ok((members, drained))
+    Ok(GroupsRead { members, drained, capacity })
 }
 
 async fn describe_addresses(clients: &Clients, allocation_ids: &[String]) -> Result<Vec<AddressView>, AwsError> {
